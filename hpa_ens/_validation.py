@@ -1,0 +1,129 @@
+"""Input validation in one place. Every refusal is one line that names the file, row or column.
+
+Parameter errors follow scikit-learn's shape: "The 'x' parameter of f must be …. Got … instead."
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .classes import N_CLASSES
+
+
+class ContractError(ValueError):
+    """A file or array breaks the contract between stages (ids, columns, values)."""
+
+
+def _preview(items: Iterable, k: int = 3) -> str:
+    items = list(items)
+    shown = ", ".join(repr(str(x)) for x in items[:k])
+    return shown + (", …" if len(items) > k else "")
+
+
+def check_param(name: str, value, expected: str, ok: bool, owner: str | None = None) -> None:
+    """Raise ``ValueError`` in scikit-learn's shape unless ``ok``."""
+    if not ok:
+        where = f" of {owner}" if owner else ""
+        raise ValueError(f"The '{name}' parameter{where} must be {expected}. Got {value!r} instead.")
+
+
+def check_id(value, source: str, row: int | None = None) -> str:
+    """An Id is a non-empty string with no path separator (it becomes part of file names)."""
+    where = f"{source}, row {row}" if row is not None else source
+    if not isinstance(value, str) or value.strip() == "":
+        raise ContractError(f"{where}: an Id must be a non-empty string. Got {value!r} instead.")
+    if "/" in value or "\\" in value or value in (".", "..") or (os.sep in value):
+        raise ContractError(
+            f"{where}: Id {value!r} contains a path separator; Ids become file names. Got {value!r} instead."
+        )
+    return value
+
+
+def check_ids(ids: Sequence, source: str) -> None:
+    """Every Id valid and unique (rows are 1-based data rows, header excluded)."""
+    seen: dict[str, int] = {}
+    dupes: list[str] = []
+    for row, value in enumerate(ids, start=1):
+        check_id(value, source, row)
+        if value in seen:
+            dupes.append(value)
+        seen[value] = row
+    if dupes:
+        raise ContractError(
+            f"{source}: {len(dupes)} duplicated Ids (each Id must appear once); first: {_preview(dupes)}."
+        )
+
+
+def check_same_ids(got: Sequence[str], expected: Sequence[str], source: str, against: str) -> None:
+    """Refuse missing or extra Ids, with counts and the first few of each."""
+    got_set, exp_set = set(got), set(expected)
+    missing = [i for i in expected if i not in got_set]
+    extra = [i for i in got if i not in exp_set]
+    if missing:
+        raise ContractError(
+            f"{source}: {len(missing)} Ids of {against} are missing (expected {len(exp_set)} Ids, "
+            f"got {len(got_set)}); first: {_preview(missing)}."
+        )
+    if extra:
+        raise ContractError(
+            f"{source}: {len(extra)} Ids are not in {against} (expected {len(exp_set)} Ids, "
+            f"got {len(got_set)}); first: {_preview(extra)}."
+        )
+
+
+def check_probabilities(values: np.ndarray, source: str, ids: Sequence[str] | None = None) -> np.ndarray:
+    """Refuse NaN/inf and values outside [0, 1]; return ``values`` as float64.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_classes)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        rows, cols = np.nonzero(~finite)
+        r, c = int(rows[0]), int(cols[0])
+        who = f"Id {ids[r]!r}" if ids is not None else f"row {r + 1}"
+        raise ContractError(
+            f"{source}: {int((~finite).sum())} values are NaN or infinite; first at {who}, column '{c}'. "
+            f"Got {values[r, c]!r} instead of a probability."
+        )
+    bad = (values < 0.0) | (values > 1.0)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        r, c = int(rows[0]), int(cols[0])
+        who = f"Id {ids[r]!r}" if ids is not None else f"row {r + 1}"
+        raise ContractError(
+            f"{source}: {int(bad.sum())} values lie outside [0, 1] (min {values.min():.4g}, max {values.max():.4g}); "
+            f"these look like logits: apply a sigmoid first. First at {who}, column '{c}': {values[r, c]!r}."
+        )
+    return values
+
+
+def check_indicator(y: np.ndarray, name: str = "y", n_classes: int = N_CLASSES) -> np.ndarray:
+    """An (n_samples, n_classes) 0/1 matrix, returned as bool."""
+    arr = np.asarray(y)
+    if arr.ndim != 2 or arr.shape[1] != n_classes:
+        raise ValueError(
+            f"The '{name}' parameter must be an indicator matrix of shape (n_samples, {n_classes}). "
+            f"Got shape {arr.shape} instead."
+        )
+    if arr.dtype != bool:
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"The '{name}' parameter must hold only 0 and 1. Got other values instead.")
+        arr = arr.astype(bool)
+    return arr
+
+
+def check_thresholds(thresholds, n_classes: int = N_CLASSES, name: str = "thresholds") -> np.ndarray:
+    arr = np.asarray(thresholds, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n_classes, float(arr))
+    if arr.shape != (n_classes,) or not np.isfinite(arr).all():
+        raise ValueError(
+            f"The '{name}' parameter must be a finite scalar or a list of {n_classes} floats. Got {thresholds!r} instead."
+        )
+    return arr
