@@ -119,8 +119,8 @@ def read_probs(path, ids: Sequence[str] | None = None, against: str = "the expec
             df = df.reset_index()
     else:
         try:
-            # round_trip: values read back bit-identical to what was written.
-            df = pd.read_csv(path, dtype={"Id": str}, float_precision="round_trip", keep_default_na=False,
+            # pandas 3 parses floats round-trip exactly by default (tested).
+            df = pd.read_csv(path, dtype={"Id": str}, keep_default_na=False,
                              na_values=["", "nan", "NaN", "NA"])
         except pd.errors.EmptyDataError:
             raise ContractError(f"{source}: the file is empty; expected a header Id,0,1,…,27 and one row per Id.") from None
