@@ -1,0 +1,419 @@
+"""Cross-validation folds: multilabel-stratified, duplicate-aware, with a split-quality report.
+
+``python -m hpa_ens.folds --labels train.csv --out folds.csv --n-folds 5 --seed 0 [--groups FILE ...]``
+
+Duplicate Ids (``--groups``) are merged into groups first; each group is stratified as one sample
+carrying the union of its members' labels, and its fold is then given to every member, so a group
+never spans two folds. The splitter itself is ``iterstrat``'s ``MultilabelStratifiedKFold``
+(Sechidis et al. 2011) with ``shuffle=True`` and the seed.
+
+Strategies (``--strategy``):
+
+``iterative`` (default)
+    Iterative stratification over all 28 labels jointly.
+``rarest``
+    Each group is reduced to its rarest label (the class with the fewest positives in the whole set)
+    and split with scikit-learn's ``StratifiedKFold``; the usual Kaggle-kernel recipe.
+``single-first``
+    Single-label groups are split with ``StratifiedKFold`` on their one label, multi-label groups with
+    iterative stratification; fold j of one part is joined to the fold of the other part that
+    balances sizes best.
+
+The split-quality measures (see ``docs/folds_eda.md`` for the formulas) are computed for the chosen
+strategy and, as a baseline, for a shuffled ``KFold`` with the same seed on the same labels.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._cli import console, entry, parser
+from ._io import atomic_write_json
+from ._validation import check_param
+from .classes import CLASS_NAMES, N_CLASSES
+
+STRATEGIES: tuple[str, ...] = ("iterative", "rarest", "single-first")
+
+__all__ = [
+    "STRATEGIES",
+    "group_label_union",
+    "make_folds",
+    "rarest_label",
+    "split_quality",
+    "compare_with_kfold",
+    "kfold_assign",
+    "main",
+]
+
+
+# ---------------------------------------------------------------------------------------- core
+def group_label_union(Y: np.ndarray, codes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse rows into groups carrying the union of their labels.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes), 0/1
+    codes : ndarray of shape (n_samples,) or None
+        Group number of each row; ``None`` means every row is its own group.
+
+    Returns
+    -------
+    group_Y : ndarray of shape (n_groups, n_classes), uint8
+        Groups ordered by their code.
+    inverse : ndarray of shape (n_samples,)
+        Row -> group index, so ``group_Y[inverse]`` is the group label of each row.
+    """
+    Y = np.asarray(Y).astype(np.uint8)
+    if codes is None:
+        return Y, np.arange(len(Y))
+    codes = np.asarray(codes)
+    check_param("codes", codes.shape, f"of shape ({len(Y)},)", codes.shape == (len(Y),), "group_label_union")
+    _, inverse = np.unique(codes, return_inverse=True)
+    inverse = inverse.ravel()
+    group_Y = np.zeros((int(inverse.max()) + 1 if len(inverse) else 0, Y.shape[1]), dtype=np.uint8)
+    np.maximum.at(group_Y, inverse, Y)
+    return group_Y, inverse
+
+
+def rarest_label(Y: np.ndarray) -> np.ndarray:
+    """Each row's rarest label (fewest positives over ``Y``); ``-1`` for a row with no label.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes)
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int64
+    """
+    Y = np.asarray(Y).astype(bool)
+    counts = Y.sum(axis=0).astype(np.float64)
+    # Ties between equally rare classes go to the lower class id (argmin takes the first).
+    masked = np.where(Y, counts[None, :], np.inf)
+    labels = np.argmin(masked, axis=1).astype(np.int64)
+    labels[~Y.any(axis=1)] = -1
+    return labels
+
+
+def _to_folds(splits, n_samples: int) -> np.ndarray:
+    folds = np.full(n_samples, -1, dtype=np.int64)
+    for fold, (_, test_index) in enumerate(splits):
+        folds[test_index] = fold
+    return folds
+
+
+def _iterative(Y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    # shuffle=True is what makes random_state legal in current scikit-learn (iterstrat issue #29).
+    splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return _to_folds(splitter.split(np.zeros(len(Y)), Y), len(Y))
+
+
+def _stratified_single(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # Classes with fewer members than folds are expected (HPA class 27 has 11 positives);
+        # StratifiedKFold still spreads them one per fold.
+        warnings.filterwarnings("ignore", message=".*least populated class.*", category=UserWarning)
+        return _to_folds(splitter.split(np.zeros(len(labels)), labels), len(labels))
+
+
+def _single_first(Y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    n_labels = Y.sum(axis=1)
+    single = n_labels <= 1
+    folds = np.full(len(Y), -1, dtype=np.int64)
+    part_single = np.flatnonzero(single)
+    part_multi = np.flatnonzero(~single)
+    if len(part_single) < n_folds or len(part_multi) < n_folds:
+        # Too few of one kind to split it on its own: fall back to one joint split.
+        return _iterative(Y, n_folds, seed)
+    folds_single = _stratified_single(rarest_label(Y[part_single]), n_folds, seed)
+    folds_multi = _iterative(Y[part_multi], n_folds, seed)
+    # Join the largest single-label fold with the smallest multi-label fold, and so on (stable sorts,
+    # so the pairing is deterministic).
+    order_single = np.argsort(-np.bincount(folds_single, minlength=n_folds), kind="stable")
+    order_multi = np.argsort(np.bincount(folds_multi, minlength=n_folds), kind="stable")
+    remap_multi = np.empty(n_folds, dtype=np.int64)
+    remap_multi[order_multi] = order_single
+    folds[part_single] = folds_single
+    folds[part_multi] = remap_multi[folds_multi]
+    return folds
+
+
+def make_folds(Y: np.ndarray, n_folds: int = 5, seed: int = 0, codes: np.ndarray | None = None,
+               strategy: str = "iterative") -> np.ndarray:
+    """Assign every row to a fold, keeping each duplicate group in one fold.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes), 0/1
+        Label indicator matrix.
+    n_folds : int, >= 2
+    seed : int
+        Same seed and same rows in the same order -> same folds.
+    codes : ndarray of shape (n_samples,), optional
+        Duplicate-group number of each row (``hpa_ens.groups.group_codes``); rows with equal codes
+        land in the same fold.
+    strategy : {"iterative", "rarest", "single-first"}
+
+    Returns
+    -------
+    folds : ndarray of shape (n_samples,), int64 in 0..n_folds-1
+    """
+    check_param("strategy", strategy, f"one of {list(STRATEGIES)}", strategy in STRATEGIES, "make_folds")
+    check_param("n_folds", n_folds, "an integer >= 2", isinstance(n_folds, (int, np.integer)) and n_folds >= 2,
+                "make_folds")
+    check_param("seed", seed, "a non-negative integer", isinstance(seed, (int, np.integer)) and seed >= 0, "make_folds")
+    Y = np.asarray(Y)
+    check_param("Y", Y.shape, "a 2-D indicator matrix", Y.ndim == 2, "make_folds")
+    group_Y, inverse = group_label_union(Y, codes)
+    if len(group_Y) < n_folds:
+        raise ValueError(
+            f"The 'n_folds' parameter of make_folds must be <= the number of groups ({len(group_Y)}). Got {n_folds} instead."
+        )
+    if strategy == "iterative":
+        group_folds = _iterative(group_Y, n_folds, seed)
+    elif strategy == "rarest":
+        group_folds = _stratified_single(rarest_label(group_Y), n_folds, seed)
+    else:
+        group_folds = _single_first(group_Y, n_folds, seed)
+    return group_folds[inverse]
+
+
+def kfold_assign(n_samples: int, n_folds: int, seed: int) -> np.ndarray:
+    """Plain shuffled ``KFold`` folds (the baseline), shape (n_samples,)."""
+    from sklearn.model_selection import KFold
+
+    return _to_folds(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(n_samples)), n_samples)
+
+
+# ------------------------------------------------------------------------------------- quality
+def _distribution_distance(subset_pos: np.ndarray, subset_size: np.ndarray, total_pos: np.ndarray, total: int) -> float:
+    """Mean over targets (columns) and folds (rows) of |pos/neg in fold - pos/neg in all| (Sechidis 2011).
+
+    A denominator of 0 (every example of a fold is positive) is taken as 1 so the value stays finite.
+    """
+    neg = subset_size[:, None] - subset_pos
+    ratio_fold = subset_pos / np.maximum(neg, 1)
+    ratio_all = total_pos / np.maximum(total - total_pos, 1)
+    return float(np.mean(np.abs(ratio_fold - ratio_all[None, :])))
+
+
+def split_quality(Y: np.ndarray, folds: np.ndarray, n_folds: int | None = None,
+                  codes: np.ndarray | None = None) -> dict:
+    """Measure how evenly a split spreads the labels.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes), 0/1
+    folds : ndarray of shape (n_samples,), ints 0..K-1
+    n_folds : int, optional
+        K; by default ``folds.max() + 1``.
+    codes : ndarray of shape (n_samples,), optional
+        Duplicate groups; adds ``groups_split`` (groups whose members sit in more than one fold).
+
+    Returns
+    -------
+    report : dict
+        ``fold_sizes`` (K,), ``positives`` (K, n_classes) positives per fold and class,
+        ``pos_min`` / ``pos_max`` (n_classes,), ``LD``, ``LPD`` (Sechidis et al. 2011; 0 is perfect),
+        ``ED`` (mean |fold size - n/K|), ``FZ`` (fold-class cells with no positive although the class
+        has at least K positives), ``FZLP`` (same for label pairs occurring at least K times),
+        ``max_rel_dev`` (largest |positives - expected| / expected over classes with >= K positives).
+    """
+    Y = np.asarray(Y).astype(np.int64)
+    folds = np.asarray(folds).astype(np.int64)
+    n_samples, n_classes = Y.shape
+    K = int(n_folds if n_folds is not None else folds.max() + 1)
+    onehot = np.zeros((n_samples, K), dtype=np.int64)
+    onehot[np.arange(n_samples), folds] = 1
+    sizes = onehot.sum(axis=0)
+    positives = onehot.T @ Y  # (K, n_classes)
+    total_pos = Y.sum(axis=0)
+
+    # Label pairs: co-occurrence counts per fold, upper triangle, restricted to pairs present in Y.
+    pair_all = Y.T @ Y
+    iu = np.triu_indices(n_classes, k=1)
+    present = pair_all[iu] > 0
+    pair_fold = np.stack([(Y[folds == k].T @ Y[folds == k])[iu][present] for k in range(K)])
+    pair_total = pair_all[iu][present]
+
+    present_classes = total_pos > 0
+    ld = _distribution_distance(positives[:, present_classes], sizes, total_pos[present_classes], n_samples)
+    lpd = _distribution_distance(pair_fold, sizes, pair_total, n_samples) if present.any() else 0.0
+    expected = total_pos / K
+    enough = total_pos >= K
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_dev = np.abs(positives - expected[None, :]) / expected[None, :]
+    report = {
+        "n_samples": int(n_samples),
+        "n_folds": K,
+        "fold_sizes": sizes.tolist(),
+        "positives": positives.tolist(),
+        "class_total": total_pos.tolist(),
+        "pos_min": positives.min(axis=0).tolist(),
+        "pos_max": positives.max(axis=0).tolist(),
+        "LD": ld,
+        "LPD": lpd,
+        "ED": float(np.mean(np.abs(sizes - n_samples / K))),
+        "FZ": int((positives[:, enough] == 0).sum()),
+        "FZLP": int((pair_fold[:, pair_total >= K] == 0).sum()),
+        "max_rel_dev": float(rel_dev[:, enough].max()) if enough.any() else 0.0,
+    }
+    if codes is not None:
+        codes = np.asarray(codes)
+        frame = pd.DataFrame({"code": codes, "fold": folds})
+        report["groups_split"] = int((frame.groupby("code")["fold"].nunique() > 1).sum())
+    return report
+
+
+def compare_with_kfold(Y: np.ndarray, folds: np.ndarray, n_folds: int, seed: int,
+                       codes: np.ndarray | None = None) -> dict:
+    """``{"split": quality of folds, "kfold": quality of a shuffled KFold with the same seed}``."""
+    baseline = kfold_assign(len(Y), n_folds, seed)
+    return {
+        "split": split_quality(Y, folds, n_folds, codes),
+        "kfold": split_quality(Y, baseline, n_folds, codes),
+    }
+
+
+# ------------------------------------------------------------------------------------- outputs
+def report_table(comparison: dict, strategy: str):
+    """A rich table: per class positives per fold (min/max) for the split and for KFold, then totals."""
+    from rich.table import Table
+
+    split, kfold = comparison["split"], comparison["kfold"]
+    table = Table(title=f"Split quality: {strategy} vs shuffled KFold ({split['n_folds']} folds, "
+                        f"{split['n_samples']:,} rows)",
+                  caption="strategy columns: positives per fold, min–max; LD/LPD: 0 is perfect")
+    table.add_column("k", justify="right", no_wrap=True, min_width=2)
+    table.add_column("class", no_wrap=True, max_width=20, overflow="ellipsis")
+    for col in ("n", "n/K", strategy, "KFold"):
+        table.add_column(col, justify="right", no_wrap=True)
+    K = split["n_folds"]
+    for k in range(len(split["class_total"])):
+        total = split["class_total"][k]
+        name = CLASS_NAMES[k] if len(split["class_total"]) == N_CLASSES else str(k)
+        table.add_row(str(k), name, str(total), f"{total / K:.1f}",
+                      f"{split['pos_min'][k]}–{split['pos_max'][k]}",
+                      f"{kfold['pos_min'][k]}–{kfold['pos_max'][k]}")
+    table.add_section()
+    for key, fmt in (("LD", "{:.5f}"), ("LPD", "{:.5f}"), ("ED", "{:.1f}"), ("FZ", "{}"), ("FZLP", "{}"),
+                     ("max_rel_dev", "{:.3f}"), ("groups_split", "{}")):
+        if key in split:
+            table.add_row("", key, "", "", fmt.format(split[key]), fmt.format(kfold[key]))
+    table.add_row("", "fold sizes", "", f"{split['n_samples'] / K:.1f}",
+                  f"{min(split['fold_sizes'])}–{max(split['fold_sizes'])}",
+                  f"{min(kfold['fold_sizes'])}–{max(kfold['fold_sizes'])}")
+    return table
+
+
+def plot_quality(comparison: dict, strategy: str, path: Path, dpi: int = 100) -> None:
+    """Per class, the spread of positives per fold relative to the expected count (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    split, kfold = comparison["split"], comparison["kfold"]
+    K = split["n_folds"]
+    total = np.asarray(split["class_total"], dtype=np.float64)
+    expected = np.where(total > 0, total / K, np.nan)
+    x = np.arange(len(total))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for offset, (name, rep, color) in enumerate(((strategy, split, "tab:blue"), ("KFold", kfold, "tab:orange"))):
+        lo = np.asarray(rep["pos_min"]) / expected
+        hi = np.asarray(rep["pos_max"]) / expected
+        xs = x + (offset - 0.5) * 0.3
+        ax.vlines(xs, lo, hi, color=color, lw=3, label=f"{name} (LD {rep['LD']:.4f})")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(k) for k in x], fontsize=7)
+    ax.set_xlabel("class")
+    ax.set_ylabel("positives per fold / expected")
+    ax.set_title("Min–max positives per fold, relative to total/K")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write to a temp name then rename, like every other output.
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def report_paths(out: Path) -> tuple[Path, Path]:
+    """``folds.csv`` -> (``folds.report.json``, ``folds.report.png``) beside it."""
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    return out.with_name(f"{stem}.report.json"), out.with_name(f"{stem}.report.png")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def main(argv: Sequence[str] | None = None) -> int:
+    from .contract import write_folds
+    from .groups import group_codes, read_groups
+    from .labels import read_labels
+
+    p = parser("python -m hpa_ens.folds", "Multilabel-stratified, duplicate-aware cross-validation folds.")
+    p.add_argument("--labels", required=True, help="train.csv (Id,Target)")
+    p.add_argument("--out", required=True, help="folds.csv to write (Id,fold); the report goes beside it")
+    p.add_argument("--n-folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--groups", nargs="+", action="extend", default=[], metavar="FILE",
+                   help="duplicate files (ID,Group Id | Id1,Id2 | Id_a,Id_b | Extra,Test); repeatable")
+    p.add_argument("--strategy", choices=STRATEGIES, default="iterative")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG of the split quality")
+    args = p.parse_args(argv)
+
+    check_param("n_folds", args.n_folds, "an integer >= 2", args.n_folds >= 2)
+    check_param("seed", args.seed, "a non-negative integer", args.seed >= 0)
+    labels = read_labels(args.labels)
+    ids = labels.index.tolist()
+    Y = labels.to_numpy()
+    codes = None
+    n_dup_groups = n_dup_ids = 0
+    if args.groups:
+        groups = read_groups(args.groups, ids=ids)
+        codes = group_codes(groups, ids)
+        sizes = np.bincount(codes)
+        n_dup_groups = int((sizes > 1).sum())
+        n_dup_ids = int(sizes[sizes > 1].sum())
+        console.print(f"duplicate groups: {n_dup_groups} covering {n_dup_ids} train Ids "
+                      f"(from {len(args.groups)} file(s))")
+
+    start = time.perf_counter()
+    folds = make_folds(Y, args.n_folds, args.seed, codes, args.strategy)
+    seconds = time.perf_counter() - start
+    out = Path(args.out)
+    write_folds(out, pd.Series(folds, index=pd.Index(ids, name="Id"), name="fold"))
+
+    comparison = compare_with_kfold(Y, folds, args.n_folds, args.seed, codes)
+    json_path, png_path = report_paths(out)
+    atomic_write_json(json_path, {
+        "labels": str(args.labels),
+        "groups": [str(g) for g in args.groups],
+        "n_duplicate_groups": n_dup_groups,
+        "n_duplicate_ids": n_dup_ids,
+        "n_folds": args.n_folds,
+        "seed": args.seed,
+        "strategy": args.strategy,
+        **comparison,
+    })
+    if not args.no_plot:
+        plot_quality(comparison, args.strategy, png_path)
+    console.print(report_table(comparison, args.strategy))
+    console.print(f"wrote {out} ({len(ids):,} rows, {args.n_folds} folds, {seconds:.2f} s) and {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    entry(main)

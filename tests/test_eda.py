@@ -1,0 +1,153 @@
+"""Data exploration (hpa_ens.eda): label numbers, plots, index pages, streaming channel statistics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from hpa_ens import eda
+from hpa_ens._cli import run
+from hpa_ens.labels import write_labels
+
+
+def _random_labels(n: int, n_classes: int = 28, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    p = 0.3 * np.exp(-np.arange(n_classes) / 5.0) + 0.01
+    return (rng.random((n, n_classes)) < p).astype(np.uint8)
+
+
+def test_label_summary_matches_brute_force():
+    Y = _random_labels(500, seed=1)
+    s = eda.label_summary(Y)
+    per_image = [int(r.sum()) for r in Y]
+    assert s["n_images"] == 500
+    assert s["n_single_label"] == sum(c == 1 for c in per_image)
+    assert s["n_no_label"] == sum(c == 0 for c in per_image)
+    assert s["labels_per_image"] == [per_image.count(k) for k in range(max(per_image) + 1)]
+    assert s["mean_labels"] == pytest.approx(np.mean(per_image))
+    for k in range(28):
+        with_k = [i for i in range(500) if Y[i, k]]
+        assert s["class_counts"][k] == len(with_k)
+        alone = sum(per_image[i] == 1 for i in with_k)
+        assert s["single_label_share"][k] == pytest.approx(alone / len(with_k) if with_k else 0.0)
+    best = max((sum(Y[i, a] and Y[i, b] for i in range(500)), a, b) for a in range(28) for b in range(a + 1, 28))
+    assert s["top_pairs"][0][2] == best[0]
+
+
+def test_cooccurrence_is_row_normalised():
+    Y = _random_labels(300, n_classes=6, seed=2)
+    counts, given_row = eda.cooccurrence(Y)
+    np.testing.assert_array_equal(counts, (Y.T.astype(int) @ Y.astype(int)))
+    present = np.diag(counts) > 0
+    np.testing.assert_allclose(np.diag(given_row)[present], 1.0)
+    i, j = 0, 3
+    assert given_row[i, j] == pytest.approx(((Y[:, i] == 1) & (Y[:, j] == 1)).sum() / Y[:, i].sum())
+
+
+def test_merge_moments_equals_numpy_on_the_concatenation():
+    rng = np.random.default_rng(0)
+    parts = [rng.random(n) * s for n, s in ((10, 1.0), (1, 0.2), (500, 3.0), (37, 0.01))]
+    acc = (0, 0.0, 0.0)
+    for part in parts:
+        acc = eda.merge_moments(acc, (part.size, part.mean(), ((part - part.mean()) ** 2).sum()))
+    everything = np.concatenate(parts)
+    assert acc[0] == everything.size
+    assert acc[1] == pytest.approx(everything.mean(), rel=1e-12)
+    assert np.sqrt(acc[2] / acc[0]) == pytest.approx(everything.std(), rel=1e-12)
+
+
+def _write_images(folder, n_ids=5, size=12, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = {c: [] for c in ("red", "green", "blue", "yellow")}
+    for i in range(n_ids):
+        for c in pixels:
+            arr = rng.integers(0, 256, size=(size, size), dtype=np.uint8) // (1 + "rgby".index(c[0]))
+            Image.fromarray(arr, mode="L").save(folder / f"id{i}_{c}.png")
+            pixels[c].append(arr.astype(np.float64) / 255.0)
+    (folder / "notes.txt").write_text("not an image")
+    return pixels
+
+
+def test_channel_stats_streaming_matches_numpy_and_is_job_independent(tmp_path):
+    pixels = _write_images(tmp_path / "img")
+    one = eda.channel_stats(tmp_path / "img", n_jobs=1, chunk_size=3, show_progress=False)
+    two = eda.channel_stats(tmp_path / "img", n_jobs=2, chunk_size=2, show_progress=False)
+    assert one["channels"] == ["red", "green", "blue", "yellow"]
+    assert one["n_images"] == 5 and one["size"] == 12 and one["n_files"] == [5, 5, 5, 5]
+    for k, c in enumerate(one["channels"]):
+        stacked = np.stack(pixels[c])
+        assert one["mean"][k] == pytest.approx(stacked.mean(), rel=1e-12)
+        assert one["std"][k] == pytest.approx(stacked.std(), rel=1e-12)
+    np.testing.assert_allclose(one["mean"], two["mean"], rtol=1e-13)
+    np.testing.assert_allclose(one["std"], two["std"], rtol=1e-13)
+    subset = eda.channel_stats(tmp_path / "img", max_images=2, seed=1, show_progress=False)
+    assert subset["n_images"] == 2
+
+
+def test_channel_stats_scales_16_bit_and_reports_mixed_sizes(tmp_path):
+    folder = tmp_path / "img"
+    folder.mkdir()
+    arr16 = np.full((4, 6), 65535 // 2, dtype=np.uint16)
+    Image.fromarray(arr16).save(folder / "a_red.png")
+    Image.fromarray(np.full((4, 4), 51, dtype=np.uint8), mode="L").save(folder / "b_red.png")
+    stats = eda.channel_stats(folder, show_progress=False)
+    expected = np.concatenate([np.full(24, (65535 // 2) / 65535.0), np.full(16, 0.2)])
+    assert stats["mean"][0] == pytest.approx(expected.mean())
+    assert stats["n_files"] == [2, 0, 0, 0] and stats["size"] is None
+    assert stats["sizes"] == [[4, 4, 1], [4, 6, 1]]
+
+
+def test_cli_on_synthetic_labels_and_images(tmp_path):
+    Y = _random_labels(60, seed=3)
+    Y[Y.sum(axis=1) == 0, 1] = 1
+    ids = [f"id{i}" for i in range(60)]
+    write_labels(tmp_path / "train.csv", ids, Y)
+    _write_images(tmp_path / "img", n_ids=3, size=8)
+    out = tmp_path / "eda"
+    assert run(eda.main, ["--labels", str(tmp_path / "train.csv"), "--images", str(tmp_path / "img"),
+                          "--out", str(out), "--dpi", "30"]) == 0
+    stats = json.loads((out / "channel_stats.json").read_text())
+    assert set(stats) >= {"channels", "mean", "std", "n_images", "size"} and stats["n_images"] == 3
+    for name in ("class_counts", "cooccurrence", "labels_per_image", "single_label_share"):
+        with Image.open(out / f"{name}.png") as im:
+            assert im.format == "PNG"
+    assert not (out / "target_share.png").exists()
+    md = (out / "index.md").read_text()
+    assert "channel mean" in md and "class_counts.png" in md
+    # Same input, same bytes (plots carry no timestamp).
+    again = tmp_path / "eda2"
+    assert run(eda.main, ["--labels", str(tmp_path / "train.csv"), "--out", str(again), "--dpi", "30"]) == 0
+    for name in ("class_counts.png", "cooccurrence.png", "labels_per_image.png", "single_label_share.png"):
+        assert (again / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_cli_refuses_folder_without_images(tmp_path, capsys):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "x.txt").write_text("")
+    assert run(eda.main, ["--images", str(tmp_path / "img"), "--out", str(tmp_path / "o")]) == 2
+    assert "no images named" in capsys.readouterr().err
+
+
+def test_real_labels_report(shared_hpa, tmp_path):
+    out = tmp_path / "eda"
+    assert run(eda.main, ["--labels", str(shared_hpa / "train.csv"), "--target-dist",
+                          str(shared_hpa / "lb_label_distribution.csv"), "--out", str(out), "--dpi", "30"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    raw = pd.read_csv(shared_hpa / "train.csv")
+    n_tokens = raw["Target"].str.split().str.len()
+    assert summary["n_images"] == len(raw) == 31072
+    assert summary["n_single_label"] == int((n_tokens == 1).sum()) == 15126  # the README's figure
+    assert summary["max_labels"] == n_tokens.max()
+    assert summary["class_counts"][27] == min(summary["class_counts"])
+    lb = pd.read_csv(shared_hpa / "lb_label_distribution.csv")
+    np.testing.assert_allclose(summary["target_share"], lb["lb"])
+    np.testing.assert_allclose(summary["class_share"], lb["train"], rtol=1e-9)
+    assert (out / "target_share.png").exists()
+    html_text = (out / "index.html").read_text()
+    assert "15,126" in html_text and "Rods &amp; rings" in html_text
+    assert "15,126" in (out / "index.md").read_text()
