@@ -1,0 +1,221 @@
+"""Near-duplicate search: speed (images/s, pair search) and precision/recall on planted near-copies.
+
+Base images are built from the real 512x512 PNGs in ../shared/hpa/images (each cut into four 256x256
+quadrants so every base image has its own green channel; 4 quadrants as the 4 channels). Test images
+are near-copies of some train images (shift, noise, brightness, JPEG, flip, rot90), near-copies of
+other test images, and unrelated images. Baselines measured in the same process: ``imagehash.phash``
+per image (if importable) and our own hash called one image at a time.
+
+Run: .venv/bin/python benchmarks/bench_dedup.py [--quick] [--synth DIR]
+(``--synth DIR``: also score against a ``python -m hpa_ens.synth`` set's truth/duplicates.csv.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+os.environ.setdefault("HPA_ENS_NO_PROGRESS", "1")
+from hpa_ens import dedup  # noqa: E402
+from hpa_ens.classes import CHANNELS  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "hpa" / "images"
+COPIES = ("shift4", "shift8", "noise5", "bright", "jpeg75", "hflip", "rot90")
+
+
+def quadrants() -> list[np.ndarray]:
+    out = []
+    for path in sorted(SHARED.glob("*.png")):
+        img = np.asarray(Image.open(path))
+        out += [img[:256, :256], img[:256, 256:], img[256:, :256], img[256:, 256:]]
+    return out
+
+
+def near_copy(stack: np.ndarray, how: str, rng) -> np.ndarray:
+    x = stack.astype(np.float32)
+    if how.startswith("shift"):
+        s = int(how[5:])
+        x = np.roll(x, (s, -s), axis=(1, 2))
+        x[:, :s] = x[:, s: s + 1]  # edge replicate instead of wrap-around
+    elif how == "noise5":
+        x = x + rng.normal(0, 5, x.shape)
+    elif how == "bright":
+        x = x * 1.2 + 5
+    elif how == "jpeg75":
+        planes = []
+        for plane in stack:
+            buf = io.BytesIO()
+            Image.fromarray(plane).save(buf, format="JPEG", quality=75)
+            planes.append(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
+        x = np.stack(planes).astype(np.float32)
+    elif how == "hflip":
+        x = x[:, :, ::-1]
+    elif how == "rot90":
+        x = np.rot90(x, 1, axes=(1, 2))
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def write(folder: Path, image_id: str, stack: np.ndarray) -> None:
+    for ch, plane in zip(CHANNELS, stack):
+        Image.fromarray(np.ascontiguousarray(plane)).save(folder / f"{image_id}_{ch}.png", compress_level=1)
+
+
+def build(root: Path, n_base: int, rng) -> pd.DataFrame:
+    quads = quadrants()
+    n_base = min(n_base, len(quads))
+    order = rng.permutation(len(quads))[:n_base]
+    bases = []
+    for k, q in enumerate(order):
+        others = rng.choice(np.delete(np.arange(len(quads)), q), 3, replace=False)
+        chans = [quads[others[0]], quads[q], quads[others[1]], quads[others[2]]]  # green = quadrant q
+        bases.append(np.stack(chans))
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    n_train = n_base // 2
+    truth = []
+    for k in range(n_train):
+        write(root / "train", f"tr{k:03d}", bases[k])
+    for k in range(n_train):  # every train image gets one near-copy in test
+        how = COPIES[k % len(COPIES)]
+        write(root / "test", f"te_copy{k:03d}", near_copy(bases[k], how, rng))
+        truth.append(("train-test", f"tr{k:03d}", f"te_copy{k:03d}", how))
+    rest = list(range(n_train, n_base))
+    for m, k in enumerate(rest):  # unrelated test images; every other one gets a test near-copy
+        write(root / "test", f"te_new{k:03d}", bases[k])
+        if m % 2 == 0:
+            how = COPIES[m % len(COPIES)]
+            write(root / "test", f"te_twin{k:03d}", near_copy(bases[k], how, rng))
+            truth.append(("test-test", f"te_new{k:03d}", f"te_twin{k:03d}", how))
+    return pd.DataFrame(truth, columns=["kind", "Id_a", "Id_b", "copy"])
+
+
+def score(found: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, dict]:
+    pr = dedup.precision_recall(found, truth)
+    got = {(k, *sorted((a, b))) for a, b, k in zip(found.Id_a, found.Id_b, found.kind)}
+    per_copy = {}
+    for how, group in truth.groupby("copy"):
+        hits = sum((k, *sorted((a, b))) in got for a, b, k in zip(group.Id_a, group.Id_b, group.kind))
+        per_copy[how] = f"{hits}/{len(group)}"
+    return pr, per_copy
+
+
+def time_hashing(folder: Path, ids: list[str]) -> dict:
+    """Images/s of decode + hash: batched (ours), one image at a time (ours), imagehash."""
+    stacks = [dedup.load_channels(dedup.channel_paths(folder, i)) for i in ids]
+    t0 = time.perf_counter()
+    for i in ids:
+        dedup.load_channels(dedup.channel_paths(folder, i))
+    t_decode = (time.perf_counter() - t0) / len(ids)
+    batch = np.stack(stacks)
+    t0 = time.perf_counter()
+    dedup.hash_images(batch)
+    t_batch = (time.perf_counter() - t0) / len(ids)
+    t0 = time.perf_counter()
+    for s in stacks:
+        dedup.hash_images(s[None])
+    t_single = (time.perf_counter() - t0) / len(ids)
+    out = {"decode 4 channels (ms/image)": t_decode * 1e3, "our hash, batched (ms/image, 2 hashes x 8 variants)": t_batch * 1e3,
+           "our hash, one image per call (ms/image)": t_single * 1e3}
+    try:
+        extra = "/tmp/ihpkg"  # where the benchmark author installed imagehash for the comparison only
+        if os.path.isdir(extra) and extra not in sys.path:
+            sys.path.append(extra)
+        import imagehash
+    except ImportError:
+        out["imagehash"] = "not installed"
+        return out
+    greens = [Image.fromarray(s[1]) for s in stacks]
+    means = [Image.fromarray(s.mean(axis=0).astype(np.uint8)) for s in stacks]
+    t0 = time.perf_counter()
+    for g, m in zip(greens, means):
+        imagehash.phash(g)
+        imagehash.phash(m)
+    t_ih = (time.perf_counter() - t0) / len(ids)
+    t0 = time.perf_counter()
+    for g, m in zip(greens, means):
+        for img in (g, m):
+            for t in (None, Image.FLIP_LEFT_RIGHT, Image.FLIP_TOP_BOTTOM, Image.ROTATE_180, Image.TRANSPOSE,
+                      Image.ROTATE_90, Image.ROTATE_270, Image.TRANSVERSE):
+                imagehash.phash(img if t is None else img.transpose(t))
+    t_ih8 = (time.perf_counter() - t0) / len(ids)
+    out["imagehash.phash green+mean, identity only (ms/image)"] = t_ih * 1e3
+    out["imagehash.phash green+mean, 8 transforms (ms/image)"] = t_ih8 * 1e3
+    out["speed-up ours batched vs imagehash 8 transforms"] = t_ih8 / t_batch
+    return out
+
+
+def time_pairs(n_train: int, n_test: int) -> dict:
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 2**63, size=(n_train, 2, 8), dtype=np.uint64)
+    test = rng.integers(0, 2**63, size=(n_test, 2, 8), dtype=np.uint64)
+    t0 = time.perf_counter()
+    dedup.duplicate_frame([f"a{k}" for k in range(n_train)], train, [f"b{k}" for k in range(n_test)], test, 6)
+    t8 = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dedup.duplicate_frame([f"a{k}" for k in range(n_train)], train, [f"b{k}" for k in range(n_test)], test, 6,
+                          transforms=False)
+    t1 = time.perf_counter() - t0
+    pairs = n_test * (n_train + n_test / 2)
+    return {"pairs compared": f"{n_test} x ({n_train} train + test/2)",
+            "8 transforms (s)": t8, "identity only (s)": t1, "ns per pair x transform": t8 / pairs / 8 * 1e9}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--synth", default=None, help="a python -m hpa_ens.synth output folder to score too")
+    args = ap.parse_args()
+    if not SHARED.is_dir():
+        print(f"skipped: {SHARED} not present")
+        return
+    rng = np.random.default_rng(0)
+    n_base = 56 if args.quick else 112
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        truth = build(root, n_base, rng)
+        n_train = len(list((root / "train").glob("*_green.png")))
+        n_test = len(list((root / "test").glob("*_green.png")))
+        print(f"planted set: {n_train} train, {n_test} test (256 px, 4 channels), {len(truth)} true pairs")
+        test_ids = dedup.list_image_ids(root / "test")
+        for key, value in time_hashing(root / "test", test_ids).items():
+            print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
+        cache: dict = {}
+        t0 = time.perf_counter()
+        tr = dedup.compute_hashes(root / "train", cache=cache)
+        te = dedup.compute_hashes(root / "test", cache=cache)
+        t_all = time.perf_counter() - t0
+        print(f"  end to end (decode+hash, n_jobs=1): {(n_train + n_test) / t_all:.1f} images/s")
+        print("max_distance  transforms  precision  recall  (tp/fp/fn)  recall per copy type")
+        for transforms in (True, False):
+            for d in (4, 6, 8, 10, 12):
+                found = dedup.duplicate_frame(tr[0], tr[1], te[0], te[1], d, transforms=transforms)
+                pr, per_copy = score(found, truth)
+                print(f"  {d:>2}          {str(transforms):<10}  {pr['precision']:.3f}      {pr['recall']:.3f}   "
+                      f"({pr['tp']}/{pr['fp']}/{pr['fn']})  {per_copy}")
+    if args.synth:
+        synth = Path(args.synth)
+        cache = {}
+        tr = dedup.compute_hashes(synth / "train", cache=cache)
+        te = dedup.compute_hashes(synth / "test", cache=cache)
+        truth = pd.read_csv(synth / "truth" / "duplicates.csv", dtype=str)
+        for d in (4, 6, 8):
+            pr = dedup.precision_recall(dedup.duplicate_frame(tr[0], tr[1], te[0], te[1], d), truth)
+            print(f"synthetic set {synth}: max_distance {d}: precision {pr['precision']:.3f} recall {pr['recall']:.3f} "
+                  f"({pr['tp']}/{pr['fp']}/{pr['fn']})")
+    sizes = (5000, 2000) if args.quick else (31072, 11702)
+    res = time_pairs(*sizes)
+    print(f"pair search: {res['pairs compared']}: 8 transforms {res['8 transforms (s)']:.2f} s, identity only "
+          f"{res['identity only (s)']:.2f} s ({res['ns per pair x transform']:.2f} ns per pair x transform)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Submission steps in order, the change log, the CLI, and --check on real and broken files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from hpa_ens import submit
+from hpa_ens._cli import run
+from hpa_ens.contract import probs_frame, write_probs
+from hpa_ens.decision import apply_thresholds
+from hpa_ens.labels import read_submission
+
+
+def test_duplicate_groups_match_scipy_components():
+    rng = np.random.default_rng(0)
+    ids = [f"t{k}" for k in range(30)]
+    pairs = [(ids[a], ids[b]) for a, b in rng.integers(0, 30, size=(15, 2)) if a != b] + [("t1", "unknown")]
+    groups = submit.duplicate_groups(ids, pairs)
+    idx = {i: k for k, i in enumerate(ids)}
+    edges = np.array([(idx[a], idx[b]) for a, b in pairs if b in idx])
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(30, 30))
+    _, want = connected_components(graph, directed=False)
+    # same partition: equal labels exactly where scipy's are equal
+    np.testing.assert_array_equal(groups[:, None] == groups[None, :], want[:, None] == want[None, :])
+
+
+def test_average_groups_is_group_mean():
+    probs = np.random.default_rng(1).random((6, 28))
+    groups = np.array([0, 1, 0, 2, 1, 0])
+    got = submit.average_groups(probs, groups)
+    for g in range(3):
+        np.testing.assert_allclose(got[groups == g], np.broadcast_to(probs[groups == g].mean(0), got[groups == g].shape))
+
+
+def _probs(n=5, seed=2):
+    return np.random.default_rng(seed).random((n, 28)) * 0.4
+
+
+def test_steps_apply_in_order_and_are_logged():
+    ids = ["a", "b", "c", "d", "e"]
+    probs = _probs()
+    probs[0, 3], probs[1, 3] = 0.9, 0.2  # averaged: 0.55 > 0.5 for both
+    thr = np.full(28, 0.5)
+    test_pairs = pd.DataFrame({"Id_a": ["a"], "Id_b": ["b"], "kind": ["test-test"]})
+    train_pairs = pd.DataFrame({"Id_a": ["tr1", "tr2", "tr3"], "Id_b": ["c", "c", "d"], "distance": [2, 5, 0]})
+    train_labels = pd.DataFrame(np.zeros((3, 28), np.uint8), index=["tr1", "tr2", "tr3"], columns=range(28))
+    train_labels.loc["tr1", 7] = 1
+    train_labels.loc["tr2", 8] = 1
+    train_labels.loc["tr3", 9] = 1
+    leak_y = pd.DataFrame(np.zeros((1, 28), np.uint8), index=pd.Index(["d"], name="Id"), columns=range(28))
+    leak_y.loc["d", 11] = 1
+    leak_src = pd.Series(["leak.csv:1"], index=pd.Index(["d"], name="Id"))
+    y, changes, steps = submit.build_submission(ids, probs, thr, 1, None, test_pairs, train_pairs, train_labels,
+                                                (leak_y, leak_src))
+    base = apply_thresholds(probs, thr, 1)
+    assert y[1, 3] and not base[1, 3]  # b gained class 3 from averaging before thresholding
+    assert np.flatnonzero(y[2]).tolist() == [7]  # nearest train twin only (distance 2 beats 5)
+    assert np.flatnonzero(y[3]).tolist() == [11]  # the leak comes last and wins over the train twin
+    np.testing.assert_array_equal(y[4], base[4])
+    assert steps["3. train-test labels"] == 2 and steps["4. leak labels"] == 1
+    d_rows = changes.loc[changes["Id"] == "d"]
+    assert d_rows["source"].str.split(":").str[0].tolist() == ["train-test", "leak"]
+    assert d_rows["after"].tolist() == ["9", "11"]
+    assert d_rows["before"].iloc[1] == d_rows["after"].iloc[0]  # each step's before is the previous after
+
+
+def test_train_pairs_without_labels_are_refused():
+    pairs = pd.DataFrame({"Id_a": ["tr"], "Id_b": ["a"], "distance": [0]})
+    with pytest.raises(ValueError, match="train_labels"):
+        submit.build_submission(["a"], _probs(1), 0.5, train_pairs=pairs)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    ids = [f"id{k:02d}" for k in range(12)]
+    rng = np.random.default_rng(3)
+    probs = rng.random((12, 28)) * 0.3
+    probs[:, 0] = np.linspace(0, 1, 12)
+    pred = tmp_path / "pred.csv"
+    write_probs(pred, probs_frame(ids[::-1], probs[::-1]))  # reversed on disk: must be aligned by Id
+    sample = tmp_path / "sample_submission.csv"
+    pd.DataFrame({"Id": ids, "Predicted": "0"}).to_csv(sample, index=False)
+    thr = tmp_path / "thr.json"
+    thr.write_text(json.dumps({"thresholds": [0.5] * 28, "min_labels": 1, "max_labels": 2}))
+    return tmp_path, ids, probs, pred, sample, thr
+
+
+def test_cli_writes_submission_log_and_summary(setup):
+    tmp, ids, probs, pred, sample, thr = setup
+    train = tmp / "train.csv"
+    pd.DataFrame({"Id": ["tr1"], "Target": ["27 4"]}).to_csv(train, index=False)
+    dupes = tmp / "dupes.csv"
+    pd.DataFrame({"Id_a": ["tr1", "id00"], "Id_b": ["id01", "id11"], "distance": [1, 0],
+                  "kind": ["train-test", "test-test"]}).to_csv(dupes, index=False)
+    leak = tmp / "leak.csv"
+    pd.DataFrame({"Id": ["id02", "someone_else"], "Target": ["5", "6"]}).to_csv(leak, index=False)
+    out = tmp / "sub" / "submission.csv"
+    argv = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out),
+            "--duplicates", str(dupes), "--train-labels", str(train), "--leak", str(leak), "--target-dist", "train"]
+    assert run(submit.main, argv) == 0
+    text = out.read_text()
+    assert text.splitlines()[0] == "Id,Predicted"
+    sub = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert sub["Id"].tolist() == ids
+    y = read_submission(out).to_numpy().astype(bool)
+    want = apply_thresholds(submit.average_groups(probs, submit.duplicate_groups(ids, [("id00", "id11")])), 0.5, 1, 2)
+    want[1] = False
+    want[1, [4, 27]] = True
+    want[2] = False
+    want[2, 5] = True
+    np.testing.assert_array_equal(y, want)
+    assert sub.loc[1, "Predicted"] == "4 27"
+    changes = pd.read_csv(tmp / "sub" / "submission.changes.csv", dtype=str, keep_default_na=False)
+    assert list(changes.columns) == ["Id", "before", "after", "source"]
+    assert {"id01", "id02"} <= set(changes["Id"])
+    summary = json.loads((tmp / "sub" / "submission.summary.json").read_text())
+    assert summary["leak"]["skipped_not_test"][str(leak)] == 1
+    assert summary["max_labels"] == 2 and summary["n_empty"] == 0
+    assert len(summary["shares"]["target"]) == 28
+    assert run(submit.main, ["--check", str(out), "--sample-submission", str(sample), "--strict"]) == 0
+    # same inputs, same bytes
+    first = out.read_bytes()
+    assert run(submit.main, argv) == 0
+    assert out.read_bytes() == first
+
+
+def test_min_labels_flag_overrides_file_and_allows_empty(setup):
+    tmp, ids, probs, pred, sample, thr = setup
+    out = tmp / "s.csv"
+    base = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out)]
+    assert run(submit.main, base) == 0
+    assert (read_submission(out).sum(axis=1) >= 1).all()
+    assert run(submit.main, base + ["--min-labels", "0"]) == 0
+    y = read_submission(out).to_numpy().astype(bool)
+    np.testing.assert_array_equal(y, apply_thresholds(probs, 0.5, 0, 2))
+    assert (~y.any(axis=1)).any()
+
+
+def test_prediction_set_folder_with_edited_test_is_refused(setup, capsys):
+    from hpa_ens.contract import build_meta, write_prediction_set
+
+    tmp, ids, probs, pred, sample, thr = setup
+    folder = tmp / "oof" / "m"
+    frame = probs_frame(ids, probs)
+    write_prediction_set(folder, frame, frame, build_meta("test", argv=[]))
+    base = ["--pred", str(folder), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(tmp / "s.csv")]
+    assert run(submit.main, base) == 0
+    (folder / "test.csv").write_text((folder / "test.csv").read_text().replace("id00,", "id00,0", 1))
+    assert run(submit.main, base) == 2
+    assert "sha256" in capsys.readouterr().err
+
+
+def test_check_accepts_real_submissions(shared_hpa):
+    sample = shared_hpa / "sample_submission.csv"
+    for name in ("ntu_mira_team16_LB637.csv", "vpp_team5_final_submission_multhr.csv",
+                 "vpp_team5_summary_final_multhr_lk.csv"):
+        report = submit.check_submission(shared_hpa / "submissions" / name, sample)
+        assert report["n_rows"] == 11702 and report["n_empty"] == 0
+    # the leak-applied vpp file has unsorted rows: accepted (Kaggle does) but counted, refused by --strict
+    lk = shared_hpa / "submissions" / "vpp_team5_summary_final_multhr_lk.csv"
+    raw = pd.read_csv(lk, dtype=str)
+    unsorted = sum(t.split() != sorted(t.split(), key=int) for t in raw["Predicted"])
+    assert submit.check_submission(lk, sample)["n_unsorted"] == unsorted > 0
+    assert run(submit.main, ["--check", str(lk), "--sample-submission", str(sample), "--strict"]) == 2
+
+
+def test_submit_on_real_probs_and_leaks(shared_hpa, tmp_path):
+    thr = tmp_path / "thr.json"
+    thr.write_text(json.dumps({"thresholds": [0.3] * 28}))
+    out = tmp_path / "submission.csv"
+    argv = ["--pred", str(shared_hpa / "submissions" / "conv_team10_zhu_614_test_probs.csv"), "--thresholds", str(thr),
+            "--sample-submission", str(shared_hpa / "sample_submission.csv"), "--out", str(out),
+            "--leak", str(shared_hpa / "leak" / "pudae_leak.csv"), str(shared_hpa / "leak" / "test_matches_omlos.csv"),
+            "--leak-conflict", "first", "--target-dist", str(shared_hpa / "lb_label_distribution.csv")]
+    assert run(submit.main, argv) == 0
+    report = submit.check_submission(out, shared_hpa / "sample_submission.csv")
+    assert report["n_unsorted"] == 0 and report["n_empty"] == 0
+    sub = pd.read_csv(out, dtype=str).set_index("Id")["Predicted"]
+    leak = pd.read_csv(shared_hpa / "leak" / "pudae_leak.csv", dtype=str).drop_duplicates("Id")
+    want = leak["Target"].map(lambda t: " ".join(sorted(t.split(), key=int)))
+    assert (sub.loc[leak["Id"]].to_numpy() == want.to_numpy()).all()  # 'first' row of pudae wins (file order)
+
+
+BROKEN = {
+    "missing row": lambda df: df.iloc[1:],
+    "repeated Id": lambda df: pd.concat([df, df.iloc[:1]]),
+    "reordered": lambda df: df.iloc[[1, 0, *range(2, len(df))]],
+    "extra Id": lambda df: pd.concat([df, pd.DataFrame({"Id": ["zzz"], "Predicted": ["1"]})]),
+    "bad class": lambda df: df.assign(Predicted=["28"] + df["Predicted"].tolist()[1:]),
+    "repeated class": lambda df: df.assign(Predicted=["3 3"] + df["Predicted"].tolist()[1:]),
+    "word": lambda df: df.assign(Predicted=["Nucleoplasm"] + df["Predicted"].tolist()[1:]),
+    "header": lambda df: df.rename(columns={"Predicted": "Target"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_check_refuses_broken_submissions_in_one_line(setup, name, capsys):
+    tmp, ids, probs, pred, sample, thr = setup
+    good = pd.DataFrame({"Id": ids, "Predicted": ["0 5"] * len(ids)})
+    path = tmp / "broken.csv"
+    BROKEN[name](good).to_csv(path, index=False)
+    assert run(submit.main, ["--check", str(path), "--sample-submission", str(sample)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+
+
+def test_check_refuses_empty_file(setup, capsys):
+    tmp, ids, probs, pred, sample, thr = setup
+    path = tmp / "empty.csv"
+    path.write_text("")
+    assert run(submit.main, ["--check", str(path), "--sample-submission", str(sample)]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ['{"thresholds": [0.5]}', '{"thr": 1}', "not json",
+                                    '{"thresholds": [0.5], "min_labels": -1}'])
+def test_bad_thresholds_file_is_refused(setup, content):
+    tmp, ids, probs, pred, sample, thr = setup
+    thr.write_text(content)
+    assert run(submit.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),
+                             "--out", str(tmp / "s.csv")]) == 2
+    assert not (tmp / "s.csv").exists()
