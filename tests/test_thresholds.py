@@ -1,0 +1,329 @@
+"""Threshold tuning: exact search vs brute force and sklearn, matching, robust variants, Optuna, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.metrics import f1_score
+
+from hpa_ens import thresholds as T
+from hpa_ens._cli import run
+from hpa_ens._io import sha256_file
+from hpa_ens.classes import N_CLASSES
+from hpa_ens.contract import probs_frame, write_prediction_set
+from hpa_ens.decision import apply_thresholds
+from hpa_ens.labels import write_labels
+from hpa_ens.metrics import macro_f1
+from hpa_ens.tune_thresholds import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def brute_best_f1(scores: np.ndarray, y: np.ndarray) -> float:
+    """Best F1 over every threshold that changes the prediction (each distinct score, below all, above all)."""
+    candidates = np.concatenate([np.unique(scores), [-1.0, 2.0]])
+    y = y.astype(bool)
+    best = 0.0
+    for t in candidates:  # F1 by its definition (sklearn is checked at the chosen cut, below)
+        pred = scores > t
+        tp, fp, fn = np.sum(pred & y), np.sum(pred & ~y), np.sum(~pred & y)
+        best = max(best, 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return best
+
+
+# Scores drawn from a few values so ties are common.
+small_case = st.integers(1, 14).flatmap(lambda n: st.tuples(
+    arrays(np.float64, (n, 3), elements=st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5000000000000001, 0.9, 1.0])),
+    arrays(np.bool_, (n, 3)),
+))
+
+
+@settings(max_examples=120, deadline=None)
+@given(small_case)
+def test_exact_equals_brute_force_and_sklearn(case):
+    probs, y = case
+    thr, best = T.exact_thresholds(probs, y)
+    for k in range(probs.shape[1]):
+        assert best[k] == pytest.approx(brute_best_f1(probs[:, k], y[:, k]), abs=1e-12)
+        # The cut really delivers that F1: ties all fall on one side.
+        assert f1_score(y[:, k], probs[:, k] > thr[k], zero_division=0) == pytest.approx(best[k], abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_case)
+def test_curves_cover_every_distinct_cut(case):
+    probs, y = case
+    curves = T.f1_curves(probs, y)
+    for k in range(probs.shape[1]):
+        valid = curves.f1[k] >= 0
+        # One realisable cut per distinct score, plus "predict nothing".
+        assert valid.sum() == len(np.unique(probs[:, k])) + 1
+        for m in np.flatnonzero(valid):
+            pred = probs[:, k] > curves.thresholds[k, m]
+            assert pred.sum() == m
+            assert curves.f1[k, m] == pytest.approx(f1_score(y[:, k], pred, zero_division=0), abs=1e-12)
+        assert curves.thresholds[k, 0] == T.NEVER
+
+
+def test_threshold_midway_between_neighbouring_scores():
+    probs = np.array([[0.9], [0.7], [0.7], [0.2], [0.1]])
+    y = np.array([[1], [1], [1], [0], [0]])
+    thr, best = T.exact_thresholds(probs, y)
+    assert best[0] == 1.0
+    assert thr[0] == pytest.approx((0.7 + 0.2) / 2)
+
+
+def test_adjacent_floats_still_separate():
+    hi = 0.3
+    lo = np.nextafter(hi, 0)
+    probs = np.array([[hi], [lo]])
+    thr, best = T.exact_thresholds(probs, np.array([[1], [0]]))
+    assert best[0] == 1.0
+    assert (probs[:, 0] > thr[0]).tolist() == [True, False]
+
+
+def test_class_without_positives_never_predicted():
+    rng = np.random.default_rng(0)
+    probs = rng.random((50, 3))
+    y = np.zeros((50, 3), dtype=bool)
+    y[:10, 0] = True
+    thr, best = T.exact_thresholds(probs, y)
+    assert thr[1] == T.NEVER and thr[2] == T.NEVER and best[1] == 0
+    assert not (probs[:, 1:] > thr[1:]).any()
+
+
+def test_exact_on_many_rows_matches_sklearn_macro():
+    rng = np.random.default_rng(1)
+    y = rng.random((3000, N_CLASSES)) < np.linspace(0.01, 0.4, N_CLASSES)
+    probs = np.clip(0.3 * y + rng.random(y.shape) * 0.7, 0, 1)
+    thr, best = T.exact_thresholds(probs, y)
+    sk = f1_score(y, probs > thr, average=None, zero_division=0)
+    np.testing.assert_allclose(sk, best, atol=1e-12)
+    # Any perturbation of one threshold cannot beat the exact cut.
+    for k in (0, 13, 27):
+        for delta in (-0.05, -0.01, 0.01, 0.05):
+            assert f1_score(y[:, k], probs[:, k] > thr[k] + delta, zero_division=0) <= best[k] + 1e-12
+
+
+# ------------------------------------------------------------------------------------------ matching
+@settings(max_examples=60, deadline=None)
+@given(small_case, st.lists(st.floats(0, 1), min_size=3, max_size=3))
+def test_match_is_nearest_realisable_share(case, shares):
+    probs, _ = case
+    shares = np.array(shares)
+    thr = T.match_thresholds(probs, shares)
+    n = len(probs)
+    for k in range(3):
+        achievable = [0] + [int((probs[:, k] >= v).sum()) for v in np.unique(probs[:, k])]
+        best_gap = min(abs(c - shares[k] * n) for c in achievable)
+        got = int((probs[:, k] > thr[k]).sum())
+        assert abs(got - shares[k] * n) == pytest.approx(best_gap)
+
+
+def test_match_zero_share_is_never():
+    probs = np.random.default_rng(2).random((40, 2))
+    thr = T.match_thresholds(probs, [0.0, 0.25])
+    assert thr[0] == T.NEVER
+    assert (probs[:, 1] > thr[1]).sum() == 10
+
+
+def _toy(n=400, n_test=300, seed=0, n_classes=4):
+    rng = np.random.default_rng(seed)
+    prevalence = np.linspace(0.05, 0.4, n_classes)
+    y = rng.random((n, n_classes)) < prevalence
+    oof = np.clip(0.35 * y + 0.65 * rng.random(y.shape), 0, 1)
+    y_test = rng.random((n_test, n_classes)) < prevalence
+    test = np.clip(0.35 * y_test + 0.65 * rng.random(y_test.shape), 0, 1)
+    return y, oof, test
+
+
+def test_match_within_band_respects_band_and_beats_plain_match():
+    y, oof, test = _toy()
+    target = np.array([0.1, 0.2, 0.3, 0.35])
+    curves = T.f1_curves(oof, y)
+    matched = T.match_thresholds(test, target)
+    for tol in (0.0, 0.1, 0.3):
+        thr = T.match_thresholds_within(curves, test, target, tol)
+        share = T.predicted_share(test, thr)
+        matched_share = T.predicted_share(test, matched)
+        inside = np.abs(share - target) <= tol * target + 1e-12
+        assert (inside | np.isclose(share, matched_share)).all()
+        f1 = curves.f1_at(thr)
+        assert (f1 >= curves.f1_at(matched) - 1e-12).all()
+        np.testing.assert_allclose(f1, f1_score(y, oof > thr, average=None, zero_division=0), atol=1e-12)
+    # An unbounded band gives back the exact optimum.
+    thr = T.match_thresholds_within(curves, test, target, 1e9)
+    np.testing.assert_allclose(curves.f1_at(thr), T.exact_thresholds(oof, y)[1], atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------- robust
+def test_bootstrap_only_touches_selected_classes_and_is_seeded():
+    y, oof, _ = _toy(seed=3)
+    exact, _ = T.exact_thresholds(oof, y)
+    a = T.bootstrap_thresholds(oof, y, classes=[0], n_boot=20, seed=5)
+    b = T.bootstrap_thresholds(oof, y, classes=[0], n_boot=20, seed=5)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[1:], exact[1:])
+    # The average of cuts lies inside the range of the column's scores.
+    assert oof[:, 0].min() <= a[0] <= oof[:, 0].max()
+
+
+def test_shrink_formula_and_robust_dispatch():
+    thr = np.array([0.6, 0.6, T.NEVER])
+    f1 = np.array([0.4, 0.4, 0.0])
+    n_pos = np.array([10, 1000, 0])
+    out = T.shrink_thresholds(thr, f1, n_pos, strength=10)
+    assert out[0] == pytest.approx(0.5 * 0.6 + 0.5 * 0.2)
+    assert out[1] == pytest.approx((1000 / 1010) * 0.6 + (10 / 1010) * 0.2)
+    assert out[2] == T.NEVER
+    y, oof, _ = _toy(seed=4)
+    exact, best = T.exact_thresholds(oof, y)
+    got, rare = T.robust_thresholds(oof, y, "shrink", rare_max=int(y[:, 0].sum()) + 1, strength=10)
+    assert rare.tolist() == [True, False, False, False]
+    np.testing.assert_array_equal(got[1:], exact[1:])
+    assert got[0] == pytest.approx(T.shrink_thresholds(exact, best, y.sum(0), 10)[0])
+    none, rare_none = T.robust_thresholds(oof, y, "none")
+    np.testing.assert_array_equal(none, exact)
+    assert not rare_none.any()
+
+
+# ------------------------------------------------------------------------------------------- optuna
+def test_coupled_thresholds_endpoints():
+    base = np.array([0.2, 0.5, T.NEVER, T.NEVER])
+    matched = np.array([0.4, 0.3, 0.7, T.NEVER])
+    np.testing.assert_array_equal(T.coupled_thresholds(base, matched, 0.0), base)
+    np.testing.assert_array_equal(T.coupled_thresholds(base, matched, 1.0), matched)
+    half = T.coupled_thresholds(base, matched, 0.5, 0.0)
+    assert base[0] < half[0] < matched[0] and matched[1] < half[1] < base[1]
+    assert half[3] == T.NEVER
+    up = T.coupled_thresholds(base, matched, 0.5, 0.5)
+    assert (up[:3] > half[:3]).all()
+
+
+def test_tune_coupled_seeded_feasible_and_consistent():
+    y, oof, test = _toy(seed=6)
+    base, _ = T.exact_thresholds(oof, y)
+    target = y.mean(0) * 0.8
+    matched = T.match_thresholds(test, target)
+    kw = dict(n_trials=12, seed=3, tolerance=0.1, min_labels_range=(0, 1), max_labels_range=(1, 3))
+    a = T.tune_coupled(oof, y, test, base, matched, target, **kw)
+    b = T.tune_coupled(oof, y, test, base, matched, target, **kw)
+    assert a["params"] == b["params"]
+    np.testing.assert_array_equal(a["thresholds"], b["thresholds"])
+    scored = T.evaluate_thresholds(oof, y, a["thresholds"], a["min_labels"], a["max_labels"], test)
+    assert scored["macro_f1"] == pytest.approx(a["value"])
+    assert scored["macro_f1"] == pytest.approx(macro_f1(y, apply_thresholds(oof, a["thresholds"], a["min_labels"], a["max_labels"])))
+    if a["feasible"]:
+        assert T.distribution_gap(scored["test_share"], target) <= 0.1 + 1e-12
+    assert 0 <= a["min_labels"] <= 1 and 1 <= a["max_labels"] <= 3
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def make_set(tmp_path: Path, n=120, n_test=80, seed=0, empty_class=27):
+    rng = np.random.default_rng(seed)
+    prevalence = np.linspace(0.03, 0.45, N_CLASSES)
+    y = rng.random((n, N_CLASSES)) < prevalence
+    y[:, empty_class] = False
+    y[np.arange(n), rng.integers(0, N_CLASSES - 1, n)] = True  # every image has a label
+    ids = [f"tr{i:04d}" for i in range(n)]
+    test_ids = [f"te{i:04d}" for i in range(n_test)]
+    oof = np.clip(0.3 * y + 0.7 * rng.random(y.shape), 0, 1)
+    test = rng.random((n_test, N_CLASSES))
+    write_labels(tmp_path / "train.csv", ids, y.astype(np.uint8))
+    pred = tmp_path / "pred"
+    write_prediction_set(pred, probs_frame(ids, oof), probs_frame(test_ids, test), {"name": "toy"})
+    return tmp_path / "train.csv", pred, y, oof, test
+
+
+def test_cli_exact_writes_consistent_json_and_plots(tmp_path):
+    labels, pred, y, oof, test = make_set(tmp_path)
+    out = tmp_path / "thr.json"
+    code = run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--plots", str(tmp_path / "plots")])
+    assert code == 0
+    res = json.loads(out.read_text())
+    thr = np.array(res["thresholds"])
+    assert res["method"] == "exact" and thr.shape == (N_CLASSES,)
+    np.testing.assert_allclose(thr, T.exact_thresholds(oof, y)[0])
+    assert thr[27] == T.NEVER and any("class 27" in w for w in res["warnings"])
+    pred_labels = apply_thresholds(oof, thr, res["min_labels"], res["max_labels"])
+    assert res["oof_macro_f1"] == pytest.approx(f1_score(y, pred_labels, average="macro", zero_division=0))
+    np.testing.assert_allclose(res["oof_per_class_f1"], f1_score(y, pred_labels, average=None, zero_division=0))
+    np.testing.assert_allclose(res["target_share"], y.mean(0))
+    np.testing.assert_allclose(res["test_share"], apply_thresholds(test, thr, 1, 5).mean(0))
+    assert res["inputs"]["labels"] == sha256_file(labels)
+    assert res["inputs"]["pred"]["oof.csv"] == sha256_file(pred / "oof.csv")
+    for name in ("f1_curves.png", "shares.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_match_with_target_file(tmp_path):
+    labels, pred, y, oof, test = make_set(tmp_path, seed=1)
+    target = np.full(N_CLASSES, 0.1)
+    (tmp_path / "dist.csv").write_text("lb,train\n" + "".join(f"{v},{v}\n" for v in target))
+    out = tmp_path / "thr.json"
+    code = run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--method", "match",
+                      "--target-dist", str(tmp_path / "dist.csv"), "--min-labels", "0", "--max-labels", "0"])
+    assert code == 0
+    res = json.loads(out.read_text())
+    # 10% of 80 test rows = 8 per class; continuous scores make every cut realisable.
+    np.testing.assert_allclose(res["test_share"], 0.1)
+    assert res["max_labels"] is None
+    # Class 27 has no positives but the target says it occurs: it follows the target.
+    assert res["thresholds"][27] < 1.0
+
+
+def test_cli_optuna_same_seed_same_bytes(tmp_path):
+    labels, pred, *_ = make_set(tmp_path, seed=2)
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"o{i}.json"
+        assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--method", "optuna",
+                          "--trials", "6", "--seed", "7", "--tolerance", "0.5"]) == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    res = json.loads(outs[0])
+    assert res["method"] == "optuna" and res["params"]["n_trials_total"] == 6
+
+
+def test_two_processes_share_one_journal(tmp_path):
+    labels, pred, *_ = make_set(tmp_path, seed=3)
+    journal = tmp_path / "study.journal"
+    env = dict(os.environ, HPA_ENS_NO_PROGRESS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "hpa_ens.tune_thresholds", "--labels", str(labels),
+                               "--pred", str(pred), "--out", str(tmp_path / f"w{i}.json"), "--method", "optuna",
+                               "--trials", "5", "--seed", str(i), "--storage", str(journal)],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    import optuna
+    from hpa_ens.tune_thresholds import journal_storage
+
+    names = optuna.get_all_study_names(journal_storage(str(journal)))
+    assert len(names) == 1
+    study = optuna.load_study(study_name=names[0], storage=journal_storage(str(journal)))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 10
+    assert len({t.number for t in complete}) == 10
+    results = [json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2)]
+    assert all(r["params"]["study_name"] == names[0] for r in results)
+
+
+def test_cli_bad_input_is_one_line_error(tmp_path, capsys):
+    labels, pred, *_ = make_set(tmp_path, seed=4)
+    code = run(main, ["--labels", str(labels), "--pred", str(tmp_path / "nope"), "--out", str(tmp_path / "x.json")])
+    assert code == 2
+    assert not (tmp_path / "x.json").exists()
+    code = run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(tmp_path / "x.json"),
+                      "--max-labels", "1", "--min-labels", "2"])
+    assert code == 2
