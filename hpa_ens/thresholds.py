@@ -203,6 +203,11 @@ def exact_thresholds(probs, y_true, curves: CutCurves | None = None) -> tuple[np
     return curves.thresholds[rows, best].copy(), curves.f1[rows, best].copy()
 
 
+def exact_macro_f1(probs, y_true) -> float:
+    """Macro F1 of ``probs`` at each class's exact best threshold (tuned on these same rows: optimistic)."""
+    return float(exact_thresholds(probs, y_true)[1].mean())
+
+
 # ------------------------------------------------------------------------------- distribution match
 def predicted_share(probs, thresholds) -> np.ndarray:
     """Share of rows with ``probs[:, k] > thresholds[k]`` per class (no min/max rule), shape (n_classes,)."""

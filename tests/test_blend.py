@@ -1,0 +1,140 @@
+"""Blending prediction sets and voting submissions (hpa_ens.blend)."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+from hpa_ens.thresholds import exact_macro_f1
+from hpa_ens._cli import run
+from hpa_ens.blend import (_logloss, blend, caruana_weights, fit_weights, main, mean_blend, rank_blend,
+                           vote)
+from hpa_ens.contract import read_prediction_set
+from hpa_ens.labels import read_sample_submission, read_submission
+from hpa_ens.simulate import simple_folds, simulate_base_models, write_simulated_sets
+
+
+def _labels(n, seed=0):
+    rng = np.random.default_rng(seed)
+    Y = (rng.random((n, 28)) < np.r_[0.4, 0.2, np.full(26, 0.06)]).astype(np.uint8)
+    Y[Y.sum(1) == 0, 0] = 1
+    return Y
+
+
+@pytest.fixture(scope="module")
+def sim():
+    Y = _labels(600)
+    return Y, simulate_base_models(Y, n_models=3, seed=0)
+
+
+def test_mean_and_rank_blend_match_oracles(sim):
+    _, probs = sim
+    np.testing.assert_allclose(mean_blend(list(probs)), probs.mean(0))
+    ranks = rank_blend(list(probs))
+    oracle = np.mean([[(rankdata(p[:, c]) - 1) / (len(p) - 1) for c in range(28)] for p in probs], axis=0).T
+    np.testing.assert_allclose(ranks, oracle)
+    assert ranks.min() >= 0 and ranks.max() <= 1
+
+
+def test_fit_weights_favours_the_informative_model(sim):
+    Y, probs = sim
+    rng = np.random.default_rng(0)
+    noise = rng.random(Y.shape)
+    oof = [probs[0], noise]
+    for objective in ("logloss", "f1"):
+        w = fit_weights(Y, oof, objective)
+        assert w.shape == (2,) and (w >= 0).all() and w.sum() == pytest.approx(1)
+        assert w[0] > 0.7
+    w = fit_weights(Y, list(probs), "logloss")
+    assert _logloss(Y, np.tensordot(w, probs, 1)) <= _logloss(Y, probs.mean(0)) + 1e-12
+
+
+def test_caruana_selection(sim):
+    Y, probs = sim
+    oof = [probs[0], probs[1], probs[2], np.random.default_rng(1).random(Y.shape)]
+    w = caruana_weights(Y, oof, n_iter=9)
+    assert w.sum() == pytest.approx(1) and np.allclose(w * 10, np.round(w * 10))
+    assert w[3] == 0  # the noise model is never picked
+    singles = [exact_macro_f1(p, Y) for p in oof]
+    one_step = caruana_weights(Y, oof, n_iter=1)
+    # Adding the best single again is always an option, so one step never scores below it.
+    assert exact_macro_f1(np.tensordot(one_step, np.stack(oof), 1), Y) >= max(singles)
+
+
+def test_cross_fitted_blend_differs_only_in_oof(sim):
+    Y, probs = sim
+    folds = simple_folds(len(Y), 3, seed=0)
+    oof_a, test_a, w_a = blend(list(probs), list(probs[:, :30]), "weighted", Y)
+    oof_b, test_b, w_b = blend(list(probs), list(probs[:, :30]), "weighted", Y, folds=folds)
+    np.testing.assert_allclose(test_a, test_b)
+    np.testing.assert_allclose(w_a, w_b)
+    assert not np.allclose(oof_a, oof_b)
+    with pytest.raises(ValueError, match="method"):
+        blend(list(probs), list(probs), "median")
+
+
+def test_vote_matches_brute_force():
+    rng = np.random.default_rng(0)
+    subs = [(rng.random((200, 28)) < 0.08).astype(np.uint8) for _ in range(4)]
+    weights = [3, 1, 1, 1]
+    got = vote(subs, weights, 0.5, min_labels=0)
+    share = sum(w * s for w, s in zip(weights, subs)) / sum(weights)
+    np.testing.assert_array_equal(got, share > 0.5)
+    filled = vote(subs, weights, 0.5, min_labels=1)
+    empty_before = ~got.any(1)
+    has_votes = share.max(1) > 0
+    assert filled[empty_before & has_votes].sum(1).tolist() == [1] * int((empty_before & has_votes).sum())
+    assert (filled[~empty_before] == got[~empty_before]).all()
+    top = share[empty_before & has_votes].argmax(1)
+    assert filled[empty_before & has_votes][np.arange(len(top)), top].all()
+
+
+def test_vote_real_submissions(shared_hpa, tmp_path):
+    files = ["vpp_team5_final_submission_multhr.csv", "vpp_team5_summary_final_multhr_lk.csv",
+             "ntu_mira_team16_LB637.csv"]
+    paths = [shared_hpa / "submissions" / f for f in files]
+    out = tmp_path / "voted.csv"
+    assert main(["--submissions", *map(str, paths), "--sample-submission", str(shared_hpa / "sample_submission.csv"),
+                 "--out", str(out)]) == 0
+    ids = read_sample_submission(shared_hpa / "sample_submission.csv")
+    voted = read_submission(out)
+    assert voted.index.tolist() == ids.tolist()
+    mats = np.stack([read_submission(p).loc[ids].to_numpy() for p in paths])
+    majority = mats.sum(0) >= 2
+    got = voted.to_numpy().astype(bool)
+    np.testing.assert_array_equal(got[majority.any(1)], majority[majority.any(1)])
+    assert got.any(1).all()  # no image left empty when any submission predicted something
+    # A heavy weight on one file reproduces it.
+    out2 = tmp_path / "w.csv"
+    assert main(["--submissions", *map(str, paths), "--weights", "5", "1", "1", "--out", str(out2)]) == 0
+    first = read_submission(paths[0])
+    np.testing.assert_array_equal(read_submission(out2).loc[first.index].to_numpy(), first.to_numpy())
+
+
+def test_vote_refuses_mismatched_ids(tmp_path, capsys):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("Id,Predicted\nx,0\ny,1 2\n")
+    b.write_text("Id,Predicted\nx,0\nz,1\n")
+    assert run(main, ["--submissions", str(a), str(b), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "b.csv" in err and "missing" in err
+    assert run(main, ["--submissions", str(a), str(a), "--weights", "1", "--out", str(tmp_path / "o.csv")]) == 2
+
+
+@pytest.mark.parametrize("method", ["mean", "rank", "weighted", "caruana"])
+def test_cli_blend_writes_prediction_set(tmp_path, method):
+    paths = write_simulated_sets(tmp_path / "data", _labels(300, 1), n_models=3, seed=0, n_folds=3)
+    out = tmp_path / method
+    argv = ["--labels", str(paths["labels"]), "--models", *map(str, paths["models"]), "--method", method,
+            "--out", str(out), "--folds", str(paths["folds"]), "--n-iter", "5"]
+    assert main(argv) == 0
+    ps = read_prediction_set(out)
+    meta = json.loads((out / "meta.json").read_text())
+    assert ps.oof.shape == (len(paths["train_idx"]), 28) and ps.test.shape == (len(paths["test_idx"]), 28)
+    if method == "rank":
+        assert meta["weights"] is None
+    else:
+        assert set(meta["weights"]) == {"model_0", "model_1", "model_2"}
+        assert sum(meta["weights"].values()) == pytest.approx(1)
+    assert meta["params"]["method"] == method and "blend" in meta["oof_macro_f1_exact_thresholds"]
