@@ -1,0 +1,117 @@
+"""One factory for every backbone: timm, 4 input channels, 28 outputs, optional local weights.
+
+Heads are a registry so later work (attention pooling, cell crops) can add one without touching
+the trainer: a head factory takes ``(backbone_name, n_classes, dropout)`` (plus ``global_pool`` when a config sets one) and returns an ``nn.Module``
+mapping (batch, 4, H, W) images to (batch, n_classes) logits.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import timm  # noqa: E402
+import torch  # noqa: E402
+from timm.models import adapt_input_conv  # noqa: E402
+from torch import nn  # noqa: E402
+
+from hpa_ens.classes import N_CLASSES  # noqa: E402
+
+from .registry import Registry  # noqa: E402
+
+HEADS = Registry("head")
+IN_CHANS = 4
+
+
+def check_backbone(name: str) -> str:
+    """Refuse a name timm does not know, suggesting close ones."""
+    if not isinstance(name, str) or not timm.is_model(name):
+        close = difflib.get_close_matches(str(name), timm.list_models(), n=5, cutoff=0.6)
+        hint = f" Close names: {', '.join(close)}." if close else ""
+        raise ValueError(f"The 'backbone' parameter must be a timm model name. Got {name!r} instead.{hint}")
+    return name
+
+
+@HEADS.register("linear")
+def linear_head(backbone: str, n_classes: int = N_CLASSES, dropout: float = 0.0, global_pool: str = "avg") -> nn.Module:
+    """timm's own global pooling (``avg``, ``max``, ``avgmax``, ``catavgmax``) + dropout + linear classifier."""
+    return timm.create_model(check_backbone(backbone), pretrained=False, in_chans=IN_CHANS,
+                             num_classes=n_classes, drop_rate=float(dropout), global_pool=global_pool)
+
+
+def build_model(backbone: str, head: str = "linear", dropout: float = 0.0, weights: str | None = None,
+                n_classes: int = N_CLASSES, global_pool: str = "avg") -> nn.Module:
+    """Build a model and optionally load local weights into it.
+
+    Returns
+    -------
+    model : nn.Module mapping float (batch, 4, H, W) to logits (batch, n_classes)
+    """
+    # Only a non-default pooling is passed on, so heads with the basic signature keep working.
+    extra = {} if global_pool == "avg" else {"global_pool": global_pool}
+    model = HEADS.get(head)(backbone, n_classes=n_classes, dropout=dropout, **extra)
+    if weights:
+        load_weights(model, weights)
+    return model
+
+
+def read_state_dict(path) -> dict[str, torch.Tensor]:
+    """Tensors from a ``.safetensors`` file or a ``torch.save`` file (loaded with ``weights_only=True``)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: weights file not found.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a pickle with objects, or not a torch file at all
+            raise ValueError(f"{path}: not loadable as plain tensors (weights_only=True): {err}") from None
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a mapping of parameter names to tensors. Got {type(state).__name__} instead.")
+    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def load_weights(model: nn.Module, path) -> dict:
+    """Load local weights, adapting a 3-channel stem to 4 and skipping a classifier of another size.
+
+    Returns
+    -------
+    report : dict with ``adapted``, ``skipped``, ``missing`` key lists
+    """
+    state = read_state_dict(path)
+    own = model.state_dict()
+    adapted, skipped = [], []
+    for key, tensor in list(state.items()):
+        if key not in own:
+            continue
+        target = own[key]
+        if tensor.shape == target.shape:
+            continue
+        if (tensor.ndim == 4 and target.ndim == 4 and tensor.shape[0] == target.shape[0]
+                and tensor.shape[2:] == target.shape[2:] and target.shape[1] == IN_CHANS):
+            # timm's helper: repeats/rescales RGB filters so activations keep their scale.
+            state[key] = adapt_input_conv(IN_CHANS, tensor.float(), base_chans=tensor.shape[1]).to(target.dtype)
+            adapted.append(key)
+        else:
+            del state[key]  # e.g. an ImageNet 1000-class head
+            skipped.append(key)
+    result = model.load_state_dict(state, strict=False)
+    loaded = [k for k in state if k in own]
+    if not loaded:
+        raise ValueError(f"{path}: none of its tensors match the model's parameter names.")
+    return {"adapted": adapted, "skipped": skipped, "missing": list(result.missing_keys)}
+
+
+# The attention heads register themselves on import (see base_models/heads.py).
+from . import heads  # noqa: E402,F401

@@ -1,0 +1,289 @@
+"""Base models: losses, thresholds, TTA, cache, weights, config, training, resume, collect."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("timm")
+
+from PIL import Image  # noqa: E402
+
+from base_models import collect as collect_mod  # noqa: E402
+from base_models import data as bm_data  # noqa: E402
+from base_models import train as train_mod  # noqa: E402
+from base_models.config import load_config  # noqa: E402
+from base_models.infer import best_threshold_f1  # noqa: E402
+from base_models.losses import LOSSES, build_loss  # noqa: E402
+from base_models.models import build_model, load_weights  # noqa: E402
+from hpa_ens import _cli  # noqa: E402
+from hpa_ens.classes import CHANNELS, N_CLASSES  # noqa: E402
+from hpa_ens.contract import read_prediction_set, write_folds  # noqa: E402
+from hpa_ens.labels import matrix_to_targets  # noqa: E402
+from hpa_ens.metrics import macro_f1  # noqa: E402
+
+TINY = "mobilenetv3_small_050"
+
+
+def make_dataset(root, n_train=40, n_test=10, size=32, seed=0):
+    """A tiny Kaggle-layout set: random labels, green intensity tied to class 0."""
+    rng = np.random.default_rng(seed)
+    Y = np.zeros((n_train, N_CLASSES), dtype=np.uint8)
+    Y[np.arange(n_train), rng.integers(0, 4, n_train)] = 1
+    train_ids = [f"tr{i:03d}" for i in range(n_train)]
+    test_ids = [f"te{i:03d}" for i in range(n_test)]
+    for split, ids in (("train", train_ids), ("test", test_ids)):
+        (root / split).mkdir(parents=True)
+        for i, image_id in enumerate(ids):
+            boost = 120 if split == "train" and Y[i, 0] else 0
+            for c, channel in enumerate(CHANNELS):
+                pixels = rng.integers(0, 100, (size, size)) + (boost if channel == "green" else 0)
+                Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / split / f"{image_id}_{channel}.png")
+    pd.DataFrame({"Id": train_ids, "Target": matrix_to_targets(Y)}).to_csv(root / "train.csv", index=False)
+    pd.DataFrame({"Id": test_ids, "Predicted": "0"}).to_csv(root / "sample_submission.csv", index=False)
+    folds = pd.Series(np.arange(n_train) % 2, index=pd.Index(train_ids, name="Id"))
+    write_folds(root / "folds.csv", folds)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("bm_data"))
+
+
+def tiny_config(**extra):
+    cfg = dict(backbone=TINY, name="tiny", image_size=32, batch_size=8, eval_batch_size=16, epochs=2, threads=1,
+               tta="flips", augment_crop_scale=0.8)
+    cfg.update(extra)
+    return load_config(None, cfg)
+
+
+# ------------------------------------------------------------------------------------------ losses
+def test_loss_registry_lists_valid_names_on_typo():
+    with pytest.raises(ValueError, match="bce, focal, lovasz, soft_f1, weighted_bce"):
+        build_loss("focall")
+    with pytest.raises(ValueError, match="focal"):
+        build_loss({"focal": 1.0, "sofft_f1": 0.5})
+
+
+def test_losses_match_closed_forms():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, N_CLASSES, generator=g)
+    y = (torch.rand(16, N_CLASSES, generator=g) > 0.8).float()
+    p = torch.sigmoid(logits).double().numpy()
+    t = y.double().numpy()
+    bce_np = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean()
+    assert float(build_loss("bce")(logits, y)) == pytest.approx(bce_np, rel=1e-5)
+    # focal with gamma=0 is BCE; with gamma=2 it is the (1-p_t)^2-weighted mean
+    assert float(build_loss({"focal": {"gamma": 0.0}})(logits, y)) == pytest.approx(bce_np, rel=1e-5)
+    p_t = np.where(t == 1, p, 1 - p)
+    focal_np = ((1 - p_t) ** 2 * -np.log(p_t)).mean()
+    assert float(build_loss("focal")(logits, y)) == pytest.approx(focal_np, rel=1e-5)
+    freq = np.linspace(0.01, 0.5, N_CLASSES)
+    w = (1 - freq) ** 2
+    w = w / w.mean()
+    per = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    assert float(build_loss("weighted_bce", class_freq=freq)(logits, y)) == pytest.approx((per * w).mean(), rel=1e-5)
+    combo = build_loss({"bce": 1.0, "soft_f1": 0.5})(logits, y)
+    assert float(combo) == pytest.approx(float(LOSSES.get("bce")()(logits, y) + 0.5 * LOSSES.get("soft_f1")()(logits, y)),
+                                         rel=1e-6)
+
+
+def test_soft_f1_equals_one_minus_macro_f1_on_hard_predictions():
+    rng = np.random.default_rng(1)
+    y = (rng.random((30, N_CLASSES)) > 0.7).astype(np.float32)
+    y[0] = 1  # every class has a positive
+    pred = (rng.random((30, N_CLASSES)) > 0.5)
+    logits = torch.as_tensor(np.where(pred, 50.0, -50.0), dtype=torch.float32)
+    loss = float(build_loss("soft_f1")(logits, torch.as_tensor(y)))
+    assert loss == pytest.approx(1 - macro_f1(y.astype(np.uint8), pred), abs=1e-5)
+
+
+# -------------------------------------------------------------------------------------- thresholds
+def test_best_threshold_f1_is_realised_and_beats_every_cut():
+    rng = np.random.default_rng(2)
+    y = (rng.random((60, N_CLASSES)) > 0.8).astype(np.uint8)
+    probs = np.round(rng.random((60, N_CLASSES)) * 0.5 + 0.4 * y, 2)  # rounding creates ties
+    score, f1, thr = best_threshold_f1(y, probs)
+    assert score == pytest.approx(macro_f1(y, probs > thr))
+    for c in range(0, N_CLASSES, 5):  # brute force over every realisable cut
+        best = max(macro_f1(y[:, [c]], probs[:, [c]] > t) for t in np.r_[np.unique(probs[:, c]), -1.0])
+        assert f1[c] == pytest.approx(best)
+
+
+# ---------------------------------------------------------------------------------- augmentation
+def test_dihedral_gives_eight_distinct_transforms_and_tta_subsets():
+    x = torch.arange(2 * 4 * 5 * 5, dtype=torch.float32).reshape(2, 4, 5, 5)
+    outs = [bm_data.dihedral(x, k) for k in range(8)]
+    assert len({o.numpy().tobytes() for o in outs}) == 8
+    assert torch.equal(outs[2], torch.flip(x, dims=(2, 3)))
+    assert bm_data.tta_transforms("dihedral") == tuple(range(8))
+    assert len(bm_data.tta_transforms("flips")) == 4
+    with pytest.raises(ValueError, match="none, flips, dihedral"):
+        bm_data.tta_transforms("all")
+
+
+def test_augment_is_seeded_and_keeps_range():
+    x = torch.rand(6, 4, 16, 16)
+    a = bm_data.augment(x, torch.Generator().manual_seed(3), True, 0.7, 0.1, 0.1)
+    b = bm_data.augment(x, torch.Generator().manual_seed(3), True, 0.7, 0.1, 0.1)
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+
+
+def test_balanced_sampler_draws_rare_images_more_often():
+    Y = np.zeros((100, N_CLASSES), dtype=np.uint8)
+    Y[:90, 0] = 1
+    Y[90:, 27] = 1
+    order = bm_data.SAMPLERS.get("balanced")(Y, np.random.default_rng(0), power=1.0)
+    assert len(order) == 100 and (order >= 90).mean() > 0.3
+    shuffle = bm_data.SAMPLERS.get("shuffle")(Y, np.random.default_rng(0))
+    assert sorted(shuffle) == list(range(100))
+
+
+# ------------------------------------------------------------------------------------------- cache
+def test_cache_matches_decode_and_is_reused(tiny_data, tmp_path, monkeypatch):
+    ids = pd.read_csv(tiny_data / "train.csv")["Id"].tolist()[:6]
+    sources = [(i, tiny_data / "train") for i in ids]
+    images = bm_data.build_cache(sources, 16, tmp_path, tag="t")
+    assert images.shape == (6, 4, 16, 16) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images[3], bm_data.read_image(tiny_data / "train", ids[3], 16))
+
+    def boom(*a, **k):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(bm_data, "read_channel", boom)
+    np.testing.assert_array_equal(bm_data.build_cache(sources, 16, tmp_path, tag="t"), images)
+
+
+def test_missing_or_corrupt_channel_stops_before_training(tmp_path):
+    root = make_dataset(tmp_path / "d", n_train=6, n_test=2, size=16)
+    (root / "train" / "tr002_yellow.png").unlink()
+    out = tmp_path / "oof"
+    argv = ["--data", str(root), "--folds", str(root / "folds.csv"), "--fold", "0", "--out", str(out),
+            "--backbone", TINY, "--image-size", "16", "--epochs", "1", "--threads", "1"]
+    with pytest.raises(FileNotFoundError, match="tr002_yellow.png"):
+        train_mod.main(argv)
+    assert _cli.run(train_mod.main, argv) == 2
+    (root / "train" / "tr002_yellow.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="tr002_yellow.png: cannot decode"):
+        train_mod.main(argv)
+    assert not list(out.rglob("checkpoint.pt"))
+
+
+# ----------------------------------------------------------------------------------------- weights
+def test_local_three_channel_weights_are_adapted_to_four(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    rgb = timm.create_model(TINY, pretrained=False, in_chans=3, num_classes=1000)
+    state = rgb.state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "w.safetensors"))
+    torch.save(state, tmp_path / "w.pt")
+    stem = next(k for k, v in state.items() if v.ndim == 4 and v.shape[1] == 3)
+    for name in ("w.safetensors", "w.pt"):
+        model = build_model(TINY, dropout=0.1)
+        report = load_weights(model, tmp_path / name)
+        assert report["adapted"] == [stem]
+        assert any("classifier" in k for k in report["skipped"])
+        w4 = model.state_dict()[stem]
+        assert w4.shape[1] == 4
+        # timm repeats the RGB filters and rescales by 3/4 so activations keep their scale
+        torch.testing.assert_close(w4[:, :3], state[stem] * 3 / 4)
+    with pytest.raises(ValueError, match="backbone"):
+        build_model("resnet_18_typo")
+
+
+# ------------------------------------------------------------------------------------------ config
+def test_config_flags_and_unknown_keys(tmp_path):
+    cfg_path = tmp_path / "m.yaml"
+    cfg_path.write_text("backbone: resnet18\nepochs: 3\n")
+    args = train_mod.build_parser().parse_args(
+        ["--config", str(cfg_path), "--data", "d", "--folds", "f", "--fold", "0", "--image-size", "48",
+         "--loss", "{focal: 1.0, soft_f1: 0.5}", "--weights", "null", "--augment_dihedral", "false"])
+    from base_models.config import overrides_from_args
+
+    cfg = load_config(args.config, overrides_from_args(args))
+    assert cfg["image_size"] == 48 and cfg["epochs"] == 3 and cfg["name"] == "m"
+    assert cfg["loss"] == {"focal": 1.0, "soft_f1": 0.5} and cfg["augment_dihedral"] is False
+    cfg_path.write_text("backbone: resnet18\nimage_sise: 3\n")
+    with pytest.raises(ValueError, match="Did you mean 'image_size'"):
+        load_config(cfg_path)
+    with pytest.raises(ValueError, match="'epochs' parameter must be an integer"):
+        load_config(None, {"epochs": "many"})
+
+
+# ------------------------------------------------------------------- training, resume, collect
+def test_train_resume_collect_end_to_end(tiny_data, tmp_path):
+    folds = tiny_data / "folds.csv"
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    cfg = tiny_config(cache_dir=str(tmp_path / "cache"))
+    for fold in (0, 1):
+        metrics = train_mod.fit_fold(cfg, tiny_data, folds, fold, full)
+        assert metrics["status"] == "complete" and metrics["epochs_run"] == 2
+    fold_dir = full / "tiny" / "fold0"
+    for name in ("checkpoint.pt", "best.pt", "config.yaml", "oof.csv", "test.csv", "metrics.json"):
+        assert (fold_dir / name).exists()
+    ckpt = torch.load(fold_dir / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and {"model", "optimizer", "scheduler", "rng_torch"} <= set(ckpt)
+
+    # Killed after the first epoch's checkpoint, then resumed: same bytes as the uninterrupted run
+    # (this also checks that the same seed gives the same bytes).
+    argv = ["--data", str(tiny_data), "--folds", str(folds), "--fold", "0", "--out", str(killed),
+            "--backbone", TINY, "--name", "tiny", "--image-size", "32", "--batch-size", "8", "--eval-batch-size", "16",
+            "--epochs", "2", "--threads", "1", "--tta", "flips", "--augment-crop-scale", "0.8",
+            "--cache-dir", str(tmp_path / "cache")]
+    with pytest.raises(SystemExit):
+        train_mod.main(argv + ["--stop-after-epoch", "1"])
+    assert (killed / "tiny" / "fold0" / "checkpoint.pt").exists()
+    assert not (killed / "tiny" / "fold0" / "metrics.json").exists()
+    assert train_mod.main(argv + ["--resume"]) == 0
+    assert (killed / "tiny" / "fold0" / "oof.csv").read_bytes() == (fold_dir / "oof.csv").read_bytes()
+    assert (killed / "tiny" / "fold0" / "test.csv").read_bytes() == (fold_dir / "test.csv").read_bytes()
+
+    # collect refuses a missing fold, then assembles a valid prediction set
+    with pytest.raises(ValueError, match="fold 1 is missing"):
+        collect_mod.collect("tiny", killed)
+    assert collect_mod.main(["tiny", "--out", str(full)]) == 0
+    train_ids = pd.read_csv(tiny_data / "train.csv")["Id"].tolist()
+    test_ids = pd.read_csv(tiny_data / "sample_submission.csv")["Id"].tolist()
+    pset = read_prediction_set(full / "tiny", train_ids, test_ids)
+    fold_tests = [pd.read_csv(full / "tiny" / f"fold{k}" / "test.csv", index_col="Id") for k in (0, 1)]
+    np.testing.assert_allclose(pset.test.to_numpy(), (fold_tests[0].loc[test_ids].to_numpy()
+                                                      + fold_tests[1].loc[test_ids].to_numpy()) / 2)
+    fold0 = pd.read_csv(fold_dir / "oof.csv", index_col="Id")
+    np.testing.assert_array_equal(pset.oof.loc[fold0.index].to_numpy(), fold0.to_numpy())
+    assert pset.meta["folds_sha256"]
+
+    # a changed folds file is refused
+    changed = pd.read_csv(folds)
+    changed["fold"] = 1 - changed["fold"]
+    changed.to_csv(folds.with_name("folds_changed.csv"), index=False)
+    with pytest.raises(ValueError, match="changed since fold 0 was trained|not fold"):
+        collect_mod.collect("tiny", full, folds.with_name("folds_changed.csv"))
+
+
+def test_run_all_trains_collects_and_keeps_finished_folds(tiny_data, tmp_path, monkeypatch):
+    from base_models import run_all
+
+    out = tmp_path / "oof"
+    monkeypatch.setenv("DATA", str(tiny_data))
+    monkeypatch.setenv("OUT", str(out))
+    monkeypatch.setenv("MODELS", "mobilenetv3_small_100")
+    monkeypatch.setenv("EPOCHS", "1")
+    monkeypatch.setenv("IMAGE_SIZE", "32")
+    monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))
+    assert run_all.main([]) == 0
+    meta = out / "mobilenetv3_small_100" / "meta.json"
+    assert meta.exists()
+    stamp = (out / "mobilenetv3_small_100" / "fold0" / "checkpoint.pt").stat().st_mtime_ns
+    assert run_all.main([]) == 0  # finished folds are kept, only collect runs again
+    assert (out / "mobilenetv3_small_100" / "fold0" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    monkeypatch.setenv("MODELS", "nope")
+    with pytest.raises(ValueError, match="MODELS"):
+        run_all.main([])
