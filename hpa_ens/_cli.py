@@ -8,6 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True, highlight=False)
@@ -35,7 +36,7 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
         code = main(argv)
     except (ContractError, ValueError, FileNotFoundError, KeyError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
         return 2
     return int(code or 0)
 

@@ -1,0 +1,147 @@
+"""``make demo``: the whole pipeline on the embedded synthetic set, from images to a scored submission.
+
+Stages (each skipped when its inputs' hashes are unchanged, so a second run takes seconds)::
+
+    synth -> folds -> eda -> base models (>= 3 backbones, all folds) -> blend -> stack
+          -> thresholds -> dedup -> submit (thresholds / + duplicates / + leak) -> score + report
+
+Prints one table (macro F1 on the synthetic test truth with a bootstrap interval, and wall time, per
+stage) and writes ``reports/demo/index.html``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ._cli import console, entry, parser
+from ._stages import Stage, py, run_stage
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _base_models_dir() -> Path:
+    """Where the base_models package lives (found without importing it: that would import torch)."""
+    spec = importlib.util.find_spec("base_models")
+    if spec is None or spec.origin is None:
+        raise ValueError("The base-model stage needs the base_models package and the [train] extra. Got neither installed instead; run `make install`.")
+    return Path(spec.origin).parent
+
+
+def _src(*modules: str) -> list[Path]:
+    return [PACKAGE / f"{m}.py" for m in modules]
+
+
+def _packaged(name: str) -> Path:
+    return Path(str(resources.files("hpa_ens").joinpath(f"data/{name}")))
+
+
+def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: list[str],
+                 args) -> list[Stage]:
+    """The demo's stages, in order, with their inputs and outputs (paths relative to the working directory)."""
+    lb_dist = _packaged("lb_label_distribution.csv")
+    train_csv, sample_sub = data / "train.csv", data / "sample_submission.csv"
+    folds = data / "folds.csv"
+    stats = reports / "eda" / "channel_stats.json"
+    model_dirs = [oof_root / m for m in models]
+    blend_dir, stack_dir = oof_root / "blend_mean", oof_root / "stack"
+    thresholds, duplicates = work / "thresholds.json", work / "duplicates.csv"
+    base_models_dir = _base_models_dir()
+    base_env = {"DATA": str(data), "OUT": str(oof_root), "MODELS": ",".join(models), "HF_HUB_OFFLINE": "1",
+                "CHANNEL_STATS": str(stats)}
+    if args.epochs:
+        base_env["EPOCHS"] = str(args.epochs)
+    if args.image_size:
+        base_env["IMAGE_SIZE"] = str(args.image_size)
+    stages = [
+        Stage("synth", py("hpa_ens.synth", "--out", data, "--n-train", args.n_train, "--n-test", args.n_test,
+                          "--size", args.size, "--seed", args.seed, "--target-dist", lb_dist, "--overwrite"),
+              inputs=_src("synth", "_synth_draw") + [lb_dist], outputs=[train_csv, sample_sub, data / "truth" / "test_labels.csv"]),
+        Stage("folds", py("hpa_ens.folds", "--labels", train_csv, "--out", folds, "--n-folds", args.n_folds,
+                          "--seed", args.seed),
+              inputs=_src("folds", "groups") + [train_csv], outputs=[folds]),
+        Stage("eda", py("hpa_ens.eda", "--labels", train_csv, "--target-dist", lb_dist, "--images", data / "train",
+                        "--n-jobs", 2, "--out", reports / "eda"),
+              inputs=_src("eda") + [train_csv], outputs=[reports / "eda" / "index.html", stats]),
+        Stage("base_models", py("base_models.run_all"),
+              inputs=[base_models_dir, train_csv, folds, sample_sub, stats],
+              outputs=[d / "meta.json" for d in model_dirs],
+              env=base_env),
+        Stage("blend", py("hpa_ens.blend", "--labels", train_csv, "--models", *model_dirs, "--method", "mean",
+                          "--out", blend_dir),
+              inputs=_src("blend") + [d / "meta.json" for d in model_dirs], outputs=[blend_dir / "meta.json"]),
+        Stage("stack", py("hpa_ens.stack", "--labels", train_csv, "--folds", folds, "--models", *model_dirs,
+                          "--out", stack_dir, "--seed", args.seed),
+              inputs=_src("stack") + [folds] + [d / "meta.json" for d in model_dirs], outputs=[stack_dir / "meta.json"]),
+        Stage("thresholds", py("hpa_ens.tune_thresholds", "--labels", train_csv, "--pred", stack_dir, "--out", thresholds,
+                               "--method", "match", "--target-dist", lb_dist, "--tolerance", args.tolerance,
+                               "--min-labels", 1, "--max-labels", 5, "--plots", reports / "thresholds"),
+              inputs=_src("thresholds", "tune_thresholds", "decision") + [stack_dir / "meta.json"], outputs=[thresholds]),
+        Stage("dedup", py("hpa_ens.dedup", "--train-dir", data / "train", "--test-dir", data / "test",
+                          "--out", duplicates, "--n-jobs", 2, "--cache", work / "hashes.npz"),
+              inputs=_src("dedup") + [train_csv, sample_sub], outputs=[duplicates]),
+    ]
+    submit = py("hpa_ens.submit", "--pred", stack_dir, "--thresholds", thresholds, "--sample-submission", sample_sub,
+                "--target-dist", lb_dist)
+    for name, extra in (
+        ("submit_thresholds", []),
+        ("submit_duplicates", ["--duplicates", duplicates, "--train-labels", train_csv]),
+        ("submit_leak", ["--duplicates", duplicates, "--train-labels", train_csv, "--leak", data / "leak.csv"]),
+    ):
+        out = work / f"{name}.csv"
+        stages.append(Stage(name, submit + ["--out", str(out)] + [str(e) for e in extra],
+                            inputs=_src("submit", "leak", "decision") + [thresholds, duplicates, stack_dir / "meta.json",
+                                                                         data / "leak.csv"],
+                            outputs=[out]))
+    return stages
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = parser("python -m hpa_ens.demo", "Run the whole pipeline on the embedded synthetic set and score it.")
+    ap.add_argument("--data", type=Path, default=Path("data/synth"), help="where the synthetic set goes")
+    ap.add_argument("--work", type=Path, default=Path("work/demo"), help="thresholds, duplicates, submissions, logs")
+    ap.add_argument("--reports", type=Path, default=Path("reports/demo"))
+    ap.add_argument("--oof", type=Path, default=Path("oof"), help="prediction sets")
+    ap.add_argument("--models", default=None, help="comma-separated base-model configs (default: all in base_models/configs)")
+    ap.add_argument("--n-train", type=int, default=2500)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--size", type=int, default=64, help="synthetic image side in pixels")
+    ap.add_argument("--n-folds", type=int, default=5)
+    ap.add_argument("--tolerance", type=float, default=0.3, help="thresholds: relative band around the target share")
+    ap.add_argument("--epochs", type=int, default=None, help="override every base-model config's epochs (quick runs)")
+    ap.add_argument("--image-size", type=int, default=None, help="override every base-model config's image size")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--force", action="store_true", help="rerun every stage even when fresh")
+    args = ap.parse_args(argv)
+
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError("The base-model stage needs the [train] extra (torch, timm). Got no torch installed instead; run `make install`.")
+    if args.models:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+    else:
+        models = sorted(p.stem for p in (_base_models_dir() / "configs").glob("*.yaml"))
+    stages = build_stages(args.data, args.work, args.reports, args.oof, models, args)
+    stamps, logs = args.work / "stamps", args.work / "logs"
+    timings: dict[str, float] = {}
+    total_start = time.perf_counter()
+    for stage in stages:
+        console.print(f"[bold]{stage.name}[/bold] …", end=" ")
+        ran, seconds = run_stage(stage, stamps, force=args.force, log_dir=logs)
+        timings[stage.name] = seconds
+        console.print(f"{'done' if ran else 'fresh, skipped'} ({seconds:.1f} s)")
+    from .demo_report import build_report
+
+    build_report(args.data, args.work, args.reports, args.oof, models, timings, seed=args.seed)
+    console.print(f"demo finished in {time.perf_counter() - total_start:.1f} s; report: {args.reports / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    entry(main)

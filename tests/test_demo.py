@@ -1,0 +1,48 @@
+"""`make demo` end to end on a tiny synthetic set: every stage, the score table, the report, the skip."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpa_ens.report import image_links
+
+pytest.importorskip("torch")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _demo(tmp_path, *extra):
+    args = [sys.executable, "-m", "hpa_ens.demo", "--data", "data", "--work", "work", "--reports", "reports",
+            "--oof", "oof", "--n-train", "160", "--n-test", "60", "--size", "32", "--n-folds", "2",
+            "--models", "mobilenetv3_small_100,regnetx_002", "--epochs", "1", "--image-size", "32", *extra]
+    env = dict(os.environ, HPA_ENS_NO_PROGRESS="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+    return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.xdist_group("demo")
+def test_tiny_demo_end_to_end_then_skips(tmp_path):
+    first = _demo(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = json.loads((tmp_path / "reports" / "results.json").read_text())
+    stages = [row["stage"] for row in results["rows"]]
+    assert stages[1:] == ["mean blend @0.5", "stack @0.5", "+ thresholds (matched, min 1 label)", "+ duplicates", "+ leak"]
+    for row in results["rows"]:
+        assert 0.0 <= row["ci"][0] <= row["macro_f1"] <= row["ci"][1] <= 1.0
+    # The leak labels are the truth for their Ids, so adding them cannot lower the score.
+    assert results["rows"][-1]["macro_f1"] >= results["rows"][-2]["macro_f1"] - 1e-12
+    for name in ("mobilenetv3_small_100", "regnetx_002", "blend_mean", "stack"):
+        assert (tmp_path / "oof" / name / "meta.json").exists()
+    page = (tmp_path / "reports" / "index.html").read_text()
+    links = image_links(page)
+    assert len(links) >= 5
+    for link in links:
+        assert (tmp_path / "reports" / link).stat().st_size > 1000, link
+    assert "test macro F1" in page
+
+    second = _demo(tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("fresh, skipped") == 11, second.stderr
