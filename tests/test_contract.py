@@ -208,3 +208,13 @@ def test_folds_roundtrip_and_refusals(tmp_path):
     (tmp_path / "gap.csv").write_text("Id,fold\na,0\nb,2\n")
     with pytest.raises(ContractError, match=r"folds must be 0..K-1"):
         read_folds(tmp_path / "gap.csv")
+
+
+def test_no_hpa_ens_module_imports_torch():
+    code = (
+        "import importlib, pkgutil, sys, hpa_ens\n"
+        "for m in pkgutil.iter_modules(hpa_ens.__path__):\n"
+        "    importlib.import_module('hpa_ens.' + m.name)\n"
+        "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
