@@ -6,6 +6,7 @@ Parameter errors follow scikit-learn's shape: "The 'x' parameter of f must be â€
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -127,3 +128,21 @@ def check_thresholds(thresholds, n_classes: int = N_CLASSES, name: str = "thresh
             f"The '{name}' parameter must be a finite scalar or a list of {n_classes} floats. Got {thresholds!r} instead."
         )
     return arr
+
+
+def read_csv_strings(path, expected: str):
+    """Read a CSV with every cell as a string, refusing a missing, empty or malformed file.
+
+    ``expected`` describes the header for the messages, e.g. ``"a header Id,Target and rows"``.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise ContractError(f"{path}: file not found.")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ContractError(f"{path}: the file is empty; expected {expected}.") from None
+    except pd.errors.ParserError as err:
+        raise ContractError(f"{path}: not a valid CSV ({str(err).strip().splitlines()[-1]}).") from None

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.fft
 
-from ._validation import ContractError, check_param
+from ._validation import ContractError, check_param, read_csv_strings
 from .classes import CHANNELS
 
 HASH_SIZE = 8  # 8x8 low-frequency DCT block -> 64 bits
@@ -411,12 +411,7 @@ def duplicate_frame(
 def read_duplicates(path) -> pd.DataFrame:
     """Read ``Id_a,Id_b,...,kind`` (ours, or the synthetic set's truth file); extra columns are kept."""
     path = Path(path)
-    if not path.exists():
-        raise ContractError(f"{path}: file not found.")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ContractError(f"{path}: the file is empty; expected a header Id_a,Id_b,distance,kind.") from None
+    df = read_csv_strings(path, "a header Id_a,Id_b,distance,kind")
     missing = [c for c in ("Id_a", "Id_b", "kind") if c not in df.columns]
     if missing:
         raise ContractError(f"{path}: missing column(s) {missing}; expected Id_a,Id_b,distance,kind. "

@@ -12,14 +12,11 @@ stage) and writes ``reports/demo/index.html``.
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import time
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from ._cli import console, entry, parser
 from ._stages import Stage, py, run_stage

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ._validation import ContractError, check_id
+from ._validation import ContractError, check_id, read_csv_strings
 
 __all__ = [
     "read_pairs",
@@ -75,11 +74,7 @@ def read_pairs(path: str | os.PathLike, kinds: Iterable[str] | None = None) -> l
     pairs : list of (str, str), in file order
     """
     path = Path(path)
-    if not path.exists():
-        raise ContractError(f"{path}: file not found.")
-    if path.stat().st_size == 0:
-        raise ContractError(f"{path}: the file is empty; expected a duplicate file with a header.")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = read_csv_strings(path, "a duplicate file with a header")
     columns = list(map(str, df.columns))
     if kinds is not None:
         kind_col = next((c for c in columns if _norm(c) == "kind"), None)

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, check_ids
+from ._validation import ContractError, check_ids, read_csv_strings
 from .classes import N_CLASSES
 
 
@@ -69,11 +69,7 @@ def matrix_to_targets(Y: np.ndarray) -> list[str]:
 
 def _read_csv(path, columns: Sequence[str]) -> pd.DataFrame:
     path = Path(path)
-    if not path.exists():
-        raise ContractError(f"{path}: file not found.")
-    if path.stat().st_size == 0:
-        raise ContractError(f"{path}: the file is empty; expected a header {','.join(columns)} and rows.")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = read_csv_strings(path, f"a header {','.join(columns)} and rows")
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ContractError(

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, check_id, check_param
+from ._validation import ContractError, check_id, check_param, read_csv_strings
 from .classes import N_CLASSES
 from .labels import parse_target
 
@@ -39,12 +39,7 @@ def read_leak(path) -> pd.DataFrame:
         ``row`` (1-based data row), ``source`` (file name) and class columns 0..27 (uint8).
     """
     path = Path(path)
-    if not path.exists():
-        raise ContractError(f"{path}: file not found.")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ContractError(f"{path}: the file is empty; expected a header Id,Target or Extra,Test,…,Target.") from None
+    df = read_csv_strings(path, "a header Id,Target or Extra,Test,…,Target")
     columns = [str(c) for c in df.columns]
     if "Target" not in columns:
         raise ContractError(f"{path}: no 'Target' column; expected Id,Target or Extra,Test,…,Target. "

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_indicator
-from .classes import CLASS_NAMES, N_CLASSES
+from .classes import CLASS_NAMES
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, check_param, check_thresholds
+from ._validation import ContractError, check_param, check_thresholds, read_csv_strings
 from .classes import N_CLASSES
 from .decision import apply_thresholds
 from .labels import matrix_to_targets
@@ -272,15 +272,7 @@ def check_submission(path, sample_submission) -> dict:
     """Validate the submission file at ``path`` against the sample submission file."""
     from .labels import read_sample_submission
 
-    path = Path(path)
-    if not path.exists():
-        raise ContractError(f"{path}: file not found.")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ContractError(f"{path}: the file is empty; expected a header Id,Predicted and one row per test Id.") from None
-    except pd.errors.ParserError as err:
-        raise ContractError(f"{path}: not a valid CSV ({str(err).strip().splitlines()[-1]}).") from None
+    df = read_csv_strings(path, "a header Id,Predicted and one row per test Id")
     return check_submission_frame(df, read_sample_submission(sample_submission), str(path))
 
 

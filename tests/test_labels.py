@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from hpa_ens import CLASS_NAMES, N_CLASSES
