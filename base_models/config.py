@@ -52,9 +52,23 @@ DEFAULTS: dict = {
     "threads": 0,              # torch CPU threads; 0 = all cores
     "device": "auto",          # auto | cpu | cuda
     "channels_last": True,     # faster convolutions on CPU and CUDA
-    "amp": True,               # bfloat16 autocast on CUDA (ignored on CPU)
+    "amp": True,               # autocast on CUDA (ignored on CPU)
+    "amp_dtype": "bfloat16",   # bfloat16 | float16 (float16 adds a GradScaler)
+    "compile": False,          # torch.compile the training model (CUDA; slow to start, off by default)
     "deterministic": True,     # torch.use_deterministic_algorithms (same seed -> same bytes on CPU)
     "stop_after_epoch": None,  # debugging: exit (code 3) right after this epoch's checkpoint
+    # issue-6 variants (base_models/variants.py, docs/variants.md); at these defaults nothing changes
+    "single_weight": 2.0,      # sampler single_label: single-label images drawn this many times as often
+    "phase1_epochs": 1,        # sampler single_label_first: epochs on the single-label images only
+    "center_loss": 0.0,        # weight of the center loss on the pooled features (0 = off)
+    "tiles": 0,                # 0 = whole images; g >= 2: train and predict on g x g tiles
+    "tile_combine": "max",     # max | mean | noisy_or: tile probabilities -> image probability
+    "cells": False,            # train on cell crops (multiple-instance, the image's labels)
+    "cell_pooling": "max",     # max | mean | noisy_or (fixed) | lse | attention (learned)
+    "cells_per_image": 4,      # cells per bag, a square (4, 9, 16): the largest cells, repeated if fewer
+    "cell_params": None,       # mapping of cells.CellParams overrides (default: scaled to image_size)
+    "attention_maps": 0,       # head attention: save attention PNGs of this many held-out images
+    "train_eval_rows": 0,      # F1 on this many training rows after the fit (over-fitting gap)
 }
 
 # Keys that may change between a run and its --resume without invalidating the checkpoint.
@@ -125,15 +139,53 @@ def load_config(path=None, overrides: Mapping | None = None) -> dict:
     if not config["name"]:
         config["name"] = path.stem if path is not None else config["backbone"]
     for key, choices in (("monitor", ("f1", "loss")), ("normalize", ("dataset", "per_image")),
-                         ("device", ("auto", "cpu", "cuda"))):
+                         ("device", ("auto", "cpu", "cuda")), ("amp_dtype", ("bfloat16", "float16"))):
         if config[key] not in choices:
             raise ValueError(f"The '{key}' parameter must be one of {', '.join(choices)}. Got {config[key]!r} instead.")
     for key in ("image_size", "batch_size", "eval_batch_size", "epochs"):
         if config[key] < 1:
             raise ValueError(f"The '{key}' parameter must be >= 1. Got {config[key]!r} instead.")
+    _check_variant_keys(config)
     if not 0 < config["augment_crop_scale"] <= 1:
         raise ValueError(f"The 'augment_crop_scale' parameter must be in (0, 1]. Got {config['augment_crop_scale']!r} instead.")
     return config
+
+
+# Variant keys left at their defaults stay out of the config hash, so configs written before they
+# existed keep their hash (finished folds stay current, checkpoints resume).
+VARIANT_KEYS = ("single_weight", "phase1_epochs", "center_loss", "tiles", "tile_combine", "cells", "cell_pooling",
+                "cells_per_image", "cell_params", "attention_maps", "train_eval_rows")
+
+
+def _check_variant_keys(config: dict) -> None:
+    """Choices and combinations of the issue-6 variant keys."""
+    for key, choices in (("tile_combine", ("max", "mean", "noisy_or")),
+                         ("cell_pooling", ("max", "mean", "noisy_or", "lse", "attention"))):
+        if config[key] not in choices:
+            raise ValueError(f"The '{key}' parameter must be one of {', '.join(choices)}. Got {config[key]!r} instead.")
+    if config["tiles"] == 1 or config["tiles"] < 0:
+        raise ValueError(f"The 'tiles' parameter must be 0 (off) or >= 2. Got {config['tiles']!r} instead.")
+    root = round(config["cells_per_image"] ** 0.5)
+    if config["cells_per_image"] < 1 or root * root != config["cells_per_image"]:
+        raise ValueError(f"The 'cells_per_image' parameter must be a square (1, 4, 9, 16, ...). "
+                         f"Got {config['cells_per_image']!r} instead.")
+    if config["cell_params"] is not None and not isinstance(config["cell_params"], Mapping):
+        raise ValueError(f"The 'cell_params' parameter must be a mapping. Got {config['cell_params']!r} instead.")
+    for key in ("center_loss", "single_weight"):
+        if config[key] < 0:
+            raise ValueError(f"The '{key}' parameter must be >= 0. Got {config[key]!r} instead.")
+    if config["cells"] and config["tiles"]:
+        raise ValueError("The 'cells' and 'tiles' parameters cannot be combined; choose one.")
+    if config["cells"] and config["head"] != "linear":
+        raise ValueError(f"The 'head' parameter must be linear with 'cells' (the cell pooling is "
+                         f"'cell_pooling'). Got {config['head']!r} instead.")
+    if config["cells"] and config["augment_crop_scale"] < 1:
+        raise ValueError("The 'augment_crop_scale' parameter must be 1 with 'cells' (a crop of the cell "
+                         f"mosaic would cut across cells). Got {config['augment_crop_scale']!r} instead.")
+    if config["attention_maps"] > 0 and (config["head"] not in ("attention", "attention8") or config["tiles"]
+                                         or config["cells"]):
+        raise ValueError("The 'attention_maps' parameter needs 'head: attention' (or attention8) on whole "
+                         "images (no tiles or cells).")
 
 
 def add_config_flags(ap: argparse.ArgumentParser) -> None:
@@ -152,7 +204,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 def config_hash(config: Mapping, ignore=RESUME_FREE) -> str:
     """sha256 of the config's training-relevant keys (for --resume consistency checks)."""
-    relevant = {k: v for k, v in sorted(config.items()) if k not in ignore}
+    relevant = {k: v for k, v in sorted(config.items())
+                if k not in ignore and not (k in VARIANT_KEYS and v == DEFAULTS[k])}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 

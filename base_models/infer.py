@@ -32,7 +32,9 @@ class Normalizer:
             self.std = torch.as_tensor(np.asarray(std), dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
 
     def to_unit(self, batch_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(batch_u8)).to(self.device, non_blocking=True)
+        # A (pinned) tensor is moved as is, so the copy to the GPU can overlap compute.
+        x = batch_u8 if isinstance(batch_u8, torch.Tensor) else torch.as_tensor(np.asarray(batch_u8))
+        x = x.to(self.device, non_blocking=True)
         return x.float().div_(255.0)
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,10 +49,24 @@ class Normalizer:
         return x
 
 
-def autocast(device: torch.device, amp: bool):
-    """bfloat16 autocast on CUDA when ``amp``; a no-op on CPU (float32 keeps CPU runs bit-stable)."""
+def pin_for(batch_u8: np.ndarray, device: torch.device):
+    """Page-locked tensor copy of a batch when the model runs on CUDA (asynchronous host-to-device
+    copies); the array unchanged on the CPU."""
+    if torch.device(device).type != "cuda":
+        return batch_u8
+    return torch.from_numpy(np.ascontiguousarray(batch_u8)).pin_memory()
+
+
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def autocast(device: torch.device, amp: bool, dtype: str = "bfloat16"):
+    """Autocast on CUDA when ``amp`` (``bfloat16``, or ``float16`` with a GradScaler in training); a no-op
+    on CPU (float32 keeps CPU runs bit-stable)."""
     if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        if dtype not in AMP_DTYPES:
+            raise ValueError(f"The 'amp_dtype' parameter must be one of {', '.join(AMP_DTYPES)}. Got {dtype!r} instead.")
+        return torch.autocast("cuda", dtype=AMP_DTYPES[dtype])
     return contextlib.nullcontext()
 
 
@@ -58,7 +74,7 @@ def autocast(device: torch.device, amp: bool):
 def predict(model: nn.Module, images: np.ndarray, rows: np.ndarray, normalizer: Normalizer,
             tta: str = "none", batch_size: int = 128, amp: bool = True,
             on_batch: Callable[[int], None] | None = None, targets: np.ndarray | None = None,
-            loss_fn: nn.Module | None = None) -> tuple[np.ndarray, float | None]:
+            loss_fn: nn.Module | None = None, amp_dtype: str = "bfloat16") -> tuple[np.ndarray, float | None]:
     """Probabilities for ``images[rows]``, averaged over the TTA transforms.
 
     Parameters
@@ -78,12 +94,12 @@ def predict(model: nn.Module, images: np.ndarray, rows: np.ndarray, normalizer: 
     out = []
     loss_total, n_seen = 0.0, 0
     order = np.arange(len(rows))
-    loader = prefetch(((b, images[rows[b]]) for b in batches(order, batch_size)))
+    loader = prefetch(((b, pin_for(images[rows[b]], normalizer.device)) for b in batches(order, batch_size)))
     for b, batch in loader:
         x = normalizer.standardize(normalizer.to_unit(batch))
         acc = None
         for k in ks:
-            with autocast(normalizer.device, amp):
+            with autocast(normalizer.device, amp, amp_dtype):
                 logits = model(dihedral(x, k) if k else x).float()
             if k == 0 and loss_fn is not None and targets is not None:
                 y = torch.as_tensor(targets[b], dtype=torch.float32, device=logits.device)

@@ -29,12 +29,14 @@ from hpa_ens.contract import probs_frame, read_folds, write_probs  # noqa: E402
 from hpa_ens.labels import read_labels, read_sample_submission  # noqa: E402
 
 from . import checkpoint  # noqa: E402
+from . import distributed  # noqa: E402
 from .config import OPERATIONAL, add_config_flags, config_hash, dump_config, load_config, overrides_from_args  # noqa: E402
 from .data import (SAMPLERS, augment, batches, build_cache, channel_stats, check_files,  # noqa: E402
                    default_cache_dir, prefetch, read_channel_stats)
-from .infer import Normalizer, autocast, best_threshold_f1, predict  # noqa: E402
+from .infer import Normalizer, autocast, best_threshold_f1, pin_for, predict  # noqa: E402
 from .losses import build_loss  # noqa: E402
 from .models import build_model  # noqa: E402
+from . import variants  # noqa: E402
 from .optim import OPTIMIZERS, SCHEDULERS  # noqa: E402
 
 CHECKPOINT_FORMAT = 1
@@ -140,31 +142,47 @@ def seed_epoch(seed: int, epoch: int) -> tuple[np.random.Generator, torch.Genera
 
 
 def train_one_epoch(model, optimizer, scheduler, loss_fn, data: FoldData, normalizer: Normalizer, config: dict,
-                    epoch: int, on_batch=None) -> dict:
-    """One pass over the sampler's order. Returns ``{'loss', 'images', 'seconds'}``."""
+                    epoch: int, on_batch=None, batch_loss=None, scaler=None,
+                    dist: distributed.DistInfo = distributed.DistInfo()) -> dict:
+    """One pass over the sampler's order. Returns ``{'loss', 'images', 'seconds'}``.
+
+    ``batch_loss(logits, rows, targets) -> loss``, when given, replaces ``loss_fn(logits, targets)``
+    (``rows`` index ``data.train_images``): the soft-target hook of ``base_models.distill``.
+    ``scaler`` is a ``torch.amp.GradScaler`` (float16 AMP). Under torchrun (``dist``) every rank
+    draws the same order and trains on its own shard of it.
+    """
     model.train()
     rng, gen = seed_epoch(config["seed"], epoch)
     fit_labels = data.labels[data.fit_rows]
     sampler = SAMPLERS.get(config["sampler"])
-    order = data.fit_rows[sampler(fit_labels, rng, power=config["sampler_power"])]
+    order = data.fit_rows[sampler(fit_labels, rng, power=config["sampler_power"], epoch=epoch,
+                                  single_weight=config["single_weight"], phase1_epochs=config["phase1_epochs"])]
+    if dist.enabled:
+        order = distributed.shard_order(order, dist.rank, dist.world_size)
+        gen.manual_seed(config["seed"] * 100_003 + epoch + 50_000 + 7_919 * dist.rank)  # own augmentations
     # Dropping a ragged last batch keeps BatchNorm away from batches of one.
     chunks = batches(order, config["batch_size"], drop_last=True)
     device = normalizer.device
     total, seen = 0.0, 0
     started = time.perf_counter()
-    loader = prefetch(((rows, data.train_images[rows], data.labels[rows]) for rows in chunks))
+    loader = prefetch(((rows, pin_for(data.train_images[rows], device), data.labels[rows]) for rows in chunks))
     for rows, batch, target in loader:
         x = normalizer.to_unit(batch)
         x = augment(x, gen, config["augment_dihedral"], config["augment_crop_scale"],
                     config["augment_brightness"], config["augment_contrast"])
         x = normalizer.standardize(x)
         y = torch.as_tensor(target, dtype=torch.float32, device=device)
-        with autocast(device, config["amp"]):
+        with autocast(device, config["amp"], config.get("amp_dtype", "bfloat16")):
             logits = model(x)
-        loss = loss_fn(logits.float(), y)
+        loss = loss_fn(logits.float(), y) if batch_loss is None else batch_loss(logits.float(), rows, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         scheduler.step()
         total += float(loss.detach()) * len(rows)
         seen += len(rows)
@@ -180,33 +198,60 @@ def _score(monitor: str, val_loss: float, val_f1: float) -> float:
 
 
 def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resume: bool = False,
-             argv: Sequence[str] | None = None) -> dict:
-    """Train (or resume) one fold and write its outputs. Returns the fold's metrics dict."""
+             argv: Sequence[str] | None = None, make_batch_loss=None, data_hook=None, fingerprint=None) -> dict:
+    """Train (or resume) one fold and write its outputs. Returns the fold's metrics dict.
+
+    Hooks (``base_models.distill``): ``data_hook(FoldData) -> FoldData`` runs after the normaliser is
+    fitted (e.g. adds test images as training rows); ``make_batch_loss(loss_fn)`` returns the
+    ``batch_loss(logits, rows, targets)`` that ``train_one_epoch`` uses; ``fingerprint``
+    (a JSON-able dict) joins the config hash checked by ``--resume`` and is recorded in ``metrics.json``.
+    Under torchrun, every rank trains and only rank 0 writes; other ranks return ``{}``.
+    """
     t0 = time.perf_counter()
     out_dir = Path(out_root) / config["name"] / f"fold{fold}"
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path, ckpt_path, best_path = out_dir / "metrics.json", out_dir / "checkpoint.pt", out_dir / "best.pt"
     device = resolve_device(config["device"])
+    dist, device = distributed.setup(device)
     setup_torch(config, device)
-    cfg_sha = config_hash(config)
+    cfg_sha = config_hash({**config, **(fingerprint or {})})
 
     with _cli.progress() as bar:
+        if not dist.is_main:
+            distributed.barrier(dist)  # rank 0 builds the caches first
         data = prepare_data(config, data_dir, folds_path, fold, progress=bar)
-        if not resume:
-            for stale in (metrics_path, ckpt_path, best_path):
-                stale.unlink(missing_ok=True)
-        atomic_write_text(out_dir / "config.yaml", dump_config(config))
+        if dist.is_main:
+            if not resume:
+                for stale in (metrics_path, ckpt_path, best_path):
+                    stale.unlink(missing_ok=True)
+            atomic_write_text(out_dir / "config.yaml", dump_config(config))
+            distributed.barrier(dist)
+        if config["cells"]:  # issue 6: each image becomes a mosaic of its cell crops (variants.cell_data)
+            data = variants.cell_data(config, data, Path(config["cache_dir"]) if config["cache_dir"]
+                                      else default_cache_dir(data_dir), progress=bar)
         normalizer, norm_info = make_normalizer(config, data, device)
+        if data_hook is not None:
+            data = data_hook(data)
 
         torch.manual_seed(config["seed"])
         model = build_model(config["backbone"], config["head"], config["dropout"], config["weights"],
                             global_pool=config["global_pool"]).to(device)
+        model = variants.wrap_model(model, config).to(device)  # tiles / cells / center loss; else unchanged
         if config["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
+        # ``model`` keeps the plain weights (saved, validated); ``train_model`` may wrap it.
+        train_model = distributed.wrap(model, dist, device)
+        if config.get("compile"):
+            train_model = torch.compile(train_model)
+        scaler = (torch.amp.GradScaler("cuda") if device.type == "cuda" and config["amp"]
+                  and config.get("amp_dtype") == "float16" else None)
         class_freq = data.labels[data.fit_rows].mean(axis=0)
         loss_fn = build_loss(config["loss"], class_freq=class_freq).to(device)
+        step_loss = make_batch_loss(loss_fn) if make_batch_loss is not None else None
+        step_loss = variants.batch_loss(model, loss_fn, step_loss)
         optimizer = OPTIMIZERS.get(config["optimizer"])(model.parameters(), config)
-        steps = len(batches(data.fit_rows, config["batch_size"], drop_last=True))
+        n_rank_rows = len(data.fit_rows) // dist.world_size  # each rank's shard (whole order when alone)
+        steps = len(batches(np.arange(n_rank_rows), config["batch_size"], drop_last=True))
         scheduler = SCHEDULERS.get(config["scheduler"])(optimizer, config, steps)
 
         start_epoch, history, best, stopped = 0, [], {"score": -np.inf, "epoch": -1}, False
@@ -235,8 +280,15 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
             def on_batch(n, loss, ips, label=label):
                 bar.update(task, advance=n, description=f"{label} loss {loss:.4f} {ips:.0f} img/s")
 
-            train_stats = train_one_epoch(model, optimizer, scheduler, loss_fn, data, normalizer, config,
-                                          epoch, on_batch)
+            train_stats = train_one_epoch(train_model, optimizer, scheduler, loss_fn, data, normalizer, config,
+                                          epoch, on_batch, batch_loss=step_loss, scaler=scaler, dist=dist)
+            if not dist.is_main:
+                distributed.sync_buffers(model, dist)
+                stopped = distributed.broadcast_flag(False, dist)  # rank 0's early-stopping decision
+                if config["stop_after_epoch"] is not None and epoch + 1 >= config["stop_after_epoch"]:
+                    raise SystemExit(f"stopped after epoch {epoch + 1} as asked (--stop-after-epoch)")
+                continue
+            distributed.sync_buffers(model, dist)  # rank 0's BatchNorm statistics on every rank
             v0 = time.perf_counter()
             val_probs, val_loss = predict(model, data.train_images, data.val_rows, normalizer, "none",
                                           config["eval_batch_size"], config["amp"],
@@ -256,6 +308,7 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
                 checkpoint.save(best_path, {"model": model.state_dict(), "epoch": epoch + 1,
                                             "val_probs": torch.from_numpy(val_probs)})
             stopped = (epoch + 1) - best["epoch"] >= config["patience"] and epoch + 1 < config["epochs"]
+            distributed.broadcast_flag(stopped, dist)
             checkpoint.save(ckpt_path, {
                 "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -266,6 +319,8 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
                 raise SystemExit(f"stopped after epoch {epoch + 1} as asked (--stop-after-epoch); "
                                  f"continue with --resume")
         bar.remove_task(task)
+        if not dist.is_main:
+            return {}
 
         # Predict with the best epoch's weights.
         if not best_path.exists():
@@ -286,6 +341,7 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
                                 config["eval_batch_size"], config["amp"], on_batch=advance)
         bar.remove_task(ptask)
         predict_seconds = time.perf_counter() - p0
+        variant_metrics = variants.after_fit(model, data, normalizer, config, out_dir)
 
     val_ids = [data.train_ids[i] for i in data.val_rows]
     write_probs(out_dir / "oof.csv", probs_frame(val_ids, oof_probs))
@@ -316,11 +372,15 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
         "n_test": len(data.test_ids),
         "timing": {"cache_seconds": data.cache_seconds, "train_seconds": train_seconds,
                    "predict_seconds": predict_seconds, "total_seconds": time.perf_counter() - t0},
+        "world_size": dist.world_size,
         "outputs": {"oof.csv": sha256_file(out_dir / "oof.csv"), "test.csv": sha256_file(out_dir / "test.csv")},
         "environment": {"torch": torch.__version__, "timm": _timm_version(), "python": platform.python_version(),
                         "device": str(device), "threads": torch.get_num_threads()},
         "command": list(argv) if argv is not None else None,
     }
+    metrics.update(variant_metrics)
+    if fingerprint:
+        metrics["fingerprint"] = fingerprint
     atomic_write_json(metrics_path, metrics)
     return metrics
 
@@ -349,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(args.config, overrides_from_args(args))
     metrics = fit_fold(config, args.data, args.folds, args.fold, args.out, args.resume,
                        argv=list(argv) if argv is not None else None)
+    distributed.cleanup(distributed.from_env())
+    if not metrics:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     _cli.console.print(f"{config['name']} fold {args.fold}: fold macro F1 {metrics['fold_macro_f1']:.4f} "
                        f"(best epoch {metrics['best_epoch']}), {metrics['timing']['total_seconds']:.1f} s")
     return 0

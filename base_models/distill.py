@@ -1,0 +1,292 @@
+"""Knowledge distillation: train a small student on true labels mixed with a teacher's probabilities.
+
+``python -m base_models.distill --teacher oof/stack --student base_models/configs/mobilenetv3_small_100.yaml
+--data DIR --folds folds.csv [--fold K|all] [--alpha 0.7] [--temperature 2] [--self-train] [--out oof]``
+
+The teacher is any prediction set (a stack, a blend, one model). For each training image the
+student's loss is
+
+    (1 - alpha) * L_config(logits, labels) + alpha * T**2 * BCE(logits / T, sigmoid(logit(p_teacher) / T))
+
+where ``L_config`` is the config's own loss, ``p_teacher`` the teacher's OOF probability of that
+image and ``BCE`` the per-label binary cross-entropy against soft targets (averaged over images and
+labels). ``T`` (temperature) softens the teacher in logit space; the ``T**2`` factor keeps the soft
+term's gradients on the same scale for every ``T`` (Hinton et al., 2015). With ``--self-train`` the
+test images join the training rows with the teacher's test probabilities as their only target.
+
+The student is trained per fold through ``base_models.train.fit_fold`` (its ``make_batch_loss`` and
+``data_hook`` hooks), so it writes the ordinary outputs under ``OUT/NAME/fold{K}/`` and, with
+``--fold all``, the prediction set ``OUT/NAME/`` (the teacher's hashes recorded in ``meta.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hpa_ens import _cli
+from hpa_ens._io import sha256_file
+from hpa_ens.contract import read_folds, read_meta, read_prediction_set, write_prediction_set
+from hpa_ens.labels import read_labels, read_sample_submission
+
+from . import distributed
+from .config import add_config_flags, config_hash, load_config, overrides_from_args
+from .train import FoldData
+
+EPS = 1e-6
+
+
+# ------------------------------------------------------------------------------------ pure core
+def soften(probs: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Teacher probabilities tempered in logit space: ``sigmoid(logit(p) / T)``.
+
+    Parameters
+    ----------
+    probs : array of shape (n, 28) in [0, 1]
+    temperature : float > 0; 1 leaves the probabilities as they are (up to clipping to [1e-6, 1 - 1e-6])
+
+    Returns
+    -------
+    soft : ndarray of shape (n, 28), float32
+    """
+    if not temperature > 0:
+        raise ValueError(f"The 'temperature' parameter must be > 0. Got {temperature!r} instead.")
+    p = np.clip(np.asarray(probs, dtype=np.float64), EPS, 1 - EPS)
+    logits = np.log(p) - np.log1p(-p)
+    return (1.0 / (1.0 + np.exp(-logits / temperature))).astype(np.float32)
+
+
+def soft_bce(logits: torch.Tensor, soft: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``T**2 * mean BCE(logits / T, soft)``: per-label binary cross-entropy against soft targets.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (batch, 28)
+    soft : Tensor of shape (batch, 28), tempered teacher probabilities (:func:`soften`)
+    """
+    return F.binary_cross_entropy_with_logits(logits / temperature, soft) * temperature ** 2
+
+
+def make_distill_loss(soft_targets: np.ndarray, labelled: np.ndarray, alpha: float, temperature: float):
+    """The ``make_batch_loss`` hook of :func:`base_models.train.fit_fold`.
+
+    Parameters
+    ----------
+    soft_targets : array of shape (n_rows, 28), tempered teacher probabilities, one row per training row
+        (``FoldData.train_images`` rows, test images included under self-training)
+    labelled : bool array of shape (n_rows,), rows with true labels (False for test images)
+    alpha : weight of the soft term in [0, 1]; 0 is plain training, 1 learns from the teacher alone
+
+    Returns
+    -------
+    make_batch_loss : callable ``loss_fn -> batch_loss(logits, rows, targets) -> scalar``
+    """
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"The 'alpha' parameter must be in [0, 1]. Got {alpha!r} instead.")
+    soft_all = torch.as_tensor(np.asarray(soft_targets, dtype=np.float32))
+    labelled = np.asarray(labelled, dtype=bool)
+
+    def make_batch_loss(loss_fn):
+        def batch_loss(logits, rows, targets):
+            soft = soft_all[rows].to(logits.device)
+            loss = alpha * soft_bce(logits, soft, temperature)
+            has_label = labelled[rows]
+            if alpha < 1 and has_label.any():
+                keep = torch.as_tensor(np.flatnonzero(has_label), device=logits.device)
+                # The config's loss sees only the images with true labels.
+                loss = loss + (1 - alpha) * loss_fn(logits[keep], targets[keep])
+            return loss
+
+        return batch_loss
+
+    return make_batch_loss
+
+
+class RowConcat:
+    """Two uint8 image arrays read as one: rows ``0..len(a)-1`` from ``a``, then ``b``.
+
+    Lets test images join the training rows without copying either memmap.
+    """
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        if a.shape[1:] != b.shape[1:]:
+            raise ValueError(f"The image arrays must share a shape per image. Got {a.shape} and {b.shape} instead.")
+        self.a, self.b = a, b
+        self.shape = (len(a) + len(b),) + tuple(a.shape[1:])
+        self.dtype = a.dtype
+        self.ndim = a.ndim
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        rows = np.asarray(rows)
+        if rows.ndim == 0:
+            r = int(rows)
+            return self.a[r] if r < len(self.a) else self.b[r - len(self.a)]
+        out = np.empty((len(rows),) + self.shape[1:], dtype=self.dtype)
+        first = rows < len(self.a)
+        out[first] = self.a[rows[first]]
+        out[~first] = self.b[rows[~first] - len(self.a)]
+        return out
+
+
+def self_train_hook(test_probs: np.ndarray):
+    """The ``data_hook`` that adds every test image to the training rows (self-training).
+
+    Their ``labels`` rows (used only by the sampler and class frequencies) are the teacher's test
+    probabilities above 0.5; the loss gives them the soft term alone.
+    """
+
+    def hook(data: FoldData) -> FoldData:
+        n_rows, n_test = len(data.train_images), len(data.test_images)
+        pseudo = (np.asarray(test_probs) > 0.5).astype(np.uint8)
+        return FoldData(
+            train_ids=data.train_ids, test_ids=data.test_ids,
+            labels=np.concatenate([data.labels, pseudo]),
+            train_images=RowConcat(data.train_images, data.test_images),
+            test_images=data.test_images,
+            fit_rows=np.concatenate([data.fit_rows, n_rows + np.arange(n_test)]),
+            val_rows=data.val_rows, n_folds=data.n_folds, folds_sha256=data.folds_sha256,
+            inputs=data.inputs, cache_seconds=data.cache_seconds)
+
+    return hook
+
+
+# --------------------------------------------------------------------------------------- I/O edge
+def teacher_targets(teacher_dir, data_dir, config: dict, temperature: float, self_train: bool):
+    """Read the teacher aligned by Id; build per-row soft targets and the labelled mask.
+
+    Returns
+    -------
+    soft_targets : ndarray (n_rows, 28): train rows (teacher OOF), extra images (their true labels),
+        then, under self-training, test rows (teacher test probabilities)
+    labelled : bool ndarray (n_rows,)
+    test_probs : ndarray (n_test, 28), the teacher's raw test probabilities
+    teacher_meta : dict (name, hashes) for provenance
+    """
+    data_dir = Path(data_dir)
+    train_ids = read_labels(data_dir / "train.csv").index.tolist()
+    test_ids = read_sample_submission(data_dir / "sample_submission.csv").tolist()
+    teacher = read_prediction_set(teacher_dir, train_ids=train_ids, test_ids=test_ids)
+    parts = [soften(teacher.oof.to_numpy(), temperature)]
+    labelled = [np.ones(len(train_ids), dtype=bool)]
+    if config["extra_labels"]:
+        # The teacher never saw the extra images: their soft target is their true label.
+        extra = read_labels(config["extra_labels"]).to_numpy(dtype=np.float32)
+        parts.append(extra)
+        labelled.append(np.ones(len(extra), dtype=bool))
+    test_probs = teacher.test.to_numpy()
+    if self_train:
+        parts.append(soften(test_probs, temperature))
+        labelled.append(np.zeros(len(test_ids), dtype=bool))
+    meta = read_meta(teacher_dir)
+    info = {"path": str(Path(teacher_dir).resolve()), "name": teacher.name,
+            "outputs": meta.get("outputs") or {f: sha256_file(Path(teacher_dir) / f) for f in ("oof.csv", "test.csv")},
+            "folds_sha256": meta.get("folds_sha256")}
+    return np.concatenate(parts), np.concatenate(labelled), test_probs, info
+
+
+def _fold_done(out_root, config: dict, fold: int, fingerprint: dict, folds_path) -> bool:
+    path = Path(out_root) / config["name"] / f"fold{fold}" / "metrics.json"
+    if not path.exists():
+        return False
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    return (metrics.get("status") == "complete"
+            and metrics.get("config_sha256") == config_hash({**config, **fingerprint})
+            and metrics.get("folds_sha256") == sha256_file(folds_path))
+
+
+def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_root="oof", alpha: float = 0.7,
+            temperature: float = 1.0, self_train: bool = False, resume: bool = False,
+            argv: Sequence[str] | None = None) -> dict:
+    """Train the student on the chosen folds; with every fold done, collect its prediction set.
+
+    Returns
+    -------
+    summary : dict with per-fold metrics and, when collected, the collect summary
+    """
+    from .collect import collect
+    from .train import fit_fold
+
+    soft_targets, labelled, test_probs, teacher_info = teacher_targets(teacher_dir, data_dir, config,
+                                                                       temperature, self_train)
+    n_folds = int(read_folds(folds_path).max()) + 1
+    if teacher_info["folds_sha256"] and teacher_info["folds_sha256"] != sha256_file(folds_path):
+        _cli.console.print(f"[yellow]warning:[/yellow] {teacher_dir} was made on another folds file: the teacher's "
+                           f"OOF probabilities carry more of the student's held-out labels.")
+    fingerprint = {"distill_teacher": teacher_info["outputs"], "distill_alpha": float(alpha),
+                   "distill_temperature": float(temperature), "distill_self_train": bool(self_train)}
+    wanted = list(range(n_folds)) if folds == "all" else [int(folds)]
+    hook = make_distill_loss(soft_targets, labelled, alpha, temperature)
+    data_hook = self_train_hook(test_probs) if self_train else None
+    fold_metrics = []
+    for fold in wanted:
+        if folds == "all" and not resume and _fold_done(out_root, config, fold, fingerprint, folds_path):
+            _cli.console.print(f"{config['name']} fold {fold}: already complete, kept")
+            continue
+        metrics = fit_fold(config, data_dir, folds_path, fold, out_root, resume=resume, argv=argv,
+                           make_batch_loss=hook, data_hook=data_hook, fingerprint=fingerprint)
+        if metrics:
+            fold_metrics.append(metrics)
+            _cli.console.print(f"{config['name']} fold {fold}: F1 {metrics['fold_macro_f1']:.4f} "
+                               f"(epoch {metrics['best_epoch']}), {metrics['timing']['total_seconds']:.1f} s")
+    summary = {"folds": fold_metrics}
+    if folds == "all" and distributed.from_env().is_main:  # under torchrun, rank 0 alone collects
+        summary["collect"] = collect(config["name"], out_root, folds_path, argv=argv)
+        # Record the teacher and the distillation settings in the set's provenance.
+        folder = Path(out_root) / config["name"]
+        student = read_prediction_set(folder)
+        meta = dict(student.meta)
+        meta.pop("outputs", None)
+        meta["inputs"] = dict(meta.get("inputs", {}), teacher=teacher_info["outputs"])
+        meta["distill"] = {"teacher": teacher_info["path"], "alpha": alpha, "temperature": temperature,
+                           "self_train": self_train}
+        write_prediction_set(folder, student.oof, student.test, meta)
+    return summary
+
+
+def build_parser():
+    ap = _cli.parser("python -m base_models.distill", "Train a small student on true labels mixed with a "
+                     "teacher prediction set's probabilities; write its prediction set OUT/NAME/.")
+    ap.add_argument("--teacher", required=True, help="teacher prediction-set folder (oof.csv, test.csv, meta.json)")
+    ap.add_argument("--student", required=True, help="student YAML config (flags below override it)")
+    ap.add_argument("--data", required=True, help="folder with train.csv, sample_submission.csv, train/, test/")
+    ap.add_argument("--folds", required=True, help="Id,fold csv")
+    ap.add_argument("--fold", default="all", help="one fold K, or 'all' (then collect)")
+    ap.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's soft targets in [0, 1]")
+    ap.add_argument("--temperature", type=float, default=1.0, help="softens the teacher (and student) in logit space")
+    ap.add_argument("--self-train", action="store_true", help="also train on the test images against the "
+                    "teacher's test probabilities")
+    ap.add_argument("--out", default="oof", help="OOF root; the student writes OUT/NAME/")
+    ap.add_argument("--resume", action="store_true", help="continue interrupted folds from their checkpoints")
+    add_config_flags(ap)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.fold != "all" and not str(args.fold).isdigit():
+        raise ValueError(f"The 'fold' parameter must be a fold number or 'all'. Got {args.fold!r} instead.")
+    overrides = overrides_from_args(args)
+    if "name" not in overrides:
+        overrides["name"] = f"{Path(args.student).stem}_student"
+    config = load_config(args.student, overrides)
+    summary = distill(config, args.teacher, args.data, args.folds, args.fold, args.out, args.alpha,
+                      args.temperature, args.self_train, args.resume,
+                      argv=list(argv) if argv is not None else None)
+    distributed.cleanup(distributed.from_env())
+    if "collect" in summary:
+        c = summary["collect"]
+        _cli.console.print(f"{config['name']}: {c['n_oof']} OOF rows, {c['n_test']} test rows, OOF macro F1 "
+                           f"{c.get('oof_macro_f1_best_thresholds', float('nan')):.4f} (per-class best thresholds)")
+    return 0
+
+
+if __name__ == "__main__":
+    _cli.entry(main)

@@ -1,0 +1,175 @@
+"""Inference alone: trained checkpoints in, an ``Id,0..27`` probability CSV out, images/s printed.
+
+``python -m base_models.predict --checkpoint oof/resnet18/fold0 [more ...] --data DIR [--split test|train]
+[--batch-size 128] [--threads N] [--tta none|flips|d8] [--out probs.csv]``
+
+A checkpoint is a fold folder (``best.pt`` is used) or a ``.pt`` file inside one; the fold's
+``config.yaml`` (backbone, head, size, normalisation) and ``metrics.json`` (dataset channel
+statistics) are read beside it. Several checkpoints are averaged in probability space (a fold or
+model ensemble). Images are decoded once into the same uint8 cache as training; the printed
+images/s is the model time alone (decoding is reported separately, and is cached for later runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from hpa_ens import _cli  # noqa: E402
+from hpa_ens.contract import probs_frame, write_probs  # noqa: E402
+from hpa_ens.labels import read_labels, read_sample_submission  # noqa: E402
+
+from . import checkpoint  # noqa: E402
+from .config import load_config  # noqa: E402
+from .data import build_cache, default_cache_dir  # noqa: E402
+from .infer import Normalizer, predict  # noqa: E402
+from .models import build_model  # noqa: E402
+
+TTA_ALIASES = {"none": "none", "flips": "flips", "d8": "dihedral", "dihedral": "dihedral"}
+
+
+@dataclass
+class Predictor:
+    """One trained model ready for inference."""
+
+    model: torch.nn.Module
+    normalizer: Normalizer
+    config: dict
+    source: Path
+
+
+def resolve_checkpoint(path) -> tuple[Path, Path]:
+    """``(weights file, fold folder)`` for a fold folder or a checkpoint file inside one."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "checkpoint.pt"):
+            if (path / name).exists():
+                return path / name, path
+        raise FileNotFoundError(f"{path}: no best.pt or checkpoint.pt in this folder.")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint not found.")
+    return path, path.parent
+
+
+def load_predictor(path, device: str | torch.device = "cpu") -> Predictor:
+    """Build the fold's model from its ``config.yaml`` and load the checkpoint's weights."""
+    weights, folder = resolve_checkpoint(path)
+    config_path = folder / "config.yaml"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path}: the fold's resolved config is needed beside {weights.name}.")
+    saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    # Keys a newer or older trainer added are dropped rather than refused: inference needs few of them.
+    from .config import DEFAULTS
+
+    config = load_config(None, {k: v for k, v in saved.items() if k in DEFAULTS})
+    device = torch.device(device)
+    model = build_model(config["backbone"], config["head"], config["dropout"], None,
+                        global_pool=config["global_pool"])
+    state = checkpoint.load(weights)
+    model.load_state_dict(state["model"])
+    model = model.to(device).eval()
+    if config["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    if config["normalize"] == "per_image":
+        normalizer = Normalizer(None, None, device, config["channels_last"])
+    else:
+        metrics_path = folder / "metrics.json"
+        info = json.loads(metrics_path.read_text(encoding="utf-8")).get("normalization", {}) \
+            if metrics_path.exists() else {}
+        if "mean" not in info:
+            raise ValueError(f"{metrics_path}: the fold's channel statistics (normalization.mean/std) are needed "
+                             f"for normalize: dataset.")
+        normalizer = Normalizer(info["mean"], info["std"], device, config["channels_last"])
+    return Predictor(model, normalizer, config, weights)
+
+
+def predict_ensemble(predictors: Sequence[Predictor], images_by_size: dict, tta: str = "flips",
+                     batch_size: int = 128, amp: bool = True) -> tuple[np.ndarray, float]:
+    """Mean probability of several models over the same images.
+
+    Parameters
+    ----------
+    images_by_size : dict image_size -> uint8 array of shape (n, 4, S, S), same rows for every size
+    tta : none | flips | d8 (= dihedral)
+
+    Returns
+    -------
+    probs : ndarray of shape (n, 28), float64
+    seconds : model time (all predictors)
+    """
+    tta = TTA_ALIASES.get(tta, tta)
+    total, seconds = None, 0.0
+    for p in predictors:
+        images = images_by_size[p.config["image_size"]]
+        started = time.perf_counter()
+        probs, _ = predict(p.model, images, np.arange(len(images)), p.normalizer, tta, batch_size, amp,
+                           amp_dtype=p.config.get("amp_dtype", "bfloat16"))
+        seconds += time.perf_counter() - started
+        total = probs if total is None else total + probs
+    return total / len(predictors), seconds
+
+
+def split_sources(data_dir, split: str) -> tuple[list[str], list[tuple[str, Path]]]:
+    data_dir = Path(data_dir)
+    if split == "test":
+        ids = read_sample_submission(data_dir / "sample_submission.csv").tolist()
+    elif split == "train":
+        ids = read_labels(data_dir / "train.csv").index.tolist()
+    else:
+        raise ValueError(f"The 'split' parameter must be test or train. Got {split!r} instead.")
+    return ids, [(i, data_dir / split) for i in ids]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = _cli.parser("python -m base_models.predict", "Predict probabilities with trained checkpoints "
+                     "(averaged); print images/s.")
+    ap.add_argument("--checkpoint", required=True, nargs="+", help="fold folders or .pt files (averaged)")
+    ap.add_argument("--data", required=True, help="Kaggle-layout folder (sample_submission.csv + test/, or train.csv + train/)")
+    ap.add_argument("--split", default="test", choices=["test", "train"])
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
+    ap.add_argument("--tta", default="flips", choices=sorted(TTA_ALIASES), help="d8 = all 8 flips/rotations")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--cache-dir", default=None, help="default DATA/.cache")
+    ap.add_argument("--out", default=None, help="write Id,0..27 probabilities here")
+    args = ap.parse_args(argv)
+    if args.batch_size < 1:
+        raise ValueError(f"The 'batch_size' parameter must be >= 1. Got {args.batch_size} instead.")
+    from .train import resolve_device
+
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    predictors = [load_predictor(c, device) for c in args.checkpoint]
+    ids, sources = split_sources(args.data, args.split)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.data)
+    t0 = time.perf_counter()
+    with _cli.progress(transient=True) as bar:
+        images_by_size = {s: build_cache(sources, s, cache_dir, tag=args.split, progress=bar)
+                          for s in sorted({p.config["image_size"] for p in predictors})}
+    cache_seconds = time.perf_counter() - t0
+    probs, seconds = predict_ensemble(predictors, images_by_size, args.tta, args.batch_size)
+    if args.out:
+        write_probs(args.out, probs_frame(ids, probs))
+    rate = len(ids) / max(seconds, 1e-9)
+    _cli.console.print(f"{len(ids)} images, {len(predictors)} model(s), tta {args.tta}, batch {args.batch_size}, "
+                       f"{torch.get_num_threads() if device.type == 'cpu' else device} "
+                       f"{'threads' if device.type == 'cpu' else ''}: {rate:.1f} images/s "
+                       f"(model time {seconds:.2f} s; decode/cache {cache_seconds:.2f} s)"
+                       + (f" -> {args.out}" if args.out else ""))
+    print(f"images_per_s={rate:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    _cli.entry(main)
