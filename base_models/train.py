@@ -1,6 +1,6 @@
 """Train one fold of one config and write its OOF rows, test predictions, checkpoint and metrics.
 
-``python -m base_models.train --config base_models/configs/resnet18.yaml --data DIR --folds folds.csv
+``python -m base_models.train --config base_models/configs/examples/resnet18.yaml --data DIR --folds folds.csv
 --fold 0 [--out oof] [--resume] [--epochs 3] [--image-size 64] ...`` (every config key is a flag).
 
 Per fold, under ``OUT/NAME/fold{K}/``: ``config.yaml`` (resolved), ``checkpoint.pt`` (every epoch,
