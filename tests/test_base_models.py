@@ -11,8 +11,6 @@ import pytest  # noqa: E402
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from PIL import Image  # noqa: E402
-
 from base_models import collect as collect_mod  # noqa: E402
 from base_models import data as bm_data  # noqa: E402
 from base_models import train as train_mod  # noqa: E402
@@ -21,33 +19,18 @@ from base_models.infer import best_threshold_f1  # noqa: E402
 from base_models.losses import LOSSES, build_loss  # noqa: E402
 from base_models.models import build_model, load_weights  # noqa: E402
 from hpa_ens import _cli  # noqa: E402
-from hpa_ens.classes import CHANNELS, N_CLASSES  # noqa: E402
-from hpa_ens.contract import read_prediction_set, write_folds  # noqa: E402
-from hpa_ens.labels import matrix_to_targets  # noqa: E402
+from hpa_ens.classes import N_CLASSES  # noqa: E402
+from hpa_ens.contract import read_prediction_set  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
 
 TINY = "mobilenetv3_small_050"
 
 
+from tiny_images import make_dataset as _make_dataset  # noqa: E402
+
+
 def make_dataset(root, n_train=40, n_test=10, size=32, seed=0):
-    """A tiny Kaggle-layout set: random labels, green intensity tied to class 0."""
-    rng = np.random.default_rng(seed)
-    Y = np.zeros((n_train, N_CLASSES), dtype=np.uint8)
-    Y[np.arange(n_train), rng.integers(0, 4, n_train)] = 1
-    train_ids = [f"tr{i:03d}" for i in range(n_train)]
-    test_ids = [f"te{i:03d}" for i in range(n_test)]
-    for split, ids in (("train", train_ids), ("test", test_ids)):
-        (root / split).mkdir(parents=True)
-        for i, image_id in enumerate(ids):
-            boost = 120 if split == "train" and Y[i, 0] else 0
-            for c, channel in enumerate(CHANNELS):
-                pixels = rng.integers(0, 100, (size, size)) + (boost if channel == "green" else 0)
-                Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / split / f"{image_id}_{channel}.png")
-    pd.DataFrame({"Id": train_ids, "Target": matrix_to_targets(Y)}).to_csv(root / "train.csv", index=False)
-    pd.DataFrame({"Id": test_ids, "Predicted": "0"}).to_csv(root / "sample_submission.csv", index=False)
-    folds = pd.Series(np.arange(n_train) % 2, index=pd.Index(train_ids, name="Id"))
-    write_folds(root / "folds.csv", folds)
-    return root
+    return _make_dataset(root, n_train, n_test, size, seed)[0]
 
 
 @pytest.fixture(scope="module")

@@ -6,41 +6,19 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from PIL import Image  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 
 from base_models import distill  # noqa: E402
 from base_models.losses import build_loss  # noqa: E402
-from hpa_ens.classes import CHANNELS, N_CLASSES  # noqa: E402
+from hpa_ens.classes import N_CLASSES  # noqa: E402
 from hpa_ens.contract import (ContractError, build_meta, probs_frame, read_prediction_set,  # noqa: E402
-                              write_folds, write_prediction_set)
-from hpa_ens.labels import matrix_to_targets  # noqa: E402
-
-
-def make_dataset(root, n_train=24, n_test=8, size=32, seed=0):
-    """A tiny Kaggle-layout set with 2 folds; green intensity tied to class 0."""
-    rng = np.random.default_rng(seed)
-    Y = np.zeros((n_train, N_CLASSES), dtype=np.uint8)
-    Y[np.arange(n_train), rng.integers(0, 4, n_train)] = 1
-    train_ids = [f"tr{i:03d}" for i in range(n_train)]
-    test_ids = [f"te{i:03d}" for i in range(n_test)]
-    for split, ids in (("train", train_ids), ("test", test_ids)):
-        (root / split).mkdir(parents=True)
-        for i, image_id in enumerate(ids):
-            boost = 120 if split == "train" and Y[i, 0] else 0
-            for channel in CHANNELS:
-                pixels = rng.integers(0, 100, (size, size)) + (boost if channel == "green" else 0)
-                Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / split / f"{image_id}_{channel}.png")
-    pd.DataFrame({"Id": train_ids, "Target": matrix_to_targets(Y)}).to_csv(root / "train.csv", index=False)
-    pd.DataFrame({"Id": test_ids, "Predicted": "0"}).to_csv(root / "sample_submission.csv", index=False)
-    write_folds(root / "folds.csv", pd.Series(np.arange(n_train) % 2, index=pd.Index(train_ids, name="Id")))
-    return root, train_ids, test_ids, Y
+                              write_prediction_set)
+from tiny_images import make_dataset  # noqa: E402
 
 
 def write_teacher(folder, train_ids, test_ids, Y, seed=0, shuffle=True):

@@ -15,7 +15,7 @@ from base_models.config import load_config  # noqa: E402
 from base_models.train import fit_fold  # noqa: E402
 from hpa_ens.contract import read_probs  # noqa: E402
 
-from test_distill import make_dataset  # noqa: E402
+from tiny_images import make_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
