@@ -23,6 +23,26 @@ def _demo(tmp_path, *extra):
     return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 
 
+def _screenshot_if_possible(page: Path, out: Path) -> None:
+    """Render the report in headless Chromium when the machine has it, and check the picture is not blank."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return  # the link parse above is the check on machines without a browser
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1200,1600", f"--screenshot={out}"]
+    subprocess.run([browser, *flags, page.resolve().as_uri()], capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(out).convert("L"), dtype=np.float64)
+    assert pixels.shape == (1600, 1200)
+    assert pixels.std() > 20  # text, tables and plots, not an empty or error page
+
+
 @pytest.mark.xdist_group("demo")
 def test_tiny_demo_end_to_end_then_skips(tmp_path):
     first = _demo(tmp_path)
@@ -42,6 +62,7 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path):
     for link in links:
         assert (tmp_path / "reports" / link).stat().st_size > 1000, link
     assert "test macro F1" in page
+    _screenshot_if_possible(tmp_path / "reports" / "index.html", tmp_path / "shot.png")
 
     second = _demo(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
