@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpa_ens.thresholds import exact_thresholds
+
 from .data import batches, dihedral, prefetch, tta_transforms
 
 
@@ -126,25 +128,5 @@ def best_threshold_f1(y_true: np.ndarray, probs: np.ndarray) -> tuple[float, np.
     f1 : ndarray of shape (n_classes,)
     thresholds : ndarray of shape (n_classes,)
     """
-    y_true = np.asarray(y_true, dtype=bool)
-    probs = np.asarray(probs, dtype=np.float64)
-    n, n_classes = probs.shape
-    f1 = np.zeros(n_classes)
-    thresholds = np.ones(n_classes)
-    for c in range(n_classes):
-        n_pos = int(y_true[:, c].sum())
-        if n_pos == 0 or n == 0:
-            continue  # F1 is 0 whatever we predict (zero_division=0); predict nothing
-        order = np.argsort(-probs[:, c], kind="stable")
-        p_sorted = probs[order, c]
-        tp = np.cumsum(y_true[order, c])
-        k = np.arange(1, n + 1)
-        scores = 2 * tp / (k + n_pos)
-        # A cut after position i is only realisable where the next probability is strictly lower.
-        valid = np.r_[p_sorted[:-1] > p_sorted[1:], True]
-        scores = np.where(valid, scores, -1.0)
-        i = int(np.argmax(scores))
-        f1[c] = scores[i]
-        below = p_sorted[i + 1] if i + 1 < n else min(p_sorted[i] - 1e-6, 0.0)
-        thresholds[c] = (p_sorted[i] + below) / 2 if i + 1 < n else below
+    thresholds, f1 = exact_thresholds(np.asarray(probs, dtype=np.float64), np.asarray(y_true, dtype=bool))
     return float(f1.mean()), f1, thresholds

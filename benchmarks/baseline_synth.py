@@ -27,6 +27,7 @@ from hpa_ens.classes import CHANNELS, CLASS_NAMES, N_CLASSES  # noqa: E402
 from hpa_ens.decision import apply_thresholds  # noqa: E402
 from hpa_ens.labels import read_labels  # noqa: E402
 from hpa_ens.metrics import macro_f1, per_class_f1  # noqa: E402
+from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 
 
 def load_features(folder: Path, ids, grid: int) -> np.ndarray:
@@ -80,28 +81,6 @@ def load_quantile_features(folder: Path, ids) -> np.ndarray:
     return np.stack(rows)
 
 
-def best_thresholds(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Per class, the threshold (predict where prob > thr) maximising that class's F1; exact search."""
-    thresholds = np.full(y_true.shape[1], 0.5)
-    for k in range(y_true.shape[1]):
-        positives = y_true[:, k].sum()
-        if positives == 0:
-            thresholds[k] = 1.0
-            continue
-        order = np.argsort(-probs[:, k], kind="stable")
-        p_sorted, y_sorted = probs[order, k], y_true[order, k]
-        tp = np.cumsum(y_sorted)
-        predicted = np.arange(1, len(order) + 1)
-        f1 = 2 * tp / (predicted + positives)
-        # a cut is only realisable between distinct probabilities
-        valid = np.r_[p_sorted[1:] < p_sorted[:-1], True]
-        f1 = np.where(valid, f1, -1)
-        best = int(np.argmax(f1))
-        below = p_sorted[best + 1] if best + 1 < len(p_sorted) else 0.0
-        thresholds[k] = (p_sorted[best] + below) / 2
-    return thresholds
-
-
 def fit_predict(x_train, y_train, x_test, C: float) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
@@ -145,7 +124,7 @@ def main(argv=None) -> int:
     oof = np.zeros(y_train.shape)
     for fit_rows, val_rows in KFold(args.folds, shuffle=True, random_state=0).split(x_train):
         oof[val_rows] = fit_predict(x_train[fit_rows], y_train[fit_rows], x_train[val_rows], args.C)
-    thresholds = best_thresholds(y_train, oof)
+    thresholds = exact_thresholds(oof, y_train)[0]
     test_probs = fit_predict(x_train, y_train, x_test, args.C)
     oof_pred = apply_thresholds(oof, thresholds, min_labels=1)
     test_pred = apply_thresholds(test_probs, thresholds, min_labels=1)
