@@ -39,6 +39,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from hpa_ens._io import atomic_open  # noqa: E402
+from hpa_ens.report import save_figure  # noqa: E402
 
 RED, GREEN, BLUE, YELLOW = range(4)
 CACHE_VERSION = 1
@@ -751,8 +752,4 @@ def save_overlay(path, images: Sequence[np.ndarray], params: CellParams = CellPa
         label = titles[i] if titles is not None else f"image {i}"
         ax.set_title(f"{label}: {int(nuclei.max())} nuclei", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -26,8 +26,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from hpa_ens._io import atomic_open  # noqa: E402
 from hpa_ens.classes import CLASS_NAMES, N_CLASSES  # noqa: E402
+from hpa_ens.report import save_figure  # noqa: E402
 
 from .models import HEADS, IN_CHANS, check_backbone  # noqa: E402
 
@@ -213,9 +213,5 @@ def save_attention_maps(model: nn.Module, inputs: torch.Tensor, images: np.ndarr
         for ax in axes:
             ax.axis("off")
         fig.tight_layout()
-        path = out_dir / f"{image_id}_attention.png"
-        with atomic_open(path, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out_dir / f"{image_id}_attention.png", dpi=100))
     return paths

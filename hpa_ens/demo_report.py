@@ -15,7 +15,7 @@ from .classes import CHANNELS, CLASS_NAMES
 from .contract import align, read_prediction_set
 from .labels import read_labels, read_sample_submission, read_submission
 from .metrics import bootstrap_macro_f1, macro_f1, per_class_f1
-from .report import html_image, html_table, plot_per_class_f1, write_html
+from .report import html_image, html_table, plot_per_class_f1, save_figure, write_html
 
 
 def _score(y_true, y_pred, seed):
@@ -42,9 +42,7 @@ def _composites_figure(data: Path, ids, truth, predicted, path: Path) -> None:
         pred_names = [CLASS_NAMES[k] for k in np.flatnonzero(predicted.loc[image_id].to_numpy())]
         ax.set_title("true: " + ", ".join(true_names) + "\npred: " + ", ".join(pred_names), fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: list[str], timings: dict,

@@ -22,6 +22,7 @@ from ._cli import console, entry, parser, progress
 from ._io import atomic_write_json, atomic_write_text
 from ._validation import ContractError, check_param
 from .classes import CHANNELS, CLASS_NAMES, N_CLASSES
+from .report import save_figure
 
 __all__ = [
     "label_summary",
@@ -128,14 +129,7 @@ def _names(n_classes: int) -> list[str]:
 
 # --------------------------------------------------------------------------------------- plots
 def _save(fig, path: Path, dpi: int) -> None:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    # No timestamp metadata, so the same input gives the same bytes.
-    fig.savefig(tmp, dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=dpi)
 
 
 def write_plots(summary: dict, Y: np.ndarray, out_dir: Path, dpi: int = 100) -> dict[str, str]:

@@ -37,6 +37,7 @@ from ._cli import console, entry, parser
 from ._io import atomic_write_json
 from ._validation import check_param
 from .classes import CLASS_NAMES, N_CLASSES
+from .report import save_figure
 
 STRATEGIES: tuple[str, ...] = ("iterative", "rarest", "single-first")
 
@@ -343,12 +344,7 @@ def plot_quality(comparison: dict, strategy: str, path: Path, dpi: int = 100) ->
     ax.set_title("Min–max positives per fold, relative to total/K")
     ax.legend(loc="upper left")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temp name then rename, like every other output.
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=dpi)
 
 
 def report_paths(out: Path) -> tuple[Path, Path]:

@@ -22,6 +22,22 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path, dpi: int = 90) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it.
+
+    No software-version metadata is written, so the same figure gives the same bytes.
+    """
+    import matplotlib.pyplot as plt
+
+    from ._io import atomic_open
+
+    path = Path(path)
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
 def plot_per_class_f1(scores: Mapping[str, np.ndarray], path, title: str = "Per-class F1") -> Path:
     """Grouped horizontal bars: one group per class, one bar per named score vector (28,)."""
     plt = _pyplot()
@@ -41,11 +57,7 @@ def plot_per_class_f1(scores: Mapping[str, np.ndarray], path, title: str = "Per-
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence], caption: str | None = None) -> str:

@@ -320,11 +320,9 @@ def _plot(report: dict, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    from ._io import atomic_open
+    from .report import save_figure
 
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,11 +33,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write_bytes, atomic_write_text
+from ._io import atomic_write_text
 from ._synth_draw import render, transform_copy
 from ._validation import check_param
 from .classes import CHANNELS, CLASS_NAMES, N_CLASSES
 from .labels import labels_frame, parse_target, read_target_distribution
+from .report import save_figure
 
 SPLIT_TRAIN, SPLIT_TEST, _STREAM_LABELS, _STREAM_COPY, _STREAM_PREVIEW = 0, 1, 2, 3, 4
 #: The fixed tail of every Kaggle HPA Id (uuid1 with the organisers' node); we keep it for realism.
@@ -371,10 +372,7 @@ def preview(path, size: int = 128, seed: int = 0, kind: str = "classes", n: int 
         names = [f"{k} {CLASS_NAMES[k]}" for k in np.flatnonzero(labels)]
         ax.set_title("\n".join(names), fontsize=7)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path, dpi=80)
 
 
 # --------------------------------------------------------------------------------------------------

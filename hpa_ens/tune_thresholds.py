@@ -21,10 +21,11 @@ import numpy as np
 
 from . import thresholds as T
 from ._cli import console, entry, parser
-from ._io import atomic_open, atomic_write_json, sha256_file
+from ._io import atomic_write_json, sha256_file
 from .classes import CLASS_NAMES, N_CLASSES
 from .contract import read_prediction_set
 from .labels import read_labels, read_target_distribution
+from .report import save_figure
 
 PROG = "python -m hpa_ens.tune_thresholds"
 
@@ -145,10 +146,7 @@ def save_plots(folder: Path, curves: T.CutCurves, thresholds, f1_rule, test_shar
     fig.tight_layout()
     paths = []
     for name, figure in (("f1_curves.png", fig), ("shares.png", _shares_figure(plt, test_share, target_share, title))):
-        with atomic_open(folder / name, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=80)
-        plt.close(figure)
-        paths.append(str(folder / name))
+        paths.append(str(save_figure(figure, folder / name, dpi=80)))
     return paths
 
 
