@@ -38,7 +38,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from hpa_ens._io import atomic_open  # noqa: E402
+from hpa_ens.io import atomic_open  # noqa: E402
 from hpa_ens.report import save_figure  # noqa: E402
 
 RED, GREEN, BLUE, YELLOW = range(4)

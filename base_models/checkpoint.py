@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from hpa_ens._io import atomic_write_bytes
+from hpa_ens.io import atomic_write_bytes
 
 
 def save(path, state: dict) -> None:

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from hpa_ens import _cli
-from hpa_ens._io import sha256_file
+from hpa_ens import cli
+from hpa_ens.io import sha256_file
 from hpa_ens.contract import build_meta, read_folds, read_probs, write_prediction_set
 from hpa_ens.labels import read_labels
 from hpa_ens.metrics import macro_f1
@@ -58,7 +58,7 @@ def collect(name: str, out_root="oof", folds_path=None, argv: Sequence[str] | No
         if m["n_folds"] != n_folds or m["fold"] not in range(n_folds):
             raise ValueError(f"{folder}/fold{m['fold']}: records {m['n_folds']} folds, fold 0 records {n_folds}.")
     if len({m["config_sha256"] for m in all_metrics}) > 1:
-        _cli.console.print(f"[yellow]warning:[/yellow] {folder}: folds were trained with different configs.")
+        cli.console.print(f"[yellow]warning:[/yellow] {folder}: folds were trained with different configs.")
 
     oof_parts = [read_probs(folder / f"fold{k}" / "oof.csv") for k in range(n_folds)]
     oof = pd.concat(oof_parts)
@@ -113,7 +113,7 @@ def _resolved_config(folder: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = _cli.parser("python -m base_models.collect", "Assemble the fold outputs of one config into "
+    ap = cli.parser("python -m base_models.collect", "Assemble the fold outputs of one config into "
                      "OUT/NAME/{oof.csv,test.csv,meta.json}.")
     ap.add_argument("name", help="the config name (folder under --out)")
     ap.add_argument("--out", default="oof", help="OOF root")
@@ -121,10 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     summary = collect(args.name, args.out, args.folds, argv=argv)
     f1 = summary.get("oof_macro_f1_best_thresholds")
-    _cli.console.print(f"{args.name}: {summary['n_oof']} OOF rows, {summary['n_test']} test rows"
+    cli.console.print(f"{args.name}: {summary['n_oof']} OOF rows, {summary['n_test']} test rows"
                        + (f", OOF macro F1 {f1:.4f} (per-class best thresholds)" if f1 is not None else ""))
     return 0
 
 
 if __name__ == "__main__":
-    _cli.entry(main)
+    cli.entry(main)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from hpa_ens._io import atomic_write_json
+from hpa_ens.io import atomic_write_json
 from hpa_ens.classes import CHANNELS
 
 from .registry import Registry

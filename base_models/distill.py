@@ -29,8 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hpa_ens import _cli
-from hpa_ens._io import sha256_file
+from hpa_ens import cli
+from hpa_ens.io import sha256_file
 from hpa_ens.contract import read_folds, read_meta, read_prediction_set, write_prediction_set
 from hpa_ens.labels import read_labels, read_sample_submission
 
@@ -218,7 +218,7 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
                                                                        temperature, self_train)
     n_folds = int(read_folds(folds_path).max()) + 1
     if teacher_info["folds_sha256"] and teacher_info["folds_sha256"] != sha256_file(folds_path):
-        _cli.console.print(f"[yellow]warning:[/yellow] {teacher_dir} was made on another folds file: the teacher's "
+        cli.console.print(f"[yellow]warning:[/yellow] {teacher_dir} was made on another folds file: the teacher's "
                            f"OOF probabilities carry more of the student's held-out labels.")
     fingerprint = {"distill_teacher": teacher_info["outputs"], "distill_alpha": float(alpha),
                    "distill_temperature": float(temperature), "distill_self_train": bool(self_train)}
@@ -228,13 +228,13 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
     fold_metrics = []
     for fold in wanted:
         if folds == "all" and not resume and _fold_done(out_root, config, fold, fingerprint, folds_path):
-            _cli.console.print(f"{config['name']} fold {fold}: already complete, kept")
+            cli.console.print(f"{config['name']} fold {fold}: already complete, kept")
             continue
         metrics = fit_fold(config, data_dir, folds_path, fold, out_root, resume=resume, argv=argv,
                            make_batch_loss=hook, data_hook=data_hook, fingerprint=fingerprint)
         if metrics:
             fold_metrics.append(metrics)
-            _cli.console.print(f"{config['name']} fold {fold}: F1 {metrics['fold_macro_f1']:.4f} "
+            cli.console.print(f"{config['name']} fold {fold}: F1 {metrics['fold_macro_f1']:.4f} "
                                f"(epoch {metrics['best_epoch']}), {metrics['timing']['total_seconds']:.1f} s")
     summary = {"folds": fold_metrics}
     if folds == "all" and distributed.from_env().is_main:  # under torchrun, rank 0 alone collects
@@ -252,7 +252,7 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
 
 
 def build_parser():
-    ap = _cli.parser("python -m base_models.distill", "Train a small student on true labels mixed with a "
+    ap = cli.parser("python -m base_models.distill", "Train a small student on true labels mixed with a "
                      "teacher prediction set's probabilities; write its prediction set OUT/NAME/.")
     ap.add_argument("--teacher", required=True, help="teacher prediction-set folder (oof.csv, test.csv, meta.json)")
     ap.add_argument("--student", required=True, help="student YAML config (flags below override it)")
@@ -283,10 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     distributed.cleanup(distributed.from_env())
     if "collect" in summary:
         c = summary["collect"]
-        _cli.console.print(f"{config['name']}: {c['n_oof']} OOF rows, {c['n_test']} test rows, OOF macro F1 "
+        cli.console.print(f"{config['name']}: {c['n_oof']} OOF rows, {c['n_test']} test rows, OOF macro F1 "
                            f"{c.get('oof_macro_f1_best_thresholds', float('nan')):.4f} (per-class best thresholds)")
     return 0
 
 
 if __name__ == "__main__":
-    _cli.entry(main)
+    cli.entry(main)

@@ -128,5 +128,5 @@ def best_threshold_f1(y_true: np.ndarray, probs: np.ndarray) -> tuple[float, np.
     f1 : ndarray of shape (n_classes,)
     thresholds : ndarray of shape (n_classes,)
     """
-    thresholds, f1 = exact_thresholds(np.asarray(probs, dtype=np.float64), np.asarray(y_true, dtype=bool))
+    thresholds, f1 = exact_thresholds(np.asarray(y_true, dtype=bool), np.asarray(probs, dtype=np.float64))
     return float(f1.mean()), f1, thresholds

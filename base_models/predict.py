@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from hpa_ens import _cli  # noqa: E402
+from hpa_ens import cli  # noqa: E402
 from hpa_ens.contract import probs_frame, write_probs  # noqa: E402
 from hpa_ens.labels import read_labels, read_sample_submission  # noqa: E402
 
@@ -131,7 +131,7 @@ def split_sources(data_dir, split: str) -> tuple[list[str], list[tuple[str, Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = _cli.parser("python -m base_models.predict", "Predict probabilities with trained checkpoints "
+    ap = cli.parser("python -m base_models.predict", "Predict probabilities with trained checkpoints "
                      "(averaged); print images/s.")
     ap.add_argument("--checkpoint", required=True, nargs="+", help="fold folders or .pt files (averaged)")
     ap.add_argument("--data", required=True, help="Kaggle-layout folder (sample_submission.csv + test/, or train.csv + train/)")
@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ids, sources = split_sources(args.data, args.split)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.data)
     t0 = time.perf_counter()
-    with _cli.progress(transient=True) as bar:
+    with cli.progress(transient=True) as bar:
         images_by_size = {s: build_cache(sources, s, cache_dir, tag=args.split, progress=bar)
                           for s in sorted({p.config["image_size"] for p in predictors})}
     cache_seconds = time.perf_counter() - t0
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         write_probs(args.out, probs_frame(ids, probs))
     rate = len(ids) / max(seconds, 1e-9)
-    _cli.console.print(f"{len(ids)} images, {len(predictors)} model(s), tta {args.tta}, batch {args.batch_size}, "
+    cli.console.print(f"{len(ids)} images, {len(predictors)} model(s), tta {args.tta}, batch {args.batch_size}, "
                        f"{torch.get_num_threads() if device.type == 'cpu' else device} "
                        f"{'threads' if device.type == 'cpu' else ''}: {rate:.1f} images/s "
                        f"(model time {seconds:.2f} s; decode/cache {cache_seconds:.2f} s)"
@@ -172,4 +172,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    _cli.entry(main)
+    cli.entry(main)

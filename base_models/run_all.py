@@ -26,8 +26,8 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hpa_ens import _cli  # noqa: E402
-from hpa_ens._io import sha256_file  # noqa: E402
+from hpa_ens import cli  # noqa: E402
+from hpa_ens.io import sha256_file  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEMO_N_TRAIN, DEMO_N_TEST, DEMO_SIZE, DEMO_SEED, DEMO_FOLDS = 2500, 1000, 64, 0, 5
@@ -46,7 +46,7 @@ def ensure_data(data_dir: Path, folds_path: Path) -> None:
         from hpa_ens.synth import generate
 
         lb_dist = Path(str(resources.files("hpa_ens").joinpath("data/lb_label_distribution.csv")))
-        _cli.console.print(f"generating the synthetic set into {data_dir} "
+        cli.console.print(f"generating the synthetic set into {data_dir} "
                            f"({DEMO_N_TRAIN} train / {DEMO_N_TEST} test, {DEMO_SIZE}px)")
         generate(data_dir, DEMO_N_TRAIN, DEMO_N_TEST, size=DEMO_SIZE, seed=DEMO_SEED,
                  target_dist=lb_dist if lb_dist.exists() else None, overwrite=True)
@@ -72,12 +72,12 @@ def _train_job(config: dict, data_dir: Path, folds_path: Path, fold: int, out_ro
 
     metrics = fit_fold(config, data_dir, folds_path, fold, out_root, resume=resume,
                        argv=["base_models.run_all", str(path), f"fold={fold}"])
-    _cli.console.print(f"{config['name']} fold {fold}: F1 {metrics['fold_macro_f1']:.4f} "
+    cli.console.print(f"{config['name']} fold {fold}: F1 {metrics['fold_macro_f1']:.4f} "
                        f"(epoch {metrics['best_epoch']}), {metrics['timing']['total_seconds']:.1f} s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = _cli.parser("python -m base_models.run_all", __doc__.splitlines()[0] + " (see env vars in the docs)")
+    ap = cli.parser("python -m base_models.run_all", __doc__.splitlines()[0] + " (see env vars in the docs)")
     ap.parse_args(argv)
     from .collect import collect
     from .config import OPERATIONAL, config_hash, load_config
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path, config in zip(configs, loaded):
         for fold in folds:
             if _fold_done(out_root, config["name"], fold, folds_path, config_hash(config, OPERATIONAL)):
-                _cli.console.print(f"{config['name']} fold {fold}: already complete, kept")
+                cli.console.print(f"{config['name']} fold {fold}: already complete, kept")
             else:
                 jobs.append((path, config, fold))
     if n_jobs > 1 and len(jobs) > 1:
@@ -143,15 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                             ["timing"]["total_seconds"] for k in folds]
             summary["wall_seconds"] = float(sum(fold_seconds))
             summaries.append(summary)
-            _cli.console.print(f"[bold]{config['name']}[/bold]: OOF macro F1 "
+            cli.console.print(f"[bold]{config['name']}[/bold]: OOF macro F1 "
                                f"{summary.get('oof_macro_f1_best_thresholds', float('nan')):.4f} "
                                f"(per-class best thresholds), {summary['wall_seconds']:.1f} s of fold time")
-    _cli.console.print(f"base models done in {time.perf_counter() - started:.1f} s")
+    cli.console.print(f"base models done in {time.perf_counter() - started:.1f} s")
     for s in summaries:
-        _cli.console.print(f"  {s['name']:<28} OOF macro F1 {s.get('oof_macro_f1_best_thresholds', float('nan')):.4f}"
+        cli.console.print(f"  {s['name']:<28} OOF macro F1 {s.get('oof_macro_f1_best_thresholds', float('nan')):.4f}"
                            f"  at 0.5: {s.get('oof_macro_f1_at_0.5', float('nan')):.4f}  {s['wall_seconds']:.1f} s")
     return 0
 
 
 if __name__ == "__main__":
-    _cli.entry(main)
+    cli.entry(main)

@@ -23,8 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from hpa_ens import _cli  # noqa: E402
-from hpa_ens._io import atomic_write_json, atomic_write_text, sha256_file  # noqa: E402
+from hpa_ens import cli  # noqa: E402
+from hpa_ens.io import atomic_write_json, atomic_write_text, sha256_file  # noqa: E402
 from hpa_ens.contract import probs_frame, read_folds, write_probs  # noqa: E402
 from hpa_ens.labels import read_labels, read_sample_submission  # noqa: E402
 
@@ -216,7 +216,7 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
     setup_torch(config, device)
     cfg_sha = config_hash({**config, **(fingerprint or {})})
 
-    with _cli.progress() as bar:
+    with cli.progress() as bar:
         if not dist.is_main:
             distributed.barrier(dist)  # rank 0 builds the caches first
         data = prepare_data(config, data_dir, folds_path, fold, progress=bar)
@@ -268,7 +268,7 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
             torch.set_rng_state(state["rng_torch"])
             start_epoch, history, stopped = int(state["epoch"]), list(state["history"]), bool(state["stopped"])
             best = dict(state["best"])
-            _cli.console.print(f"{config['name']} fold {fold}: resuming after epoch {start_epoch}")
+            cli.console.print(f"{config['name']} fold {fold}: resuming after epoch {start_epoch}")
 
         n_fit = len(data.fit_rows)
         task = bar.add_task(f"{config['name']} f{fold}", total=max(config["epochs"] - start_epoch, 0) * n_fit)
@@ -392,7 +392,7 @@ def _timm_version() -> str:
 
 
 def build_parser():
-    ap = _cli.parser("python -m base_models.train", "Train one fold of a timm backbone; write its OOF and test "
+    ap = cli.parser("python -m base_models.train", "Train one fold of a timm backbone; write its OOF and test "
                      "probabilities, checkpoint and metrics under OUT/NAME/fold{K}/.")
     ap.add_argument("--config", help="YAML config (keys: see base_models/config.py); flags override it")
     ap.add_argument("--data", required=True, help="folder with train.csv, sample_submission.csv, train/, test/")
@@ -412,10 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     distributed.cleanup(distributed.from_env())
     if not metrics:  # a torchrun rank other than 0: rank 0 reports
         return 0
-    _cli.console.print(f"{config['name']} fold {args.fold}: fold macro F1 {metrics['fold_macro_f1']:.4f} "
+    cli.console.print(f"{config['name']} fold {args.fold}: fold macro F1 {metrics['fold_macro_f1']:.4f} "
                        f"(best epoch {metrics['best_epoch']}), {metrics['timing']['total_seconds']:.1f} s")
     return 0
 
 
 if __name__ == "__main__":
-    _cli.entry(main)
+    cli.entry(main)

@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     oof = np.zeros(y_train.shape)
     for fit_rows, val_rows in KFold(args.folds, shuffle=True, random_state=0).split(x_train):
         oof[val_rows] = fit_predict(x_train[fit_rows], y_train[fit_rows], x_train[val_rows], args.C)
-    thresholds = exact_thresholds(oof, y_train)[0]
+    thresholds = exact_thresholds(y_train, oof)[0]
     test_probs = fit_predict(x_train, y_train, x_test, args.C)
     oof_pred = apply_thresholds(oof, thresholds, min_labels=1)
     test_pred = apply_thresholds(test_probs, thresholds, min_labels=1)

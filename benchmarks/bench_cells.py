@@ -1,7 +1,7 @@
 """Cell segmentation on the synthetic set: nuclei found vs the planted ones, speed, overlay PNG.
 
 Run: ``.venv/bin/python benchmarks/bench_cells.py [--quick] [--size 128] [--n 8] [--overlay docs/img/segmentation_overlay.png]``
-The truth is the synthetic scene's nucleus centres (``hpa_ens._synth_draw.Scene`` rebuilt from the
+The truth is the synthetic scene's nucleus centres (``hpa_ens.synth.draw.Scene`` rebuilt from the
 image's own random stream). A found nucleus matches a planted one when its centroid is within half
 the planted nucleus radius (Hungarian matching).
 """
@@ -19,7 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from base_models.cells import CellParams, centroids, extract_cells, save_overlay
 from base_models.data import read_image
 from hpa_ens import synth
-from hpa_ens._synth_draw import Scene
+from hpa_ens.synth.draw import Scene
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """Stacking speed: hpa_ens.stack vs a plain loop of LGBMClassifier fits, side by side in one run.
 
 Data: the real HPA label matrix (../shared/hpa/train.csv, 31,072 rows; a simulated one if absent),
-24,000 train rows (the rest as "test") and 4 simulated base models (hpa_ens.simulate); 5 folds.
+24,000 train rows (the rest as "test") and 4 simulated base models (hpa_ens.testing.simulate); 5 folds.
 Baseline: ``LGBMClassifier(n_estimators=200, num_leaves=15)`` fitted per class and fold on the same
 features (a fresh Dataset each time, no early stopping). Target: hpa_ens.stack >= 4x faster at no
 lower OOF macro F1 (both at exact per-class thresholds).
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hpa_ens.thresholds import exact_macro_f1  # noqa: E402
 from hpa_ens.blend import mean_blend  # noqa: E402
-from hpa_ens.simulate import simple_folds, simulate_base_models  # noqa: E402
+from hpa_ens.testing.simulate import simple_folds, simulate_base_models  # noqa: E402
 from hpa_ens.stack import default_params, fit_predict_stack, stack_features  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa" / "train.csv"
@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     base_oof, _ = baseline(X, Y, folds, X_test, args.threads, args.seed)
     t_base = time.perf_counter() - t0
 
-    f1_stack, f1_base = exact_macro_f1(res.oof, Y), exact_macro_f1(base_oof, Y)
-    f1_blend = exact_macro_f1(blend_oof, Y)
+    f1_stack, f1_base = exact_macro_f1(Y, res.oof), exact_macro_f1(Y, base_oof)
+    f1_blend = exact_macro_f1(Y, blend_oof)
     trees = res.n_trees[res.n_trees > 0]
     print(f"plain LGBMClassifier loop : {t_base:7.1f} s   OOF macro F1 {f1_base:.4f}")
     print(f"hpa_ens.stack             : {t_stack:7.1f} s   OOF macro F1 {f1_stack:.4f}   "

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_thresholds.py [--quick] [--trials 200 1000] [--seed 0]
 
 Data: the real HPA label matrix (../shared/hpa/train.csv, 31,072 x 28) with one simulated base model from
-``hpa_ens.simulate``; without ../shared, a random label matrix with the same class counts. Both methods
+``hpa_ens.testing.simulate``; without ../shared, a random label matrix with the same class counts. Both methods
 score plain thresholds (no min/max-labels rule), so the macro F1s compare like for like.
 Target: exact search <= 0.1 s on 31,072 x 28.
 """
@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hpa_ens.metrics import macro_f1  # noqa: E402
-from hpa_ens.simulate import simulate_base_models  # noqa: E402
+from hpa_ens.testing.simulate import simulate_base_models  # noqa: E402
 from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa" / "train.csv"
@@ -73,12 +73,12 @@ def main(argv=None) -> int:
     print(f"data: {probs.shape[0]:,} x {probs.shape[1]} ({source}; simulated model, seed {args.seed}); "
           f"cpus: {os.cpu_count()}")
 
-    exact_thresholds(probs, Y)  # warm-up (imports, allocator)
+    exact_thresholds(Y, probs)  # warm-up (imports, allocator)
     # CPU time as well as wall time: on a shared machine the wall clock mostly measures the neighbours.
     wall, cpu = [], []
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
-        thr, _ = exact_thresholds(probs, Y)
+        thr, _ = exact_thresholds(Y, probs)
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     exact_s, exact_cpu = float(np.median(wall)), float(np.median(cpu))

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/rare_class_gap.py [--quick] [--seeds 5] [--rare-max 100] [--out gap.csv]
 
 Data (the stacking issue's benchmark): the real HPA label matrix ../shared/hpa/train.csv (31,072 x 28) with
-simulated base models from ``hpa_ens.simulate`` (3 models averaged, as a blend would), split by
+simulated base models from ``hpa_ens.testing.simulate`` (3 models averaged, as a blend would), split by
 ``holdout_split`` into a tuning part (75 %, the "OOF") and a held-out part (25 %). Thresholds are tuned on
 the tuning part only; per class we report F1 there (OOF) and on the held-out rows, and the gap between
 them, averaged over seeds. Exact cuts over-fit rare classes: their gap is large and positive.
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hpa_ens.classes import CLASS_NAMES, N_CLASSES  # noqa: E402
 from hpa_ens.metrics import per_class_f1  # noqa: E402
-from hpa_ens.simulate import holdout_split, simulate_base_models  # noqa: E402
+from hpa_ens.testing.simulate import holdout_split, simulate_base_models  # noqa: E402
 from hpa_ens.thresholds import robust_thresholds  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa" / "train.csv"
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     if args.out:
         import pandas as pd
 
-        from hpa_ens._io import atomic_open
+        from hpa_ens.io import atomic_open
 
         frame = pd.DataFrame(rows, columns=["class", "name", "n_pos", *(f"gap_{m}" for m in METHODS),
                                             *(f"held_f1_{m}" for m in METHODS)])

@@ -1,6 +1,6 @@
 """Held-out comparison of blending and stacking on the real HPA label matrix with simulated base models.
 
-The real ``../shared/hpa/train.csv`` label matrix; 4 simulated base models (hpa_ens.simulate: class-
+The real ``../shared/hpa/train.csv`` label matrix; 4 simulated base models (hpa_ens.testing.simulate: class-
 dependent separability, noise shared between models, look-alike classes confused, miscalibration); a
 held-out part (25 %) drawn toward the leaderboard class shares (``lb_label_distribution.csv``). Thresholds
 are tuned on the train part's OOF only and applied to the held-out part. Prints macro F1 on the held-out
@@ -27,7 +27,7 @@ from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 from hpa_ens.blend import mean_blend  # noqa: E402
 from hpa_ens.decision import apply_thresholds  # noqa: E402
 from hpa_ens.metrics import bootstrap_macro_f1  # noqa: E402
-from hpa_ens.simulate import holdout_split, simple_folds, simulate_base_models  # noqa: E402
+from hpa_ens.testing.simulate import holdout_split, simple_folds, simulate_base_models  # noqa: E402
 from hpa_ens.stack import default_params, fit_predict_stack, stack_features  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa"
@@ -65,11 +65,11 @@ def main(argv=None) -> int:
     dyn = None if args.quick else fit_predict_stack(X, Y, folds, X_test, blend_oof, blend_test, seed=args.seed,
                                                     params=params, dynamic=True)
 
-    single_oof_f1 = [exact_thresholds(o, Y)[1].mean() for o in oof_list]
+    single_oof_f1 = [exact_thresholds(Y, o)[1].mean() for o in oof_list]
     best = int(np.argmax(single_oof_f1))  # chosen on train OOF, like a user would
 
     def tuned(oof, tst):
-        thr = exact_thresholds(oof, Y)[0]
+        thr = exact_thresholds(Y, oof)[0]
         return apply_thresholds(tst, thr, min_labels=1)
 
     rows = {
@@ -88,8 +88,8 @@ def main(argv=None) -> int:
         score, low, high = bootstrap_macro_f1(Y_test, y_pred, n_boot=300, seed=args.seed)
         figures[name] = {"macro_f1": score, "low": low, "high": high}
         print(f"{name:40s} {score:18.4f}  [{low:.4f}, {high:.4f}]")
-    oof_stack, oof_blend = exact_thresholds(stack.oof, Y)[1].mean(), exact_thresholds(blend_oof, Y)[1].mean()
-    dyn_text = "" if dyn is None else f", dynamic {exact_thresholds(dyn.oof, Y)[1].mean():.4f}"
+    oof_stack, oof_blend = exact_thresholds(Y, stack.oof)[1].mean(), exact_thresholds(Y, blend_oof)[1].mean()
+    dyn_text = "" if dyn is None else f", dynamic {exact_thresholds(Y, dyn.oof)[1].mean():.4f}"
     print(f"OOF (exact thresholds on the same rows): mean {oof_blend:.4f}, stack {oof_stack:.4f}{dyn_text}")
     if args.json:
         Path(args.json).write_text(json.dumps({"seed": args.seed, "quick": args.quick, "held_out": figures}, indent=2))

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/thresholds_heldout.py [--quick] [--seed 0] [--work DIR]
 
-Data: the real label matrix ../shared/hpa/train.csv, one simulated model (``hpa_ens.simulate``), 25 % held out
+Data: the real label matrix ../shared/hpa/train.csv, one simulated model (``hpa_ens.testing.simulate``), 25 % held out
 and drawn toward the leaderboard-probed shares (../shared/hpa/lb_label_distribution.csv), as the real test
 set differed from train. Each method is tuned on the 75 % (OOF) with the CLI, then scored on the held-out
 truth with the same min/max-labels rule.
@@ -24,7 +24,7 @@ from hpa_ens.contract import read_prediction_set  # noqa: E402
 from hpa_ens.decision import apply_thresholds  # noqa: E402
 from hpa_ens.labels import read_labels, read_target_distribution  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
-from hpa_ens.simulate import write_simulated_sets  # noqa: E402
+from hpa_ens.testing.simulate import write_simulated_sets  # noqa: E402
 from hpa_ens.thresholds import distribution_gap  # noqa: E402
 from hpa_ens.tune_thresholds import main as tune  # noqa: E402
 

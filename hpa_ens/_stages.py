@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._io import atomic_write_json, sha256_file
+from .io import atomic_write_json, sha256_file
 
 
 @dataclass

@@ -106,7 +106,7 @@ def _logloss(Y: np.ndarray, probs: np.ndarray) -> float:
 
 def _score(Y: np.ndarray, probs: np.ndarray, objective: str) -> float:
     """Lower is better."""
-    return _logloss(Y, probs) if objective == "logloss" else -exact_macro_f1(probs, Y)
+    return _logloss(Y, probs) if objective == "logloss" else -exact_macro_f1(Y, probs)
 
 
 def fit_weights(Y, oof_list, objective: str = "logloss") -> np.ndarray:
@@ -294,7 +294,7 @@ def load_sets(labels_path, model_dirs: Sequence) -> tuple[list[str], np.ndarray,
 def _vote_main(args, argv) -> int:
     from rich.table import Table
 
-    from ._cli import console
+    from .cli import console
     from ._validation import check_same_ids
     from .labels import read_sample_submission, read_submission, write_labels
 
@@ -327,7 +327,7 @@ def _vote_main(args, argv) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._cli import console, parser
+    from .cli import console, parser
     from .contract import build_meta, probs_frame, read_folds, write_prediction_set
 
     p = parser("python -m hpa_ens.blend", "Blend prediction sets (or vote submission files).")
@@ -362,8 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     test_list = [ps.test.to_numpy() for ps in sets]
     oof, test, weights = blend(oof_list, test_list, args.method, Y, args.objective, args.n_iter, folds)
     weight_map = None if weights is None else {n: float(w) for n, w in zip(names, weights)}
-    scores = {n: exact_macro_f1(o, Y) for n, o in zip(names, oof_list)}
-    blended_score = exact_macro_f1(oof, Y)
+    scores = {n: exact_macro_f1(Y, o) for n, o in zip(names, oof_list)}
+    blended_score = exact_macro_f1(Y, oof)
     params = {"method": args.method, "objective": args.objective, "n_iter": args.n_iter,
               "cross_fitted": folds is not None}
     meta = build_meta("hpa_ens.blend", dict(zip(names, args.models)), folds=args.folds, params=params,
@@ -378,6 +378,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._cli import entry
+    from .cli import entry
 
     entry(main)

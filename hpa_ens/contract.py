@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_open, atomic_write_json, sha256_file
+from .io import atomic_open, atomic_write_json, sha256_file
 from ._validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids
 from .classes import CLASS_COLUMNS, N_CLASSES
 

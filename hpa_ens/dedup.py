@@ -261,7 +261,7 @@ def read_cache(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def write_cache(path, cache: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    from ._io import atomic_open
+    from .io import atomic_open
 
     keys = sorted(cache)
     hashes = np.stack([cache[k][0] for k in keys]) if keys else np.zeros((0, 2, N_TRANSFORMS), np.uint64)
@@ -289,7 +289,7 @@ def compute_hashes(
     """
     from joblib import Parallel, delayed
 
-    from ._cli import progress
+    from .cli import progress
 
     ids = list_image_ids(folder, channels) if ids is None else list(ids)
     cache = {} if cache is None else cache
@@ -442,8 +442,8 @@ def precision_recall(found: pd.DataFrame, truth: pd.DataFrame) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     import time
 
-    from ._cli import console, parser
-    from ._io import atomic_open
+    from .cli import console, parser
+    from .io import atomic_open
 
     ap = parser("python -m hpa_ens.dedup", "Find near-duplicate images (train<->test, test<->test) by perceptual hash.")
     ap.add_argument("--train-dir", required=True, help="folder of {Id}_{red,green,blue,yellow}.png train images")
@@ -489,6 +489,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._cli import entry
+    from .cli import entry
 
     entry(main)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 
-from ._cli import console, entry, parser
+from .cli import console, entry, parser
 from ._stages import Stage, py, run_stage
 
 PACKAGE = Path(__file__).resolve().parent
@@ -60,7 +60,7 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     stages = [
         Stage("synth", py("hpa_ens.synth", "--out", data, "--n-train", args.n_train, "--n-test", args.n_test,
                           "--size", args.size, "--seed", args.seed, "--target-dist", lb_dist, "--overwrite"),
-              inputs=_src("synth", "_synth_draw") + [lb_dist], outputs=[train_csv, sample_sub, data / "truth" / "test_labels.csv"]),
+              inputs=_src("synth/generate", "synth/draw") + [lb_dist], outputs=[train_csv, sample_sub, data / "truth" / "test_labels.csv"]),
         Stage("folds", py("hpa_ens.folds", "--labels", train_csv, "--out", folds, "--n-folds", args.n_folds,
                           "--seed", args.seed),
               inputs=_src("folds", "groups") + [train_csv], outputs=[folds]),

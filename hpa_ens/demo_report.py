@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._cli import console
-from ._io import atomic_write_json
+from .cli import console
+from .io import atomic_write_json
 from .classes import CHANNELS, CLASS_NAMES
 from .contract import align, read_prediction_set
 from .labels import read_labels, read_sample_submission, read_submission

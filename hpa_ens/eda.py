@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._cli import console, entry, parser, progress
-from ._io import atomic_write_json, atomic_write_text
+from .cli import console, entry, parser, progress
+from .io import atomic_write_json, atomic_write_text
 from ._validation import ContractError, check_param
 from .classes import CHANNELS, CLASS_NAMES, N_CLASSES
 from .report import save_figure

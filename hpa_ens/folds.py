@@ -33,8 +33,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._cli import console, entry, parser
-from ._io import atomic_write_json
+from .cli import console, entry, parser
+from .io import atomic_write_json
 from ._validation import check_param
 from .classes import CLASS_NAMES, N_CLASSES
 from .report import save_figure

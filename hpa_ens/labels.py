@@ -118,7 +118,7 @@ def labels_frame(ids: Sequence[str], Y: np.ndarray, column: str = "Target") -> p
 
 def write_labels(path: str | os.PathLike, ids: Sequence[str], Y: np.ndarray, column: str = "Target") -> None:
     """Write ``Id,Target`` (or ``Id,Predicted``) atomically, labels sorted ascending."""
-    from ._io import atomic_write_text
+    from .io import atomic_write_text
 
     atomic_write_text(path, labels_frame(ids, Y, column).to_csv(index=False, lineterminator="\n"))
 

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._io import atomic_write_text
+from .io import atomic_write_text
 from .classes import CLASS_NAMES
 
 
@@ -29,7 +29,7 @@ def save_figure(fig, path, dpi: int = 90) -> Path:
     """
     import matplotlib.pyplot as plt
 
-    from ._io import atomic_open
+    from .io import atomic_open
 
     path = Path(path)
     with atomic_open(path, "wb") as handle:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ._cli import console, entry, parser
-from ._io import atomic_write_json
+from .cli import console, entry, parser
+from .io import atomic_write_json
 from .contract import align
 from .labels import read_labels, read_submission
 from .metrics import bootstrap_macro_f1, class_report, report_table

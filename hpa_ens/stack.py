@@ -244,7 +244,7 @@ def fit_predict_stack(
                     pred_es = booster.predict(X[es_rows], num_iteration=best)
                     y_es = Y[es_rows, c]
                     pair = np.column_stack([pred_es, blend_oof[es_rows, c]])
-                    f1 = exact_thresholds(pair, np.column_stack([y_es, y_es]))[1]
+                    f1 = exact_thresholds(np.column_stack([y_es, y_es]), pair)[1]
                     inner_gain[fi, c] = f1[0] - f1[1]
                     if f1[0] <= f1[1]:
                         # Calibrate the blend on the fit rows so fold columns share one probability scale.
@@ -274,7 +274,7 @@ def stack_report(Y, candidates: dict) -> dict:
     """
     per_class, macro, thresholds = {}, {}, {}
     for name, probs in candidates.items():
-        thr, f1 = exact_thresholds(probs, Y)
+        thr, f1 = exact_thresholds(Y, probs)
         per_class[name] = [float(v) for v in f1]
         macro[name] = float(f1.mean())
         thresholds[name] = [float(v) for v in thr]
@@ -326,8 +326,8 @@ def _plot(report: dict, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._cli import console, parser, progress
-    from ._io import atomic_write_json
+    from .cli import console, parser, progress
+    from .io import atomic_write_json
     from .contract import build_meta, probs_frame, read_folds, write_prediction_set
 
     p = parser("python -m hpa_ens.stack", "Per-class LightGBM stacking over prediction sets.")
@@ -416,6 +416,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._cli import entry
+    from .cli import entry
 
     entry(main)

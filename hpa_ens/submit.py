@@ -306,7 +306,7 @@ def read_thresholds(path) -> dict:
 
 def read_test_probs(pred, ids: Sequence[str]) -> pd.DataFrame:
     """Test probabilities from a prediction-set folder (its ``test.csv``, checked against meta.json) or a CSV."""
-    from ._io import sha256_file
+    from .io import sha256_file
     from .contract import TEST_FILE, read_meta, read_probs
 
     pred = Path(pred)
@@ -338,7 +338,7 @@ def share_table(y_pred: np.ndarray, target: np.ndarray | None) -> pd.DataFrame:
 def _print_summary(steps: dict, shares: pd.DataFrame, out: Path) -> None:
     from rich.table import Table
 
-    from ._cli import console
+    from .cli import console
 
     table = Table(title=f"submission steps -> {out}")
     table.add_column("step")
@@ -355,8 +355,8 @@ def _print_summary(steps: dict, shares: pd.DataFrame, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._cli import console, parser
-    from ._io import atomic_open, atomic_write_json
+    from .cli import console, parser
+    from .io import atomic_open, atomic_write_json
     from .labels import labels_frame, read_labels, read_sample_submission, read_target_distribution
 
     ap = parser("python -m hpa_ens.submit", "Write the Kaggle submission (duplicates and leaks applied), or --check one.")
@@ -460,6 +460,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._cli import entry
+    from .cli import entry
 
     entry(main)

@@ -179,7 +179,7 @@ def f1_curves(probs, y_true) -> CutCurves:
     return CutCurves(thresholds=thresholds, f1=f1, tp=tp, n_pos=n_pos, scores_asc=scores_desc[:, ::-1])
 
 
-def exact_thresholds(probs, y_true, curves: CutCurves | None = None) -> tuple[np.ndarray, np.ndarray]:
+def exact_thresholds(y_true, probs, curves: CutCurves | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-class thresholds maximising OOF F1 over every distinct cut.
 
     Among equally good cuts the one predicting fewest rows (highest threshold) wins, so a class with
@@ -187,8 +187,8 @@ def exact_thresholds(probs, y_true, curves: CutCurves | None = None) -> tuple[np
 
     Parameters
     ----------
-    probs : array-like of shape (n_samples, n_classes)
     y_true : array-like of shape (n_samples, n_classes), 0/1
+    probs : array-like of shape (n_samples, n_classes)
     curves : CutCurves, optional
         Precomputed :func:`f1_curves` of the same inputs.
 
@@ -203,9 +203,9 @@ def exact_thresholds(probs, y_true, curves: CutCurves | None = None) -> tuple[np
     return curves.thresholds[rows, best].copy(), curves.f1[rows, best].copy()
 
 
-def exact_macro_f1(probs, y_true) -> float:
+def exact_macro_f1(y_true, probs) -> float:
     """Macro F1 of ``probs`` at each class's exact best threshold (tuned on these same rows: optimistic)."""
-    return float(exact_thresholds(probs, y_true)[1].mean())
+    return float(exact_thresholds(y_true, probs)[1].mean())
 
 
 # ------------------------------------------------------------------------------- distribution match
@@ -313,7 +313,7 @@ def bootstrap_thresholds(probs, y_true, classes=None, n_boot: int = 100, seed: i
     """
     probs, y = _check_xy(probs, y_true)
     check_param("n_boot", n_boot, "an int >= 1", isinstance(n_boot, (int, np.integer)) and n_boot >= 1)
-    thresholds, _ = exact_thresholds(probs, y)
+    thresholds, _ = exact_thresholds(y, probs)
     classes = range(probs.shape[1]) if classes is None else classes
     rng = np.random.default_rng(seed)
     for k in classes:
@@ -324,7 +324,7 @@ def bootstrap_thresholds(probs, y_true, classes=None, n_boot: int = 100, seed: i
         idx = np.concatenate([rng.choice(pos, size=(len(pos), n_boot)), rng.choice(neg, size=(len(neg), n_boot))])
         labels = np.zeros(idx.shape, dtype=bool)
         labels[: len(pos)] = True
-        boot_thr, _ = exact_thresholds(probs[idx, k], labels)
+        boot_thr, _ = exact_thresholds(labels, probs[idx, k])
         thresholds[k] = float(boot_thr.mean())
     return thresholds
 
@@ -373,7 +373,7 @@ def robust_thresholds(probs, y_true, method: str = "bootstrap", rare_max: int = 
     check_param("method", method, "one of 'bootstrap', 'shrink', 'none'", method in ("bootstrap", "shrink", "none"))
     probs, y = _check_xy(probs, y_true)
     curves = f1_curves(probs, y)
-    thresholds, best_f1 = exact_thresholds(probs, y, curves)
+    thresholds, best_f1 = exact_thresholds(y, probs, curves)
     rare = (curves.n_pos > 0) & (curves.n_pos < rare_max)
     if method == "none" or not rare.any():
         return thresholds, np.zeros_like(rare) if method == "none" else rare

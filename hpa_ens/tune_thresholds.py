@@ -20,8 +20,8 @@ from typing import Sequence
 import numpy as np
 
 from . import thresholds as T
-from ._cli import console, entry, parser
-from ._io import atomic_write_json, sha256_file
+from .cli import console, entry, parser
+from .io import atomic_write_json, sha256_file
 from .classes import CLASS_NAMES, N_CLASSES
 from .contract import read_prediction_set
 from .labels import read_labels, read_target_distribution

@@ -20,7 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hpa_ens._io import atomic_write_text  # noqa: E402
+from hpa_ens.io import atomic_write_text  # noqa: E402
 from hpa_ens.labels import matrix_to_targets, read_labels  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from base_models.config import load_config  # noqa: E402
 from base_models.infer import best_threshold_f1  # noqa: E402
 from base_models.losses import LOSSES, build_loss  # noqa: E402
 from base_models.models import build_model, load_weights  # noqa: E402
-from hpa_ens import _cli  # noqa: E402
+from hpa_ens import cli  # noqa: E402
 from hpa_ens.classes import N_CLASSES  # noqa: E402
 from hpa_ens.contract import read_prediction_set  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
@@ -151,7 +151,7 @@ def test_missing_or_corrupt_channel_stops_before_training(tmp_path):
             "--backbone", TINY, "--image-size", "16", "--epochs", "1", "--threads", "1"]
     with pytest.raises(FileNotFoundError, match="tr002_yellow.png"):
         train_mod.main(argv)
-    assert _cli.run(train_mod.main, argv) == 2
+    assert cli.run(train_mod.main, argv) == 2
     (root / "train" / "tr002_yellow.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="tr002_yellow.png: cannot decode"):
         train_mod.main(argv)

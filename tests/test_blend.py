@@ -7,12 +7,12 @@ import pytest
 from scipy.stats import rankdata
 
 from hpa_ens.thresholds import exact_macro_f1
-from hpa_ens._cli import run
+from hpa_ens.cli import run
 from hpa_ens.blend import (_logloss, blend, caruana_weights, fit_weights, main, mean_blend, rank_blend,
                            vote)
 from hpa_ens.contract import read_prediction_set
 from hpa_ens.labels import read_sample_submission, read_submission
-from hpa_ens.simulate import simple_folds, simulate_base_models, write_simulated_sets
+from hpa_ens.testing.simulate import simple_folds, simulate_base_models, write_simulated_sets
 
 
 def _labels(n, seed=0):
@@ -56,10 +56,10 @@ def test_caruana_selection(sim):
     w = caruana_weights(Y, oof, n_iter=9)
     assert w.sum() == pytest.approx(1) and np.allclose(w * 10, np.round(w * 10))
     assert w[3] == 0  # the noise model is never picked
-    singles = [exact_macro_f1(p, Y) for p in oof]
+    singles = [exact_macro_f1(Y, p) for p in oof]
     one_step = caruana_weights(Y, oof, n_iter=1)
     # Adding the best single again is always an option, so one step never scores below it.
-    assert exact_macro_f1(np.tensordot(one_step, np.stack(oof), 1), Y) >= max(singles)
+    assert exact_macro_f1(Y, np.tensordot(one_step, np.stack(oof), 1)) >= max(singles)
 
 
 def test_cross_fitted_blend_differs_only_in_oof(sim):

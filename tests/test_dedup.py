@@ -165,7 +165,7 @@ def test_no_transforms_misses_flipped_copy(planted, tmp_path):
 
 
 def test_missing_channel_is_refused_in_one_line(planted, tmp_path, capsys):
-    from hpa_ens._cli import run
+    from hpa_ens.cli import run
 
     train, test, _ = planted
     (test / "te_other_red.png").unlink()

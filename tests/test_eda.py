@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from hpa_ens import eda
-from hpa_ens._cli import run
+from hpa_ens.cli import run
 from hpa_ens.labels import write_labels
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hpa_ens import folds as F
-from hpa_ens._cli import run
+from hpa_ens.cli import run
 from hpa_ens.contract import read_folds
 from hpa_ens.groups import duplicate_groups, group_codes, merge_pairs, read_groups, read_pairs
 from hpa_ens.labels import read_labels, write_labels

@@ -21,6 +21,6 @@ def test_score_cli_matches_sklearn_and_checks_ids(tmp_path, capsys):
     expected = f1_score(y_true, y_pred, average="macro", zero_division=0)
     assert f"macro F1 {expected:.4f}" in out
     write_labels(tmp_path / "short.csv", ids[:-1], y_pred[:-1], column="Predicted")
-    from hpa_ens._cli import run
+    from hpa_ens.cli import run
     assert run(main, ["--labels", str(tmp_path / "truth.csv"), "--submission", str(tmp_path / "short.csv")]) == 2
     assert "1 Ids of the truth" in capsys.readouterr().err

@@ -1,9 +1,9 @@
-"""Simulated base models (hpa_ens.simulate)."""
+"""Simulated base models (hpa_ens.testing.simulate)."""
 
 import numpy as np
 
 from hpa_ens.thresholds import exact_thresholds
-from hpa_ens.simulate import draw_toward_distribution, holdout_split, simple_folds, simulate_base_models
+from hpa_ens.testing.simulate import draw_toward_distribution, holdout_split, simple_folds, simulate_base_models
 
 
 def _labels(n=3000, seed=0):
@@ -28,8 +28,8 @@ def test_simulation_is_deterministic_and_valid():
 def test_simulation_is_realistic():
     Y = _labels(3000)
     probs = simulate_base_models(Y, n_models=4, seed=0)
-    singles = [exact_thresholds(p, Y)[1].mean() for p in probs]
-    blended = exact_thresholds(probs.mean(0), Y)[1].mean()
+    singles = [exact_thresholds(Y, p)[1].mean() for p in probs]
+    blended = exact_thresholds(Y, probs.mean(0))[1].mean()
     assert 0.3 < min(singles) and max(singles) < 0.9
     assert blended > max(singles)  # models are partly independent: averaging helps
     at_half = np.mean([(2 * ((p > 0.5) & (Y == 1)).sum(0) / np.maximum((p > 0.5).sum(0) + Y.sum(0), 1)).mean()

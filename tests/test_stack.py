@@ -6,10 +6,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from hpa_ens._io import sha256_file
+from hpa_ens.io import sha256_file
 from hpa_ens.blend import mean_blend
 from hpa_ens.contract import read_prediction_set
-from hpa_ens.simulate import simple_folds, simulate_base_models, write_simulated_sets
+from hpa_ens.testing.simulate import simple_folds, simulate_base_models, write_simulated_sets
 from hpa_ens.stack import default_params, fit_predict_stack, main, stack_features
 
 
@@ -87,7 +87,7 @@ def test_stack_learns_what_a_blend_cannot():
     res = fit_predict_stack(X, Y, folds, X[:10], blend, blend[:10], n_rounds=40, early_stopping_rounds=10)
     from hpa_ens.thresholds import exact_thresholds
 
-    assert exact_thresholds(res.oof, Y)[1][1] > exact_thresholds(blend, Y)[1][1] + 0.2
+    assert exact_thresholds(Y, res.oof)[1][1] > exact_thresholds(Y, blend)[1][1] + 0.2
 
 
 def test_rare_fallbacks_and_dynamic(small):
@@ -127,7 +127,7 @@ def test_cli_writes_prediction_set_and_report(tmp_path):
 
 
 def test_cli_refuses_misaligned_folds(tmp_path, capsys):
-    from hpa_ens._cli import run
+    from hpa_ens.cli import run
 
     paths = write_simulated_sets(tmp_path / "data", _labels(200, 2), n_models=2, seed=0, n_folds=3)
     lines = paths["folds"].read_text().splitlines()

@@ -11,7 +11,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from hpa_ens import submit
-from hpa_ens._cli import run
+from hpa_ens.cli import run
 from hpa_ens.contract import probs_frame, write_probs
 from hpa_ens.decision import apply_thresholds
 from hpa_ens.labels import read_submission

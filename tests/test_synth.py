@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from hpa_ens import synth
-from hpa_ens._cli import run
-from hpa_ens._synth_draw import PATTERNS, Scene, render, transform_copy
+from hpa_ens.cli import run
+from hpa_ens.synth.draw import PATTERNS, Scene, render, transform_copy
 from hpa_ens.classes import CHANNELS, N_CLASSES
 from hpa_ens.labels import read_labels, read_sample_submission, read_target_distribution
 

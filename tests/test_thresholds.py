@@ -16,8 +16,8 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import f1_score
 
 from hpa_ens import thresholds as T
-from hpa_ens._cli import run
-from hpa_ens._io import sha256_file
+from hpa_ens.cli import run
+from hpa_ens.io import sha256_file
 from hpa_ens.classes import N_CLASSES
 from hpa_ens.contract import probs_frame, write_prediction_set
 from hpa_ens.decision import apply_thresholds
@@ -51,7 +51,7 @@ small_case = st.integers(1, 14).flatmap(lambda n: st.tuples(
 @given(small_case)
 def test_exact_equals_brute_force_and_sklearn(case):
     probs, y = case
-    thr, best = T.exact_thresholds(probs, y)
+    thr, best = T.exact_thresholds(y, probs)
     for k in range(probs.shape[1]):
         assert best[k] == pytest.approx(brute_best_f1(probs[:, k], y[:, k]), abs=1e-12)
         # The cut really delivers that F1: ties all fall on one side.
@@ -77,7 +77,7 @@ def test_curves_cover_every_distinct_cut(case):
 def test_threshold_midway_between_neighbouring_scores():
     probs = np.array([[0.9], [0.7], [0.7], [0.2], [0.1]])
     y = np.array([[1], [1], [1], [0], [0]])
-    thr, best = T.exact_thresholds(probs, y)
+    thr, best = T.exact_thresholds(y, probs)
     assert best[0] == 1.0
     assert thr[0] == pytest.approx((0.7 + 0.2) / 2)
 
@@ -86,7 +86,7 @@ def test_adjacent_floats_still_separate():
     hi = 0.3
     lo = np.nextafter(hi, 0)
     probs = np.array([[hi], [lo]])
-    thr, best = T.exact_thresholds(probs, np.array([[1], [0]]))
+    thr, best = T.exact_thresholds(np.array([[1], [0]]), probs)
     assert best[0] == 1.0
     assert (probs[:, 0] > thr[0]).tolist() == [True, False]
 
@@ -96,7 +96,7 @@ def test_class_without_positives_never_predicted():
     probs = rng.random((50, 3))
     y = np.zeros((50, 3), dtype=bool)
     y[:10, 0] = True
-    thr, best = T.exact_thresholds(probs, y)
+    thr, best = T.exact_thresholds(y, probs)
     assert thr[1] == T.NEVER and thr[2] == T.NEVER and best[1] == 0
     assert not (probs[:, 1:] > thr[1:]).any()
 
@@ -105,7 +105,7 @@ def test_exact_on_many_rows_matches_sklearn_macro():
     rng = np.random.default_rng(1)
     y = rng.random((3000, N_CLASSES)) < np.linspace(0.01, 0.4, N_CLASSES)
     probs = np.clip(0.3 * y + rng.random(y.shape) * 0.7, 0, 1)
-    thr, best = T.exact_thresholds(probs, y)
+    thr, best = T.exact_thresholds(y, probs)
     sk = f1_score(y, probs > thr, average=None, zero_division=0)
     np.testing.assert_allclose(sk, best, atol=1e-12)
     # Any perturbation of one threshold cannot beat the exact cut.
@@ -162,13 +162,13 @@ def test_match_within_band_respects_band_and_beats_plain_match():
         np.testing.assert_allclose(f1, f1_score(y, oof > thr, average=None, zero_division=0), atol=1e-12)
     # An unbounded band gives back the exact optimum.
     thr = T.match_thresholds_within(curves, test, target, 1e9)
-    np.testing.assert_allclose(curves.f1_at(thr), T.exact_thresholds(oof, y)[1], atol=1e-12)
+    np.testing.assert_allclose(curves.f1_at(thr), T.exact_thresholds(y, oof)[1], atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------- robust
 def test_bootstrap_only_touches_selected_classes_and_is_seeded():
     y, oof, _ = _toy(seed=3)
-    exact, _ = T.exact_thresholds(oof, y)
+    exact, _ = T.exact_thresholds(y, oof)
     a = T.bootstrap_thresholds(oof, y, classes=[0], n_boot=20, seed=5)
     b = T.bootstrap_thresholds(oof, y, classes=[0], n_boot=20, seed=5)
     np.testing.assert_array_equal(a, b)
@@ -186,7 +186,7 @@ def test_shrink_formula_and_robust_dispatch():
     assert out[1] == pytest.approx((1000 / 1010) * 0.6 + (10 / 1010) * 0.2)
     assert out[2] == T.NEVER
     y, oof, _ = _toy(seed=4)
-    exact, best = T.exact_thresholds(oof, y)
+    exact, best = T.exact_thresholds(y, oof)
     got, rare = T.robust_thresholds(oof, y, "shrink", rare_max=int(y[:, 0].sum()) + 1, strength=10)
     assert rare.tolist() == [True, False, False, False]
     np.testing.assert_array_equal(got[1:], exact[1:])
@@ -211,7 +211,7 @@ def test_coupled_thresholds_endpoints():
 
 def test_tune_coupled_seeded_feasible_and_consistent():
     y, oof, test = _toy(seed=6)
-    base, _ = T.exact_thresholds(oof, y)
+    base, _ = T.exact_thresholds(y, oof)
     target = y.mean(0) * 0.8
     matched = T.match_thresholds(test, target)
     kw = dict(n_trials=12, seed=3, tolerance=0.1, min_labels_range=(0, 1), max_labels_range=(1, 3))
@@ -252,7 +252,7 @@ def test_cli_exact_writes_consistent_json_and_plots(tmp_path):
     res = json.loads(out.read_text())
     thr = np.array(res["thresholds"])
     assert res["method"] == "exact" and thr.shape == (N_CLASSES,)
-    np.testing.assert_allclose(thr, T.exact_thresholds(oof, y)[0])
+    np.testing.assert_allclose(thr, T.exact_thresholds(y, oof)[0])
     assert thr[27] == T.NEVER and any("class 27" in w for w in res["warnings"])
     pred_labels = apply_thresholds(oof, thr, res["min_labels"], res["max_labels"])
     assert res["oof_macro_f1"] == pytest.approx(f1_score(y, pred_labels, average="macro", zero_division=0))

@@ -33,12 +33,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write_text
-from ._synth_draw import render, transform_copy
-from ._validation import check_param
-from .classes import CHANNELS, CLASS_NAMES, N_CLASSES
-from .labels import labels_frame, parse_target, read_target_distribution
-from .report import save_figure
+from ..io import atomic_write_text
+from .draw import render, transform_copy
+from .._validation import check_param
+from ..classes import CHANNELS, CLASS_NAMES, N_CLASSES
+from ..labels import labels_frame, parse_target, read_target_distribution
+from ..report import save_figure
 
 SPLIT_TRAIN, SPLIT_TEST, _STREAM_LABELS, _STREAM_COPY, _STREAM_PREVIEW = 0, 1, 2, 3, 4
 #: The fixed tail of every Kaggle HPA Id (uuid1 with the organisers' node); we keep it for realism.
@@ -300,7 +300,7 @@ def _run_jobs(jobs, staging: Path, size: int, seed: int, n_jobs: int, compress_l
     chunk = max(8, min(64, len(jobs) // (4 * workers) + 1))
     chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
     transforms: dict[int, str] = {}
-    from ._cli import progress
+    from ..cli import progress
 
     with progress() as bar:
         task = bar.add_task("synth images", total=len(jobs), visible=show_progress)
@@ -380,7 +380,7 @@ def preview(path, size: int = 128, seed: int = 0, kind: str = "classes", n: int 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._cli import console, parser
+    from ..cli import console, parser
 
     ap = parser("python -m hpa_ens.synth", "Write a synthetic HPA-like image set in the Kaggle layout, truth kept apart.")
     ap.add_argument("--out", type=Path, help="output folder (train/, test/, CSVs, truth/)")
@@ -414,8 +414,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"{args.preview}: preview written")
     return 0
 
-
-if __name__ == "__main__":
-    from ._cli import entry
-
-    entry(main)

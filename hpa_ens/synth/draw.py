@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .classes import N_CLASSES
+from ..classes import N_CLASSES
 
 TAU = 2.0 * np.pi
 #: Chance that an image holds a dividing cell (condensed chromosomes in blue) whatever its labels, so

@@ -259,8 +259,8 @@ def write_simulated_sets(
     paths : dict with keys ``labels``, ``folds``, ``test_labels``, ``sample_submission``, ``models``
         (list of prediction-set folders), ``train_idx``, ``test_idx``.
     """
-    from .contract import build_meta, probs_frame, write_folds, write_prediction_set
-    from .labels import write_labels
+    from ..contract import build_meta, probs_frame, write_folds, write_prediction_set
+    from ..labels import write_labels
 
     import pandas as pd
 
@@ -280,7 +280,7 @@ def write_simulated_sets(
     models = []
     for m in range(n_models):
         folder = out / "oof" / f"model_{m}"
-        meta = build_meta("hpa_ens.simulate", [], folds=out / "folds.csv",
+        meta = build_meta("hpa_ens.testing.simulate", [], folds=out / "folds.csv",
                           params={"seed": seed, "model": m, "n_models": n_models, **simulate_kwargs},
                           argv=[], name=f"model_{m}")
         meta["created_at"] = None  # same seed -> same bytes

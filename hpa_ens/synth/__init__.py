@@ -1,0 +1,8 @@
+"""The synthetic HPA-like image set (the embedded default): ``python -m hpa_ens.synth``.
+
+:mod:`.generate` plans and writes the set in the Kaggle layout with its truth kept apart;
+:mod:`.draw` renders one image's four channels.
+"""
+
+from .generate import *  # noqa: F401,F403
+from .generate import SPLIT_TRAIN, encode_png, generate, image_rng, load_label_sets, main, make_plan, render_image  # noqa: F401

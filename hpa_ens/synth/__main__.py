@@ -1,0 +1,4 @@
+from ..cli import entry
+from .generate import main
+
+entry(main)
