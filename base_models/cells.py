@@ -40,6 +40,7 @@ from torch import nn  # noqa: E402
 
 from hpa_ens.io import atomic_open  # noqa: E402
 from hpa_ens.report import save_figure  # noqa: E402
+from hpa_ens._validation import ParameterError  # noqa: E402
 
 RED, GREEN, BLUE, YELLOW = range(4)
 CACHE_VERSION = 1
@@ -104,7 +105,7 @@ class CellParams:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"The 'cells' parameter has unknown keys {unknown}; valid keys are "
+            raise ParameterError(f"The 'cells' parameter has unknown keys {unknown}; valid keys are "
                              f"{sorted(known)}. Got {values!r} instead.")
         return cls(**values)
 
@@ -261,7 +262,7 @@ def segment_nuclei(blue: np.ndarray, params: CellParams = CellParams()) -> np.nd
     """
     blue = np.asarray(blue, dtype=np.float32)
     if blue.ndim != 2:
-        raise ValueError(f"The 'blue' parameter must be a 2-D channel. Got shape {blue.shape} instead.")
+        raise ParameterError(f"The 'blue' parameter must be a 2-D channel. Got shape {blue.shape} instead.")
     smooth = ndi.gaussian_filter(blue, params.sigma)
     if smooth.max() - smooth.min() < 1e-6:
         return np.zeros(blue.shape, dtype=np.int32)
@@ -406,7 +407,7 @@ def extract_cells(image: np.ndarray, params: CellParams = CellParams(), return_l
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] != 4:
-        raise ValueError(f"The 'image' parameter must have shape (4, H, W). Got {image.shape} instead.")
+        raise ParameterError(f"The 'image' parameter must have shape (4, H, W). Got {image.shape} instead.")
     nuclei = segment_nuclei(image[BLUE], params)
     cell_labels = segment_cells(image, nuclei, params)
     centres = centroids(nuclei)
@@ -442,7 +443,7 @@ class CropCache:
 
     def path(self, image_id: str, size: int) -> Path:
         if not image_id or "/" in image_id or image_id.startswith("."):
-            raise ValueError(f"The 'image_id' parameter must be a plain file-name Id. Got {image_id!r} instead.")
+            raise ParameterError(f"The 'image_id' parameter must be a plain file-name Id. Got {image_id!r} instead.")
         return self.folder(size) / f"{image_id}.npz"
 
     def get(self, image_id: str, image: np.ndarray) -> CellCrops:
@@ -460,7 +461,7 @@ class CropCache:
     def build(self, ids: Sequence[str], images: np.ndarray, progress=None) -> list[CellCrops]:
         """Crops for every image (``images`` of shape (n, 4, S, S), e.g. the trainer's memmap)."""
         if len(ids) != len(images):
-            raise ValueError(f"The 'ids' parameter must have one Id per image ({len(images)}). "
+            raise ParameterError(f"The 'ids' parameter must have one Id per image ({len(images)}). "
                              f"Got {len(ids)} instead.")
         task = progress.add_task("cell crops", total=len(ids)) if progress is not None else None
         out = []
@@ -515,7 +516,7 @@ def pool_cell_probs(cell_probs: np.ndarray, bag: np.ndarray, n_bags: int | None 
     cell_probs = np.asarray(cell_probs, dtype=np.float64)
     bag = np.asarray(bag, dtype=np.int64)
     if cell_probs.ndim != 2 or bag.shape != (cell_probs.shape[0],):
-        raise ValueError(f"The 'bag' parameter must have one entry per row of cell_probs "
+        raise ParameterError(f"The 'bag' parameter must have one entry per row of cell_probs "
                          f"({cell_probs.shape}). Got shape {bag.shape} instead.")
     n_bags = int(bag.max()) + 1 if n_bags is None else int(n_bags)
     counts = np.bincount(bag, minlength=n_bags)[:, None].astype(np.float64)
@@ -537,7 +538,7 @@ def pool_cell_probs(cell_probs: np.ndarray, bag: np.ndarray, n_bags: int | None 
         out = np.zeros((n_bags, cell_probs.shape[1]))
         np.add.at(out, bag, shifted)
         return np.where(counts > 0, 1.0 + np.log(np.maximum(out / np.maximum(counts, 1), 1e-300)) / t, 0.0)
-    raise ValueError(f"The 'method' parameter must be one of max, mean, noisy_or, lse. Got {method!r} instead.")
+    raise ParameterError(f"The 'method' parameter must be one of max, mean, noisy_or, lse. Got {method!r} instead.")
 
 
 # -------------------------------------------------------------------------- pooling (torch)
@@ -555,7 +556,7 @@ class MaskedPooling(nn.Module):
     def __init__(self, method: str = "max"):
         super().__init__()
         if method not in ("max", "mean", "noisy_or"):
-            raise ValueError(f"The 'pooling' parameter must be one of max, mean, noisy_or. Got {method!r} instead.")
+            raise ParameterError(f"The 'pooling' parameter must be one of max, mean, noisy_or. Got {method!r} instead.")
         self.method = method
 
     def forward(self, cell_logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -658,7 +659,7 @@ class CellMILModel(nn.Module):
         import timm
 
         if pooling not in POOLINGS:
-            raise ValueError(f"The 'pooling' parameter must be one of {', '.join(POOLINGS)}. Got {pooling!r} instead.")
+            raise ParameterError(f"The 'pooling' parameter must be one of {', '.join(POOLINGS)}. Got {pooling!r} instead.")
         self.pooling_name = pooling
         self.backbone = timm.create_model(backbone, pretrained=False, in_chans=in_chans, num_classes=0)
         width = feature_dim(self.backbone)

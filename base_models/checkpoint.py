@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from hpa_ens.io import atomic_write_bytes
+from hpa_ens._validation import ContractError  # noqa: E402
 
 
 def save(path, state: dict) -> None:
@@ -23,4 +24,4 @@ def load(path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err}).") from None
+        raise ContractError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err}).") from None

@@ -19,20 +19,21 @@ from hpa_ens.io import sha256_file
 from hpa_ens.contract import build_meta, read_folds, read_probs, write_prediction_set
 from hpa_ens.labels import read_labels
 from hpa_ens.metrics import macro_f1
+from hpa_ens._validation import ContractError  # noqa: E402
 
 
 def _read_fold_metrics(folder: Path, fold: int) -> dict:
     path = folder / f"fold{fold}" / "metrics.json"
     if not path.exists():
-        raise ValueError(f"{path}: fold {fold} is missing or unfinished; train it with "
+        raise ContractError(f"{path}: fold {fold} is missing or unfinished; train it with "
                          f"python -m base_models.train ... --fold {fold} [--resume].")
     metrics = json.loads(path.read_text(encoding="utf-8"))
     if metrics.get("status") != "complete":
-        raise ValueError(f"{path}: fold {fold} did not complete. Got status {metrics.get('status')!r} instead.")
+        raise ContractError(f"{path}: fold {fold} did not complete. Got status {metrics.get('status')!r} instead.")
     for fname, digest in metrics.get("outputs", {}).items():
         actual = path.parent / fname
         if not actual.exists() or sha256_file(actual) != digest:
-            raise ValueError(f"{actual}: missing or changed since {path} recorded it; retrain the fold.")
+            raise ContractError(f"{actual}: missing or changed since {path} recorded it; retrain the fold.")
     return metrics
 
 
@@ -42,21 +43,21 @@ def collect(name: str, out_root="oof", folds_path=None, argv: Sequence[str] | No
 
     folder = Path(out_root) / name
     if not (folder / "fold0").is_dir():
-        raise ValueError(f"{folder}: no fold outputs (expected {folder}/fold0/metrics.json ...).")
+        raise ContractError(f"{folder}: no fold outputs (expected {folder}/fold0/metrics.json ...).")
     first = _read_fold_metrics(folder, 0)
     folds_path = Path(folds_path) if folds_path else Path(first["folds_path"])
     n_folds = int(first["n_folds"])
     if folds_path.exists():
         current = sha256_file(folds_path)
         if current != first["folds_sha256"]:
-            raise ValueError(f"{folds_path}: changed since fold 0 was trained (sha256 differs); retrain the folds.")
+            raise ContractError(f"{folds_path}: changed since fold 0 was trained (sha256 differs); retrain the folds.")
     all_metrics = [first] + [_read_fold_metrics(folder, k) for k in range(1, n_folds)]
     for m in all_metrics:
         if m["folds_sha256"] != first["folds_sha256"]:
-            raise ValueError(f"{folder}/fold{m['fold']}: trained on a different folds file than fold 0 "
+            raise ContractError(f"{folder}/fold{m['fold']}: trained on a different folds file than fold 0 "
                              f"(sha256 {m['folds_sha256'][:12]} vs {first['folds_sha256'][:12]}).")
         if m["n_folds"] != n_folds or m["fold"] not in range(n_folds):
-            raise ValueError(f"{folder}/fold{m['fold']}: records {m['n_folds']} folds, fold 0 records {n_folds}.")
+            raise ContractError(f"{folder}/fold{m['fold']}: records {m['n_folds']} folds, fold 0 records {n_folds}.")
     if len({m["config_sha256"] for m in all_metrics}) > 1:
         cli.console.print(f"[yellow]warning:[/yellow] {folder}: folds were trained with different configs.")
 
@@ -70,12 +71,12 @@ def collect(name: str, out_root="oof", folds_path=None, argv: Sequence[str] | No
         for k, part in enumerate(oof_parts):
             expected = set(folds.index[folds.to_numpy() == k])
             if set(part.index) != expected:
-                raise ValueError(f"{folder}/fold{k}/oof.csv: its Ids are not fold {k} of {folds_path}.")
+                raise ContractError(f"{folder}/fold{k}/oof.csv: its Ids are not fold {k} of {folds_path}.")
     else:
         train_ids = list(dict.fromkeys(oof.index))
     if oof.index.duplicated().any():
         dup = oof.index[oof.index.duplicated()][0]
-        raise ValueError(f"{folder}: Id {dup!r} appears in more than one fold's oof.csv.")
+        raise ContractError(f"{folder}: Id {dup!r} appears in more than one fold's oof.csv.")
     oof = oof.loc[train_ids] if set(oof.index) == set(train_ids) else oof
     tests = [read_probs(folder / f"fold{k}" / "test.csv") for k in range(n_folds)]
     test_ids = tests[0].index.tolist()
@@ -102,7 +103,7 @@ def collect(name: str, out_root="oof", folds_path=None, argv: Sequence[str] | No
 
 
 def _mismatch(folder: Path, k: int):
-    raise ValueError(f"{folder}/fold{k}/test.csv: its test Ids differ from fold 0's.")
+    raise ContractError(f"{folder}/fold{k}/test.csv: its test Ids differ from fold 0's.")
 
 
 def _resolved_config(folder: Path) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 import yaml
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 
 DEFAULTS: dict = {
     "name": None,              # prediction-set name; default: the config file's stem
@@ -90,7 +91,7 @@ def _check_keys(keys, source: str) -> None:
     if unknown:
         close = difflib.get_close_matches(unknown[0], list(DEFAULTS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{source}: unknown config key {unknown[0]!r}.{hint} Valid keys: {', '.join(DEFAULTS)}.")
+        raise ContractError(f"{source}: unknown config key {unknown[0]!r}.{hint} Valid keys: {', '.join(DEFAULTS)}.")
 
 
 def _coerce(key: str, value):
@@ -99,18 +100,18 @@ def _coerce(key: str, value):
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ValueError(f"The '{key}' parameter must be true or false. Got {value!r} instead.")
+            raise ParameterError(f"The '{key}' parameter must be true or false. Got {value!r} instead.")
         return value
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"The '{key}' parameter must be an integer. Got {value!r} instead.")
+            raise ParameterError(f"The '{key}' parameter must be an integer. Got {value!r} instead.")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"The '{key}' parameter must be a number. Got {value!r} instead.")
+            raise ParameterError(f"The '{key}' parameter must be a number. Got {value!r} instead.")
         return float(value)
     if isinstance(default, str) and not isinstance(value, str):
-        raise ValueError(f"The '{key}' parameter must be a string. Got {value!r} instead.")
+        raise ParameterError(f"The '{key}' parameter must be a string. Got {value!r} instead.")
     return value
 
 
@@ -125,10 +126,10 @@ def load_config(path=None, overrides: Mapping | None = None) -> dict:
     if path is not None:
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: config file not found.")
+            raise ContractError(f"{path}: config file not found.")
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config must be a YAML mapping of keys to values.")
+            raise ContractError(f"{path}: a config must be a YAML mapping of keys to values.")
         _check_keys(loaded, str(path))
         config.update(loaded)
     if overrides:
@@ -141,13 +142,13 @@ def load_config(path=None, overrides: Mapping | None = None) -> dict:
     for key, choices in (("monitor", ("f1", "loss")), ("normalize", ("dataset", "per_image")),
                          ("device", ("auto", "cpu", "cuda")), ("amp_dtype", ("bfloat16", "float16"))):
         if config[key] not in choices:
-            raise ValueError(f"The '{key}' parameter must be one of {', '.join(choices)}. Got {config[key]!r} instead.")
+            raise ParameterError(f"The '{key}' parameter must be one of {', '.join(choices)}. Got {config[key]!r} instead.")
     for key in ("image_size", "batch_size", "eval_batch_size", "epochs"):
         if config[key] < 1:
-            raise ValueError(f"The '{key}' parameter must be >= 1. Got {config[key]!r} instead.")
+            raise ParameterError(f"The '{key}' parameter must be >= 1. Got {config[key]!r} instead.")
     _check_variant_keys(config)
     if not 0 < config["augment_crop_scale"] <= 1:
-        raise ValueError(f"The 'augment_crop_scale' parameter must be in (0, 1]. Got {config['augment_crop_scale']!r} instead.")
+        raise ParameterError(f"The 'augment_crop_scale' parameter must be in (0, 1]. Got {config['augment_crop_scale']!r} instead.")
     return config
 
 
@@ -162,29 +163,29 @@ def _check_variant_keys(config: dict) -> None:
     for key, choices in (("tile_combine", ("max", "mean", "noisy_or")),
                          ("cell_pooling", ("max", "mean", "noisy_or", "lse", "attention"))):
         if config[key] not in choices:
-            raise ValueError(f"The '{key}' parameter must be one of {', '.join(choices)}. Got {config[key]!r} instead.")
+            raise ParameterError(f"The '{key}' parameter must be one of {', '.join(choices)}. Got {config[key]!r} instead.")
     if config["tiles"] == 1 or config["tiles"] < 0:
-        raise ValueError(f"The 'tiles' parameter must be 0 (off) or >= 2. Got {config['tiles']!r} instead.")
+        raise ParameterError(f"The 'tiles' parameter must be 0 (off) or >= 2. Got {config['tiles']!r} instead.")
     root = round(config["cells_per_image"] ** 0.5)
     if config["cells_per_image"] < 1 or root * root != config["cells_per_image"]:
-        raise ValueError(f"The 'cells_per_image' parameter must be a square (1, 4, 9, 16, ...). "
+        raise ParameterError(f"The 'cells_per_image' parameter must be a square (1, 4, 9, 16, ...). "
                          f"Got {config['cells_per_image']!r} instead.")
     if config["cell_params"] is not None and not isinstance(config["cell_params"], Mapping):
-        raise ValueError(f"The 'cell_params' parameter must be a mapping. Got {config['cell_params']!r} instead.")
+        raise ParameterError(f"The 'cell_params' parameter must be a mapping. Got {config['cell_params']!r} instead.")
     for key in ("center_loss", "single_weight"):
         if config[key] < 0:
-            raise ValueError(f"The '{key}' parameter must be >= 0. Got {config[key]!r} instead.")
+            raise ParameterError(f"The '{key}' parameter must be >= 0. Got {config[key]!r} instead.")
     if config["cells"] and config["tiles"]:
-        raise ValueError("The 'cells' and 'tiles' parameters cannot be combined; choose one.")
+        raise ParameterError("The 'cells' and 'tiles' parameters cannot be combined; choose one.")
     if config["cells"] and config["head"] != "linear":
-        raise ValueError(f"The 'head' parameter must be linear with 'cells' (the cell pooling is "
+        raise ParameterError(f"The 'head' parameter must be linear with 'cells' (the cell pooling is "
                          f"'cell_pooling'). Got {config['head']!r} instead.")
     if config["cells"] and config["augment_crop_scale"] < 1:
-        raise ValueError("The 'augment_crop_scale' parameter must be 1 with 'cells' (a crop of the cell "
+        raise ParameterError("The 'augment_crop_scale' parameter must be 1 with 'cells' (a crop of the cell "
                          f"mosaic would cut across cells). Got {config['augment_crop_scale']!r} instead.")
     if config["attention_maps"] > 0 and (config["head"] not in ("attention", "attention8") or config["tiles"]
                                          or config["cells"]):
-        raise ValueError("The 'attention_maps' parameter needs 'head: attention' (or attention8) on whole "
+        raise ParameterError("The 'attention_maps' parameter needs 'head: attention' (or attention8) on whole "
                          "images (no tiles or cells).")
 
 

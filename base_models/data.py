@@ -26,6 +26,7 @@ from hpa_ens.io import atomic_write_json
 from hpa_ens.classes import CHANNELS
 
 from .registry import Registry
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 
 CACHE_VERSION = 1
 SAMPLERS = Registry("sampler")
@@ -48,7 +49,7 @@ def check_files(sources: Sequence[tuple[str, Path]]) -> None:
     missing = [p for image_id, folder in sources for p in channel_paths(folder, image_id) if not p.is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more missing channel files)" if len(missing) > 1 else ""
-        raise FileNotFoundError(f"{missing[0]}: channel file not found{more}; every image needs "
+        raise ContractError(f"{missing[0]}: channel file not found{more}; every image needs "
                                 f"{'/'.join(CHANNELS)} PNGs.")
 
 
@@ -68,7 +69,7 @@ def read_channel(path: Path, size: int) -> np.ndarray:
                                  else Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as err:
-        raise ValueError(f"{path}: cannot decode this PNG ({type(err).__name__}: {err}).") from None
+        raise ContractError(f"{path}: cannot decode this PNG ({type(err).__name__}: {err}).") from None
 
 
 def read_image(image_dir, image_id: str, size: int) -> np.ndarray:
@@ -161,17 +162,17 @@ def read_channel_stats(path) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std (0..1 scale) from the EDA stats JSON, in CHANNELS order."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: channel stats file not found.")
+        raise ContractError(f"{path}: channel stats file not found.")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         order = [info["channels"].index(c) for c in CHANNELS]
         mean = np.asarray(info["mean"], dtype=np.float64)[order]
         std = np.asarray(info["std"], dtype=np.float64)[order]
     except (json.JSONDecodeError, KeyError, ValueError, TypeError, IndexError) as err:
-        raise ValueError(f"{path}: expected {{'channels': [...4], 'mean': [...4], 'std': [...4]}} "
+        raise ContractError(f"{path}: expected {{'channels': [...4], 'mean': [...4], 'std': [...4]}} "
                          f"({type(err).__name__}: {err}).") from None
     if mean.shape != (4,) or std.shape != (4,) or not np.all(std > 0):
-        raise ValueError(f"{path}: 'mean' and 'std' must hold 4 values with std > 0. Got {info} instead.")
+        raise ContractError(f"{path}: 'mean' and 'std' must hold 4 values with std > 0. Got {info} instead.")
     return mean, std
 
 
@@ -306,5 +307,5 @@ TTA_MODES = {"none": (0,), "flips": (0, 2, 4, 6), "dihedral": tuple(range(8))}
 def tta_transforms(mode: str) -> tuple[int, ...]:
     """Dihedral indices averaged at inference: ``none`` (1), ``flips`` (4: the two flips and both), ``dihedral`` (8)."""
     if mode not in TTA_MODES:
-        raise ValueError(f"The 'tta' parameter must be one of {', '.join(TTA_MODES)}. Got {mode!r} instead.")
+        raise ParameterError(f"The 'tta' parameter must be one of {', '.join(TTA_MODES)}. Got {mode!r} instead.")
     return TTA_MODES[mode]

@@ -37,6 +37,7 @@ from hpa_ens.labels import read_labels, read_sample_submission
 from . import distributed
 from .config import add_config_flags, config_hash, load_config, overrides_from_args
 from .train import FoldData
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 
 EPS = 1e-6
 
@@ -55,7 +56,7 @@ def soften(probs: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     soft : ndarray of shape (n, 28), float32
     """
     if not temperature > 0:
-        raise ValueError(f"The 'temperature' parameter must be > 0. Got {temperature!r} instead.")
+        raise ParameterError(f"The 'temperature' parameter must be > 0. Got {temperature!r} instead.")
     p = np.clip(np.asarray(probs, dtype=np.float64), EPS, 1 - EPS)
     logits = np.log(p) - np.log1p(-p)
     return (1.0 / (1.0 + np.exp(-logits / temperature))).astype(np.float32)
@@ -87,7 +88,7 @@ def make_distill_loss(soft_targets: np.ndarray, labelled: np.ndarray, alpha: flo
     make_batch_loss : callable ``loss_fn -> batch_loss(logits, rows, targets) -> scalar``
     """
     if not 0 <= alpha <= 1:
-        raise ValueError(f"The 'alpha' parameter must be in [0, 1]. Got {alpha!r} instead.")
+        raise ParameterError(f"The 'alpha' parameter must be in [0, 1]. Got {alpha!r} instead.")
     soft_all = torch.as_tensor(np.asarray(soft_targets, dtype=np.float32))
     labelled = np.asarray(labelled, dtype=bool)
 
@@ -115,7 +116,7 @@ class RowConcat:
 
     def __init__(self, a: np.ndarray, b: np.ndarray):
         if a.shape[1:] != b.shape[1:]:
-            raise ValueError(f"The image arrays must share a shape per image. Got {a.shape} and {b.shape} instead.")
+            raise ContractError(f"The image arrays must share a shape per image. Got {a.shape} and {b.shape} instead.")
         self.a, self.b = a, b
         self.shape = (len(a) + len(b),) + tuple(a.shape[1:])
         self.dtype = a.dtype
@@ -272,7 +273,7 @@ def build_parser():
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.fold != "all" and not str(args.fold).isdigit():
-        raise ValueError(f"The 'fold' parameter must be a fold number or 'all'. Got {args.fold!r} instead.")
+        raise ParameterError(f"The 'fold' parameter must be a fold number or 'all'. Got {args.fold!r} instead.")
     overrides = overrides_from_args(args)
     if "name" not in overrides:
         overrides["name"] = f"{Path(args.student).stem}_student"

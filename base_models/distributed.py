@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as tdist
+from hpa_ens._validation import ParameterError  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,11 @@ def from_env(environ=None) -> DistInfo:
     environ = os.environ if environ is None else environ
     world = int(environ.get("WORLD_SIZE", "1") or 1)
     if world < 1:
-        raise ValueError(f"The 'WORLD_SIZE' variable must be >= 1. Got {world} instead.")
+        raise ParameterError(f"The 'WORLD_SIZE' variable must be >= 1. Got {world} instead.")
     rank = int(environ.get("RANK", "0") or 0)
     local = int(environ.get("LOCAL_RANK", str(rank)) or 0)
     if not 0 <= rank < world:
-        raise ValueError(f"The 'RANK' variable must be in 0..{world - 1}. Got {rank} instead.")
+        raise ParameterError(f"The 'RANK' variable must be in 0..{world - 1}. Got {rank} instead.")
     return DistInfo(rank, world, local)
 
 
@@ -91,7 +92,7 @@ def shard_order(order: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     shard : int array of shape (n // world_size,)
     """
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"The 'rank' parameter must be in 0..{world_size - 1}. Got {rank} instead.")
+        raise ParameterError(f"The 'rank' parameter must be in 0..{world_size - 1}. Got {rank} instead.")
     order = np.asarray(order)
     usable = len(order) // world_size * world_size
     return order[:usable][rank::world_size]

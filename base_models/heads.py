@@ -30,6 +30,7 @@ from hpa_ens.classes import CLASS_NAMES, N_CLASSES  # noqa: E402
 from hpa_ens.report import save_figure  # noqa: E402
 
 from .models import HEADS, IN_CHANS, check_backbone  # noqa: E402
+from hpa_ens._validation import ContractError  # noqa: E402
 
 
 class SpatialAttentionPool(nn.Module):
@@ -122,7 +123,7 @@ def forward_with_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tens
         return logits, model.last_features
     classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
     if not isinstance(classifier, nn.Module) or isinstance(classifier, nn.Identity):
-        raise ValueError(f"Cannot find the pooled features of a {type(model).__name__}: it has neither "
+        raise ContractError(f"Cannot find the pooled features of a {type(model).__name__}: it has neither "
                          "'last_features' nor a timm classifier.")
     captured: list[torch.Tensor] = []
     handle = classifier.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
@@ -163,7 +164,7 @@ def attention_maps(model: nn.Module, inputs: torch.Tensor) -> tuple[np.ndarray, 
         model.train(was_training)
     attention = getattr(model, "last_attention", None)
     if attention is None:
-        raise ValueError(f"The model ({type(model).__name__}) keeps no attention map; use head 'attention'.")
+        raise ContractError(f"The model ({type(model).__name__}) keeps no attention map; use head 'attention'.")
     return probs, attention.float().cpu().numpy()
 
 

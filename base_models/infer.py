@@ -15,6 +15,7 @@ from torch import nn
 from hpa_ens.thresholds import exact_thresholds
 
 from .data import batches, dihedral, prefetch, tta_transforms
+from hpa_ens._validation import ParameterError  # noqa: E402
 
 
 class Normalizer:
@@ -67,7 +68,7 @@ def autocast(device: torch.device, amp: bool, dtype: str = "bfloat16"):
     on CPU (float32 keeps CPU runs bit-stable)."""
     if amp and device.type == "cuda":
         if dtype not in AMP_DTYPES:
-            raise ValueError(f"The 'amp_dtype' parameter must be one of {', '.join(AMP_DTYPES)}. Got {dtype!r} instead.")
+            raise ParameterError(f"The 'amp_dtype' parameter must be one of {', '.join(AMP_DTYPES)}. Got {dtype!r} instead.")
         return torch.autocast("cuda", dtype=AMP_DTYPES[dtype])
     return contextlib.nullcontext()
 

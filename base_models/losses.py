@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import Registry
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 
 LOSSES = Registry("loss")
 
@@ -42,7 +43,7 @@ class WeightedBCELoss(nn.Module):
     def __init__(self, class_freq=None, power: float = 2.0):
         super().__init__()
         if class_freq is None:
-            raise ValueError("The 'weighted_bce' loss needs the class frequencies of the training fold.")
+            raise ParameterError("The 'weighted_bce' loss needs the class frequencies of the training fold.")
         weights = (1.0 - np.asarray(class_freq, dtype=np.float64)) ** float(power)
         weights = weights / max(weights.mean(), 1e-12)
         self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32))
@@ -117,7 +118,7 @@ def build_loss(spec, class_freq=None) -> nn.Module:
     if isinstance(spec, str):
         return LOSSES.get(spec)(class_freq=class_freq)
     if not isinstance(spec, Mapping) or not spec:
-        raise ValueError(
+        raise ContractError(
             "The 'loss' parameter must be a loss name or a non-empty mapping {name: weight}. "
             f"Got {spec!r} instead."
         )
@@ -130,11 +131,11 @@ def build_loss(spec, class_freq=None) -> nn.Module:
         else:
             weight, params = value, {}
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise ValueError(f"The 'loss' parameter's weight for {name!r} must be a number. Got {weight!r} instead.")
+            raise ParameterError(f"The 'loss' parameter's weight for {name!r} must be a number. Got {weight!r} instead.")
         try:
             terms[name] = (float(weight), factory(class_freq=class_freq, **params))
         except TypeError as err:
-            raise ValueError(f"The 'loss' parameter for {name!r} has a bad option: {err}.") from None
+            raise ParameterError(f"The 'loss' parameter for {name!r} has a bad option: {err}.") from None
     return WeightedSum(terms)
 
 

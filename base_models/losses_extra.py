@@ -24,6 +24,7 @@ from torch import nn
 
 from .data import SAMPLERS
 from .losses import LOSSES
+from hpa_ens._validation import ParameterError  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------- Lovász
@@ -115,7 +116,7 @@ class CenterLoss(nn.Module):
 
     def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if features.shape[1] != self.centers.shape[1]:
-            raise ValueError(f"The 'features' parameter must have {self.centers.shape[1]} columns. "
+            raise ParameterError(f"The 'features' parameter must have {self.centers.shape[1]} columns. "
                              f"Got shape {tuple(features.shape)} instead.")
         has_label = targets.sum(1) > 0
         if not has_label.any():
@@ -129,7 +130,7 @@ def single_label_mask(labels: np.ndarray) -> np.ndarray:
     """Rows with exactly one label: (n, K) 0/1 -> (n,) bool."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise ValueError(f"The 'labels' parameter must be an (n, K) indicator matrix. Got shape {labels.shape} instead.")
+        raise ParameterError(f"The 'labels' parameter must be an (n, K) indicator matrix. Got shape {labels.shape} instead.")
     return labels.astype(bool).sum(axis=1) == 1
 
 
@@ -141,7 +142,7 @@ def single_label_weights(labels: np.ndarray, single_weight: float = 2.0) -> np.n
     weights : ndarray of shape (n,), float64
     """
     if not single_weight > 0:
-        raise ValueError(f"The 'single_weight' parameter must be > 0. Got {single_weight!r} instead.")
+        raise ParameterError(f"The 'single_weight' parameter must be > 0. Got {single_weight!r} instead.")
     weights = np.where(single_label_mask(labels), float(single_weight), 1.0)
     return weights / weights.mean()
 

@@ -22,6 +22,7 @@ from torch import nn  # noqa: E402
 from hpa_ens.classes import N_CLASSES  # noqa: E402
 
 from .registry import Registry  # noqa: E402
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 
 HEADS = Registry("head")
 IN_CHANS = 4
@@ -32,7 +33,7 @@ def check_backbone(name: str) -> str:
     if not isinstance(name, str) or not timm.is_model(name):
         close = difflib.get_close_matches(str(name), timm.list_models(), n=5, cutoff=0.6)
         hint = f" Close names: {', '.join(close)}." if close else ""
-        raise ValueError(f"The 'backbone' parameter must be a timm model name. Got {name!r} instead.{hint}")
+        raise ParameterError(f"The 'backbone' parameter must be a timm model name. Got {name!r} instead.{hint}")
     return name
 
 
@@ -63,7 +64,7 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     """Tensors from a ``.safetensors`` file or a ``torch.save`` file (loaded with ``weights_only=True``)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: weights file not found.")
+        raise ContractError(f"{path}: weights file not found.")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -72,13 +73,13 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # a pickle with objects, or not a torch file at all
-            raise ValueError(f"{path}: not loadable as plain tensors (weights_only=True): {err}") from None
+            raise ContractError(f"{path}: not loadable as plain tensors (weights_only=True): {err}") from None
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
                 break
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a mapping of parameter names to tensors. Got {type(state).__name__} instead.")
+        raise ContractError(f"{path}: expected a mapping of parameter names to tensors. Got {type(state).__name__} instead.")
     return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
@@ -109,7 +110,7 @@ def load_weights(model: nn.Module, path) -> dict:
     result = model.load_state_dict(state, strict=False)
     loaded = [k for k in state if k in own]
     if not loaded:
-        raise ValueError(f"{path}: none of its tensors match the model's parameter names.")
+        raise ContractError(f"{path}: none of its tensors match the model's parameter names.")
     return {"adapted": adapted, "skipped": skipped, "missing": list(result.missing_keys)}
 
 

@@ -34,6 +34,7 @@ from .config import load_config  # noqa: E402
 from .data import build_cache, default_cache_dir  # noqa: E402
 from .infer import Normalizer, predict  # noqa: E402
 from .models import build_model  # noqa: E402
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 
 TTA_ALIASES = {"none": "none", "flips": "flips", "d8": "dihedral", "dihedral": "dihedral"}
 
@@ -55,9 +56,9 @@ def resolve_checkpoint(path) -> tuple[Path, Path]:
         for name in ("best.pt", "checkpoint.pt"):
             if (path / name).exists():
                 return path / name, path
-        raise FileNotFoundError(f"{path}: no best.pt or checkpoint.pt in this folder.")
+        raise ContractError(f"{path}: no best.pt or checkpoint.pt in this folder.")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: checkpoint not found.")
+        raise ContractError(f"{path}: checkpoint not found.")
     return path, path.parent
 
 
@@ -66,7 +67,7 @@ def load_predictor(path, device: str | torch.device = "cpu") -> Predictor:
     weights, folder = resolve_checkpoint(path)
     config_path = folder / "config.yaml"
     if not config_path.exists():
-        raise FileNotFoundError(f"{config_path}: the fold's resolved config is needed beside {weights.name}.")
+        raise ContractError(f"{config_path}: the fold's resolved config is needed beside {weights.name}.")
     saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     # Keys a newer or older trainer added are dropped rather than refused: inference needs few of them.
     from .config import DEFAULTS
@@ -87,7 +88,7 @@ def load_predictor(path, device: str | torch.device = "cpu") -> Predictor:
         info = json.loads(metrics_path.read_text(encoding="utf-8")).get("normalization", {}) \
             if metrics_path.exists() else {}
         if "mean" not in info:
-            raise ValueError(f"{metrics_path}: the fold's channel statistics (normalization.mean/std) are needed "
+            raise ContractError(f"{metrics_path}: the fold's channel statistics (normalization.mean/std) are needed "
                              f"for normalize: dataset.")
         normalizer = Normalizer(info["mean"], info["std"], device, config["channels_last"])
     return Predictor(model, normalizer, config, weights)
@@ -126,7 +127,7 @@ def split_sources(data_dir, split: str) -> tuple[list[str], list[tuple[str, Path
     elif split == "train":
         ids = read_labels(data_dir / "train.csv").index.tolist()
     else:
-        raise ValueError(f"The 'split' parameter must be test or train. Got {split!r} instead.")
+        raise ParameterError(f"The 'split' parameter must be test or train. Got {split!r} instead.")
     return ids, [(i, data_dir / split) for i in ids]
 
 
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write Id,0..27 probabilities here")
     args = ap.parse_args(argv)
     if args.batch_size < 1:
-        raise ValueError(f"The 'batch_size' parameter must be >= 1. Got {args.batch_size} instead.")
+        raise ParameterError(f"The 'batch_size' parameter must be >= 1. Got {args.batch_size} instead.")
     from .train import resolve_device
 
     device = resolve_device(args.device)

@@ -7,6 +7,7 @@ Later issues register new entries with the decorator, e.g. ``@LOSSES.register("l
 from __future__ import annotations
 
 from typing import Callable, Iterator
+from hpa_ens._validation import ContractError  # noqa: E402
 
 
 class Registry:
@@ -27,7 +28,7 @@ class Registry:
 
         def deco(factory: Callable) -> Callable:
             if name in self._entries:
-                raise ValueError(f"The {self.kind} {name!r} is already registered.")
+                raise ContractError(f"The {self.kind} {name!r} is already registered.")
             self._entries[name] = factory
             return factory
 
@@ -38,7 +39,7 @@ class Registry:
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise ValueError(
+            raise ContractError(
                 f"The '{self.kind}' parameter must be one of {', '.join(sorted(self._entries))}. "
                 f"Got {name!r} instead."
             ) from None

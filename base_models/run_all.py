@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hpa_ens import cli  # noqa: E402
 from hpa_ens.io import sha256_file  # noqa: E402
+from hpa_ens._validation import ParameterError  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEMO_N_TRAIN, DEMO_N_TEST, DEMO_SIZE, DEMO_SEED, DEMO_FOLDS = 2500, 1000, 64, 0, 5
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         known = {p.stem: p for p in configs}
         unknown = [m for m in wanted if m not in known]
         if unknown:
-            raise ValueError(f"The 'MODELS' variable must name configs in {CONFIG_DIR} "
+            raise ParameterError(f"The 'MODELS' variable must name configs in {CONFIG_DIR} "
                              f"({', '.join(sorted(known))}). Got {unknown[0]!r} instead.")
         configs = [known[m] for m in wanted]
     folds = [int(f) for f in _list_env("FOLDS") or range(n_folds)]

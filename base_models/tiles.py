@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 
 COMBINE_METHODS = ("max", "mean", "noisy_or")
 
@@ -31,9 +32,9 @@ def tile_starts(length: int, grid: int) -> tuple[int, list[int]]:
     starts : list of int, ``grid`` offsets
     """
     if not isinstance(grid, (int, np.integer)) or grid < 1:
-        raise ValueError(f"The 'grid' parameter must be an integer >= 1. Got {grid!r} instead.")
+        raise ParameterError(f"The 'grid' parameter must be an integer >= 1. Got {grid!r} instead.")
     if length < grid:
-        raise ValueError(f"The image side must be at least 'grid' ({grid}) pixels. Got {length} instead.")
+        raise ContractError(f"The image side must be at least 'grid' ({grid}) pixels. Got {length} instead.")
     side = -(-length // grid)
     starts = [min(k * side, length - side) for k in range(grid)]
     return side, starts
@@ -53,7 +54,7 @@ def split_tiles(images, grid: int = 2):
         rows i*grid**2 ... in row-major order
     """
     if images.ndim != 4:
-        raise ValueError(f"The 'images' parameter must have shape (n, C, H, W). Got {tuple(images.shape)} instead.")
+        raise ParameterError(f"The 'images' parameter must have shape (n, C, H, W). Got {tuple(images.shape)} instead.")
     height, width = images.shape[-2:]
     side_h, rows = tile_starts(height, grid)
     side_w, cols = tile_starts(width, grid)
@@ -81,7 +82,7 @@ def merge_tiles(tiles, grid: int = 2):
     tiles = np.asarray(tiles)
     n_tiles, channels, h, w = tiles.shape
     if n_tiles % (grid * grid):
-        raise ValueError(f"The 'tiles' parameter must hold a multiple of {grid * grid} rows. Got {n_tiles} instead.")
+        raise ParameterError(f"The 'tiles' parameter must hold a multiple of {grid * grid} rows. Got {n_tiles} instead.")
     blocks = tiles.reshape(n_tiles // (grid * grid), grid, grid, channels, h, w)
     return blocks.transpose(0, 3, 1, 4, 2, 5).reshape(n_tiles // (grid * grid), channels, grid * h, grid * w)
 
@@ -112,10 +113,10 @@ def combine_tiles(tile_probs, grid: int = 2, method: str = "max"):
     image_probs : same type, shape (n, K)
     """
     if method not in COMBINE_METHODS:
-        raise ValueError(f"The 'method' parameter must be one of {', '.join(COMBINE_METHODS)}. Got {method!r} instead.")
+        raise ParameterError(f"The 'method' parameter must be one of {', '.join(COMBINE_METHODS)}. Got {method!r} instead.")
     per = grid * grid
     if tile_probs.ndim != 2 or tile_probs.shape[0] % per:
-        raise ValueError(f"The 'tile_probs' parameter must have shape (n * {per}, K). "
+        raise ParameterError(f"The 'tile_probs' parameter must have shape (n * {per}, K). "
                          f"Got {tuple(tile_probs.shape)} instead.")
     blocks = tile_probs.reshape((tile_probs.shape[0] // per, per, tile_probs.shape[1]))
     if isinstance(blocks, np.ndarray):

@@ -38,6 +38,7 @@ from .losses import build_loss  # noqa: E402
 from .models import build_model  # noqa: E402
 from . import variants  # noqa: E402
 from .optim import OPTIMIZERS, SCHEDULERS  # noqa: E402
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 
 CHECKPOINT_FORMAT = 1
 
@@ -73,7 +74,7 @@ def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None) -
     folds = read_folds(folds_path, ids=train_ids)
     n_folds = int(folds.max()) + 1
     if not isinstance(fold, int) or not 0 <= fold < n_folds:
-        raise ValueError(f"The 'fold' parameter must be an integer in 0..{n_folds - 1}. Got {fold!r} instead.")
+        raise ParameterError(f"The 'fold' parameter must be an integer in 0..{n_folds - 1}. Got {fold!r} instead.")
     test_ids = read_sample_submission(sample_path).tolist()
     train_sources = [(i, data_dir / "train") for i in train_ids]
     test_sources = [(i, data_dir / "test") for i in test_ids]
@@ -81,7 +82,7 @@ def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None) -
     inputs = {"train.csv": sha256_file(labels_path), "sample_submission.csv": sha256_file(sample_path)}
     if config["extra_images"] or config["extra_labels"]:
         if not (config["extra_images"] and config["extra_labels"]):
-            raise ValueError("The 'extra_images' and 'extra_labels' parameters must be given together.")
+            raise ParameterError("The 'extra_images' and 'extra_labels' parameters must be given together.")
         extra = read_labels(config["extra_labels"])
         train_sources += [(i, Path(config["extra_images"])) for i in extra.index]
         Y = np.concatenate([Y, extra.to_numpy(dtype=np.uint8)])
@@ -105,7 +106,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("The 'device' parameter is 'cuda' but no CUDA device is available. Use auto or cpu.")
+        raise ParameterError("The 'device' parameter is 'cuda' but no CUDA device is available. Use auto or cpu.")
     return torch.device(name)
 
 
@@ -258,10 +259,10 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
         if resume and ckpt_path.exists():
             state = checkpoint.load(ckpt_path)
             if state.get("config_sha256") != cfg_sha:
-                raise ValueError(f"{ckpt_path}: was trained with another config; rerun without --resume "
+                raise ContractError(f"{ckpt_path}: was trained with another config; rerun without --resume "
                                  f"or restore the config in {out_dir / 'config.yaml'}.")
             if state.get("folds_sha256") != data.folds_sha256:
-                raise ValueError(f"{ckpt_path}: was trained on another folds file; rerun without --resume.")
+                raise ContractError(f"{ckpt_path}: was trained on another folds file; rerun without --resume.")
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -324,7 +325,7 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
 
         # Predict with the best epoch's weights.
         if not best_path.exists():
-            raise ValueError(f"{best_path}: missing; the fold never finished an epoch. Rerun without --resume.")
+            raise ContractError(f"{best_path}: missing; the fold never finished an epoch. Rerun without --resume.")
         best_state = checkpoint.load(best_path)
         model.load_state_dict(best_state["model"])
         p0 = time.perf_counter()

@@ -29,6 +29,7 @@ from .cells import CellMILModel, CellParams, CropCache, feature_dim
 from .heads import forward_with_features, pooled_feature_dim
 from .losses_extra import CenterLoss
 from .tiles import combine_tiles, repeat_labels, split_tiles
+from hpa_ens._validation import ParameterError  # noqa: E402
 
 _P_CLIP = 1e-7
 
@@ -83,7 +84,7 @@ class VariantModel(nn.Module):
                  center: CenterLoss | None = None, center_weight: float = 0.0):
         super().__init__()
         if mode not in ("image", "tiles", "cells"):
-            raise ValueError(f"The 'mode' parameter must be image, tiles or cells. Got {mode!r} instead.")
+            raise ParameterError(f"The 'mode' parameter must be image, tiles or cells. Got {mode!r} instead.")
         self.inner = inner
         self.mode = mode
         self.grid = int(grid)
@@ -266,7 +267,7 @@ def batch_loss(model: nn.Module, loss_fn: nn.Module, step_loss=None):
     if not isinstance(model, VariantModel):
         return step_loss
     if step_loss is not None and model.mode == "tiles":
-        raise ValueError("The 'tiles' parameter cannot be combined with soft-target distillation.")
+        raise ParameterError("The 'tiles' parameter cannot be combined with soft-target distillation.")
 
     def hook(logits, rows, targets):
         if step_loss is None:

@@ -14,8 +14,16 @@ import numpy as np
 from .classes import N_CLASSES
 
 
-class ContractError(ValueError):
+class HpaEnsError(Exception):
+    """Base of the errors hpa-ens expects (bad input): the command line prints them as one line, exit 2."""
+
+
+class ContractError(HpaEnsError, ValueError):
     """A file or array breaks the contract between stages (ids, columns, values)."""
+
+
+class ParameterError(HpaEnsError, ValueError):
+    """A parameter (a function argument or a command-line flag) is outside its allowed values."""
 
 
 def _preview(items: Iterable, k: int = 3) -> str:
@@ -28,7 +36,7 @@ def check_param(name: str, value, expected: str, ok: bool, owner: str | None = N
     """Raise ``ValueError`` in scikit-learn's shape unless ``ok``."""
     if not ok:
         where = f" of {owner}" if owner else ""
-        raise ValueError(f"The '{name}' parameter{where} must be {expected}. Got {value!r} instead.")
+        raise ParameterError(f"The '{name}' parameter{where} must be {expected}. Got {value!r} instead.")
 
 
 def check_id(value, source: str, row: int | None = None) -> str:
@@ -108,13 +116,13 @@ def check_indicator(y: np.ndarray, name: str = "y", n_classes: int = N_CLASSES) 
     """An (n_samples, n_classes) 0/1 matrix, returned as bool."""
     arr = np.asarray(y)
     if arr.ndim != 2 or arr.shape[1] != n_classes:
-        raise ValueError(
+        raise ParameterError(
             f"The '{name}' parameter must be an indicator matrix of shape (n_samples, {n_classes}). "
             f"Got shape {arr.shape} instead."
         )
     if arr.dtype != bool:
         if not np.isin(arr, (0, 1)).all():
-            raise ValueError(f"The '{name}' parameter must hold only 0 and 1. Got other values instead.")
+            raise ParameterError(f"The '{name}' parameter must hold only 0 and 1. Got other values instead.")
         arr = arr.astype(bool)
     return arr
 
@@ -124,7 +132,7 @@ def check_thresholds(thresholds, n_classes: int = N_CLASSES, name: str = "thresh
     if arr.ndim == 0:
         arr = np.full(n_classes, float(arr))
     if arr.shape != (n_classes,) or not np.isfinite(arr).all():
-        raise ValueError(
+        raise ParameterError(
             f"The '{name}' parameter must be a finite scalar or a list of {n_classes} floats. Got {thresholds!r} instead."
         )
     return arr
@@ -140,9 +148,14 @@ def read_csv_strings(path, expected: str):
     path = Path(path)
     if not path.exists():
         raise ContractError(f"{path}: file not found.")
+    if path.is_dir():
+        raise ContractError(f"{path}: is a folder; expected a CSV file with {expected}.")
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise ContractError(f"{path}: the file is empty; expected {expected}.") from None
     except pd.errors.ParserError as err:
         raise ContractError(f"{path}: not a valid CSV ({str(err).strip().splitlines()[-1]}).") from None
+    except UnicodeDecodeError:
+        raise ContractError(f"{path}: not a text CSV file (cannot decode it as UTF-8); expected {expected}. "
+                            f"Binary formats (.npy, .npz, .parquet) go through hpa_ens.import_preds.") from None

@@ -22,6 +22,7 @@ import numpy as np
 
 from .thresholds import exact_macro_f1
 from ._validation import check_param
+from ._validation import ContractError, ParameterError
 
 METHODS = ("mean", "rank", "weighted", "caruana")
 OBJECTIVES = ("logloss", "f1")
@@ -43,7 +44,7 @@ __all__ = [
 def _stack(probs_list) -> np.ndarray:
     arr = np.stack([np.asarray(p, dtype=np.float64) for p in probs_list])
     if arr.ndim != 3 or len(arr) == 0:
-        raise ValueError(f"The 'probs_list' parameter must hold one or more (n_samples, n_classes) arrays. "
+        raise ParameterError(f"The 'probs_list' parameter must hold one or more (n_samples, n_classes) arrays. "
                          f"Got shape {arr.shape} instead.")
     return arr
 
@@ -53,7 +54,7 @@ def _check_weights(weights, n_models: int) -> np.ndarray:
         return np.full(n_models, 1.0 / n_models)
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (n_models,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"The 'weights' parameter must be {n_models} non-negative numbers with a positive sum. "
+        raise ParameterError(f"The 'weights' parameter must be {n_models} non-negative numbers with a positive sum. "
                          f"Got {weights!r} instead.")
     return w / w.sum()
 
@@ -211,7 +212,7 @@ def blend(oof_list, test_list, method: str = "mean", Y=None, objective: str | No
     if method == "rank":
         return rank_blend(oof_list), rank_blend(test_list), None
     if Y is None:
-        raise ValueError(f"The 'Y' parameter of blend must be given for method {method!r}. Got None instead.")
+        raise ParameterError(f"The 'Y' parameter of blend must be given for method {method!r}. Got None instead.")
     objective = objective or ("logloss" if method == "weighted" else "f1")
 
     def fit(rows):
@@ -308,7 +309,7 @@ def _vote_main(args, argv) -> int:
     for path, frame in zip(args.submissions, frames):
         check_same_ids(frame.index.tolist(), ids, str(path), against)
     if args.weights is not None and len(args.weights) != len(frames):
-        raise ValueError(f"The '--weights' parameter must give one weight per submission ({len(frames)}). "
+        raise ParameterError(f"The '--weights' parameter must give one weight per submission ({len(frames)}). "
                          f"Got {len(args.weights)} instead.")
     matrices = [frame.loc[ids].to_numpy() for frame in frames]
     y_pred = vote(matrices, args.weights, args.vote_threshold, args.min_labels)
@@ -351,10 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.submissions:
         if args.models:
-            raise ValueError("Give either --models (blend prediction sets) or --submissions (vote). Got both instead.")
+            raise ContractError("Give either --models (blend prediction sets) or --submissions (vote). Got both instead.")
         return _vote_main(args, argv_list)
     if not args.models or not args.labels:
-        raise ValueError("The '--labels' and '--models' parameters are required unless voting --submissions. "
+        raise ParameterError("The '--labels' and '--models' parameters are required unless voting --submissions. "
                          "Got none instead.")
     train_ids, Y, test_ids, sets, names = load_sets(args.labels, args.models)
     folds = read_folds(args.folds, train_ids).to_numpy() if args.folds else None

@@ -27,6 +27,7 @@ import pandas as pd
 from .io import atomic_open, atomic_write_json, sha256_file
 from ._validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids
 from .classes import CLASS_COLUMNS, N_CLASSES
+from ._validation import ContractError
 
 SCHEMA_VERSION = 1
 OOF_FILE = "oof.csv"
@@ -183,7 +184,7 @@ def probs_frame(ids: Sequence[str], probs: np.ndarray) -> pd.DataFrame:
     """Wrap an (n, 28) array and its Ids as a prediction frame."""
     probs = np.asarray(probs, dtype=np.float64)
     if probs.shape != (len(ids), N_CLASSES):
-        raise ValueError(
+        raise ContractError(
             f"The 'probs' parameter must have shape ({len(ids)}, {N_CLASSES}). Got shape {probs.shape} instead."
         )
     return pd.DataFrame(probs, index=pd.Index(list(ids), name="Id"), columns=range(N_CLASSES))

@@ -29,6 +29,7 @@ import scipy.fft
 
 from ._validation import ContractError, check_param, read_csv_strings
 from .classes import CHANNELS
+from ._validation import ContractError, ParameterError
 
 HASH_SIZE = 8  # 8x8 low-frequency DCT block -> 64 bits
 SMALL = 32  # the image is reduced to 32x32 before the DCT (imagehash's highfreq_factor 4)
@@ -60,7 +61,7 @@ def downscale(images: np.ndarray, size: int = SMALL) -> np.ndarray:
     images = np.asarray(images)
     n, h, w = images.shape
     if h % size or w % size:
-        raise ValueError(f"The 'images' parameter must have H and W multiples of {size}. Got shape {images.shape} instead.")
+        raise ParameterError(f"The 'images' parameter must have H and W multiples of {size}. Got shape {images.shape} instead.")
     # Two contiguous reductions (rows, then columns) are several times faster than one over axes (2, 4).
     rows = images.reshape(n, size, h // size, w).sum(axis=2, dtype=np.float64)
     return rows.reshape(n, size, size, w // size).sum(axis=3) / float((h // size) * (w // size))
@@ -459,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_param("max_distance", args.max_distance, "an int in [0, 64]", 0 <= args.max_distance <= 64, "hpa_ens.dedup")
     check_param("n_jobs", args.n_jobs, "a non-zero int", args.n_jobs != 0, "hpa_ens.dedup")
     if args.cache is not None and not str(args.cache).endswith(".npz"):
-        raise ValueError(f"The 'cache' parameter of hpa_ens.dedup must be a path ending in .npz. Got {args.cache!r} instead.")
+        raise ParameterError(f"The 'cache' parameter of hpa_ens.dedup must be a path ending in .npz. Got {args.cache!r} instead.")
 
     cache = read_cache(args.cache) if args.cache else {}
     n_cached = len(cache)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from .cli import console, entry, parser
 from ._stages import Stage, py, run_stage
+from ._validation import ContractError
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -28,7 +29,7 @@ def _base_models_dir() -> Path:
     """Where the base_models package lives (found without importing it: that would import torch)."""
     spec = importlib.util.find_spec("base_models")
     if spec is None or spec.origin is None:
-        raise ValueError("The base-model stage needs the base_models package and the [train] extra. Got neither installed instead; run `make install`.")
+        raise ContractError("The base-model stage needs the base_models package and the [train] extra. Got neither installed instead; run `make install`.")
     return Path(spec.origin).parent
 
 
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if importlib.util.find_spec("torch") is None:
-        raise ValueError("The base-model stage needs the [train] extra (torch, timm). Got no torch installed instead; run `make install`.")
+        raise ContractError("The base-model stage needs the [train] extra (torch, timm). Got no torch installed instead; run `make install`.")
     if args.models:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
     else:

@@ -23,6 +23,7 @@ from .io import atomic_write_json, atomic_write_text
 from ._validation import ContractError, check_param
 from .classes import CHANNELS, CLASS_NAMES, N_CLASSES
 from .report import save_figure
+from ._validation import ContractError, ParameterError
 
 __all__ = [
     "label_summary",
@@ -445,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     if args.labels is None and args.images is None:
-        raise ValueError("The '--labels' parameter must be given (or '--images'). Got neither instead.")
+        raise ParameterError("The '--labels' parameter must be given (or '--images'). Got neither instead.")
     check_param("--dpi", args.dpi, "an integer >= 10", args.dpi >= 10)
     check_param("--n-jobs", args.n_jobs, "a non-zero integer", args.n_jobs != 0)
     check_param("--max-images", args.max_images, "a positive integer",

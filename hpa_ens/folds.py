@@ -38,6 +38,7 @@ from .io import atomic_write_json
 from ._validation import check_param
 from .classes import CLASS_NAMES, N_CLASSES
 from .report import save_figure
+from ._validation import ContractError
 
 STRATEGIES: tuple[str, ...] = ("iterative", "rarest", "single-first")
 
@@ -178,7 +179,7 @@ def make_folds(Y: np.ndarray, n_folds: int = 5, seed: int = 0, codes: np.ndarray
     check_param("Y", Y.shape, "a 2-D indicator matrix", Y.ndim == 2, "make_folds")
     group_Y, inverse = group_label_union(Y, codes)
     if len(group_Y) < n_folds:
-        raise ValueError(
+        raise ContractError(
             f"The 'n_folds' parameter of make_folds must be <= the number of groups ({len(group_Y)}). Got {n_folds} instead."
         )
     if strategy == "iterative":

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ._validation import ContractError, check_ids, read_csv_strings
 from .classes import N_CLASSES
+from ._validation import ContractError, ParameterError
 
 
 def parse_target(text, source: str = "Target", row: int | None = None, allow_empty: bool = False) -> list[int]:
@@ -132,7 +133,7 @@ def read_target_distribution(source, column: str | None = None, labels: pd.DataF
     """
     if isinstance(source, str) and source == "train":
         if labels is None:
-            raise ValueError("The 'labels' parameter must be given when the target distribution is 'train'. Got None instead.")
+            raise ParameterError("The 'labels' parameter must be given when the target distribution is 'train'. Got None instead.")
         return np.asarray(labels, dtype=np.float64).mean(axis=0)
     path = Path(source)
     if not path.exists():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classes import CLASS_NAMES
+from ._validation import ContractError
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -24,7 +25,7 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray
     y_true = np.asarray(y_true).astype(bool, copy=False)
     y_pred = np.asarray(y_pred).astype(bool, copy=False)
     if y_true.shape != y_pred.shape or y_true.ndim != 2:
-        raise ValueError(
+        raise ContractError(
             f"The 'y_true' and 'y_pred' parameters must be 2-D arrays of one shape. "
             f"Got {y_true.shape} and {y_pred.shape} instead."
         )

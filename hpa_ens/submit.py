@@ -26,6 +26,7 @@ from ._validation import ContractError, check_param, check_thresholds, read_csv_
 from .classes import N_CLASSES
 from .decision import apply_thresholds
 from .labels import matrix_to_targets
+from ._validation import ContractError, ParameterError
 
 CHANGE_COLUMNS = ["Id", "before", "after", "source"]
 
@@ -175,7 +176,7 @@ def build_submission(
     row_of = {image_id: k for k, image_id in enumerate(ids_arr)}
     if train_pairs is not None and len(train_pairs):
         if train_labels is None:
-            raise ValueError("The 'train_labels' parameter must be given when there are train-test duplicates "
+            raise ParameterError("The 'train_labels' parameter must be given when there are train-test duplicates "
                              "(--train-labels). Got None instead.")
         twin, twin_src, info = train_twin_labels(train_pairs, train_labels, ids_arr.tolist())
         steps["3. train-test skipped (Id unknown)"] = info["skipped_not_test"] + info["skipped_not_train"]
@@ -389,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for name in ("pred", "thresholds", "out"):
         if getattr(args, name) is None:
-            raise ValueError(f"The '--{name.replace('_', '-')}' option of hpa_ens.submit is required unless --check is given. Got None instead.")
+            raise ParameterError(f"The '--{name.replace('_', '-')}' option of hpa_ens.submit is required unless --check is given. Got None instead.")
     ids = read_sample_submission(args.sample_submission)
     probs = read_test_probs(args.pred, ids)
     thr = read_thresholds(args.thresholds)
@@ -410,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         test_pairs = dupes.loc[dupes["kind"] == "test-test"]
         train_pairs = dupes.loc[dupes["kind"] == "train-test"]
         if len(train_pairs) and train_labels is None:
-            raise ValueError(f"The '--train-labels' option of hpa_ens.submit is required: {args.duplicates} has "
+            raise ParameterError(f"The '--train-labels' option of hpa_ens.submit is required: {args.duplicates} has "
                              f"{len(train_pairs)} train-test pairs. Got None instead.")
     leak = None
     leak_info = {}
@@ -442,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = None
     if args.target_dist == "train":
         if train_labels is None:
-            raise ValueError("The '--train-labels' option of hpa_ens.submit is required with --target-dist train. Got None instead.")
+            raise ParameterError("The '--train-labels' option of hpa_ens.submit is required with --target-dist train. Got None instead.")
         target = read_target_distribution("train", labels=train_labels)
     elif args.target_dist:
         target = read_target_distribution(args.target_dist)

@@ -25,6 +25,7 @@ import numpy as np
 from ._validation import check_indicator, check_param, check_probabilities
 from .decision import apply_thresholds
 from .metrics import per_class_f1
+from ._validation import ParameterError
 
 #: Threshold that never predicts (probabilities are <= 1 and prediction is strict ``>``).
 NEVER = 1.0
@@ -53,14 +54,14 @@ __all__ = [
 def _check_xy(probs, y_true=None, name: str = "probs"):
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[0] == 0:
-        raise ValueError(f"The '{name}' parameter must be a non-empty 2-D array (n_samples, n_classes). "
+        raise ParameterError(f"The '{name}' parameter must be a non-empty 2-D array (n_samples, n_classes). "
                          f"Got shape {probs.shape} instead.")
     probs = check_probabilities(probs, name)
     if y_true is None:
         return probs
     y = check_indicator(y_true, "y_true", probs.shape[1])
     if y.shape != probs.shape:
-        raise ValueError(f"The 'y_true' parameter must have the shape of '{name}' {probs.shape}. "
+        raise ParameterError(f"The 'y_true' parameter must have the shape of '{name}' {probs.shape}. "
                          f"Got {y.shape} instead.")
     return probs, y
 

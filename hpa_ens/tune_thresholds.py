@@ -26,6 +26,7 @@ from .classes import CLASS_NAMES, N_CLASSES
 from .contract import read_prediction_set
 from .labels import read_labels, read_target_distribution
 from .report import save_figure
+from ._validation import ParameterError
 
 PROG = "python -m hpa_ens.tune_thresholds"
 
@@ -64,7 +65,7 @@ def build_parser():
 
 def _check_args(args) -> None:
     def bad(name, expected, value):
-        raise ValueError(f"The '--{name}' parameter of {PROG} must be {expected}. Got {value!r} instead.")
+        raise ParameterError(f"The '--{name}' parameter of {PROG} must be {expected}. Got {value!r} instead.")
 
     if not 0 <= args.min_labels <= N_CLASSES:
         bad("min-labels", f"an int in [0, {N_CLASSES}]", args.min_labels)

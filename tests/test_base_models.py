@@ -149,7 +149,7 @@ def test_missing_or_corrupt_channel_stops_before_training(tmp_path):
     out = tmp_path / "oof"
     argv = ["--data", str(root), "--folds", str(root / "folds.csv"), "--fold", "0", "--out", str(out),
             "--backbone", TINY, "--image-size", "16", "--epochs", "1", "--threads", "1"]
-    with pytest.raises(FileNotFoundError, match="tr002_yellow.png"):
+    with pytest.raises(ValueError, match="tr002_yellow.png"):
         train_mod.main(argv)
     assert cli.run(train_mod.main, argv) == 2
     (root / "train" / "tr002_yellow.png").write_bytes(b"not a png")

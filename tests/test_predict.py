@@ -68,12 +68,12 @@ def test_predict_on_train_split_and_errors(trained, tmp_path):
     predict_mod.main(["--checkpoint", str(folds[0]), "--data", str(data), "--split", "train", "--tta", "none",
                       "--threads", "1", "--out", str(out), "--cache-dir", str(root / "cache")])
     assert len(read_probs(out)) == 16
-    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+    with pytest.raises(ValueError, match="checkpoint not found"):
         predict_mod.load_predictor(tmp_path / "nope.pt")
     lonely = tmp_path / "lonely"
     lonely.mkdir()
     (lonely / "best.pt").write_bytes((folds[0] / "best.pt").read_bytes())
-    with pytest.raises(FileNotFoundError, match="config.yaml"):
+    with pytest.raises(ValueError, match="config.yaml"):
         predict_mod.load_predictor(lonely)
     with pytest.raises(SystemExit):  # argparse refuses an unknown TTA name
         predict_mod.main(["--checkpoint", str(folds[0]), "--data", str(data), "--tta", "rot"])

@@ -39,6 +39,7 @@ from .._validation import check_param
 from ..classes import CHANNELS, CLASS_NAMES, N_CLASSES
 from ..labels import labels_frame, parse_target, read_target_distribution
 from ..report import save_figure
+from .._validation import ParameterError
 
 SPLIT_TRAIN, SPLIT_TEST, _STREAM_LABELS, _STREAM_COPY, _STREAM_PREVIEW = 0, 1, 2, 3, 4
 #: The fixed tail of every Kaggle HPA Id (uuid1 with the organisers' node); we keep it for realism.
@@ -399,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="classes: one tile per class alone; random: label sets drawn like train")
     args = ap.parse_args(argv)
     if args.out is None and args.preview is None:
-        raise ValueError("The 'out' parameter must be given (or --preview). Got None instead.")
+        raise ParameterError("The 'out' parameter must be given (or --preview). Got None instead.")
     if args.out is not None:
         start = time.perf_counter()
         plan = generate(args.out, args.n_train, args.n_test, args.size, args.seed, args.target_dist, args.n_jobs,
