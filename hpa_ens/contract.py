@@ -325,3 +325,33 @@ def write_folds(path, folds: pd.Series) -> None:
     frame = pd.DataFrame({"Id": folds.index.astype(str), "fold": np.asarray(folds, dtype=int)})
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         frame.to_csv(handle, index=False, lineterminator="\n")
+
+
+# ------------------------------------------------------------------------------------ freshness
+def fingerprint_of(record: Mapping) -> str:
+    """sha256 of a JSON-able record (config values, input hashes, code version, …), key order ignored."""
+    import hashlib
+
+    text = json.dumps(record, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_current(stamp: str | Path, fingerprint: str, outputs: Sequence[str | Path] = ()) -> bool:
+    """The one freshness rule of the project: a unit of work (a stage, a fold) is done when its stamp
+    file records ``fingerprint`` and every one of its ``outputs`` exists.
+
+    The fingerprint covers everything that changes the result (config values, input hashes, …) and
+    nothing that does not (thread counts, paths of caches), so a rerun skips exactly what is done.
+    """
+    stamp = Path(stamp)
+    if not stamp.is_file() or not all(Path(p).exists() for p in outputs):
+        return False
+    try:
+        return json.loads(stamp.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def write_stamp(stamp: str | Path, fingerprint: str, **extra) -> None:
+    """Record that the work behind ``fingerprint`` is done (atomically; write it after the outputs)."""
+    atomic_write_json(stamp, {"fingerprint": fingerprint, **extra})
