@@ -24,10 +24,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .io import atomic_open, atomic_write_json, sha256_file
-from ._validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids
-from .classes import CLASS_COLUMNS, N_CLASSES
-from ._validation import ContractError
+from ..io import atomic_open, atomic_write_json, sha256_file
+from .._validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids
+from ..classes import CLASS_COLUMNS, N_CLASSES
 
 SCHEMA_VERSION = 1
 OOF_FILE = "oof.csv"
