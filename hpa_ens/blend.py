@@ -606,13 +606,18 @@ def blend_sets(inputs: Inputs, method: str, objective=None, n_iter: int = 25) ->
     return blender.oof_, test, blender.weights_, {**scores, "blend": exact_macro_f1(inputs.Y, blender.oof_)}
 
 
+def meta_inputs(inputs: Inputs) -> dict:
+    """name -> what ``build_meta`` hashes: the set's folder, or its test file for a test-only set."""
+    return {n: (ps.path if _has_oof(Path(ps.path)) else Path(ps.path) / "test.csv") for n, ps in zip(inputs.names, inputs.sets)}
+
+
 def _blend_meta(args, argv, inputs: Inputs, weights, scores) -> dict:
     from .contract import build_meta
 
     params = {"method": args.method, "objective": args.objective, "n_iter": args.n_iter,
               "cross_fitted": inputs.folds is not None, "test_only": inputs.oof_list is None}
     weight_map = None if weights is None else {n: float(w) for n, w in zip(inputs.names, weights)}
-    return build_meta("hpa_ens.blend", dict(zip(inputs.names, args.pred)), folds=args.folds, params=params, argv=argv,
+    return build_meta("hpa_ens.blend", meta_inputs(inputs), folds=args.folds, params=params, argv=argv,
                       name=args.name or Path(args.out).name, weights=weight_map, task=inputs.task.to_meta(),
                       oof_macro_f1_exact_thresholds=scores or None)
 

@@ -569,7 +569,9 @@ def _meta(args, argv, inputs, result: StackResult, report: dict) -> dict:
               "min_positives": args.min_positives, "n_rounds": args.n_rounds, "early_stopping": args.early_stopping,
               "inner_fraction": args.inner_fraction, "seed": args.seed, "lightgbm": result.params}
     trees = result.n_trees[result.n_trees > 0]
-    return build_meta("hpa_ens.stack", dict(zip(inputs.names, args.pred)), folds=args.folds, params=params,
+    from .blend import meta_inputs
+
+    return build_meta("hpa_ens.stack", meta_inputs(inputs), folds=args.folds, params=params,
                       argv=argv, name=args.name or Path(args.out).name, task=inputs.task.to_meta(),
                       oof_macro_f1_exact_thresholds=report["macro"], verdict=report["verdict"],
                       set_fallback=result.fallback, fallback_classes=report["fallback_classes"],
