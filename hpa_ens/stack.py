@@ -18,7 +18,9 @@ stacker is fitted on the other folds' OOF rows and predicts fold k; test = mean 
 
 Speed: one binned ``lgb.Dataset`` per fold is built once and shared by the K classes (only the label
 changes, via ``set_label``), with early stopping on an inner split of the fold's training rows.
-LightGBM uses every available CPU unless ``n_jobs`` says otherwise.
+LightGBM uses every available CPU unless ``n_jobs`` says otherwise, with OpenMP's passive wait policy
+(``OMP_WAIT_POLICY=PASSIVE`` unless already set) so that a busy machine does not make its threads
+spin against each other.
 
 Rare classes (fewer than ``min_positives`` positives in a fold's training rows) fall back to a
 regularised logistic regression or to the calibrated mean blend. With ``dynamic``:
@@ -32,6 +34,7 @@ regularised logistic regression or to the calibrated mean blend. With ``dynamic`
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -41,6 +44,12 @@ import numpy as np
 from ._validation import ContractError, ParameterError, check_param
 from .blend import as_arrays, mean_blend
 from .thresholds import exact_macro_f1, exact_thresholds
+
+# LightGBM's OpenMP workers spin while they wait. On a shared machine (more runnable threads than cores)
+# that collapses: measured on a 2-core box under load 18, a small stack took 174 s with 2 threads vs 26 s
+# with 1; with passive waiting, 8 s with 2 threads vs 16 s with 1. libgomp reads this once, when
+# LightGBM loads it, so it is set before any import of lightgbm; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FEATURES = ("probs", "logits", "both")
 RARE_FALLBACKS = ("logistic", "mean")
