@@ -6,8 +6,8 @@ sets from ``hpa_ens.testing.label_noise``; 5 folds. Stages, each in its own fork
 memory is its own (peak RSS includes the inputs it inherits):
 
 - ``stack``: ``hpa_ens.stack.fit_predict_stack`` at its defaults (every CPU);
-- ``blend mean|rank|weighted|caruana``: ``hpa_ens.blend.Blender(method).fit(oof, Y, folds).predict(test)``;
-- ``thresholds exact|match|bootstrap|coupled``: ``hpa_ens.thresholds`` on the mean blend
+- ``blend-mean|rank|weighted|caruana``: ``hpa_ens.blend.Blender(method).fit(oof, Y, folds).predict(test)``;
+- ``thresholds-exact|match|bootstrap|coupled``: ``hpa_ens.thresholds`` on the mean blend
   (``exact_thresholds``, ``match_thresholds`` to the train shares, ``robust_thresholds(method="bootstrap")``,
   ``tune_coupled`` with 50 TPE trials);
 - ``dedup``: ``hpa_ens.dedup.duplicate_frame`` over random 2 x 64-bit hashes of every train and test
@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results import emit  # noqa: E402
 
-PER_MODEL = ("stack", "blend mean", "blend rank", "blend weighted", "blend caruana")
-ONCE = ("thresholds exact", "thresholds match", "thresholds bootstrap", "thresholds coupled", "dedup", "submit")
+PER_MODEL = ("stack", "blend-mean", "blend-rank", "blend-weighted", "blend-caruana")
+ONCE = ("thresholds-exact", "thresholds-match", "thresholds-bootstrap", "thresholds-coupled", "dedup", "submit")
 STAGES = PER_MODEL + ONCE
 TARGET_S = {"stack": 300.0}
 
@@ -64,19 +64,19 @@ def run_stage(stage: str, data: dict, n_models: int, folds: np.ndarray, seed: in
         from hpa_ens.stack import fit_predict_stack
 
         return fit_predict_stack(oof, Y, folds, test, seed=seed).test.shape
-    if stage.startswith("blend "):
-        blender = Blender(stage.split()[1], n_iter=25).fit(oof, Y, folds)
+    if stage.startswith("blend-"):
+        blender = Blender(stage.split("-")[1], n_iter=25).fit(oof, Y, folds)
         return blender.predict(test).shape
     from hpa_ens import thresholds as T
 
     blend_oof, blend_test = mean_blend(oof), mean_blend(test)
-    if stage == "thresholds exact":
+    if stage == "thresholds-exact":
         return T.exact_thresholds(Y, blend_oof)[0].shape
-    if stage == "thresholds match":
+    if stage == "thresholds-match":
         return T.match_thresholds(blend_test, Y.mean(axis=0)).shape
-    if stage == "thresholds bootstrap":
+    if stage == "thresholds-bootstrap":
         return T.robust_thresholds(blend_oof, Y, method="bootstrap", seed=seed)[0].shape
-    if stage == "thresholds coupled":
+    if stage == "thresholds-coupled":
         base = T.exact_thresholds(Y, blend_oof)[0]
         matched = T.match_thresholds(blend_test, Y.mean(axis=0))
         return len(T.tune_coupled(blend_oof, Y, blend_test, base, matched, Y.mean(axis=0), n_trials=50, seed=seed))

@@ -79,9 +79,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run_script(script: Path, full: bool, timeout: float, env: dict) -> tuple[int, float, str]:
+def script_args(script: Path, full: bool, extra: list[str]) -> list[str]:
+    return [*([] if full else ["--quick"]), *EXTRA_ARGS.get(script.stem, []), *extra]
+
+
+def run_script(script: Path, full: bool, timeout: float, env: dict, extra: list[str] = ()) -> tuple[int, float, str]:
     """Run one benchmark, echoing its output; returns (exit code, seconds, output)."""
-    command = [sys.executable, str(script), *([] if full else ["--quick"]), *EXTRA_ARGS.get(script.stem, [])]
+    command = [sys.executable, str(script), *script_args(script, full, list(extra))]
     import threading
 
     start = time.perf_counter()
@@ -132,6 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--full", action="store_true", help="run without --quick (long)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds one script may run")
     ap.add_argument("--results", default=str(RESULTS), help="the JSON file figures are merged into")
+    ap.add_argument("--args", default="", help="extra arguments for the script(s), e.g. --args='--stages dedup'")
     args = ap.parse_args(argv)
     scripts = sorted(HERE.glob("bench_*.py")) + [HERE / f"{name}.py" for name in REPORTS]
     chosen = [s for s in scripts if (s.stem in args.only if args.only else s.stem not in REPORTS)]
@@ -148,10 +153,10 @@ def main(argv=None) -> int:
     for script in chosen:
         print(f"\n=== {script.name} ({mode}) ===", flush=True)
         date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        code, seconds, output = run_script(script, args.full, args.timeout, env)
+        extra = args.args.split()
+        code, seconds, output = run_script(script, args.full, args.timeout, env, extra)
         print(f"--- {script.name}: exit {code}, {seconds:.1f} s", flush=True)
-        command = f"python benchmarks/{script.name}{'' if args.full else ' --quick'}"
-        command += "".join(f" {a}" for a in EXTRA_ARGS.get(script.stem, []))
+        command = " ".join(["python", f"benchmarks/{script.name}", *script_args(script, args.full, extra)])
         run = {**common, "date": date, "exit": code, "seconds": round(seconds, 1), "command": command}
         if code:
             failed.append(f"{script.name} (exit {code})")
