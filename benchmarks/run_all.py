@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     ap.add_argument("--full", action="store_true", help="run without --quick (long)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds one script may run")
     ap.add_argument("--results", default=str(RESULTS), help="the JSON file figures are merged into")
+    ap.add_argument("--import-log", default=None, metavar="LOG",
+                    help="record the figures a run of the one named script already printed to LOG (a long run done "
+                         "by hand, e.g. with nohup) instead of running it; date = the log's time")
     ap.add_argument("--args", default="", help="extra arguments for the script(s), e.g. --args='--stages dedup'")
     args = ap.parse_args(argv)
     scripts = sorted(HERE.glob("bench_*.py")) + [HERE / f"{name}.py" for name in REPORTS]
@@ -149,6 +152,19 @@ def main(argv=None) -> int:
     mode = "full" if args.full else "quick"
     path = Path(args.results)
     common = {"machine": machine(), "commit": git_commit()}
+    if args.import_log:
+        if len(chosen) != 1:
+            print("--import-log needs exactly one script name")
+            return 2
+        log = Path(args.import_log)
+        date = dt.datetime.fromtimestamp(log.stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+        command = " ".join(["python", f"benchmarks/{chosen[0].name}", *script_args(chosen[0], args.full,
+                                                                                     args.args.split())])
+        figures = parse(log.read_text(encoding="utf-8"))
+        run = {**common, "date": date, "exit": 0, "seconds": None, "command": command, "imported_from": log.name}
+        save_results(merge(load_results(path), chosen[0].stem, mode, figures, run), path)
+        print(f"{len(figures)} figure(s) of {chosen[0].name} recorded in {path}")
+        return 0
     failed, total = [], time.perf_counter()
     for script in chosen:
         print(f"\n=== {script.name} ({mode}) ===", flush=True)
