@@ -27,3 +27,5 @@ from .predictions import (  # noqa: F401
     write_probs,
     write_stamp,
 )
+from .duplicates import DUPLICATE_KINDS, check_duplicates_provenance, read_duplicates, read_duplicates_meta, write_duplicates  # noqa: F401,E501
+from .channel_stats import ChannelStats, read_channel_stats, write_channel_stats  # noqa: F401
