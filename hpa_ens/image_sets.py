@@ -33,7 +33,7 @@ from .images import IMAGE_EXTENSIONS
 from .task import Task, load_task
 
 __all__ = ["ExternalSet", "scan_images", "list_image_ids", "image_files", "folder_record", "read_task_labels",
-           "missing_images", "load_external", "hpav18_id"]
+           "missing_images", "load_external", "hpav18_id", "targets_matrix"]
 
 
 # ------------------------------------------------------------------------------------ listing
@@ -128,6 +128,39 @@ def folder_record(folder: str | os.PathLike, extensions: Sequence[str] = IMAGE_E
 
 
 # ------------------------------------------------------------------------------------- labels
+def targets_matrix(targets: Sequence, task: Task | str | None = None, source: str = "Target",
+                   allow_empty: bool = False) -> np.ndarray:
+    """Target strings ("16 0") -> indicator matrix for a task of K classes.
+
+    Returns
+    -------
+    Y : ndarray of shape (n_rows, K), uint8
+
+    Raises
+    ------
+    ContractError
+        An unknown class id (not 0..K-1), a repeated one, or an empty Target unless ``allow_empty``
+        (``source`` and the 1-based row named).
+    """
+    task = load_task(task)
+    k = task.n_classes
+    Y = np.zeros((len(targets), k), dtype=np.uint8)
+    for row, text in enumerate(targets, start=1):
+        text = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
+        tokens = text.split()
+        if not tokens and not allow_empty:
+            raise ContractError(f"{source}, row {row}: the Target is empty; every image needs at least one label. "
+                                f"Got '' instead.")
+        for token in tokens:
+            if not token.isdigit() or int(token) >= k:
+                raise ContractError(f"{source}, row {row}: unknown class id {token!r} in Target {text!r}; expected "
+                                    f"integers 0..{k - 1} (task {task.name!r}).")
+            if Y[row - 1, int(token)]:
+                raise ContractError(f"{source}, row {row}: class id {token} is repeated in Target {text!r}.")
+            Y[row - 1, int(token)] = 1
+    return Y
+
+
 def read_task_labels(path: str | os.PathLike, task: Task | str | None = None, allow_empty: bool = False,
                      id_column: str = "Id", target_column: str = "Target") -> pd.DataFrame:
     """Read an ``Id,Target`` label file for a task of K classes (Target = space-separated class ids).
@@ -162,19 +195,7 @@ def read_task_labels(path: str | os.PathLike, task: Task | str | None = None, al
         raise ContractError(f"{path}: the file has a header but no rows.")
     ids = [str(i).strip() for i in df[id_column].tolist()]
     check_ids(ids, str(path))
-    Y = np.zeros((len(df), k), dtype=np.uint8)
-    for row, text in enumerate(df[target_column].tolist(), start=1):
-        tokens = str(text).split()
-        if not tokens and not allow_empty:
-            raise ContractError(f"{path}, row {row}: the Target is empty; every image needs at least one label. "
-                                f"Got '' instead.")
-        for token in tokens:
-            if not token.isdigit() or int(token) >= k:
-                raise ContractError(f"{path}, row {row}: unknown class id {token!r} in Target {text!r}; expected "
-                                    f"integers 0..{k - 1} (task {task.name!r}).")
-            if Y[row - 1, int(token)]:
-                raise ContractError(f"{path}, row {row}: class id {token} is repeated in Target {text!r}.")
-            Y[row - 1, int(token)] = 1
+    Y = targets_matrix(df[target_column].tolist(), task, f"{path}", allow_empty)
     return pd.DataFrame(Y, index=pd.Index(ids, name="Id"), columns=range(k))
 
 

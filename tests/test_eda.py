@@ -96,7 +96,10 @@ def test_channel_stats_scales_16_bit_and_reports_mixed_sizes(tmp_path):
     Image.fromarray(arr16).save(folder / "a_red.png")
     Image.fromarray(np.full((4, 4), 51, dtype=np.uint8), mode="L").save(folder / "b_red.png")
     stats = eda.channel_stats(folder, show_progress=False)
-    expected = np.concatenate([np.full(24, (65535 // 2) / 65535.0), np.full(16, 0.2)])
+    # 16-bit -> uint8 as hpa_ens.images does everywhere: round(v * 255 / 65535) = 127, then / 255.
+    as_uint8 = round((65535 // 2) * 255 / 65535)
+    assert as_uint8 == 127
+    expected = np.concatenate([np.full(24, as_uint8 / 255.0), np.full(16, 0.2)])
     assert stats["mean"][0] == pytest.approx(expected.mean())
     assert stats["n_files"] == [2, 0, 0, 0] and stats["size"] is None
     assert stats["sizes"] == [[4, 4, 1], [4, 6, 1]]

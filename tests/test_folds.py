@@ -11,7 +11,7 @@ import pytest
 from hpa_ens import folds as F
 from hpa_ens.cli import run
 from hpa_ens.contract import read_folds
-from hpa_ens.groups import duplicate_groups, group_codes, merge_pairs, read_groups, read_pairs
+from hpa_ens.groups import duplicate_groups, group_codes, group_members, merge_pairs, read_groups, read_pairs
 from hpa_ens.labels import read_labels, write_labels
 from hpa_ens._validation import ContractError
 
@@ -96,7 +96,7 @@ def test_read_groups_merges_across_files_and_through_outside_ids(tmp_path):
     assert groups["tr1"] == groups["tr2"] == groups["tr3"]
     assert groups["tr4"] == groups["tr5"] != groups["tr1"]
     assert groups["tr0"] not in {groups["tr1"], groups["tr4"]}
-    assert sorted(map(sorted, duplicate_groups(groups))) == [["tr1", "tr2", "tr3"], ["tr4", "tr5"]]
+    assert sorted(map(sorted, group_members(groups))) == [["tr1", "tr2", "tr3"], ["tr4", "tr5"]]
     all_ids = read_groups(tmp_path / "b.csv")
     assert set(all_ids) == {"tr2", "tr3", "tr4", "tr5", "te1"}
     codes = group_codes({"a": 0, "b": 0}, ["a", "c", "b", "d"])
