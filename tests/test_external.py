@@ -104,7 +104,7 @@ def test_planted_external_copy_lands_in_its_train_twins_fold(planted, tmp_path):
     # The train folds themselves are those of a run without external Ids (one merge, same groups).
     assert run(F.main, ["--labels", str(root / "train.csv"), "--n-folds", "4", "--no-plot", "--groups",
                         str(tmp_path / "dupes.csv"), "--out", str(tmp_path / "h" / "folds.csv")]) == 0
-    assert (tmp_path / "h" / "folds.csv").read_bytes() == (tmp_path / "g" / "folds.csv").read_bytes()
+    assert (tmp_path / "h" / "folds.csv").read_bytes() == (tmp_path / "f" / "folds.csv").read_bytes()
     assert not (tmp_path / "h" / "folds.extra.csv").exists()
 
 
