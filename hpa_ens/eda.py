@@ -490,10 +490,10 @@ def explore(labels_path=None, images=None, task=None, target_dist=None, target_c
     stats = channel_stats(images, task.channels, n_jobs=n_jobs, max_images=max_images, seed=seed) if images else None
     summary = Y = None
     if labels_path:
-        from .image_sets import read_task_labels
+        from .labels import read_labels
 
-        Y = read_task_labels(labels_path, task, allow_empty=True).to_numpy()
-        target = read_target_distribution(target_dist, column=target_column) if target_dist else None
+        Y = read_labels(labels_path, allow_empty=True, task=task).to_numpy()
+        target = read_target_distribution(target_dist, column=target_column, task=task) if target_dist else None
         summary = label_summary(Y, target)
         summary.update({"task": task.name, "class_names": list(task.class_names), "source": str(labels_path)})
         if target_dist:

@@ -484,13 +484,13 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .contract.extra_folds import extra_folds_path
-    from .image_sets import read_task_labels
+    from .labels import read_labels
     from .task import load_task
 
     args = build_parser().parse_args(argv)
     task = load_task(args.task)
-    labels = read_task_labels(args.labels, task)
-    extra_ids = read_task_labels(args.extra_labels, task).index.tolist() if args.extra_labels else []
+    labels = read_labels(args.labels, task=task)
+    extra_ids = read_labels(args.extra_labels, task=task).index.tolist() if args.extra_labels else []
     result = build_folds(labels, args.n_folds, args.seed, args.strategy, args.groups, extra_ids)
     out = Path(args.out)
     extra_out = Path(args.extra_out) if args.extra_out else extra_folds_path(out)

@@ -9,8 +9,8 @@ HPAv18 downloads are usually JPG, and the widely used download script saved JPEG
 - records a folder's provenance cheaply (:func:`folder_record`: sha256 of the sorted listing of image
   file names and sizes), so a file derived from the images (``duplicates.csv``, ``channel_stats.json``)
   can be checked against the folder later;
-- reads label files for any task (:func:`read_task_labels`, K from the task) and the external set
-  (:func:`load_external`): HPAv18 ``Id,Target`` with Ids such as ``10580_1610_C1_1``. Ids of the labels
+- reads the external set (:func:`load_external`): HPAv18 ``Id,Target`` with Ids such as
+  ``10580_1610_C1_1`` (through :func:`hpa_ens.labels.read_labels`, K from the task). Ids of the labels
   file without all their channel files are counted and shown, then refused, or dropped with
   ``skip_missing=True`` (the count is kept in the result).
 
@@ -28,12 +28,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, _preview, check_ids, read_csv_strings
+from ._validation import ContractError, _preview
 from .images import IMAGE_EXTENSIONS
 from .task import Task, load_task
 
-__all__ = ["ExternalSet", "scan_images", "list_image_ids", "image_files", "folder_record", "read_task_labels",
-           "missing_images", "load_external", "hpav18_id", "targets_matrix"]
+__all__ = ["ExternalSet", "scan_images", "list_image_ids", "image_files", "folder_record", "missing_images",
+           "load_external", "hpav18_id"]
 
 
 # ------------------------------------------------------------------------------------ listing
@@ -127,78 +127,6 @@ def folder_record(folder: str | os.PathLike, extensions: Sequence[str] = IMAGE_E
     return {"path": str(Path(folder)), "n_files": len(files), "listing_sha256": digest.hexdigest()}
 
 
-# ------------------------------------------------------------------------------------- labels
-def targets_matrix(targets: Sequence, task: Task | str | None = None, source: str = "Target",
-                   allow_empty: bool = False) -> np.ndarray:
-    """Target strings ("16 0") -> indicator matrix for a task of K classes.
-
-    Returns
-    -------
-    Y : ndarray of shape (n_rows, K), uint8
-
-    Raises
-    ------
-    ContractError
-        An unknown class id (not 0..K-1), a repeated one, or an empty Target unless ``allow_empty``
-        (``source`` and the 1-based row named).
-    """
-    task = load_task(task)
-    k = task.n_classes
-    Y = np.zeros((len(targets), k), dtype=np.uint8)
-    for row, text in enumerate(targets, start=1):
-        text = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
-        tokens = text.split()
-        if not tokens and not allow_empty:
-            raise ContractError(f"{source}, row {row}: the Target is empty; every image needs at least one label. "
-                                f"Got '' instead.")
-        for token in tokens:
-            if not token.isdigit() or int(token) >= k:
-                raise ContractError(f"{source}, row {row}: unknown class id {token!r} in Target {text!r}; expected "
-                                    f"integers 0..{k - 1} (task {task.name!r}).")
-            if Y[row - 1, int(token)]:
-                raise ContractError(f"{source}, row {row}: class id {token} is repeated in Target {text!r}.")
-            Y[row - 1, int(token)] = 1
-    return Y
-
-
-def read_task_labels(path: str | os.PathLike, task: Task | str | None = None, allow_empty: bool = False,
-                     id_column: str = "Id", target_column: str = "Target") -> pd.DataFrame:
-    """Read an ``Id,Target`` label file for a task of K classes (Target = space-separated class ids).
-
-    Parameters
-    ----------
-    path : path-like
-    task : Task, name or task file, optional
-        K comes from the task (default HPA 2018).
-    allow_empty : bool
-        Accept rows with an empty Target (common outside HPA); otherwise they are refused.
-
-    Returns
-    -------
-    labels : DataFrame of shape (n_images, K), uint8, indexed by Id (file order), columns 0..K-1
-
-    Raises
-    ------
-    ContractError
-        Missing columns, no rows, a bad or repeated Id, an unknown or repeated class id, an empty Target
-        (unless ``allow_empty``); the message names the file and row.
-    """
-    task = load_task(task)
-    path = Path(path)
-    k = task.n_classes
-    df = read_csv_strings(path, f"a header {id_column},{target_column} and rows")
-    missing = [c for c in (id_column, target_column) if c not in df.columns]
-    if missing:
-        raise ContractError(f"{path}: missing column(s) {missing}; expected {id_column},{target_column}. "
-                            f"Got {','.join(map(str, df.columns))} instead.")
-    if len(df) == 0:
-        raise ContractError(f"{path}: the file has a header but no rows.")
-    ids = [str(i).strip() for i in df[id_column].tolist()]
-    check_ids(ids, str(path))
-    Y = targets_matrix(df[target_column].tolist(), task, f"{path}", allow_empty)
-    return pd.DataFrame(Y, index=pd.Index(ids, name="Id"), columns=range(k))
-
-
 # ----------------------------------------------------------------------------------- external
 def hpav18_id(image_id: str) -> str:
     """The HPAv18 Id of an external Id as the team leak files write it.
@@ -248,7 +176,7 @@ class ExternalSet:
 
 def load_external(images: str | os.PathLike, labels: str | os.PathLike, task: Task | str | None = None,
                   skip_missing: bool = False, train_ids: Sequence[str] | None = None,
-                  allow_empty: bool = False) -> ExternalSet:
+                  allow_empty: bool = True) -> ExternalSet:
     """Read an external labels file and check that its images exist (``--extra-images --extra-labels``).
 
     Parameters
@@ -269,8 +197,10 @@ def load_external(images: str | os.PathLike, labels: str | os.PathLike, task: Ta
         Ids without images (count and first examples, unless ``skip_missing``), every Id missing, an Id
         shared with train, or a bad labels file.
     """
+    from .labels import read_labels
+
     task = load_task(task)
-    frame = read_task_labels(labels, task, allow_empty=allow_empty)
+    frame = read_labels(labels, allow_empty=allow_empty, task=task)
     if train_ids is not None:
         shared = frame.index.intersection(pd.Index(list(train_ids)))
         if len(shared):

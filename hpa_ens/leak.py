@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._validation import ContractError, check_id, check_param, read_csv_strings
-from .image_sets import targets_matrix
+from .labels import targets_to_matrix
 from .task import Task, load_task
 
 POLICIES = ("union", "first", "error")
@@ -56,7 +56,7 @@ def read_leak(path, task: Task | str | None = None) -> pd.DataFrame:
     ids = df[id_column].str.strip().tolist()
     for row, image_id in enumerate(ids, start=1):
         check_id(image_id, f"{path}, column {id_column!r}", row)
-    Y = targets_matrix(df["Target"].tolist(), load_task(task), f"{path}, column 'Target'")
+    Y = targets_to_matrix(df["Target"].tolist(), f"{path}, column 'Target'", task=load_task(task))
     out = pd.DataFrame(Y, columns=range(Y.shape[1]))
     out.insert(0, "source", path.name)
     out.insert(0, "row", np.arange(1, len(df) + 1))

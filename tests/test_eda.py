@@ -239,8 +239,11 @@ def test_cli_on_a_k_class_task(tmp_path):
     (tmp_path / "task.csv").write_text("id,name\n0,alpha\n1,beta\n2,gamma\n")
     (tmp_path / "l.csv").write_text("Id,Target\na,0\nb,1 2\nc,\nd,2\n")
     out = tmp_path / "eda"
-    assert run(eda.main, ["--labels", str(tmp_path / "l.csv"), "--task", str(tmp_path / "task.csv"),
-                          "--out", str(out), "--dpi", "30"]) == 0
+    from hpa_ens.labels import EmptyTargetWarning
+
+    with pytest.warns(EmptyTargetWarning, match="1 of 4 rows have no label"):
+        assert run(eda.main, ["--labels", str(tmp_path / "l.csv"), "--task", str(tmp_path / "task.csv"),
+                              "--out", str(out), "--dpi", "30"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["class_counts"] == [1, 1, 2] and summary["n_no_label"] == 1
     assert summary["class_names"] == ["alpha", "beta", "gamma"]

@@ -19,8 +19,7 @@ from hpa_ens.cli import run
 from hpa_ens.contract import read_folds
 from hpa_ens.contract.duplicates import check_duplicates_provenance, read_duplicates, read_duplicates_meta
 from hpa_ens.contract.extra_folds import extra_fit_mask, read_extra_folds
-from hpa_ens.image_sets import (folder_record, hpav18_id, list_image_ids, load_external, read_task_labels,
-                                scan_images)
+from hpa_ens.image_sets import folder_record, hpav18_id, list_image_ids, load_external, scan_images
 from hpa_ens.labels import write_labels
 from hpa_ens._validation import ContractError, ParameterError
 
@@ -179,27 +178,32 @@ def test_scan_accepts_jpg_png_tiff_and_jpeg_bytes_under_png_name(tmp_path):
     assert folder_record(tmp_path)["listing_sha256"] == record["listing_sha256"]
 
 
-def test_hpav18_id_and_real_external_labels(shared_hpa):
+def test_hpav18_id_and_real_external_labels(shared_hpa, tmp_path):
     assert hpav18_id("ENSG00000001497_44431_556_B9_1") == "44431_556_B9_1"
     assert hpav18_id("10580_1610_C1_1") == "10580_1610_C1_1"
-    ext = read_task_labels(shared_hpa / "ext" / "HPAv18RBGY_wodpl.csv")
-    raw = pd.read_csv(shared_hpa / "ext" / "HPAv18RBGY_wodpl.csv", dtype=str)
-    assert ext.shape == (74606, 28) and ext.index.tolist() == raw["Id"].tolist()
-    assert int(ext.to_numpy().sum()) == int(raw["Target"].str.split().str.len().sum())
+    # The real HPAv18 labels against a folder holding the images of only 3 of its Ids.
+    labels = shared_hpa / "ext" / "HPAv18RBGY_wodpl.csv"
+    raw = pd.read_csv(labels, dtype=str)
+    img = _smooth_images(np.random.default_rng(0), 3, size=32)
+    for image_id, stack in zip(raw["Id"][:3], img):
+        _write(tmp_path, image_id, stack, ".jpg")
+    with pytest.raises(ContractError, match=rf"74603 of 74606 Ids .* First: '{raw['Id'][3]}'"):
+        load_external(tmp_path, labels)
+    ext = load_external(tmp_path, labels, skip_missing=True)
+    assert ext.ids == raw["Id"][:3].tolist() and len(ext.missing) == 74603
+    assert ext.labels.to_numpy().sum(axis=1).tolist() == raw["Target"][:3].str.split().str.len().tolist()
     train = pd.read_csv(shared_hpa / "train.csv")
-    assert not set(train["Id"]) & set(ext.index)  # load_external(train_ids=...) would refuse an overlap
+    assert not set(train["Id"]) & set(raw["Id"])  # load_external(train_ids=...) would refuse an overlap
 
 
-def test_read_task_labels_any_k(tmp_path):
+def test_external_labels_for_a_k_class_task(planted, tmp_path):
     (tmp_path / "task.csv").write_text("id,name\n0,a\n1,b\n2,c\n")
-    (tmp_path / "l.csv").write_text("Id,Target\nx,2 0\ny,\nz,1\n")
-    Y = read_task_labels(tmp_path / "l.csv", tmp_path / "task.csv", allow_empty=True)
-    assert Y.shape == (3, 3) and Y.loc["x"].tolist() == [1, 0, 1] and Y.loc["y"].sum() == 0
-    with pytest.raises(ContractError, match="row 2: the Target is empty"):
-        read_task_labels(tmp_path / "l.csv", tmp_path / "task.csv")
-    (tmp_path / "bad.csv").write_text("Id,Target\nx,3\n")
-    with pytest.raises(ContractError, match=r"row 1: unknown class id '3'.*0\.\.2"):
-        read_task_labels(tmp_path / "bad.csv", tmp_path / "task.csv")
+    (tmp_path / "l.csv").write_text(f"Id,Target\n{EXT_COPY},2 0\n{EXT_OTHER[0]},1\n")
+    ext = load_external(planted / "ext", tmp_path / "l.csv", task=tmp_path / "task.csv")
+    assert ext.labels.shape == (2, 3) and ext.labels.loc[EXT_COPY].tolist() == [1, 0, 1]
+    (tmp_path / "bad.csv").write_text(f"Id,Target\n{EXT_COPY},3\n")
+    with pytest.raises(ContractError, match=r"bad.csv, row 1: unknown class id '3'.*0\.\.2"):
+        load_external(planted / "ext", tmp_path / "bad.csv", task=tmp_path / "task.csv")
 
 
 def test_dedup_option_errors_are_parameter_errors(planted, tmp_path):
