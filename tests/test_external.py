@@ -215,3 +215,21 @@ def test_dedup_option_errors_are_parameter_errors(planted, tmp_path):
     with pytest.raises(ParameterError, match="max_distance"):
         dedup.main(base + ["--max-distance", "65"])
     assert not (tmp_path / "d.csv").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="hpa_ens.images converts colour files to luminance; HPAv18 JPGs are RGB with "
+                                       "the signal in the channel's own plane (see the data helper's report)")
+def test_hpav18_colour_jpg_channel_is_read_from_its_plane(tmp_path):
+    """HPAv18 serves each channel as an RGB JPG: green in G, blue in B, red in R, yellow in R and G.
+
+    Luminance (0.299 R + 0.587 G + 0.114 B) would dim a blue channel to 11 % and green to 59 %.
+    """
+    from hpa_ens.images import read_channel
+
+    plane = np.full((16, 16), 200, dtype=np.uint8)
+    zero = np.zeros_like(plane)
+    colours = {"red": (plane, zero, zero), "green": (zero, plane, zero), "blue": (zero, zero, plane),
+               "yellow": (plane, plane, zero)}
+    for channel, rgb in colours.items():
+        Image.fromarray(np.stack(rgb, axis=-1)).save(tmp_path / f"x_{channel}.png")  # lossless stand-in for the JPG
+        assert read_channel(tmp_path / f"x_{channel}.png").mean() == pytest.approx(200, abs=1), channel
