@@ -37,6 +37,38 @@ __all__ = ["ExternalSet", "scan_images", "list_image_ids", "image_files", "folde
 
 
 # ------------------------------------------------------------------------------------ listing
+def _scan_names(folder: Path, channels: Sequence[str], extensions: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Id -> {channel: file name}, unordered; the first extension of ``extensions`` wins."""
+    if not folder.is_dir():
+        raise ContractError(f"{folder}: not a folder of {{Id}}_{{channel}} image files.")
+    rank = {ext: k for k, ext in enumerate(extensions)}
+    wanted = set(channels)
+    simple = not any("_" in c for c in channels)  # then the channel is the text after the last "_"
+    found: dict[str, dict[str, str]] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            stem, dot, ext = name.rpartition(".")
+            if not dot or "." + ext.lower() not in rank:
+                continue
+            if simple:
+                image_id, sep, channel = stem.rpartition("_")
+                if not sep or channel not in wanted:
+                    continue
+            else:
+                channel = next((c for c in channels if stem.endswith("_" + c)), None)
+                if channel is None:
+                    continue
+                image_id = stem[: -len(channel) - 1]
+            if not image_id:
+                continue
+            have = found.setdefault(image_id, {})
+            old = have.get(channel)
+            if old is None or rank["." + ext.lower()] < rank["." + old.rpartition(".")[2].lower()]:
+                have[channel] = name
+    return found
+
+
 def scan_images(folder: str | os.PathLike, channels: Sequence[str],
                 extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dict[str, dict[str, Path]]:
     """Every ``{Id}_{channel}{ext}`` file of ``folder``, in one directory scan.
@@ -52,29 +84,12 @@ def scan_images(folder: str | os.PathLike, channels: Sequence[str],
 
     Returns
     -------
-    found : dict Id -> {channel: path}, Ids sorted; an Id may lack channels (see :func:`list_image_ids`).
+    found : dict Id -> {channel: path} (channels in ``channels`` order), Ids sorted; an Id may lack
+        channels (see :func:`list_image_ids`).
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ContractError(f"{folder}: not a folder of {{Id}}_{{channel}} image files.")
-    rank = {ext: k for k, ext in enumerate(extensions)}
-    suffixes = tuple("_" + c for c in channels)
-    found: dict[str, dict[str, tuple[int, Path]]] = {}
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            stem, ext = os.path.splitext(entry.name)
-            ext = ext.lower()
-            if ext not in rank or not stem.endswith(suffixes):
-                continue
-            channel = next(c for c in channels if stem.endswith("_" + c))
-            image_id = stem[: -len(channel) - 1]
-            if not image_id:
-                continue
-            have = found.setdefault(image_id, {})
-            if channel not in have or rank[ext] < have[channel][0]:
-                have[channel] = (rank[ext], folder / entry.name)
-    return {i: {c: p for c, (_, p) in sorted(found[i].items(), key=lambda kv: list(channels).index(kv[0]))}
-            for i in sorted(found)}
+    names = _scan_names(folder, channels, extensions)
+    return {i: {c: folder / names[i][c] for c in channels if c in names[i]} for i in sorted(names)}
 
 
 def list_image_ids(folder: str | os.PathLike, channels: Sequence[str],
@@ -141,7 +156,7 @@ def hpav18_id(image_id: str) -> str:
 def missing_images(folder: str | os.PathLike, ids: Sequence[str], channels: Sequence[str],
                    extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[str]:
     """The Ids of ``ids`` that lack at least one channel file in ``folder`` (order of ``ids``)."""
-    found = scan_images(folder, channels, extensions)
+    found = _scan_names(Path(folder), channels, extensions)
     return [i for i in ids if len(found.get(i, ())) != len(channels)]
 
 

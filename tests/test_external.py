@@ -233,3 +233,17 @@ def test_hpav18_colour_jpg_channel_is_read_from_its_plane(tmp_path):
     for channel, rgb in colours.items():
         Image.fromarray(np.stack(rgb, axis=-1)).save(tmp_path / f"x_{channel}.png")  # lossless stand-in for the JPG
         assert read_channel(tmp_path / f"x_{channel}.png").mean() == pytest.approx(200, abs=1), channel
+
+
+def test_scan_prefers_extensions_in_order_and_handles_underscored_channels(tmp_path):
+    for name in ("a_red.jpg", "a_red.png", "a_green.TIF", "b_red.tiff", "b_red.jpeg", "c_x_dapi_1.png", "c_x_gfp.png",
+                 "_red.png", "d_purple.png"):
+        (tmp_path / name).write_bytes(b"")
+    found = scan_images(tmp_path, ["red", "green"])
+    assert {i: {c: p.name for c, p in have.items()} for i, have in found.items()} == {
+        "a": {"red": "a_red.png", "green": "a_green.TIF"}, "b": {"red": "b_red.jpeg"}}
+    assert list(scan_images(tmp_path, ["dapi_1", "gfp"])) == ["c_x"]
+    assert scan_images(tmp_path, ["dapi_1", "gfp"])["c_x"]["dapi_1"].name == "c_x_dapi_1.png"
+    from hpa_ens.image_sets import missing_images
+
+    assert missing_images(tmp_path, ["a", "b", "zz"], ["red", "green"]) == ["b", "zz"]
