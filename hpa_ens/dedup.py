@@ -195,8 +195,12 @@ def hash_images(stack: np.ndarray, green_index: int = CHANNELS.index("green")) -
     """
     stack = np.asarray(stack)
     n, c, h, w = stack.shape
-    # Downscale each channel once; the channel mean of block means is the block mean of the channel mean.
-    small = downscale(stack.reshape(n * c, h, w)).reshape(n, c, SMALL, SMALL)
+    return hash_small_images(downscale(stack.reshape(n * c, h, w)).reshape(n, c, SMALL, SMALL), green_index)
+
+
+def hash_small_images(small: np.ndarray, green_index: int = CHANNELS.index("green")) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hash_images` of images already block-averaged to (n_images, n_channels, 32, 32)."""
+    # The channel mean of block means is the block mean of the channel mean.
     green, mean = small[:, green_index], small.mean(axis=1)
     hashes = np.stack([phash_small(green), phash_small(mean)], axis=1)
     stds = np.stack([green.std(axis=(1, 2)), mean.std(axis=(1, 2))], axis=1)
@@ -209,12 +213,10 @@ def protein_index(channels: Sequence[str]) -> int:
 
 
 def _hash_batch(paths: Sequence[Sequence[str]], green_index: int) -> tuple[np.ndarray, np.ndarray]:
-    stacks = [load_channels([Path(p) for p in image_paths]) for image_paths in paths]
-    shapes = {s.shape for s in stacks}
-    if len(shapes) == 1:
-        return hash_images(np.stack(stacks), green_index)
-    parts = [hash_images(s[None], green_index) for s in stacks]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    # Each image is reduced to 32x32 block means as soon as it is decoded: a batch of 2048-px HPAv18
+    # images would otherwise hold 1 GiB per worker. Images of any size can share the batch.
+    smalls = [downscale(load_channels([Path(p) for p in image_paths])) for image_paths in paths]
+    return hash_small_images(np.stack(smalls), green_index)
 
 
 # ------------------------------------------------------------------------------------------ cache

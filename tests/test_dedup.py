@@ -262,3 +262,17 @@ def test_corrupt_png_is_one_line_naming_the_file(planted, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "te_a_green.png" in err and "cannot decode" in err
     assert not out.exists()
+
+
+def test_same_picture_at_another_resolution_is_an_exact_twin(tmp_path):
+    """HPAv18 images are larger than Kaggle's: a 4x upsampled copy has the same block means, distance 0."""
+    base = _smooth_images(np.random.default_rng(8), 3, size=64)
+    for k in range(3):
+        _write(tmp_path / "train", f"tr{k}", base[k])
+    _write(tmp_path / "ext", "big", np.repeat(np.repeat(base[1], 4, axis=1), 4, axis=2))  # 256 px
+    sets = {name: dedup.compute_hashes(tmp_path / name)[:2] for name in ("train", "ext")}
+    pairs = dedup.find_duplicates({"train": sets["train"], "external": sets["ext"]}, ["external-train"], 8)
+    assert pairs[["Id_a", "Id_b", "distance"]].values.tolist() == [["big", "tr1", 0]]
+    small = np.stack([dedup.downscale(i) for i in base])
+    for got, want in zip(dedup.hash_small_images(small), dedup.hash_images(base)):
+        np.testing.assert_array_equal(got, want)
