@@ -217,8 +217,6 @@ def test_dedup_option_errors_are_parameter_errors(planted, tmp_path):
     assert not (tmp_path / "d.csv").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="hpa_ens.images converts colour files to luminance; HPAv18 JPGs are RGB with "
-                                       "the signal in the channel's own plane (see the data helper's report)")
 def test_hpav18_colour_jpg_channel_is_read_from_its_plane(tmp_path):
     """HPAv18 serves each channel as an RGB JPG: green in G, blue in B, red in R, yellow in R and G.
 
