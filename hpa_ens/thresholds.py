@@ -532,8 +532,12 @@ def tune_coupled(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, n_trials))
-    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
-                                sampler=sampler, load_if_exists=storage is not None)
+    try:
+        study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                    sampler=sampler, load_if_exists=storage is not None)
+    except optuna.exceptions.DuplicatedStudyError:
+        # Two workers created the study at the same instant on an RDB storage: the loser loads it.
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
     # The first trial is the plain exact (or robust) cut with the requested label rule: TPE starts from
     # the known-good point instead of finding it again.
     if not study.trials:
