@@ -11,6 +11,8 @@ between the two (see docs/thresholds.md for the benchmark that chose among them)
   the cut would score on the target distribution);
 - :func:`trust_blend`: per class, a logit-space blend of the OOF side and the matched cut weighted by the
   inverse of each one's bootstrap variance plus a common floor;
+- :func:`gated_blend` (the default with a target): the same blend, opened per class only as far as the
+  target share differs from the train share -- no announced shift, no move away from the OOF cut;
 - :func:`em_priors` / :func:`adjust_priors`: Saerens-Latinne-Decaestecker (2002) EM estimate of the
   test shares and the odds correction of probabilities toward new shares;
 - :func:`plugin_thresholds`: the plug-in rule of Jansche (2007), Lipton et al. (2014) and Koyejo et al.
@@ -37,8 +39,12 @@ __all__ = [
     "NEEDS_TEST",
     "DEFAULT_WITH_TARGET",
     "DEFAULT_WITHOUT_TARGET",
+    "BootCuts",
     "bootstrap_cuts",
+    "matched_spread",
     "trust_blend",
+    "gated_blend",
+    "calibrate",
     "adjust_priors",
     "em_priors",
     "plugin_thresholds",
@@ -48,16 +54,20 @@ __all__ = [
 ]
 
 #: Every rule :func:`tune_thresholds` knows (``optuna`` lives in :mod:`hpa_ens.tune_thresholds`).
-METHODS = ("exact", "boot", "match", "blend", "prior", "reweight", "reweight-blend", "plugin")
+METHODS = ("exact", "boot", "match", "blend", "gated", "prior", "reweight", "plugin")
 #: Rules that read OOF rows and their labels (a test-only prediction set cannot feed them).
-NEEDS_OOF = ("exact", "boot", "blend", "prior", "reweight", "reweight-blend", "plugin")
+NEEDS_OOF = ("exact", "boot", "blend", "gated", "prior", "reweight", "plugin")
 #: Rules that read the test rows.
-NEEDS_TEST = ("match", "blend", "prior", "reweight", "reweight-blend", "plugin")
+NEEDS_TEST = ("match", "blend", "gated", "prior", "reweight", "plugin")
 #: Rules that need a target share (the others estimate one by EM or ignore it).
-NEEDS_TARGET = ("match", "blend", "reweight-blend")
+NEEDS_TARGET = ("match", "blend", "gated")
 #: The defaults chosen by ``benchmarks/shift.py`` (docs/thresholds.md has the table).
-DEFAULT_WITH_TARGET = "reweight-blend"
+DEFAULT_WITH_TARGET = "gated"
 DEFAULT_WITHOUT_TARGET = "boot"
+#: ``gated``: logit distance between target and train share at which the gate is 63 % open, and the
+#: trust floor (docs/thresholds.md: both read off the benchmark, so say so when quoting its figures).
+GATE_SCALE = 0.1
+GATED_FLOOR = 1.0
 
 _CLIP = 1e-6
 
@@ -221,6 +231,36 @@ def trust_blend(oof_cut, oof_spread, matched_cut, matched_spread_, floor: float 
     return out, w
 
 
+def gated_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share, target_share,
+                scale: float = GATE_SCALE, floor: float = GATED_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`trust_blend` whose matched side opens only as far as the target differs from train.
+
+    ``w_match,k = (1 - exp(-|logit target_k - logit train_k| / scale)) * (1 - w_trust,k)``: a class whose
+    announced share equals its train share keeps its OOF cut (matching a share the OOF rows already have
+    only adds the proportional cut's error); a strongly shifted class gets the trust blend.
+
+    Parameters
+    ----------
+    oof_cut, oof_spread, matched_cut, matched_spread_, train_share, target_share : array-like of shape (K,)
+    scale : float > 0, logit units
+    floor : float > 0, see :func:`trust_blend`
+
+    Returns
+    -------
+    thresholds : ndarray of shape (K,)
+    weight : ndarray of shape (K,), the OOF side's weight
+    """
+    check_param("scale", scale, "a float > 0", np.isscalar(scale) and scale > 0)
+    _, w_trust = trust_blend(oof_cut, oof_spread, matched_cut, matched_spread_, floor)
+    gate = 1.0 - np.exp(-np.abs(_logit(target_share) - _logit(train_share)) / scale)
+    w = 1.0 - gate * (1.0 - w_trust)
+    oof_cut = np.asarray(oof_cut, dtype=np.float64)
+    matched_cut = np.asarray(matched_cut, dtype=np.float64)
+    out = _sigmoid(w * _logit(oof_cut) + (1.0 - w) * _logit(matched_cut))
+    out = np.where(w >= 1.0, oof_cut, out)  # exactly the OOF cut where the gate is shut (no logit round trip)
+    return np.where((oof_cut >= T.NEVER) & (matched_cut >= T.NEVER), T.NEVER, out), w
+
+
 # ----------------------------------------------------------------------------------- prior shift
 def adjust_priors(probs, old_share, new_share) -> np.ndarray:
     """Odds correction of probabilities from ``old_share`` to ``new_share`` (Saerens et al., 2002).
@@ -339,22 +379,22 @@ def check_method_inputs(method: str, has_oof: bool, has_test: bool, has_target: 
 
 
 def tune_thresholds(method: str, oof_probs=None, y_true=None, test_probs=None, target_share=None, *,
-                    n_boot: int = 50, floor: float = 0.25, seed: int = 0) -> tuple[np.ndarray, dict]:
+                    n_boot: int = 50, floor: float | None = None, seed: int = 0) -> tuple[np.ndarray, dict]:
     """Per-class thresholds by one of :data:`METHODS`.
 
     Parameters
     ----------
     method : str
         ``exact`` OOF-optimal cut; ``boot`` bootstrap-median OOF cut; ``match`` the cut giving the target
-        share on test; ``blend`` trust-weighted blend of ``boot`` and ``match``; ``prior`` test
-        probabilities corrected toward the target (EM estimate without one), then the OOF-optimal cut;
-        ``reweight`` bootstrap-median OOF cut with the OOF rows re-weighted to the target shares (EM
-        estimate without one); ``reweight-blend`` trust-weighted blend of ``reweight`` and ``match``;
-        ``plugin`` expected-F1 cut on the calibrated, prior-corrected test rows.
+        share on test; ``blend`` trust-weighted blend of ``boot`` and ``match``; ``gated`` the ``blend``
+        opened per class as far as the target share differs from the train share (:func:`gated_blend`);
+        ``prior`` test probabilities corrected toward the target (EM estimate without one), then the
+        OOF-optimal cut; ``reweight`` bootstrap-median OOF cut with the OOF rows re-weighted to the target
+        shares (EM estimate without one); ``plugin`` expected-F1 cut on the calibrated, prior-corrected test rows.
     oof_probs, y_true : array-like of shape (n_oof, K), optional for ``match``
     test_probs : array-like of shape (n_test, K), optional for ``exact`` and ``boot``
     target_share : array-like of shape (K,) in (0, 1), optional
-    n_boot, floor, seed : bootstrap resamples, :func:`trust_blend` floor, seed
+    n_boot, floor, seed : bootstrap resamples, :func:`trust_blend` floor (None: the rule's own), seed
 
     Returns
     -------
@@ -392,11 +432,16 @@ def tune_thresholds(method: str, oof_probs=None, y_true=None, test_probs=None, t
         q = adjust_priors(calibrate(oof_probs, y, test_probs), train, target)
         return plugin_thresholds(test_probs, q, target), info
     side = bootstrap_cuts(y, oof_probs, n_boot, seed, train_share=train,
-                          target_share=target if method.startswith("reweight") else None)
+                          target_share=target if method == "reweight" else None)
     if method == "reweight":
         return side.median, info | {"oof_spread": side.spread}
     matched = T.match_thresholds(test_probs, target)
-    thr, w = trust_blend(side.median, side.spread, matched, matched_spread(test_probs, target, n_boot, seed), floor)
+    spread = matched_spread(test_probs, target, n_boot, seed)
+    if method == "gated":
+        thr, w = gated_blend(side.median, side.spread, matched, spread, train, target,
+                             floor=GATED_FLOOR if floor is None else floor)
+    else:
+        thr, w = trust_blend(side.median, side.spread, matched, spread, 0.25 if floor is None else floor)
     no_pos = y.sum(axis=0) == 0
     thr[no_pos] = matched[no_pos]  # nothing to learn from OOF: the target alone decides
     return thr, info | {"trust_weight": w, "oof_spread": side.spread}
@@ -446,7 +491,7 @@ class ThresholdTuner:
     max_labels: int | None = None
     rank_by: str = "ratio"
     n_boot: int = 50
-    floor: float = 0.25
+    floor: float | None = None
     seed: int = 0
     thresholds_: np.ndarray | None = field(default=None, init=False, repr=False)
     method_: str | None = field(default=None, init=False, repr=False)

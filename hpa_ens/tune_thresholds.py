@@ -6,8 +6,9 @@ Methods (docs/thresholds.md has the benchmark that ranks them):
 - ``boot``: the median of the OOF-F1-best cut over bootstrap resamples (the default without a target);
 - ``match``: the cut whose predicted share on the test rows meets the target share (needs no OOF rows: a
   test-only prediction set is accepted); ``--tolerance T``: the OOF-F1-best cut within ±T (relative) of it;
-- ``blend``, ``reweight-blend``: per-class trust-weighted blend of the (label-shift re-weighted) bootstrap
-  OOF cut and the matched cut (``reweight-blend`` is the default with ``--target-dist``);
+- ``blend``: per-class trust-weighted blend of the bootstrap OOF cut and the matched cut; ``gated``: the
+  same blend opened per class only as far as the target share differs from train (the default with
+  ``--target-dist``);
 - ``prior``, ``reweight``, ``plugin``: prior-shift corrections (known target, or an EM estimate without one);
 - ``optuna``: TPE over what couples the classes (exact→matched mix, global logit offset, min/max labels,
   optional per-class offsets), on a journal file or an RDB storage URL.
@@ -62,7 +63,8 @@ def build_parser():
                    help="exact: robust thresholds for rare classes (fewer than --rare-max positives)")
     p.add_argument("--rare-max", type=int, default=100, help="a class with fewer positives is rare")
     p.add_argument("--n-boot", type=int, default=50, help="bootstrap resamples (boot, blend, reweight, --robust bootstrap)")
-    p.add_argument("--blend-floor", type=float, default=0.25, help="blend rules: common logit spread floor")
+    p.add_argument("--blend-floor", type=float, default=None,
+                   help="blend rules: common logit spread floor (default: blend 0.25, gated 1.0)")
     p.add_argument("--shrink-strength", type=float, default=50.0,
                    help="positives at which exact cut and F1*/2 weigh equally (--robust shrink)")
     p.add_argument("--storage", default=None,
@@ -96,7 +98,7 @@ def check_args(args, task: Task) -> None:
         value = getattr(args, name)
         if value is not None and not (np.isfinite(value) and value >= 0):
             bad(name.replace("_", "-"), "a finite float >= 0", value)
-    if not (np.isfinite(args.blend_floor) and args.blend_floor > 0):
+    if args.blend_floor is not None and not (np.isfinite(args.blend_floor) and args.blend_floor > 0):
         bad("blend-floor", "a finite float > 0", args.blend_floor)
     for name, low in (("trials", 1), ("rare_max", 0), ("n_boot", 1)):
         if getattr(args, name) < low:

@@ -118,6 +118,18 @@ def test_trust_blend_weights():
     assert thr[1] == pytest.approx(0.6, abs=1e-3) and thr[2] == pytest.approx(0.2, abs=1e-3)
 
 
+def test_gated_blend_shut_without_shift_open_with_it():
+    oof, matched = np.array([0.2, 0.2]), np.array([0.6, 0.6])
+    spread = np.zeros(2)
+    train = np.array([0.1, 0.1])
+    thr, w = S.gated_blend(oof, spread, matched, spread, train, np.array([0.1, 0.5]))
+    assert thr[0] == 0.2 and w[0] == 1.0  # no announced shift: the OOF cut, bit for bit
+    blend, _ = S.trust_blend(oof, spread, matched, spread, S.GATED_FLOOR)
+    gate = 1 - np.exp(-abs(np.log(0.5 / 0.5) - np.log(0.1 / 0.9)) / S.GATE_SCALE)
+    assert w[1] == pytest.approx(1 - gate * 0.5) and gate > 0.999
+    assert thr[1] == pytest.approx(blend[1], abs=1e-6)
+
+
 @pytest.mark.parametrize("method", S.METHODS)
 def test_every_rule_returns_valid_thresholds(method):
     y, probs = _data(seed=7)
