@@ -1,6 +1,6 @@
 """Per-class decision thresholds: exact F1 search, distribution matching, robust rare classes, Optuna coupling.
 
-Macro F1 is the mean of 28 per-class F1 scores, and class k's F1 depends only on column k's threshold,
+Macro F1 is the mean of the K per-class F1 scores, and class k's F1 depends only on column k's threshold,
 so each class has an exact optimum that a sort and two cumulative sums find over *every* distinct cut.
 What couples the classes (the min/max-labels rule, a global shift, the pull toward a target class
 distribution) is left to a small Optuna search on top (:func:`tune_coupled`).

@@ -420,3 +420,9 @@ def test_cli_mulan_task_through_command_line(tmp_path, name):
                       "--out", str(out), "--target-dist", "train", "--n-boot", "10"]) == 0
     rec = read_thresholds(out, task)
     assert len(rec.thresholds) == K and rec.class_names == list(data.label_names)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    assert doctest.testmod(S, optionflags=doctest.ELLIPSIS).failed == 0
