@@ -121,7 +121,8 @@ class Inputs:
 
 
 def read_labels_for_task(path, task: Task) -> tuple[list[str], np.ndarray, list[str]]:
-    """``Id,Target`` with class ids in ``0..K-1`` (an empty Target is a row with no label, counted in a warning).
+    """``Id,Target`` through :func:`hpa_ens.labels.read_labels` for ``task``; its warnings (rows with no
+    label) are returned to be printed and recorded.
 
     Returns
     -------
@@ -129,35 +130,21 @@ def read_labels_for_task(path, task: Task) -> tuple[list[str], np.ndarray, list[
     y : ndarray of shape (n_rows, K), uint8
     warnings : list of str
     """
-    from ._validation import check_ids, read_csv_strings
+    import warnings
 
-    df = read_csv_strings(path, "a header Id,Target and one row per image")
-    if list(df.columns[:2]) != ["Id", "Target"]:
-        raise ContractError(f"{path}: expected columns Id,Target. Got {','.join(map(str, df.columns))} instead.")
-    ids = df["Id"].tolist()
-    check_ids(ids, str(path))
-    y = np.zeros((len(ids), task.n_classes), dtype=np.uint8)
-    for row, text in enumerate(df["Target"].tolist(), start=1):
-        for token in str(text).split():
-            if not token.isdigit() or int(token) >= task.n_classes:
-                raise ContractError(f"{path}, row {row}: label {token!r} is not a class id of the task {task.name!r} "
-                                    f"(0..{task.n_classes - 1}).")
-            if y[row - 1, int(token)]:
-                raise ContractError(f"{path}, row {row}: label {token} is repeated.")
-            y[row - 1, int(token)] = 1
-    empty = int((y.sum(axis=1) == 0).sum())
-    notes = [f"{path}: {empty} rows have no label."] if empty else []
-    return ids, y, notes
+    from .labels import read_labels
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels = read_labels(path, task=task)
+    return labels.index.tolist(), labels.to_numpy(dtype=np.uint8), [str(w.message) for w in caught]
 
 
 def read_prediction_set_for(folder, train_ids, task: Task, need_oof: str | bool):
     """The contract's reader with the task and the test-only rule (``need_oof``: why OOF rows are needed)."""
     from .contract import read_prediction_set
 
-    try:
-        return read_prediction_set(folder, train_ids=train_ids, task=task, require_oof=need_oof)
-    except TypeError:  # the contract before tasks and test-only sets: HPA 2018 with oof.csv only
-        return read_prediction_set(folder, train_ids=train_ids)
+    return read_prediction_set(folder, train_ids=train_ids, task=task, require_oof=need_oof)
 
 
 def resolve_method(method: str | None, has_target: bool, has_oof: bool) -> str:
@@ -180,10 +167,11 @@ def load_inputs(args, task: Task) -> Inputs:
         raise ParameterError(f"The '--labels' parameter of {PROG} must be given for --method {args.method}"
                              f"{' and --target-dist train' if args.target_dist == 'train' else ''}. Got None instead.")
     ids, y, notes = read_labels_for_task(args.labels, task) if args.labels else (None, None, [])
-    why = f"--method {args.method} tunes on OOF probabilities; use --method match" if needs_oof else False
+    why = f"--method {args.method}" + (" with --target-dist train" if args.target_dist == "train" else "") if needs_oof else False
     pset = read_prediction_set_for(pred, ids if not test_only else None, task, why)
     if pset.oof is None and needs_oof:
-        raise ContractError(f"{pred}: a test-only prediction set (no oof.csv); {why}.")
+        raise ContractError(f"{pred}: a test-only prediction set (no oof.csv); {why} needs out-of-fold rows "
+                            f"(--method match with a target file does not).")
     test = pset.test.to_numpy(dtype=np.float64)
     if test.shape[1] != task.n_classes:
         raise ContractError(f"{pred}: {test.shape[1]} class columns for the task {task.name!r} ({task.n_classes}).")

@@ -392,7 +392,7 @@ def test_cli_test_only_set_match_and_refusal(tmp_path, capsys):
     assert run(main, ["--labels", str(labels), "--pred", str(only), "--out", str(tmp_path / "e.json"),
                       "--method", "exact"]) == 2
     err = capsys.readouterr().err
-    assert "OOF" in err and not (tmp_path / "e.json").exists()
+    assert "test-only" in err and "out-of-fold" in err and not (tmp_path / "e.json").exists()
 
 
 @needs_new_contract
