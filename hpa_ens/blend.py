@@ -394,14 +394,6 @@ class Blender:
 
 
 # ----------------------------------------------------------------------------------------------- I/O
-def _compat(fn, *args, **kwargs):
-    """Call ``fn`` with only the keyword arguments its signature has (older contract versions)."""
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
-
-
 def check_output_folder(out) -> None:
     """Refuse an ``--out`` that exists and is not a prediction set (no ``meta.json``): never clobber a folder."""
     out = Path(out)
@@ -436,58 +428,37 @@ def load_inputs(pred_dirs: Sequence, labels=None, folds=None, task=None, needs_o
     both; a test-only set (no ``oof.csv``) is refused in one line when ``needs_oof`` names the stage
     that needs OOF rows. When any set is test-only, ``oof_list`` is None (the output is test-only).
     """
-    from .contract import read_meta, read_prediction_set
+    from .contract import read_folds, read_meta, read_prediction_set
     from .labels import read_labels
     from .task import check_same_task, load_task, task_from_meta
 
     task = load_task(task)
     folders = [Path(p) for p in pred_dirs]
-    names = _unique_names(folders)
     for folder in folders:
         if not folder.is_dir():
             raise ContractError(f"{folder}: not a prediction-set folder (expected oof.csv, test.csv, meta.json).")
-        if needs_oof and not _has_oof(folder):
-            raise ContractError(f"{folder}: a test-only prediction set (no oof.csv); {needs_oof} needs OOF rows to fit "
-                                f"on. Give sets with oof.csv, or use a mean/rank blend.")
-    named = [(str(f), task_from_meta(read_meta(f), str(f / "meta.json")) or task) for f in folders]
-    check_same_task(named)
-    check_same_task([named[0], (f"--task {task.name}", task)])
+    # Sets against each other first, so the message names the two sets that disagree.
+    check_same_task([(str(f), task_from_meta(read_meta(f), str(f / "meta.json")) or task) for f in folders])
     test_only = not all(_has_oof(f) for f in folders)
+    if test_only and needs_oof:
+        bad = next(f for f in folders if not _has_oof(f))
+        raise ContractError(f"{bad}: a test-only prediction set (no oof.csv); {needs_oof} needs OOF rows to fit on. "
+                            f"Give sets with oof.csv, or use a mean/rank blend.")
     train_ids = Y = None
     if labels is not None and not test_only:
-        frame = _compat(read_labels, labels, n_classes=task.n_classes, task=task)
+        frame = read_labels(labels, task=task)
         train_ids, Y = frame.index.tolist(), frame.to_numpy()
     sets, test_ids = [], None
     for folder in folders:
-        if _has_oof(folder) and train_ids is not None:
-            ps = _compat(read_prediction_set, folder, train_ids, test_ids, task=task)
-        else:  # test rows only (a test-only set, or no labels given): the OOF rows are not read
-            ps = _read_test_rows(folder, test_ids, task)
+        ps = read_prediction_set(folder, train_ids, test_ids, task=task)
         test_ids = ps.test.index.tolist() if test_ids is None else test_ids
         sets.append(ps)
-    inputs = Inputs(task, names, sets, test_ids, [ps.test.to_numpy() for ps in sets], train_ids, Y)
+    inputs = Inputs(task, _unique_names(folders), sets, test_ids, [ps.test.to_numpy() for ps in sets], train_ids, Y)
     if train_ids is not None:
         inputs.oof_list = [ps.oof.to_numpy() for ps in sets]
         if folds is not None:
-            from .contract import read_folds
-
             inputs.folds = read_folds(folds, train_ids).to_numpy()
     return inputs
-
-
-def _read_test_rows(folder: Path, test_ids, task):
-    """A set's test rows with its seal checked (the OOF rows, if any, are not read)."""
-    from .contract import read_meta, read_probs
-    from .contract.predictions import PredictionSet, _locate
-    from .io import sha256_file
-
-    meta = read_meta(folder)
-    path = _locate(folder / "test.csv")
-    digest = (meta.get("outputs") or {}).get(path.name)
-    if digest is not None and sha256_file(path) != digest:
-        raise ContractError(f"{path}: sha256 differs from the one in {folder / 'meta.json'}; the set was half-written "
-                            f"or edited. Rewrite it.")
-    return PredictionSet(None, _compat(read_probs, path, test_ids, "the test Ids", task=task), meta, folder)
 
 
 def _unique_names(folders) -> list[str]:
@@ -514,29 +485,10 @@ def load_sets(labels_path, model_dirs: Sequence, task=None) -> tuple[list[str], 
 
 def write_set(out, inputs: Inputs, oof, test, meta: dict) -> Path:
     """Write a stage's output prediction set (test-only when ``oof`` is None) and return its folder."""
-    import pandas as pd
+    from .contract import probs_frame, write_prediction_set
 
-    from .contract import write_prediction_set
-
-    def frame(ids, probs):
-        return pd.DataFrame(np.asarray(probs, dtype=np.float64), index=pd.Index(list(ids), name="Id"),
-                            columns=range(np.shape(probs)[1]))
-
-    oof_frame = None if oof is None else frame(inputs.train_ids, oof)
-    if oof_frame is None and "task" not in __import__("inspect").signature(write_prediction_set).parameters:
-        return _write_test_only(Path(out), frame(inputs.test_ids, test), meta)  # contract without test-only sets
-    return Path(_compat(write_prediction_set, out, oof_frame, frame(inputs.test_ids, test), meta, task=inputs.task))
-
-
-def _write_test_only(folder: Path, test, meta: dict) -> Path:
-    from .contract import write_probs
-    from .io import atomic_write_json, sha256_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_probs(folder / "test.csv", test)
-    full = dict(meta, outputs={"test.csv": sha256_file(folder / "test.csv")}, n_oof=0, n_test=int(len(test)))
-    atomic_write_json(folder / "meta.json", full)
-    return folder
+    oof_frame = None if oof is None else probs_frame(inputs.train_ids, oof)
+    return Path(write_prediction_set(out, oof_frame, probs_frame(inputs.test_ids, test), meta, task=inputs.task))
 
 
 def _vote_main(args, argv) -> int:
