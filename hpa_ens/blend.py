@@ -116,7 +116,7 @@ def _logloss_and_grad(w: np.ndarray, Y: np.ndarray, arr: np.ndarray) -> tuple[fl
     """Log-loss of the blend ``w @ arr`` and its gradient in ``w``.
 
     The analytic gradient saves SLSQP one log-loss pass per model per step (its finite differences):
-    at 31,072 x 28 x 10 models the cross-fitted weighted blend went from 367 s to a few seconds.
+    with 10 full-size HPA sets the cross-fitted weighted blend went from 367 s to 29 s on a busy 2-core box.
     """
     blend = np.tensordot(w, arr, axes=1)
     p = np.clip(blend, _EPS, 1 - _EPS)
