@@ -171,8 +171,7 @@ def test_cli_test_only_sets_mean_accepted_tuned_refused(tmp_path, capsys):
     paths = write_simulated_sets(tmp_path / "data", _labels(200, 3), n_models=2, seed=0, n_folds=2)
     a, b = map(str, paths["models"])
     only = tmp_path / "zhu_test_only"
-    shutil.copytree(b, only)
-    (only / "oof.csv").unlink()
+    _test_only_copy(b, only)
     out = tmp_path / "mean"
     assert main(["--labels", str(paths["labels"]), "--pred", a, str(only), "--out", str(out)]) == 0
     assert not (out / "oof.csv").exists()
@@ -196,3 +195,11 @@ def pd_read(path):
     import pandas as pd
 
     return pd.read_csv(path, index_col="Id").to_numpy()
+
+
+def _test_only_copy(src, dst):
+    """A sealed test-only prediction set holding ``src``'s test rows (no oof.csv)."""
+    from hpa_ens.contract import build_meta, read_prediction_set, write_prediction_set
+
+    ps = read_prediction_set(src)
+    write_prediction_set(dst, None, ps.test, build_meta("test", [], argv=[], name=dst.name))

@@ -189,8 +189,7 @@ def test_cli_refuses_test_only_sets_other_tasks_and_foreign_out_folders(tmp_path
     paths = write_simulated_sets(tmp_path / "data", _labels(200, 2), n_models=2, seed=0, n_folds=2)
     a, b = map(str, paths["models"])
     only = tmp_path / "test_only"
-    shutil.copytree(b, only)
-    (only / "oof.csv").unlink()
+    _test_only_copy(b, only)
     assert run(main, _cli_args(paths, tmp_path / "s") + ["--pred", a, str(only)]) == 2
     err = capsys.readouterr().err
     assert "test-only" in err and "needs OOF rows" in err and not (tmp_path / "s").exists()
@@ -210,3 +209,11 @@ def test_cli_refuses_test_only_sets_other_tasks_and_foreign_out_folders(tmp_path
     # The old flag names stay as hidden aliases.
     assert run(main, _cli_args(paths, tmp_path / "s") + ["--models", a, b, "--threads", "1"]) == 0
     assert json.loads((tmp_path / "s" / "meta.json").read_text())["params"]["lightgbm"]["num_threads"] == 1
+
+
+def _test_only_copy(src, dst):
+    """A sealed test-only prediction set holding ``src``'s test rows (no oof.csv)."""
+    from hpa_ens.contract import build_meta, read_prediction_set, write_prediction_set
+
+    ps = read_prediction_set(src)
+    write_prediction_set(dst, None, ps.test, build_meta("test", [], argv=[], name=dst.name))
