@@ -27,3 +27,4 @@ from .predictions import (  # noqa: F401
     write_probs,
     write_stamp,
 )
+from .fold_metrics import FOLD_METRICS_FILE, read_fold_metrics, write_fold_metrics  # noqa: F401,E402
