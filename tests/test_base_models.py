@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -356,3 +358,29 @@ def test_oof_rows_do_not_depend_on_their_own_labels(tmp_path):
     assert folds[("fixed", False)][1]["epoch_selection"] == "last_epoch"
     assert folds[("inner", False)][1]["epoch_selection"] == "inner_f1"
     assert folds[("inner", False)][1]["n_monitor"] > 0
+
+
+def test_run_all_hands_feature_configs_to_base_models_features(tiny_data, tmp_path, monkeypatch, capfd):
+    import sys
+    import types
+
+    from base_models import run_all
+
+    cfg = tmp_path / "feat.yaml"
+    cfg.write_text("kind: features\nname: feat\nfeatures: [channel_stats]\n")
+    calls = []
+
+    def run(config_path, data_dir, folds_path, out_root, task, n_jobs):
+        calls.append((Path(config_path), Path(data_dir), Path(folds_path), Path(out_root), task.name, n_jobs))
+        return {"name": "feat", "oof_macro_f1": 0.5}
+
+    monkeypatch.setitem(sys.modules, "base_models.features", types.SimpleNamespace(run=run))
+    argv = ["--data", str(tiny_data), "--configs", str(cfg), "--out", str(tmp_path / "o"), "--n-jobs", "1"]
+    assert run_all.main(argv) == 0
+    assert calls == [(cfg, tiny_data, tiny_data / "folds.csv", tmp_path / "o", "hpa2018", 1)]
+    assert "feat: OOF macro F1 0.5000 (feature model)" in capfd.readouterr().out
+    monkeypatch.setitem(sys.modules, "base_models.features", None)  # not written yet: skipped, said so
+    assert run_all.main(argv) == 0
+    assert "base_models.features is not installed; skipped" in capfd.readouterr().out
+    with pytest.raises(ValueError, match="not a CNN config"):
+        load_config(cfg)
