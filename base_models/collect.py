@@ -51,12 +51,12 @@ def assemble(folder: Path, folds: pd.Series, n_folds: int, task) -> tuple[pd.Dat
     """OOF rows in the folds file's Id order (each from its own fold) and the mean of the folds' test rows."""
     parts = []
     for k in range(n_folds):
-        part = read_probs(folder / f"fold{k}" / "oof.csv")
+        part = read_probs(folder / f"fold{k}" / "oof.csv", task=task)
         if set(part.index) != set(folds.index[folds.to_numpy() == k]) or part.index.duplicated().any():
             raise ContractError(f"{folder}/fold{k}/oof.csv: its Ids are not fold {k} of the folds file.")
         parts.append(part)
     oof = pd.concat(parts).loc[folds.index]
-    tests = [read_probs(folder / f"fold{k}" / "test.csv") for k in range(n_folds)]
+    tests = [read_probs(folder / f"fold{k}" / "test.csv", task=task) for k in range(n_folds)]
     test_ids = tests[0].index
     for k, t in enumerate(tests):
         if len(t) != len(test_ids) or set(t.index) != set(test_ids):
@@ -87,8 +87,7 @@ def collect(name: str, out_root="oof", folds_path=None, argv: Sequence[str] | No
                       folds_detail=[{"fold": m["fold"], "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
                                      "epoch_selection": m["epoch_selection"], "fold_macro_f1": m["fold_macro_f1"],
                                      "timing": m["timing"]} for m in all_metrics])
-    meta["task"] = task.to_meta()
-    write_prediction_set(folder, oof, test, meta)
+    write_prediction_set(folder, oof, test, meta, task=task)
     summary = {"name": name, "n_folds": n_folds, "n_oof": len(oof), "n_test": len(test),
                "train_seconds": sum(m["timing"]["total_seconds"] for m in all_metrics)}
     if labels_path.exists():

@@ -174,7 +174,7 @@ def teacher_targets(teacher_dir, data_dir, config: dict, temperature: float, sel
     train_ids = read_label_matrix(data_dir / "train.csv", task).index.tolist()
     test_ids = read_sample_submission(data_dir / "sample_submission.csv").tolist()
     check_teacher_honest(teacher_dir)
-    teacher = read_prediction_set(teacher_dir, train_ids=train_ids, test_ids=test_ids)
+    teacher = read_prediction_set(teacher_dir, train_ids=train_ids, test_ids=test_ids, task=task, require_oof=True)
     parts = [soften(teacher.oof.to_numpy(), temperature)]
     labelled = [np.ones(len(train_ids), dtype=bool)]
     if config["extra_labels"]:
@@ -253,7 +253,7 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
         meta["inputs"] = dict(meta.get("inputs", {}), teacher=teacher_info["outputs"])
         meta["distill"] = {"teacher": teacher_info["path"], "alpha": alpha, "temperature": temperature,
                            "self_train": self_train}
-        write_prediction_set(folder, student.oof, student.test, meta)
+        write_prediction_set(folder, student.oof, student.test, meta, task=load_task(config["task"]))
     return summary
 
 

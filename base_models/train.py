@@ -33,7 +33,7 @@ from hpa_ens import cli  # noqa: E402
 from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
 from hpa_ens.contract import probs_frame, read_folds, write_fold_metrics, write_probs  # noqa: E402
 from hpa_ens.io import atomic_write_text, sha256_file  # noqa: E402
-from hpa_ens.labels import read_sample_submission  # noqa: E402
+from hpa_ens.labels import read_labels, read_sample_submission  # noqa: E402
 from hpa_ens.task import Task, load_task  # noqa: E402
 from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 
@@ -74,24 +74,9 @@ class FoldData:
     class_names: tuple = ()
 
 
-def read_label_matrix(path, task: Task, source_ids=None) -> pd.DataFrame:
-    """``Id,Target`` labels as an (n, K) uint8 frame for the task's K (space-separated ids 0..K-1)."""
-    from hpa_ens._validation import read_csv_strings
-
-    frame = read_csv_strings(path, "columns Id,Target")
-    if list(frame.columns[:2]) != ["Id", "Target"]:
-        raise ContractError(f"{path}: expected columns Id,Target. Got {','.join(map(str, frame.columns))} instead.")
-    if frame["Id"].duplicated().any():
-        raise ContractError(f"{path}: Id {frame['Id'][frame['Id'].duplicated()].iloc[0]!r} is repeated.")
-    k = task.n_classes
-    Y = np.zeros((len(frame), k), dtype=np.uint8)
-    for row, text in enumerate(frame["Target"].tolist()):
-        for token in str(text).split():
-            if not token.isdigit() or int(token) >= k:
-                raise ContractError(f"{path}, row {row + 1}: unknown class id {token!r} in Target {text!r}; "
-                                    f"expected integers 0..{k - 1} ({task.name}).")
-            Y[row, int(token)] = 1
-    return pd.DataFrame(Y, index=pd.Index(frame["Id"].tolist(), name="Id"))
+def read_label_matrix(path, task: Task) -> pd.DataFrame:
+    """``Id,Target`` labels as an (n, K) uint8 frame for the task's K (``hpa_ens.labels.read_labels``)."""
+    return read_labels(path, task=task)
 
 
 def inner_split(fit_rows: np.ndarray, n_train: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

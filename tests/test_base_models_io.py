@@ -108,3 +108,25 @@ def test_head_size_follows_the_task(tiny, tmp_path):
     oof = pd.read_csv(tmp_path / "o" / "tiny" / "fold0" / "oof.csv")
     assert list(oof.columns) == ["Id"] + [str(k) for k in range(6)]
     assert metrics["task"]["n_classes"] == 6
+    train_mod.fit_fold(cfg, root, root / "folds.csv", 1, tmp_path / "o")
+    from base_models.collect import collect
+    from hpa_ens.contract import read_prediction_set
+
+    collect("tiny", tmp_path / "o")
+    pset = read_prediction_set(tmp_path / "o" / "tiny")
+    assert pset.oof.shape == (16, 6) and pset.meta["task"]["n_classes"] == 6
+
+
+def test_collect_refuses_mixed_configs_and_a_vanished_folds_file(tiny, tmp_path):
+    from base_models.collect import collect
+
+    root = tmp_path / "d"
+    shutil.copytree(tiny[0], root)
+    for fold, lr in ((0, 0.002), (1, 0.003)):
+        train_mod.fit_fold(tiny_config(lr=lr, cache_dir=str(tmp_path / "c")), root, root / "folds.csv", fold,
+                           tmp_path / "o")
+    with pytest.raises(ValueError, match="fold1: trained with a different config than fold 0"):
+        collect("tiny", tmp_path / "o")
+    (root / "folds.csv").unlink()
+    with pytest.raises(ValueError, match="folds file the folds were trained on is gone"):
+        collect("tiny", tmp_path / "o")
