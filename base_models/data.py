@@ -272,22 +272,12 @@ def open_images(sources: Sources, size: int, cache_dir, loader: str = "cache", t
 
 # --------------------------------------------------------------------------------- normalisation
 def read_channel_stats(path, channels: Sequence[str] = CHANNELS) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (0..1 scale) from the EDA stats JSON, in ``channels`` order."""
-    path = Path(path)
-    if not path.exists():
-        raise ContractError(f"{path}: channel stats file not found.")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        order = [info["channels"].index(c) for c in channels]
-        mean = np.asarray(info["mean"], dtype=np.float64)[order]
-        std = np.asarray(info["std"], dtype=np.float64)[order]
-    except (json.JSONDecodeError, KeyError, ValueError, TypeError, IndexError) as err:
-        raise ContractError(f"{path}: expected {{'channels': [...4], 'mean': [...4], 'std': [...4]}} "
-                         f"({type(err).__name__}: {err}).") from None
-    k = len(channels)
-    if mean.shape != (k,) or std.shape != (k,) or not np.all(std > 0):
-        raise ContractError(f"{path}: 'mean' and 'std' must hold {k} values with std > 0. Got {info} instead.")
-    return mean, std
+    """Per-channel mean and std (0..1 scale) from the EDA stats JSON, in ``channels`` order
+    (through the contract's reader, :func:`hpa_ens.contract.read_channel_stats`)."""
+    from hpa_ens.contract import read_channel_stats as read_stats
+
+    stats = read_stats(path, channels=list(channels))
+    return np.asarray(stats.mean, dtype=np.float64), np.asarray(stats.std, dtype=np.float64)
 
 
 def channel_stats(images: np.ndarray, max_images: int = 2000) -> tuple[np.ndarray, np.ndarray]:

@@ -20,13 +20,18 @@ from hpa_ens.task import load_task
 from .config import result_record
 
 
-def input_hashes(data_dir, config: Mapping) -> dict:
-    """sha256 of the label and Id files a fold reads (name -> hash)."""
+def input_hashes(data_dir, config: Mapping, folds_path=None) -> dict:
+    """sha256 of the label and Id files a fold reads (name -> hash), ``folds.extra.csv`` included."""
+    from hpa_ens.contract import extra_folds_path
+
     data_dir = Path(data_dir)
     inputs = {"train.csv": sha256_file(data_dir / "train.csv"),
               "sample_submission.csv": sha256_file(data_dir / "sample_submission.csv")}
     if config.get("extra_labels"):
         inputs["extra_labels"] = sha256_file(config["extra_labels"])
+        extra_folds = extra_folds_path(folds_path) if folds_path is not None else None
+        if extra_folds is not None and extra_folds.is_file():
+            inputs["folds.extra.csv"] = sha256_file(extra_folds)
     return inputs
 
 
@@ -44,5 +49,5 @@ def fold_dir(out_root, name: str, fold: int) -> Path:
 def fold_is_current(out_root, config: Mapping, fold: int, data_dir, folds_path, extra: Mapping | None = None) -> bool:
     """True when fold ``fold`` of ``config`` is done for these inputs (skip it)."""
     folder = fold_dir(out_root, config["name"], fold)
-    fp = fold_fingerprint(config, fold, input_hashes(data_dir, config), sha256_file(folds_path), extra)
+    fp = fold_fingerprint(config, fold, input_hashes(data_dir, config, folds_path), sha256_file(folds_path), extra)
     return is_current(folder / "metrics.json", fp, [folder / "oof.csv", folder / "test.csv"])

@@ -95,7 +95,14 @@ def inner_split(fit_rows: np.ndarray, n_train: int, fraction: float, seed: int) 
 
 
 def extra_sources(config: dict, channels) -> tuple[Sources, np.ndarray, dict]:
-    """The extra (HPAv18) images and labels; Ids without images refused (count, first examples) or skipped."""
+    """The extra (HPAv18) images and labels; Ids without images refused (count, first examples) or skipped.
+
+    Returns
+    -------
+    sources : Sources of the kept extra images
+    labels : ndarray of shape (n_extra, K), uint8
+    info : dict with the extra labels' sha256 and the number skipped
+    """
     task = load_task(config["task"])
     extra = read_label_matrix(config["extra_labels"], task)
     sources = Sources([(i, Path(config["extra_images"])) for i in extra.index], channels,
@@ -111,8 +118,24 @@ def extra_sources(config: dict, channels) -> tuple[Sources, np.ndarray, dict]:
         sources = Sources([s for s, k in zip(sources, keep) if k], channels, sources.extensions)
         cli.console.print(f"{config['extra_labels']}: skipped {len(missing)} Ids without images "
                           f"(first: {', '.join(missing[:3])})")
-    return sources, extra.to_numpy(dtype=np.uint8), {"extra_labels": sha256_file(config["extra_labels"]),
-                                                     "extra_skipped": len(missing)}
+    return sources, extra.to_numpy(dtype=np.uint8), {"extra_skipped": len(missing)}
+
+
+def extra_allowed(folds_path, extra_ids: list, fold: int, n_folds: int) -> np.ndarray:
+    """Which extra images the model of ``fold`` may train on (``folds.extra.csv`` beside the folds file).
+
+    An external image that near-copies a train image of fold k is kept out of fold k's model, so no
+    held-out label leaks through it (``python -m hpa_ens.folds --extra-labels`` writes the file).
+    Without the file every fold trains on every extra image, and a line says so.
+    """
+    from hpa_ens.contract import extra_fit_mask, extra_folds_path, read_extra_folds
+
+    path = extra_folds_path(folds_path)
+    if not path.is_file():
+        print(f"{path}: absent, so every fold trains on every external image; run python -m hpa_ens.folds "
+              f"--extra-labels to keep near-copies of train images out of their fold", flush=True)
+        return np.ones(len(extra_ids), dtype=bool)
+    return extra_fit_mask(read_extra_folds(path, ids=extra_ids, n_folds=n_folds), fold)
 
 
 def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None) -> FoldData:
@@ -130,11 +153,13 @@ def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None) -
     train_sources = Sources([(i, data_dir / "train") for i in train_ids], task.channels, ext)
     test_sources = Sources([(i, data_dir / "test") for i in test_ids], task.channels, ext)
     Y = labels.to_numpy(dtype=np.uint8)
-    inputs = input_hashes(data_dir, config)
+    inputs = input_hashes(data_dir, config, folds_path)
     check_files(train_sources)
     check_files(test_sources)  # every file of every split is checked before any decoding starts
+    allowed = np.zeros(0, dtype=bool)
     if config["extra_images"]:
         extra, extra_Y, info = extra_sources(config, task.channels)
+        allowed = extra_allowed(folds_path, [i for i, _ in extra], fold, n_folds)
         train_sources = Sources(list(train_sources) + list(extra), task.channels, ext + extra.extensions)
         Y = np.concatenate([Y, extra_Y])
         inputs.update(info)
@@ -146,7 +171,7 @@ def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None) -
     test_images = open_images(test_sources, size, cache_dir, loader, tag="test", progress=progress)
     fold_of = folds.to_numpy()
     val_rows = np.flatnonzero(fold_of == fold)
-    fit_rows = np.concatenate([np.flatnonzero(fold_of != fold), np.arange(len(train_ids), len(train_sources))])
+    fit_rows = np.concatenate([np.flatnonzero(fold_of != fold), len(train_ids) + np.flatnonzero(allowed)])
     fit_rows, monitor_rows = inner_split(fit_rows, len(train_ids), config["inner_val_fraction"], config["seed"])
     return FoldData(train_ids, test_ids, Y, train_images, test_images, fit_rows, val_rows, n_folds,
                     sha256_file(folds_path), inputs, time.perf_counter() - started, monitor_rows,

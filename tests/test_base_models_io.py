@@ -91,6 +91,15 @@ def test_external_images_hpav18_ids_missing_ones_refused_or_skipped(tiny, tmp_pa
     assert len(data.train_images) == 16 + 2 and data.labels[16, 13] == 1 and data.labels[17, 2] == 1
     assert set(range(16, 18)) <= set(data.fit_rows.tolist())  # external images train, never OOF
     assert not set(data.val_rows.tolist()) & {16, 17}
+    # folds.extra.csv: the external near-copy of a fold-0 train image stays out of fold 0's model
+    from hpa_ens.contract import write_extra_folds
+
+    folds_copy = tmp_path / "folds.csv"
+    shutil.copyfile(root / "folds.csv", folds_copy)
+    write_extra_folds(tmp_path / "folds.extra.csv", pd.Series([0, -1, 1, -1], index=pd.Index(ids, name="Id")))
+    fit = {k: set(train_mod.prepare_data(tiny_config(skip_missing=True, **cfg), root, folds_copy, k).fit_rows.tolist())
+           for k in (0, 1)}
+    assert 16 not in fit[0] and 17 in fit[0] and {16, 17} <= fit[1]
 
 
 def test_head_size_follows_the_task(tiny, tmp_path):
