@@ -528,11 +528,13 @@ def _vote_main(args, argv) -> int:
 
 def build_parser():
     """The ``python -m hpa_ens.blend`` argument parser."""
+    import argparse
+
     from .cli import add_task_argument, parser
 
     p = parser("python -m hpa_ens.blend", "Blend prediction sets (or vote submission files).")
-    p.add_argument("--pred", "--models", dest="pred", nargs="+",
-                   help="prediction-set folders to blend (test-only sets: mean and rank only)")
+    p.add_argument("--pred", nargs="+", help="prediction-set folders to blend (test-only sets: mean and rank only)")
+    p.add_argument("--models", dest="pred", nargs="+", help=argparse.SUPPRESS)  # the old name of --pred
     p.add_argument("--labels", help="train labels Id,Target (needed for OOF rows; weighted and caruana fit on them)")
     p.add_argument("--method", choices=METHODS, default="mean")
     p.add_argument("--objective", choices=OBJECTIVES, default=None,

@@ -541,8 +541,9 @@ def build_parser():
     p = parser("python -m hpa_ens.stack", "Per-class LightGBM stacking over prediction sets.")
     p.add_argument("--labels", required=True, help="train labels Id,Target")
     p.add_argument("--folds", required=True, help="the shared folds.csv (Id,fold) the base models used")
-    p.add_argument("--pred", "--models", dest="pred", nargs="+", required=True,
-                   help="prediction-set folders (oof.csv, test.csv, meta.json); each needs OOF rows")
+    p.add_argument("--pred", nargs="+", help="prediction-set folders (oof.csv, test.csv, meta.json), each with "
+                   "OOF rows (required)")
+    p.add_argument("--models", dest="pred", nargs="+", help=argparse.SUPPRESS)  # the old name of --pred
     p.add_argument("--out", required=True, help="output prediction-set folder")
     add_task_argument(p)
     add_n_jobs_argument(p)
@@ -593,6 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .io import atomic_write_json
 
     args = build_parser().parse_args(argv)
+    if not args.pred:
+        raise ParameterError("The '--pred' parameter is required: one or more prediction-set folders. Got none instead.")
     check_output_folder(args.out)
     inputs = load_inputs(args.pred, args.labels, args.folds, args.task, needs_oof="the stack")
     stacker = _stacker_from_args(args)
