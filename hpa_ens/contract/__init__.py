@@ -21,6 +21,8 @@ from .predictions import (  # noqa: F401
     read_folds,
     read_meta,
     read_prediction_set,
+    read_prediction_sets,
+    check_output_folder,
     read_probs,
     write_folds,
     write_prediction_set,
