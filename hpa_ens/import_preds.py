@@ -52,7 +52,7 @@ SKIP = "-"
 _ID_KEYS = ("Id", "id", "ids", "Ids", "ID")
 
 __all__ = ["Imported", "parse_column_map", "read_id_list", "class_columns", "to_probabilities", "read_matrix",
-           "import_predictions", "check_out_folder", "main"]
+           "import_predictions", "main"]
 
 
 @dataclass
@@ -475,19 +475,6 @@ def read_matrix(path: str | Path, task: Task, ids: Sequence[str] | None = None, 
 
 
 # ------------------------------------------------------------------------------------------- output
-def check_out_folder(out: str | Path) -> Path:
-    """Refuse an ``--out`` that is a file, or a non-empty folder that is not a prediction set (17.1)."""
-    from .contract import META_FILE
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ContractError(f"{out}: exists and is not a folder; --out must be a new folder or a prediction set.")
-    if out.is_dir() and any(out.iterdir()) and not (out / META_FILE).is_file():
-        raise ContractError(f"{out}: a non-empty folder that is not a prediction set (no {META_FILE}); refusing to "
-                            f"write into it. Choose a new --out.")
-    return out
-
-
 def import_predictions(test, task: Task, oof=None, ids=None, oof_ids=None, columns=None, key: str | None = None,
                        from_logits: bool = False, from_percent: bool = False, name: str | None = None,
                        argv: Sequence[str] | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict]:
@@ -527,43 +514,9 @@ def import_predictions(test, task: Task, oof=None, ids=None, oof_ids=None, colum
     return oof_frame, parts["test"].frame(), meta
 
 
-def write_set(out: Path, oof: pd.DataFrame | None, test: pd.DataFrame, meta: dict, task: Task) -> Path:
-    """Write the set in the contract's layout (``oof=None``: a test-only set).
-
-    Interim, until ``contract.write_prediction_set(folder, oof | None, test, meta, task=…)`` lands on main:
-    the same files (``Id,0..K-1`` at full precision, atomic), ``meta.json`` last with the outputs' hashes,
-    and a stale ``oof.csv`` of a replaced set removed so a test-only set never reads another set's rows.
-    """
-    from .contract import META_FILE, OOF_FILE, TEST_FILE
-    from .io import atomic_open, atomic_write_json, sha256_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    meta_path = out / META_FILE
-    if meta_path.exists():
-        meta_path.unlink()  # visibly incomplete until the new meta lands
-    outputs = {}
-    for fname, frame in ((OOF_FILE, oof), (TEST_FILE, test)):
-        target = out / fname
-        for stale in (target, target.with_suffix(".parquet")):
-            if stale.exists():
-                stale.unlink()
-        if frame is None:
-            continue
-        block = frame.set_axis(list(task.columns), axis=1)
-        block.index.name = "Id"
-        with atomic_open(target, "w", encoding="utf-8", newline="") as handle:
-            block.to_csv(handle, lineterminator="\n")
-        outputs[fname] = sha256_file(target)
-    full = dict(meta)
-    full["outputs"] = outputs
-    full["n_oof"] = None if oof is None else int(len(oof))
-    full["n_test"] = int(len(test))
-    atomic_write_json(meta_path, full)
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from .cli import add_task_argument, console, parser
+    from .contract import check_output_folder, write_prediction_set
 
     ap = parser(PROG, "Import a team's saved predictions (CSV, parquet, .npy, .npz) as a prediction set.")
     ap.add_argument("--test", required=True, help="test predictions: .csv/.parquet with Ids, or .npy/.npz")
@@ -579,10 +532,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="prediction-set folder to write (new, empty, or a prediction set)")
     add_task_argument(ap)
     args = ap.parse_args(argv)
-    task, out = load_task(args.task), check_out_folder(args.out)
+    task, out = load_task(args.task), check_output_folder(args.out)
     oof, test, meta = import_predictions(args.test, task, args.oof, args.ids, args.oof_ids, args.columns, args.key,
                                          args.from_logits, args.from_percent, args.name or out.name, argv)
-    write_set(out, oof, test, meta, task)
+    write_prediction_set(out, oof, test, meta, task=task)
     for part in meta["sources"].values():
         for message in part["warnings"]:
             console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)

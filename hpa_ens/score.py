@@ -12,51 +12,15 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import pandas as pd
-
 from .cli import add_task_argument, console, entry, parser
 from .contract import align
 from .io import atomic_write_json
+from .labels import read_labels, read_submission
 from .metrics import bootstrap_macro_f1, class_report, report_table
 from .task import Task, load_task
-from ._validation import ContractError, ParameterError, check_ids, read_csv_strings
+from ._validation import ParameterError
 
-__all__ = ["read_label_file", "score_submission", "main"]
-
-
-def read_label_file(path, task: Task, column: str = "Target", allow_empty: bool = True) -> pd.DataFrame:
-    """Read ``Id,<column>`` (space-separated class ids 0..K-1) as an indicator frame for ``task``.
-
-    Interim K-aware reader (``hpa_ens.labels.read_labels`` reads 28 classes); rows with an empty label
-    set are allowed unless ``allow_empty`` is False.
-
-    Returns
-    -------
-    labels : DataFrame of shape (n_rows, K) indexed by Id, columns 0..K-1, uint8
-    """
-    path = Path(path)
-    df = read_csv_strings(path, f"a header Id,{column} and one row per Id")
-    if "Id" not in df.columns or column not in df.columns:
-        raise ContractError(f"{path}: expected columns Id,{column}. Got {','.join(map(str, df.columns))} instead.")
-    if len(df) == 0:
-        raise ContractError(f"{path}: the file has a header but no rows.")
-    ids = df["Id"].tolist()
-    check_ids(ids, str(path))
-    K = task.n_classes
-    Y = np.zeros((len(df), K), dtype=np.uint8)
-    for row, text in enumerate(df[column].tolist(), start=1):
-        tokens = str(text).split()
-        if not tokens and not allow_empty:
-            raise ContractError(f"{path}, row {row}: the {column} is empty. Got {text!r} instead.")
-        for tok in tokens:
-            if not tok.isdigit() or int(tok) >= K:
-                raise ContractError(f"{path}, row {row}: unknown class id {tok!r} in {column} {text!r}; expected "
-                                    f"integers 0..{K - 1} (task {task.name!r}).")
-            if Y[row - 1, int(tok)]:
-                raise ContractError(f"{path}, row {row}: class id {tok} is repeated in {column}. Got {text!r} instead.")
-            Y[row - 1, int(tok)] = 1
-    return pd.DataFrame(Y, index=pd.Index(ids, name="Id"), columns=range(K))
+__all__ = ["score_submission", "main"]
 
 
 def score_submission(truth_path, submission_path, n_boot: int = 1000, seed: int = 0, task: Task | None = None,
@@ -70,8 +34,8 @@ def score_submission(truth_path, submission_path, n_boot: int = 1000, seed: int 
         the submission's other rows are ignored and counted in ``n_ignored``.
     """
     task = load_task(task)
-    truth = read_label_file(truth_path, task, "Target")
-    sub = read_label_file(submission_path, task, "Predicted")
+    truth = read_labels(truth_path, allow_empty=True, task=task)
+    sub = read_submission(submission_path, task=task)
     n_ignored = 0
     if partial_truth:
         known = sub.index.isin(truth.index)

@@ -384,36 +384,23 @@ def check_thresholds_match(record: dict, test_sha256: str, pred: str) -> str | N
 def load_test_probs(pred, ids: Sequence[str], task: Task) -> tuple[pd.DataFrame, dict]:
     """Test probabilities of a prediction set (test-only sets too) or of an ``Id,0..K-1`` CSV, aligned to ``ids``.
 
+    A set is read through the contract (its seal checked, its task compared with ``task``).
+
     Returns
     -------
     probs : DataFrame of shape (n_test, K) indexed by Id, in the order of ``ids``
     record : dict with ``path``, ``test_sha256`` (what thresholds are bound to) and ``task``
     """
-    from .contract import META_FILE, TEST_FILE, align, read_meta
-    from .import_preds import read_matrix
+    from .contract import TEST_FILE, read_prediction_set, read_probs
     from .io import sha256_file
-    from .task import check_same_task, task_from_meta
 
     pred = Path(pred)
-    target = pred
     if pred.is_dir():
-        # Interim (until read_prediction_set reads test-only, K-class sets): the meta's hash check.
-        meta = read_meta(pred)
-        if not meta:
-            raise ContractError(f"{pred}: not a prediction set (no {META_FILE}).")
-        target = pred / TEST_FILE
-        if not target.exists() and target.with_suffix(".parquet").exists():
-            target = target.with_suffix(".parquet")
-        digest = (meta.get("outputs") or {}).get(target.name)
-        if digest and target.exists() and sha256_file(target) != digest:
-            raise ContractError(f"{target}: sha256 differs from the one in {pred / META_FILE}; the set was "
-                                f"half-written or edited.")
-        recorded = task_from_meta(meta, str(pred / META_FILE))
-        if recorded is not None:
-            check_same_task([(str(pred), recorded), (f"--task {task.name}", task)])
-    imported = read_matrix(target, task)
-    frame = align(imported.frame(), ids, str(target), "the sample submission")
-    return frame, {"path": str(pred), "test_sha256": sha256_file(target), "task": task.name}
+        pset = read_prediction_set(pred, test_ids=ids, task=task)
+        probs, digest = pset.test, (pset.meta.get("outputs") or {}).get(TEST_FILE) or sha256_file(pred / TEST_FILE)
+    else:
+        probs, digest = read_probs(pred, ids, "the sample submission", task), sha256_file(pred)
+    return probs, {"path": str(pred), "test_sha256": digest, "task": task.name}
 
 
 def load_duplicates(path, max_distance: float | None, train_labels, ids) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
@@ -493,8 +480,7 @@ class SubmitPlan:
 
 def plan_submission(args) -> SubmitPlan:
     """Read and check every input of ``args`` (the parsed flags); raises before any output is touched."""
-    from .labels import read_sample_submission, read_target_distribution
-    from .score import read_label_file
+    from .labels import read_labels, read_sample_submission, read_target_distribution
 
     for name in ("pred", "out"):
         if getattr(args, name) is None:
@@ -521,7 +507,7 @@ def plan_submission(args) -> SubmitPlan:
         provenance["thresholds"] = {"constant": float(args.threshold)}
     min_labels, max_labels, provenance["label_bounds"] = resolve_label_bounds(task, record if args.thresholds else None,
                                                                               args.min_labels, args.max_labels)
-    train_labels = read_label_file(args.train_labels, task, allow_empty=True) if args.train_labels else None
+    train_labels = read_labels(args.train_labels, task=task) if args.train_labels else None
     plan = SubmitPlan(task, ids, probs, record["thresholds"], min_labels, max_labels, train_labels=train_labels,
                       provenance=provenance)
     if args.duplicates:
@@ -540,7 +526,7 @@ def plan_submission(args) -> SubmitPlan:
             raise ParameterError(f"The '--train-labels' option of {PROG} is required with --target-dist train. Got None instead.")
         plan.target = train_labels.to_numpy(dtype=np.float64).mean(axis=0)
     elif args.target_dist:
-        plan.target = read_target_distribution(args.target_dist)
+        plan.target = read_target_distribution(args.target_dist, task=task)
     return plan
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from hpa_ens import import_preds
 from hpa_ens.cli import run
+from hpa_ens.contract import read_prediction_set
 from hpa_ens.io import sha256_file
 from hpa_ens.task import HPA2018, load_task
 
@@ -17,9 +18,9 @@ K = HPA2018.n_classes
 
 
 def read_back(folder, name="test.csv") -> pd.DataFrame:
-    df = pd.read_csv(folder / name, dtype={"Id": str}).set_index("Id")
-    df.columns = [int(c) for c in df.columns]
-    return df
+    """Read the written set back through the contract (seal, task and values checked)."""
+    pset = read_prediction_set(folder)
+    return pset.test if name == "test.csv" else pset.oof
 
 
 @pytest.fixture
