@@ -329,12 +329,14 @@ def resolve_label_bounds(task: Task, record: dict | None = None, min_flag: int |
 
 
 # -------------------------------------------------------------------------------------------- I/O
-def read_thresholds(path, n_classes: int | None = None) -> dict:
+def read_thresholds(path, task: Task | str | None = None) -> dict:
     """Read the thresholds JSON: ``thresholds`` (K floats) and the rest of the record as written.
 
-    Interim reader, until ``hpa_ens.contract.thresholds`` (its typed reader) lands on main.
+    Thresholds recorded for another class list than ``task``'s are refused. Interim reader, until
+    ``hpa_ens.contract.thresholds`` (its typed reader) lands on main.
     """
-    K = load_task(None).n_classes if n_classes is None else int(n_classes)
+    task = load_task(task)
+    K = task.n_classes
     path = Path(path)
     if not path.is_file():
         raise ContractError(f"{path}: file not found.")
@@ -356,28 +358,36 @@ def read_thresholds(path, n_classes: int | None = None) -> dict:
         value = data.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ContractError(f"{path}: '{key}' must be a non-negative int or null. Got {value!r} instead.")
+    names = (data.get("task") or {}).get("class_names") if isinstance(data.get("task"), dict) else data.get("class_names")
+    if names is not None and list(map(str, names)) != list(task.class_names):
+        raise ContractError(f"{path}: thresholds were tuned for another class list ({len(names)} classes: "
+                            f"{', '.join(map(str, names[:2]))}…) than the task {task.name!r} ({K} classes, "
+                            f"{', '.join(task.class_names[:2])}…).")
     return {**data, "thresholds": thr, "path": str(path)}
 
 
-def check_thresholds_match(record: dict, test_sha256: str, pred: str) -> str | None:
+def check_thresholds_match(record: dict, pred_record: dict) -> str | None:
     """Compare the prediction set a thresholds file was tuned on with the one being submitted.
 
-    ``hpa_ens.tune_thresholds`` records the sha256 of the set's ``test.csv`` under
-    ``inputs.pred["test.csv"]`` (interim check, until ``hpa_ens.contract.thresholds.check_thresholds_match``
-    lands on main).
+    ``thresholds.json`` records the sha256 of the set's ``test.csv`` (and ``oof.csv``) under
+    ``prediction_set`` (older files: ``inputs.pred``). Interim check, until
+    ``hpa_ens.contract.thresholds.check_thresholds_match`` lands on main.
 
     Returns
     -------
     problem : None when they match, else one line saying why they do not
     """
-    recorded = ((record.get("inputs") or {}).get("pred") or {})
-    recorded = recorded.get("test.csv") or recorded.get("test.parquet") if isinstance(recorded, dict) else None
+    tuned = record.get("prediction_set") or ((record.get("inputs") or {}).get("pred") or {})
+    tuned = tuned if isinstance(tuned, dict) else {}
     where = record.get("path", "the thresholds file")
-    if not recorded:
-        return f"{where} records no prediction set it was tuned on (no inputs.pred test hash)"
-    if recorded != test_sha256:
-        return (f"{where} was tuned on another prediction set than {pred} (test sha256 {recorded[:12]}… "
-                f"vs {test_sha256[:12]}…)")
+    test = tuned.get("test.csv") or tuned.get("test.parquet")
+    if not test:
+        return f"{where} records no prediction set (no sha256 of the test.csv the thresholds were tuned on)"
+    for key in ("test.csv", "oof.csv"):
+        here, there = pred_record.get(key), tuned.get(key) or tuned.get(key.replace(".csv", ".parquet"))
+        if here and there and here != there:
+            return (f"{pred_record['path']}: its {key} (sha256 {here[:12]}…) is not the one the thresholds in {where} "
+                    f"were tuned on ({tuned.get('path')}, sha256 {there[:12]}…)")
     return None
 
 
@@ -389,18 +399,20 @@ def load_test_probs(pred, ids: Sequence[str], task: Task) -> tuple[pd.DataFrame,
     Returns
     -------
     probs : DataFrame of shape (n_test, K) indexed by Id, in the order of ``ids``
-    record : dict with ``path``, ``test_sha256`` (what thresholds are bound to) and ``task``
+    record : dict with ``path``, ``test.csv`` and ``oof.csv`` (their sha256: what thresholds are bound to)
     """
-    from .contract import TEST_FILE, read_prediction_set, read_probs
+    from .contract import read_prediction_set, read_probs
     from .io import sha256_file
 
     pred = Path(pred)
     if pred.is_dir():
         pset = read_prediction_set(pred, test_ids=ids, task=task)
-        probs, digest = pset.test, (pset.meta.get("outputs") or {}).get(TEST_FILE) or sha256_file(pred / TEST_FILE)
-    else:
-        probs, digest = read_probs(pred, ids, "the sample submission", task), sha256_file(pred)
-    return probs, {"path": str(pred), "test_sha256": digest, "task": task.name}
+        outputs = pset.meta.get("outputs") or {}
+        hashes = {"test.csv": outputs.get("test.csv") or outputs.get("test.parquet"),
+                  "oof.csv": outputs.get("oof.csv") or outputs.get("oof.parquet")}
+        return pset.test, {"path": str(pred), **hashes}
+    return read_probs(pred, ids, "the sample submission", task), {"path": str(pred), "test.csv": sha256_file(pred),
+                                                                  "oof.csv": None}
 
 
 def load_duplicates(path, max_distance: float | None, train_labels, ids) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
@@ -493,8 +505,8 @@ def plan_submission(args) -> SubmitPlan:
     probs, pred_record = load_test_probs(args.pred, ids, task)
     provenance: dict = {"pred": pred_record, "task": task.to_meta()}
     if args.thresholds is not None:
-        record = read_thresholds(args.thresholds, task.n_classes)
-        problem = check_thresholds_match(record, pred_record["test_sha256"], args.pred)
+        record = read_thresholds(args.thresholds, task)
+        problem = check_thresholds_match(record, pred_record)
         if problem and not args.allow_other_pred:
             raise ContractError(f"{problem}; thresholds are bound to the predictions they were tuned on. Tune them on "
                                 f"this set, or pass --allow-other-pred to apply them anyway.")

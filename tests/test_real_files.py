@@ -46,7 +46,7 @@ def _tune_match(pred, target_dist, out, tmp_path) -> None:
     thresholds = match_thresholds(pset.test.to_numpy(), shares)
     out.write_text(json.dumps({
         "thresholds": [float(t) for t in thresholds], "method": "match", "min_labels": 1, "max_labels": 5,
-        "inputs": {"pred": {"test.csv": sha256_file(pred / "test.csv")}, "target_dist": sha256_file(target_dist)},
+        "task": pset.task.to_meta(), "prediction_set": {"path": str(pred), "test.csv": sha256_file(pred / "test.csv")},
         "note": f"interim: tune_thresholds refused a test-only set ({done.stderr.strip().splitlines()[-1][:120]})",
     }))
 

@@ -19,6 +19,13 @@ from hpa_ens.labels import read_submission
 from hpa_ens.task import HPA2018, Task, load_task
 
 
+def thresholds_doc(values, task, pred, **extra) -> dict:
+    """A thresholds.json as hpa_ens.tune_thresholds writes it, bound to the prediction set ``pred``."""
+    target = pred / "test.csv" if pred.is_dir() else pred
+    return {"thresholds": list(values), "method": "fixed", "task": task.to_meta(),
+            "prediction_set": {"path": str(pred), "test.csv": sha256_file(target)}, **extra}
+
+
 def test_duplicate_groups_match_scipy_components():
     rng = np.random.default_rng(0)
     ids = [f"t{k}" for k in range(30)]
@@ -89,8 +96,7 @@ def setup(tmp_path):
     sample = tmp_path / "sample_submission.csv"
     pd.DataFrame({"Id": ids, "Predicted": "0"}).to_csv(sample, index=False)
     thr = tmp_path / "thr.json"
-    thr.write_text(json.dumps({"thresholds": [0.5] * 28, "min_labels": 1, "max_labels": 2,
-                               "inputs": {"pred": {"test.csv": sha256_file(pred)}}}))  # tuned on this set
+    thr.write_text(json.dumps(thresholds_doc([0.5] * 28, HPA2018, pred, min_labels=1, max_labels=2)))
     return tmp_path, ids, probs, pred, sample, thr
 
 
@@ -264,16 +270,16 @@ def test_thresholds_tuned_on_another_set_are_refused_unless_allowed(setup, capsy
     argv = ["--pred", str(other), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out)]
     assert run(submit.main, argv) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "tuned on another prediction set" in err and "--allow-other-pred" in err
+    assert len(err.splitlines()) == 1 and "were tuned on" in err and "--allow-other-pred" in err
     assert not out.exists()
     assert run(submit.main, argv + ["--allow-other-pred"]) == 0
     summary = json.loads((tmp / "s.summary.json").read_text())
     record = summary["provenance"]["thresholds"]
     assert record["allow_other_pred"] is True and record["matches_pred"] is False
-    assert "another prediction set" in record["problem"]
+    assert "were tuned on" in record["problem"]
     # thresholds that record no set at all are not trusted either
     bare = tmp / "bare.json"
-    bare.write_text(json.dumps({"thresholds": [0.5] * 28}))
+    bare.write_text(json.dumps({"thresholds": [0.5] * 28, "method": "fixed", "task": HPA2018.to_meta()}))
     assert run(submit.main, ["--pred", str(pred), "--thresholds", str(bare), "--sample-submission", str(sample),
                              "--out", str(out)]) == 2
     assert "records no prediction set" in capsys.readouterr().err
@@ -295,8 +301,7 @@ def test_test_only_set_and_another_task(tmp_path):
                              "--task", str(task_csv), "--out", str(folder)]) == 0
     thr = tmp_path / "thr.json"
     thresholds = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
-    thr.write_text(json.dumps({"thresholds": thresholds, "min_labels": 0, "max_labels": None,
-                               "inputs": {"pred": {"test.csv": sha256_file(folder / "test.csv")}}}))
+    thr.write_text(json.dumps(thresholds_doc(thresholds, load_task(task_csv), folder, min_labels=0, max_labels=None)))
     out = tmp_path / "sub.csv"
     assert run(submit.main, ["--pred", str(folder), "--thresholds", str(thr), "--sample-submission",
                              str(tmp_path / "sample.csv"), "--task", str(task_csv), "--out", str(out)]) == 0
