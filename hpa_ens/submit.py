@@ -88,7 +88,8 @@ def train_twin_labels(
 
     Parameters
     ----------
-    pairs : DataFrame with Id_a (train), Id_b (test) and optionally distance
+    pairs : DataFrame with Id_a (train), Id_b (test) and optionally distance (ints, as
+        :func:`hpa_ens.contract.read_duplicates` gives them; without it every twin is equally near)
     train_labels : DataFrame indexed by train Id, columns 0..K-1
     test_ids : the test Ids
 
@@ -103,8 +104,10 @@ def train_twin_labels(
     known_train = pairs["Id_a"].isin(train_labels.index)
     info = {"skipped_not_test": int((~known_test).sum()), "skipped_not_train": int((known_test & ~known_train).sum())}
     use = pairs.loc[known_test & known_train]
-    distance = pd.to_numeric(use["distance"], errors="coerce") if "distance" in use.columns else pd.Series(0, index=use.index)
-    use = use.assign(distance=distance.fillna(0).to_numpy())
+    if "distance" in use.columns:  # integers 0..64, checked by the duplicates contract (never coerced)
+        use = use.assign(distance=use["distance"].astype(np.int64).to_numpy())
+    else:  # a hand-made pair file without distances: every twin is equally near, their labels are united
+        use = use.assign(distance=np.zeros(len(use), dtype=np.int64))
     nearest = use.loc[use["distance"] == use.groupby("Id_b")["distance"].transform("min")]
     Y = train_labels.loc[nearest["Id_a"]].to_numpy(np.uint8)
     frame = pd.DataFrame(Y, columns=range(train_labels.shape[1]))
@@ -415,28 +418,26 @@ def load_test_probs(pred, ids: Sequence[str], task: Task) -> tuple[pd.DataFrame,
                                                                   "oof.csv": None}
 
 
-def load_duplicates(path, max_distance: float | None, train_labels, ids) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
-    """test-test and train-test pairs of a duplicates file, and its provenance for the summary."""
-    from .dedup import read_duplicates
+def load_duplicates(path, max_distance: int | None, train_labels) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """test-test and train-test pairs of a duplicates file (through the contract), and its provenance.
+
+    The contract refuses an unparseable distance, ``max_distance`` on a file without distances, and a
+    file edited after ``hpa_ens.dedup`` wrote its sidecar (``<stem>.meta.json``); the sidecar (image
+    folders' listing hashes) is recorded in the summary. Other kinds (train-train, external-…) are not
+    used here.
+    """
+    from .contract import read_duplicates, read_duplicates_meta
     from .io import sha256_file
 
-    dupes = read_duplicates(path)
-    if max_distance is not None:
-        if "distance" not in dupes.columns:
-            raise ParameterError(f"The '--max-distance' parameter of {PROG} cannot apply to {path}: it has no distance "
-                                 f"column. Got {max_distance} instead; drop it to use every pair.")
-        distance = pd.to_numeric(dupes["distance"], errors="coerce")
-        if distance.isna().any():
-            row = int(np.flatnonzero(distance.isna().to_numpy())[0]) + 1
-            raise ContractError(f"{path}, row {row}: distance must be a number. Got {dupes['distance'].iloc[row - 1]!r} "
-                                f"instead.")
-        dupes = dupes.loc[distance <= max_distance]
+    dupes = read_duplicates(path, max_distance=max_distance, kinds=["test-test", "train-test"])
+    sidecar = read_duplicates_meta(path)
     test_pairs = dupes.loc[dupes["kind"] == "test-test"]
     train_pairs = dupes.loc[dupes["kind"] == "train-test"]
     if len(train_pairs) and train_labels is None:
         raise ParameterError(f"The '--train-labels' option of {PROG} is required: {path} has {len(train_pairs)} "
                              f"train-test pairs. Got None instead.")
-    return test_pairs, train_pairs, {"path": str(path), "sha256": sha256_file(path), "max_distance": max_distance}
+    return test_pairs, train_pairs, {"path": str(path), "sha256": sha256_file(path), "max_distance": max_distance,
+                                     "sidecar": sidecar}
 
 
 def share_table(y_pred: np.ndarray, target: np.ndarray | None, names: Sequence[str] | None = None) -> pd.DataFrame:
@@ -524,7 +525,7 @@ def plan_submission(args) -> SubmitPlan:
                       provenance=provenance)
     if args.duplicates:
         plan.test_pairs, plan.train_pairs, provenance["duplicates"] = load_duplicates(
-            args.duplicates, args.max_distance, train_labels, ids)
+            args.duplicates, args.max_distance, train_labels)
     if args.leak:
         from .leak import leak_labels
 
@@ -606,7 +607,7 @@ def build_parser():
     ap.add_argument("--sample-submission", required=True, help="sample_submission.csv (Id order)")
     ap.add_argument("--out", default=None, help="submission CSV to write")
     ap.add_argument("--duplicates", default=None, help="Id_a,Id_b,distance,kind from hpa_ens.dedup")
-    ap.add_argument("--max-distance", type=float, default=None, help="use only duplicate pairs within this distance")
+    ap.add_argument("--max-distance", type=int, default=None, help="use only duplicate pairs within this hash distance")
     ap.add_argument("--train-labels", default=None, help="train labels Id,Target (train-test duplicates, --target-dist train)")
     ap.add_argument("--leak", nargs="+", default=[], help="leak files (Id,Target or Extra,Test,...,Target)")
     ap.add_argument("--leak-conflict", choices=["union", "first", "error"], default="union",

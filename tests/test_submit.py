@@ -325,3 +325,30 @@ def test_constant_threshold_needs_no_file(setup):
     np.testing.assert_array_equal(y, apply_thresholds(probs, 0.5, HPA2018.min_labels, HPA2018.max_labels))
     assert run(submit.main, ["--pred", str(pred), "--threshold", "0.5", "--thresholds", str(thr),
                              "--sample-submission", str(sample), "--out", str(out)]) == 2
+
+
+def test_duplicates_go_through_their_contract(setup, capsys):
+    from hpa_ens.contract import write_duplicates
+
+    tmp, ids, probs, pred, sample, thr = setup
+    dupes = tmp / "dupes.csv"
+    write_duplicates(dupes, pd.DataFrame({"Id_a": ["id00"], "Id_b": ["id11"], "distance": [3], "kind": ["test-test"]}),
+                     {"folders": {"test": {"path": "test", "listing_sha256": "abc", "n_files": 48}}})
+    out = tmp / "s.csv"
+    base = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out),
+            "--duplicates", str(dupes)]
+    assert run(submit.main, base) == 0
+    record = json.loads((tmp / "s.summary.json").read_text())["provenance"]["duplicates"]
+    assert record["sha256"] == sha256_file(dupes) and record["sidecar"]["folders"]["test"]["n_files"] == 48
+    assert run(submit.main, base + ["--max-distance", "2"]) == 0  # the only pair is farther: nothing averaged
+    assert json.loads((tmp / "s.summary.json").read_text())["steps"]["1. test-test average"] == 0
+    # edited after dedup wrote it: refused, nothing written
+    out.unlink()
+    dupes.write_text(dupes.read_text().replace(",3,", ",0,"))
+    assert run(submit.main, base) == 2
+    assert "changed after" in capsys.readouterr().err and not out.exists()
+    # an unparseable distance is refused, not read as 0 (an exact twin)
+    bad = tmp / "bad.csv"
+    bad.write_text("Id_a,Id_b,distance,kind\nid00,id11,near,test-test\n")
+    assert run(submit.main, [*base[:-1], str(bad)]) == 2
+    assert "bad.csv, row 1" in capsys.readouterr().err
