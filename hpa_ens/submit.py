@@ -141,6 +141,7 @@ def build_submission(
     train_pairs: pd.DataFrame | None = None,
     train_labels: pd.DataFrame | None = None,
     leak: tuple[pd.DataFrame, pd.Series] | None = None,
+    rank_by: str = "ratio",
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Apply the four steps; return the label matrix, the change log and per-step counts.
 
@@ -152,6 +153,8 @@ def build_submission(
     test_pairs : DataFrame Id_a, Id_b (test-test duplicates), optional
     train_pairs : DataFrame Id_a (train), Id_b (test), distance, optional; needs ``train_labels``
     leak : (labels DataFrame indexed by Id, sources Series) from :func:`hpa_ens.leak.leak_labels`
+    rank_by : how the label rule tops up or trims a row (see :data:`hpa_ens.decision.RANK_RULES`); the
+        thresholds file records the one it was tuned with
 
     Returns
     -------
@@ -165,13 +168,13 @@ def build_submission(
     steps: dict[str, int] = {}
     logs = []
 
-    base = apply_thresholds(probs, thr, min_labels, max_labels)
+    base = apply_thresholds(probs, thr, min_labels, max_labels, rank_by)
     used = probs
     # 1. test-test duplicates: average, then threshold the averaged probabilities.
     if test_pairs is not None and len(test_pairs):
         groups = duplicate_groups(ids_arr.tolist(), zip(test_pairs["Id_a"], test_pairs["Id_b"]))
         averaged = used = average_groups(probs, groups)
-        y_pred = apply_thresholds(averaged, thr, min_labels, max_labels)
+        y_pred = apply_thresholds(averaged, thr, min_labels, max_labels, rank_by)
         members = pd.Series(ids_arr).groupby(groups).agg("+".join).to_numpy()
         sources = np.array(["test-test:" + m for m in members[groups]], dtype=object)
         in_pair = set(test_pairs["Id_a"]) | set(test_pairs["Id_b"])
@@ -332,68 +335,6 @@ def resolve_label_bounds(task: Task, record: dict | None = None, min_flag: int |
 
 
 # -------------------------------------------------------------------------------------------- I/O
-def read_thresholds(path, task: Task | str | None = None) -> dict:
-    """Read the thresholds JSON: ``thresholds`` (K floats) and the rest of the record as written.
-
-    Thresholds recorded for another class list than ``task``'s are refused. Interim reader, until
-    ``hpa_ens.contract.thresholds`` (its typed reader) lands on main.
-    """
-    task = load_task(task)
-    K = task.n_classes
-    path = Path(path)
-    if not path.is_file():
-        raise ContractError(f"{path}: file not found.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ContractError(f"{path}: not valid JSON ({err}).") from None
-    if not isinstance(data, dict) or "thresholds" not in data:
-        raise ContractError(f"{path}: expected a JSON object with a 'thresholds' list of {K} floats.")
-    raw = data["thresholds"]
-    if not isinstance(raw, list) or len(raw) != K:
-        raise ContractError(f"{path}: 'thresholds' must be a list of {K} finite floats (one per class of the task). "
-                            f"Got {str(raw)[:60]} instead.")
-    try:
-        thr = check_thresholds(raw, K)
-    except (ValueError, TypeError):
-        raise ContractError(f"{path}: 'thresholds' must be a list of {K} finite floats. Got {str(raw)[:60]} instead.") from None
-    for key in ("min_labels", "max_labels"):
-        value = data.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise ContractError(f"{path}: '{key}' must be a non-negative int or null. Got {value!r} instead.")
-    names = (data.get("task") or {}).get("class_names") if isinstance(data.get("task"), dict) else data.get("class_names")
-    if names is not None and list(map(str, names)) != list(task.class_names):
-        raise ContractError(f"{path}: thresholds were tuned for another class list ({len(names)} classes: "
-                            f"{', '.join(map(str, names[:2]))}…) than the task {task.name!r} ({K} classes, "
-                            f"{', '.join(task.class_names[:2])}…).")
-    return {**data, "thresholds": thr, "path": str(path)}
-
-
-def check_thresholds_match(record: dict, pred_record: dict) -> str | None:
-    """Compare the prediction set a thresholds file was tuned on with the one being submitted.
-
-    ``thresholds.json`` records the sha256 of the set's ``test.csv`` (and ``oof.csv``) under
-    ``prediction_set`` (older files: ``inputs.pred``). Interim check, until
-    ``hpa_ens.contract.thresholds.check_thresholds_match`` lands on main.
-
-    Returns
-    -------
-    problem : None when they match, else one line saying why they do not
-    """
-    tuned = record.get("prediction_set") or ((record.get("inputs") or {}).get("pred") or {})
-    tuned = tuned if isinstance(tuned, dict) else {}
-    where = record.get("path", "the thresholds file")
-    test = tuned.get("test.csv") or tuned.get("test.parquet")
-    if not test:
-        return f"{where} records no prediction set (no sha256 of the test.csv the thresholds were tuned on)"
-    for key in ("test.csv", "oof.csv"):
-        here, there = pred_record.get(key), tuned.get(key) or tuned.get(key.replace(".csv", ".parquet"))
-        if here and there and here != there:
-            return (f"{pred_record['path']}: its {key} (sha256 {here[:12]}…) is not the one the thresholds in {where} "
-                    f"were tuned on ({tuned.get('path')}, sha256 {there[:12]}…)")
-    return None
-
-
 def load_test_probs(pred, ids: Sequence[str], task: Task) -> tuple[pd.DataFrame, dict]:
     """Test probabilities of a prediction set (test-only sets too) or of an ``Id,0..K-1`` CSV, aligned to ``ids``.
 
@@ -402,7 +343,8 @@ def load_test_probs(pred, ids: Sequence[str], task: Task) -> tuple[pd.DataFrame,
     Returns
     -------
     probs : DataFrame of shape (n_test, K) indexed by Id, in the order of ``ids``
-    record : dict with ``path``, ``test.csv`` and ``oof.csv`` (their sha256: what thresholds are bound to)
+    record : dict with ``path``, ``test.csv`` and ``oof.csv`` (their sha256: what thresholds are bound to),
+        in the shape :func:`hpa_ens.contract.thresholds.check_thresholds_match` takes (a set's meta)
     """
     from .contract import read_prediction_set, read_probs
     from .io import sha256_file
@@ -416,6 +358,25 @@ def load_test_probs(pred, ids: Sequence[str], task: Task) -> tuple[pd.DataFrame,
         return pset.test, {"path": str(pred), **hashes}
     return read_probs(pred, ids, "the sample submission", task), {"path": str(pred), "test.csv": sha256_file(pred),
                                                                   "oof.csv": None}
+
+
+def thresholds_problem(record, pred_record: dict, source: str) -> str | None:
+    """Why the thresholds of ``source`` may not be applied to this prediction set (None: tuned on it).
+
+    Parameters
+    ----------
+    record : hpa_ens.contract.thresholds.ThresholdsRecord
+    pred_record : dict from :func:`load_test_probs` (the set's path and file hashes)
+    source : the thresholds file, for the message
+    """
+    from .contract.thresholds import check_thresholds_match
+
+    meta = {"name": pred_record["path"], "outputs": {k: v for k, v in pred_record.items() if k != "path" and v}}
+    try:
+        check_thresholds_match(record, meta)
+    except ContractError as err:
+        return f"{source}: {err}"
+    return None
 
 
 def load_duplicates(path, max_distance: int | None, train_labels) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -488,12 +449,13 @@ class SubmitPlan:
     train_labels: pd.DataFrame | None = None
     leak: tuple | None = None
     target: np.ndarray | None = None
+    rank_by: str = "ratio"
     provenance: dict = field(default_factory=dict)
 
 
 def plan_submission(args) -> SubmitPlan:
     """Read and check every input of ``args`` (the parsed flags); raises before any output is touched."""
-    from .labels import read_labels, read_sample_submission, read_target_distribution
+    from .labels import read_labels, read_sample_submission
 
     for name in ("pred", "out"):
         if getattr(args, name) is None:
@@ -505,24 +467,29 @@ def plan_submission(args) -> SubmitPlan:
     ids = read_sample_submission(args.sample_submission)
     probs, pred_record = load_test_probs(args.pred, ids, task)
     provenance: dict = {"pred": pred_record, "task": task.to_meta()}
+    rank_by = "ratio"
     if args.thresholds is not None:
-        record = read_thresholds(args.thresholds, task)
-        problem = check_thresholds_match(record, pred_record)
+        from .contract.thresholds import read_thresholds
+
+        record = read_thresholds(args.thresholds, task)  # refuses thresholds made for another class list
+        problem = thresholds_problem(record, pred_record, args.thresholds)
         if problem and not args.allow_other_pred:
-            raise ContractError(f"{problem}; thresholds are bound to the predictions they were tuned on. Tune them on "
-                                f"this set, or pass --allow-other-pred to apply them anyway.")
-        provenance["thresholds"] = {"path": args.thresholds, "method": record.get("method"),
-                                    "matches_pred": problem is None, "allow_other_pred": bool(args.allow_other_pred),
+            raise ContractError(problem)
+        thresholds, rank_by = np.asarray(record.thresholds, dtype=np.float64), record.rank_by
+        rule = {"min_labels": record.min_labels, "max_labels": record.max_labels}
+        provenance["thresholds"] = {"path": args.thresholds, "method": record.method, "rank_by": rank_by,
+                                    "tuned_on": record.prediction_set, "matches_pred": problem is None,
+                                    "allow_other_pred": bool(args.allow_other_pred),
                                     "problem": problem}
     else:
         check_param("threshold", args.threshold, "a finite float", bool(np.isfinite(args.threshold)), PROG)
-        record = {"thresholds": np.full(task.n_classes, float(args.threshold))}
+        thresholds, rule = np.full(task.n_classes, float(args.threshold)), None
         provenance["thresholds"] = {"constant": float(args.threshold)}
-    min_labels, max_labels, provenance["label_bounds"] = resolve_label_bounds(task, record if args.thresholds else None,
-                                                                              args.min_labels, args.max_labels)
+    min_labels, max_labels, provenance["label_bounds"] = resolve_label_bounds(task, rule, args.min_labels,
+                                                                              args.max_labels)
     train_labels = read_labels(args.train_labels, task=task) if args.train_labels else None
-    plan = SubmitPlan(task, ids, probs, record["thresholds"], min_labels, max_labels, train_labels=train_labels,
-                      provenance=provenance)
+    plan = SubmitPlan(task, ids, probs, thresholds, min_labels, max_labels, train_labels=train_labels,
+                      rank_by=rank_by, provenance=provenance)
     if args.duplicates:
         plan.test_pairs, plan.train_pairs, provenance["duplicates"] = load_duplicates(
             args.duplicates, args.max_distance, train_labels)
@@ -539,7 +506,9 @@ def plan_submission(args) -> SubmitPlan:
             raise ParameterError(f"The '--train-labels' option of {PROG} is required with --target-dist train. Got None instead.")
         plan.target = train_labels.to_numpy(dtype=np.float64).mean(axis=0)
     elif args.target_dist:
-        plan.target = read_target_distribution(args.target_dist, task=task)
+        from .contract.thresholds import read_target_shares
+
+        plan.target = read_target_shares(args.target_dist, task)
     return plan
 
 
@@ -547,7 +516,8 @@ def make_submission(plan: SubmitPlan) -> tuple[pd.DataFrame, pd.DataFrame, dict]
     """The four steps on a validated plan: the submission frame, the change log and the summary record."""
     y_pred, changes, steps = build_submission(
         plan.ids, plan.probs.to_numpy(), plan.thresholds, plan.min_labels, plan.max_labels,
-        test_pairs=plan.test_pairs, train_pairs=plan.train_pairs, train_labels=plan.train_labels, leak=plan.leak)
+        test_pairs=plan.test_pairs, train_pairs=plan.train_pairs, train_labels=plan.train_labels, leak=plan.leak,
+        rank_by=plan.rank_by)
     leak_info = plan.provenance.get("leak") or {}
     if leak_info:
         steps["4. leak rows skipped (Id not in test)"] = int(sum(leak_info["skipped_not_test"].values()))

@@ -9,8 +9,10 @@ The two figures (with bootstrap intervals) are printed: ``pytest -s tests/test_r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,33 +24,17 @@ from hpa_ens.io import sha256_file
 from hpa_ens.score import main as score_main
 from hpa_ens.submit import main as submit_main
 
+REPO = Path(__file__).resolve().parents[1]
 ZHU = "submissions/conv_team10_zhu_614_test_probs.csv"
 
 
-def _tune_match(pred, target_dist, out, tmp_path) -> None:
-    """Thresholds matched to the target shares, through ``python -m hpa_ens.tune_thresholds --method match``.
-
-    Until that command accepts a test-only set (engineer "thresh"), the same matching function is
-    called here directly and its JSON written with the provenance the command records
-    (``inputs.pred["test.csv"]``). This is the one place to swap.
-    """
+def _tune_match(pred, target_dist, out) -> None:
+    """Thresholds matched to the target shares: ``python -m hpa_ens.tune_thresholds --method match`` on a test-only set."""
     cmd = [sys.executable, "-m", "hpa_ens.tune_thresholds", "--method", "match", "--target-dist", str(target_dist),
            "--pred", str(pred), "--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode == 0:
-        return
-    from hpa_ens.contract import read_prediction_set
-    from hpa_ens.labels import read_target_distribution
-    from hpa_ens.thresholds import match_thresholds
-
-    pset = read_prediction_set(pred)
-    shares = read_target_distribution(target_dist, task=pset.task)
-    thresholds = match_thresholds(pset.test.to_numpy(), shares)
-    out.write_text(json.dumps({
-        "thresholds": [float(t) for t in thresholds], "method": "match", "min_labels": 1, "max_labels": 5,
-        "task": pset.task.to_meta(), "prediction_set": {"path": str(pred), "test.csv": sha256_file(pred / "test.csv")},
-        "note": f"interim: tune_thresholds refused a test-only set ({done.stderr.strip().splitlines()[-1][:120]})",
-    }))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
 
 
 def _leak_truth(shared_hpa, path) -> int:
@@ -73,7 +59,7 @@ def test_zhu_probabilities_matched_to_the_leaderboard_and_at_half(shared_hpa, tm
     assert meta["inputs"]["test"] == sha256_file(shared_hpa / ZHU) and meta["n_test"] == 11702
 
     thr = tmp_path / "thresholds.json"
-    _tune_match(pred, shared_hpa / "lb_label_distribution.csv", thr, tmp_path)
+    _tune_match(pred, shared_hpa / "lb_label_distribution.csv", thr)
     sample = shared_hpa / "sample_submission.csv"
     matched, half = tmp_path / "matched.csv", tmp_path / "half.csv"
     assert run(submit_main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),

@@ -352,3 +352,19 @@ def test_duplicates_go_through_their_contract(setup, capsys):
     bad.write_text("Id_a,Id_b,distance,kind\nid00,id11,near,test-test\n")
     assert run(submit.main, [*base[:-1], str(bad)]) == 2
     assert "bad.csv, row 1" in capsys.readouterr().err
+
+
+def test_rank_rule_of_the_thresholds_file_is_applied(setup):
+    tmp, ids, probs, pred, sample, thr = setup
+    doc = json.loads(thr.read_text())
+    cuts = np.linspace(0.2, 0.8, 28)
+    doc.update(thresholds=cuts.tolist(), rank_by="prob", min_labels=2, max_labels=2)
+    thr.write_text(json.dumps(doc))
+    out = tmp / "r.csv"
+    assert run(submit.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),
+                             "--out", str(out)]) == 0
+    y = read_submission(out).to_numpy().astype(bool)
+    want = apply_thresholds(probs, cuts, 2, 2, rank_by="prob")
+    np.testing.assert_array_equal(y, want)
+    assert not np.array_equal(want, apply_thresholds(probs, cuts, 2, 2, rank_by="ratio"))  # the rule matters here
+    assert json.loads((tmp / "r.summary.json").read_text())["provenance"]["thresholds"]["rank_by"] == "prob"
