@@ -31,7 +31,7 @@ import numpy as np
 
 from . import thresholds as T
 from ._validation import ParameterError, check_param
-from .decision import RANK_RULES, apply_thresholds
+from .decision import DEFAULT_RANK_RULE, RANK_RULES, apply_thresholds
 
 __all__ = [
     "METHODS",
@@ -489,7 +489,7 @@ class ThresholdTuner:
     target: object = None
     min_labels: int = 1
     max_labels: int | None = None
-    rank_by: str = "ratio"
+    rank_by: str = DEFAULT_RANK_RULE
     n_boot: int = 50
     floor: float | None = None
     seed: int = 0

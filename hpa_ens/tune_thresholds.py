@@ -31,7 +31,7 @@ from ._validation import ContractError, ParameterError
 from .cli import add_task_argument, console, entry, parser
 from .contract.thresholds import (ThresholdsRecord, check_share_estimable, prediction_set_hashes,
                                   read_target_shares, write_thresholds)
-from .decision import RANK_RULES
+from .decision import DEFAULT_RANK_RULE, RANK_RULES
 from .io import sha256_file
 from .report import save_figure
 from .task import Task, load_task
@@ -58,7 +58,7 @@ def build_parser():
                         "sum|test share - target| / sum(target) <= T")
     p.add_argument("--min-labels", type=int, default=None, help="labels forced per row (default: the task's, else 1)")
     p.add_argument("--max-labels", type=int, default=None, help="cap on labels per row, 0 = no cap (default: the task's)")
-    p.add_argument("--rank-by", choices=RANK_RULES, default="ratio", help="how rows are topped up to --min-labels")
+    p.add_argument("--rank-by", choices=RANK_RULES, default=DEFAULT_RANK_RULE, help="how rows are topped up to --min-labels")
     p.add_argument("--robust", choices=["none", "bootstrap", "shrink"], default="none",
                    help="exact: robust thresholds for rare classes (fewer than --rare-max positives)")
     p.add_argument("--rare-max", type=int, default=100, help="a class with fewer positives is rare")
