@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ._validation import ContractError, ParameterError, check_param, check_thresholds, read_csv_strings
-from .decision import apply_thresholds
+from .decision import DEFAULT_RANK_RULE, apply_thresholds
 from .labels import matrix_to_targets
 from .task import Task, load_task
 
@@ -141,7 +141,7 @@ def build_submission(
     train_pairs: pd.DataFrame | None = None,
     train_labels: pd.DataFrame | None = None,
     leak: tuple[pd.DataFrame, pd.Series] | None = None,
-    rank_by: str = "ratio",
+    rank_by: str = DEFAULT_RANK_RULE,
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Apply the four steps; return the label matrix, the change log and per-step counts.
 
@@ -369,7 +369,7 @@ def thresholds_problem(record, pred_record: dict, source: str) -> str | None:
     pred_record : dict from :func:`load_test_probs` (the set's path and file hashes)
     source : the thresholds file, for the message
     """
-    from .contract.thresholds import check_thresholds_match
+    from .contract import check_thresholds_match
 
     meta = {"name": pred_record["path"], "outputs": {k: v for k, v in pred_record.items() if k != "path" and v}}
     try:
@@ -449,7 +449,7 @@ class SubmitPlan:
     train_labels: pd.DataFrame | None = None
     leak: tuple | None = None
     target: np.ndarray | None = None
-    rank_by: str = "ratio"
+    rank_by: str = DEFAULT_RANK_RULE
     provenance: dict = field(default_factory=dict)
 
 
@@ -467,9 +467,9 @@ def plan_submission(args) -> SubmitPlan:
     ids = read_sample_submission(args.sample_submission)
     probs, pred_record = load_test_probs(args.pred, ids, task)
     provenance: dict = {"pred": pred_record, "task": task.to_meta()}
-    rank_by = "ratio"
+    rank_by = DEFAULT_RANK_RULE
     if args.thresholds is not None:
-        from .contract.thresholds import read_thresholds
+        from .contract import read_thresholds
 
         record = read_thresholds(args.thresholds, task)  # refuses thresholds made for another class list
         problem = thresholds_problem(record, pred_record, args.thresholds)
@@ -506,7 +506,7 @@ def plan_submission(args) -> SubmitPlan:
             raise ParameterError(f"The '--train-labels' option of {PROG} is required with --target-dist train. Got None instead.")
         plan.target = train_labels.to_numpy(dtype=np.float64).mean(axis=0)
     elif args.target_dist:
-        from .contract.thresholds import read_target_shares
+        from .contract import read_target_shares
 
         plan.target = read_target_shares(args.target_dist, task)
     return plan
