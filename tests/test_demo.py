@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _demo(tmp_path, *extra):
     args = [sys.executable, "-m", "hpa_ens.demo", "--data", "data", "--work", "work", "--reports", "reports",
             "--oof", "oof", "--n-train", "160", "--n-test", "60", "--size", "32", "--n-folds", "2",
-            "--models", "mobilenetv3_small_100,regnetx_002", "--epochs", "1", "--image-size", "32", *extra]
+            "--models", "features,regnetx_002", "--epochs", "1", "--image-size", "32", *extra]
     env = dict(os.environ, HPA_ENS_NO_PROGRESS="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
     return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 
@@ -49,12 +49,17 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.loads((tmp_path / "reports" / "results.json").read_text())
     stages = [row["stage"] for row in results["rows"]]
-    assert stages[1:] == ["mean blend @0.5", "stack @0.5", "+ thresholds (matched, min 1 label)", "+ duplicates", "+ leak"]
+    assert stages[0].startswith("best single model (") and stages[0].endswith(") + thresholds")
+    assert stages[1:] == ["mean blend + thresholds", "stack + thresholds (matched, min 1 label)", "+ duplicates",
+                          "+ leak"]
+    assert [r["stage"] for r in results["members"]] == ["features + thresholds", "regnetx_002 + thresholds"]
+    best = max(results["members"], key=lambda r: r["oof_macro_f1"])
+    assert results["rows"][0]["macro_f1"] == best["macro_f1"]  # chosen on OOF, scored on test
     for row in results["rows"]:
         assert 0.0 <= row["ci"][0] <= row["macro_f1"] <= row["ci"][1] <= 1.0
     # The leak labels are the truth for their Ids, so adding them cannot lower the score.
     assert results["rows"][-1]["macro_f1"] >= results["rows"][-2]["macro_f1"] - 1e-12
-    for name in ("mobilenetv3_small_100", "regnetx_002", "blend_mean", "stack"):
+    for name in ("features", "regnetx_002", "blend_mean", "stack"):
         assert (tmp_path / "oof" / name / "meta.json").exists()
     page = (tmp_path / "reports" / "index.html").read_text()
     links = image_links(page)
@@ -66,4 +71,4 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path):
 
     second = _demo(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stderr.count("fresh, skipped") == 11, second.stderr
+    assert second.stderr.count("fresh, skipped") == 12, second.stderr
