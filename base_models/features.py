@@ -1,7 +1,8 @@
 """An image-feature base model: hand-made statistics per image, one linear or boosted model per class.
 
 A cheap member that differs from the CNNs (top teams mixed very different models), and on real data a
-baseline users want anyway. No torch: numpy, scipy, scikit-image and scikit-learn (LightGBM optional).
+baseline users want anyway. No torch: numpy, scipy and scikit-learn (LightGBM optional), all core
+dependencies.
 
 1. **Features**, computed once per image and cached (``cache_dir``, default ``DATA/.cache/features``;
    one ``.npz`` per split, keyed by a fingerprint of the feature list, the image files' sizes and
@@ -113,18 +114,62 @@ def _quantiles(img: _Image) -> np.ndarray:
     return np.concatenate(feats)
 
 
-def _texture(img: _Image) -> np.ndarray:
-    from skimage.feature import graycomatrix, graycoprops, local_binary_pattern
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of values in [0, 1]: the cut maximising the between-class variance."""
+    hist = np.bincount(np.clip((values.ravel() * (bins - 1)).round().astype(np.int64), 0, bins - 1), minlength=bins)
+    centers = np.arange(bins) / (bins - 1)
+    w0 = np.cumsum(hist)[:-1].astype(np.float64)
+    w1 = hist.sum() - w0
+    m0 = np.cumsum(hist * centers)[:-1]
+    mean0 = m0 / np.maximum(w0, 1)
+    mean1 = (m0[-1] + hist[-1] * centers[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    k = int(np.argmax(between))
+    return float((centers[k] + centers[k + 1]) / 2)
 
+
+#: Grey-level co-occurrence offsets (dy, dx) for angles 0, 45, 90 and 135 degrees at distance 1.
+_ANGLES = ((0, 1), (-1, 1), (-1, 0), (-1, -1))
+
+
+def glcm_properties(q: np.ndarray, levels: int, distance: int) -> np.ndarray:
+    """Contrast, dissimilarity, homogeneity, energy and correlation of the symmetric, normalised
+    grey-level co-occurrence matrix of ``q`` (ints in 0..levels-1), averaged over the four angles."""
+    i, j = np.meshgrid(np.arange(levels), np.arange(levels), indexing="ij")
+    out = np.zeros(5)
+    h, w = q.shape
+    for dy, dx in _ANGLES:
+        dy, dx = dy * distance, dx * distance
+        r0, r1, c0, c1 = max(0, -dy), h - max(0, dy), max(0, -dx), w - max(0, dx)
+        a, b = q[r0:r1, c0:c1], q[r0 + dy:r1 + dy, c0 + dx:c1 + dx]  # pixel and its neighbour at (dy, dx)
+        counts = np.bincount((a * levels + b).ravel(), minlength=levels * levels).reshape(levels, levels)
+        p = (counts + counts.T).astype(np.float64)
+        p /= max(p.sum(), 1.0)
+        mu = (i * p).sum()
+        var = ((i - mu) ** 2 * p).sum()
+        corr = (((i - mu) * (j - mu) * p).sum() / var) if var > 1e-12 else 1.0
+        out += [((i - j) ** 2 * p).sum(), (np.abs(i - j) * p).sum(), (p / (1.0 + (i - j) ** 2)).sum(),
+                np.sqrt((p ** 2).sum()), corr]
+    return out / len(_ANGLES)
+
+
+def lbp_histogram(x: np.ndarray) -> np.ndarray:
+    """Share of pixels per rotation-invariant uniform local binary pattern of the 8 neighbours (10 bins:
+    0..8 neighbours at least as bright in one run, 9 = non-uniform); border pixels left out."""
+    c = x[1:-1, 1:-1]
+    h, w = x.shape
+    ring = [(0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0)]
+    bits = np.stack([x[dy:h - 2 + dy, dx:w - 2 + dx] >= c for dy, dx in ring]).astype(np.int8)
+    transitions = np.abs(np.diff(np.concatenate([bits, bits[:1]]), axis=0)).sum(axis=0)
+    code = np.where(transitions <= 2, bits.sum(axis=0), 9)
+    return np.bincount(code.ravel(), minlength=10)[:10] / code.size
+
+
+def _texture(img: _Image) -> np.ndarray:
     levels = 16
-    q = np.clip((img.protein * levels).astype(np.uint8), 0, levels - 1)
-    glcm = graycomatrix(q, distances=[1, 2, 4], angles=[0, np.pi / 4, np.pi / 2, 3 * np.pi / 4],
-                        levels=levels, symmetric=True, normed=True)
-    props = [graycoprops(glcm, p).mean(axis=1) for p in ("contrast", "dissimilarity", "homogeneity", "energy",
-                                                          "correlation")]
-    lbp = local_binary_pattern((img.protein * 255).astype(np.uint8), 8, 1, method="uniform")
-    hist = np.bincount(lbp.astype(np.int64).ravel(), minlength=10)[:10] / lbp.size
-    return np.nan_to_num(np.concatenate(props + [hist]))
+    q = np.clip((img.protein * levels).astype(np.int64), 0, levels - 1)
+    props = [glcm_properties(q, levels, d) for d in (1, 2, 4)]
+    return np.nan_to_num(np.concatenate(props + [lbp_histogram(img.protein)]))
 
 
 def _histogram(img: _Image) -> np.ndarray:
@@ -138,7 +183,6 @@ _CELL_STATS = 8
 def _cells(img: _Image) -> np.ndarray:
     """Per-nucleus protein statistics summarised over nuclei (mean, max, min, std) + spot counts."""
     from scipy import ndimage
-    from skimage.filters import threshold_otsu
 
     protein = img.protein
     out = np.zeros(_CELL_STATS * 4 + 6)
@@ -147,7 +191,7 @@ def _cells(img: _Image) -> np.ndarray:
     nuclear = ndimage.gaussian_filter(img.pixels[img.n], 1.0)
     if nuclear.max() - nuclear.min() < 1e-6:
         return out
-    mask = nuclear > threshold_otsu(nuclear)
+    mask = nuclear > otsu_threshold(nuclear)
     labels, count = ndimage.label(mask)
     # spots: protein well above its own background, inside or outside nuclei
     spots = protein > protein.mean() + 2 * protein.std()
@@ -164,8 +208,9 @@ def _cells(img: _Image) -> np.ndarray:
     nuc_mean = ndimage.mean(protein, labels, index)
     nuc_max = ndimage.maximum(protein, labels, index)
     nuc_std = ndimage.standard_deviation(protein, labels, index)
-    ring_mean = np.nan_to_num(ndimage.mean(protein, ring, index))
-    cell_mean = np.nan_to_num(ndimage.mean(protein, cell, index))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a nucleus with no ring pixels: 0
+        ring_mean = np.nan_to_num(ndimage.mean(protein, ring, index))
+        cell_mean = np.nan_to_num(ndimage.mean(protein, cell, index))
     eps = 1e-3
     per = np.stack([nuc_mean, nuc_max, nuc_std / (nuc_mean + eps), ring_mean, cell_mean,
                     nuc_mean / (ring_mean + eps), ring_mean / (cell_mean + eps), area / protein.size], axis=1)

@@ -30,6 +30,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -81,7 +83,8 @@ def run_candidate(name: str, data: Path, folds: Path, fold: int, out: Path, thre
     for h in metrics["history"]:
         seconds += h["train_seconds"] + h["val_seconds"]
         curve.append({"epoch": h["epoch"], "f1": h["val_f1"], "seconds": seconds,
-                      "images_per_s": h["train_images_per_s"]})
+                      "images_per_s": h["train_images_per_s"],
+                      "images": round(h["train_images_per_s"] * h["train_seconds"])})
     return {"name": name, "config": str(config.relative_to(REPO)), "overrides": overrides, "fold": fold,
             "folds_file": folds.name, "threads": threads, "curve": curve, "final_f1": curve[-1]["f1"],
             "cache_seconds": metrics["timing"]["cache_seconds"], "wall_seconds": wall,
@@ -101,6 +104,34 @@ def _save(results: dict, path: Path) -> None:
     from hpa_ens.io import atomic_write_json
 
     atomic_write_json(path, results)
+
+
+def record_from_metrics(name: str, metrics_path: Path, config: str, overrides: dict, threads: int = 1) -> dict:
+    """A curve record from a finished fold's ``metrics.json`` (a run made outside :func:`cmd_run`)."""
+    metrics = json.loads(Path(metrics_path).read_text())
+    seconds, curve = 0.0, []
+    for h in metrics["history"]:
+        seconds += h["train_seconds"] + h["val_seconds"]
+        curve.append({"epoch": h["epoch"], "f1": h["val_f1"], "seconds": seconds,
+                      "images_per_s": h["train_images_per_s"],
+                      "images": round(h["train_images_per_s"] * h["train_seconds"])})
+    return {"name": name, "config": config, "overrides": overrides, "fold": metrics.get("fold"),
+            "threads": threads, "curve": curve, "final_f1": curve[-1]["f1"],
+            "cache_seconds": metrics["timing"]["cache_seconds"], "wall_seconds": metrics["timing"]["total_seconds"],
+            "source": str(metrics_path), "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+
+
+def cmd_collect(args) -> int:
+    """Record a candidate from a metrics.json (e.g. a run whose harness was stopped, or a demo fold)."""
+    results = json.loads(args.results.read_text()) if args.results.exists() else {"runs": {}}
+    if args.name in CANDIDATES:
+        config, overrides = CANDIDATES[args.name]
+        config = str(config.relative_to(REPO))
+    else:
+        config, overrides = args.config or "", {}
+    results["runs"][args.name] = record_from_metrics(args.name, args.metrics, config, overrides)
+    _save(results, args.results)
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -140,6 +171,19 @@ def cmd_add(args) -> int:
     return 0
 
 
+def estimated_seconds(curve: list[dict]) -> list[float]:
+    """Cumulative training seconds had every epoch run at the run's fastest epoch speed.
+
+    On a machine shared with other jobs the wall seconds measure the neighbours; the fastest epoch of
+    a run is the closest to its unloaded speed, so ``images / best img/s`` ranks recipes by CPU cost
+    (an upper bound on the idle time; validation left out). A record without img/s keeps its seconds.
+    """
+    if not all(c.get("images") for c in curve):
+        return [c["seconds"] for c in curve]
+    best = max(c["images_per_s"] for c in curve)
+    return list(np.cumsum([c["images"] / best for c in curve]))
+
+
 def cmd_plot(args) -> int:
     import matplotlib
 
@@ -149,19 +193,22 @@ def cmd_plot(args) -> int:
     from hpa_ens.report import save_figure
 
     results = json.loads(args.results.read_text())
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, (ax, cx, bx) = plt.subplots(1, 3, figsize=(18, 5.6))
     for name, run in sorted(results["runs"].items()):
         curve = run["curve"]
         xs, ys, eps = [c["seconds"] for c in curve], [c["f1"] for c in curve], [c["epoch"] for c in curve]
         style = dict(marker="o", markersize=3) if len(curve) > 1 else dict(marker="*", markersize=12, linestyle="")
         line, = ax.plot(xs, ys, label=f"{name} ({ys[-1]:.3f})", **style)
         bx.plot(eps, ys, color=line.get_color(), **style)
+        cx.plot(estimated_seconds(curve), ys, color=line.get_color(), **style)
     ax.set_xlabel("wall seconds of the fold (train + validation; shared machine: noisy)")
     ax.set_ylabel("fold macro F1 (per-class best thresholds)")
     ax.set_title("Fold F1 vs seconds (fold 0 of 3, 1 thread each, 2 side by side)", fontsize=10)
+    cx.set_xlabel("estimated seconds at the run's fastest epoch speed (load-corrected)")
+    cx.set_title("Fold F1 vs load-corrected seconds (images / best img/s)", fontsize=10)
     bx.set_xlabel("epoch")
     bx.set_title("Fold F1 vs epochs (load-independent)", fontsize=10)
-    for a in (ax, bx):
+    for a in (ax, cx, bx):
         a.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -187,11 +234,16 @@ def main(argv=None) -> int:
     add.add_argument("--f1", type=float, required=True)
     add.add_argument("--seconds", type=float, required=True)
     add.add_argument("--results", type=Path, default=RESULTS)
+    col = sub.add_parser("collect", help="record a candidate from a finished fold's metrics.json")
+    col.add_argument("--name", required=True)
+    col.add_argument("--metrics", type=Path, required=True)
+    col.add_argument("--config", default=None, help="config file (candidates not in CANDIDATES)")
+    col.add_argument("--results", type=Path, default=RESULTS)
     plot = sub.add_parser("plot", help="draw docs/learning_curves.png from the results file")
     plot.add_argument("--results", type=Path, default=RESULTS)
     plot.add_argument("--out", type=Path, default=FIGURE)
     args = ap.parse_args(argv)
-    return {"run": cmd_run, "add": cmd_add, "plot": cmd_plot}[args.cmd](args)
+    return {"run": cmd_run, "add": cmd_add, "collect": cmd_collect, "plot": cmd_plot}[args.cmd](args)
 
 
 if __name__ == "__main__":

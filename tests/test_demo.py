@@ -69,6 +69,39 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path):
     assert "test macro F1" in page
     _screenshot_if_possible(tmp_path / "reports" / "index.html", tmp_path / "shot.png")
 
+    # The report's threshold rule (used for the blend and best-single rows) is the CLI chain's rule:
+    # on the stack it reproduces tune_thresholds + submit exactly.
+    import numpy as np
+    from importlib import resources
+
+    from hpa_ens.contract import align, read_prediction_set
+    from hpa_ens.demo_report import tuned_prediction
+    from hpa_ens.labels import read_labels, read_sample_submission, read_submission, read_target_distribution
+
+    labels = read_labels(tmp_path / "data" / "train.csv")
+    test_ids = read_sample_submission(tmp_path / "data" / "sample_submission.csv")
+    stack = read_prediction_set(tmp_path / "oof" / "stack", labels.index, test_ids)
+    target = read_target_distribution(Path(str(resources.files("hpa_ens").joinpath("data/lb_label_distribution.csv"))),
+                                      labels=labels)
+    predicted, _ = tuned_prediction(stack.oof.to_numpy(), labels.to_numpy(), stack.test.to_numpy(), target, 0.3)
+    submitted = align(read_submission(tmp_path / "work" / "submit_thresholds.csv"), test_ids, "submission")
+    np.testing.assert_array_equal(predicted, submitted.to_numpy().astype(bool))
+
     second = _demo(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stderr.count("fresh, skipped") == 12, second.stderr
+
+
+def test_demo_refuses_to_generate_into_a_user_folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("Id,Target\nmine,0\n")
+    (data / "notes.txt").write_text("my own files")
+    before = sorted(p.name for p in data.iterdir())
+    proc = _demo(tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "marker" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in data.iterdir()) == before
+    assert (data / "train.csv").read_text() == "Id,Target\nmine,0\n"
+    assert not (tmp_path / "work").exists() and not (tmp_path / "oof").exists()
