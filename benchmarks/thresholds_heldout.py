@@ -22,7 +22,10 @@ os.environ.setdefault("HPA_ENS_NO_PROGRESS", "1")
 
 from hpa_ens.contract import read_prediction_set  # noqa: E402
 from hpa_ens.decision import apply_thresholds  # noqa: E402
-from hpa_ens.labels import read_labels, read_target_distribution  # noqa: E402
+from hpa_ens.contract.thresholds import read_target_shares  # noqa: E402
+from hpa_ens.labels import read_labels  # noqa: E402
+from hpa_ens.shift import DEFAULT_WITH_TARGET  # noqa: E402
+from hpa_ens.task import load_task  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
 from hpa_ens.testing.simulate import write_simulated_sets  # noqa: E402
 from hpa_ens.thresholds import distribution_gap  # noqa: E402
@@ -43,15 +46,19 @@ def main(argv=None) -> int:
     lb = SHARED / "lb_label_distribution.csv"
     work = Path(args.work or tempfile.mkdtemp(prefix="thr_heldout_"))
     labels = read_labels(SHARED / "train.csv")
-    target = read_target_distribution(lb)
+    target = read_target_shares(lb, load_task("hpa2018"))
     paths = write_simulated_sets(work / "sim", labels.to_numpy(), labels.index, n_models=1, seed=args.seed,
                                  target_shares=target)
     pred = paths["models"][0]
     trials, n_boot = ("30", "30") if args.quick else ("100", "100")
     runs = {
-        "exact": [],
-        "exact --robust bootstrap": ["--robust", "bootstrap", "--n-boot", n_boot],
-        "match (train shares)": ["--method", "match"],
+        "exact": ["--method", "exact"],
+        "exact --robust bootstrap": ["--method", "exact", "--robust", "bootstrap", "--n-boot", n_boot],
+        "boot (default without a target)": [],
+        "match (train shares)": ["--method", "match", "--target-dist", "train"],
+        f"default with lb shares ({DEFAULT_WITH_TARGET})": ["--target-dist", str(lb)],
+        "blend (lb)": ["--method", "blend", "--target-dist", str(lb)],
+        "plugin (lb)": ["--method", "plugin", "--target-dist", str(lb)],
         "match (lb shares)": ["--method", "match", "--target-dist", str(lb)],
         "match (lb) --tolerance 0.2": ["--method", "match", "--target-dist", str(lb), "--tolerance", "0.2"],
         "match (lb) --tolerance 0.5": ["--method", "match", "--target-dist", str(lb), "--tolerance", "0.5"],

@@ -11,6 +11,41 @@ import numpy as np
 from ._validation import check_param, check_thresholds
 
 _EPS = 1e-12
+_CLIP = 1e-6
+
+#: How a row with too few labels is topped up (and a row with too many trimmed): by the largest
+#: ``ratio`` score / threshold, ``margin`` score - threshold, ``logit`` logit(score) - logit(threshold),
+#: or ``prob`` the largest score itself (the largest calibrated probability when the scores are calibrated).
+RANK_RULES = ("ratio", "margin", "logit", "prob")
+DEFAULT_RANK_RULE = "prob"  # measured best on benchmarks/shift.py (docs/thresholds.md)
+
+
+def rank_scores(probs: np.ndarray, thresholds: np.ndarray, rank_by: str = DEFAULT_RANK_RULE) -> np.ndarray:
+    """The score by which :func:`apply_thresholds` orders classes when it tops up or trims a row.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n_samples, n_classes)
+    thresholds : ndarray of shape (n_classes,)
+    rank_by : one of :data:`RANK_RULES`
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_classes)
+    """
+    check_param("rank_by", rank_by, f"one of {RANK_RULES}", rank_by in RANK_RULES, "apply_thresholds")
+    if rank_by == "ratio":
+        return probs / np.maximum(thresholds, _EPS)
+    if rank_by == "margin":
+        return probs - thresholds
+    if rank_by == "prob":
+        return probs.copy()
+
+    def logit(p):
+        p = np.clip(p, _CLIP, 1 - _CLIP)
+        return np.log(p) - np.log1p(-p)
+
+    return logit(probs) - logit(thresholds)
 
 
 def apply_thresholds(
@@ -18,11 +53,13 @@ def apply_thresholds(
     thresholds,
     min_labels: int = 1,
     max_labels: int | None = None,
+    rank_by: str = DEFAULT_RANK_RULE,
 ) -> np.ndarray:
     """Predict class k where ``probs[:, k] > thresholds[k]`` (strictly), then enforce label counts.
 
-    An image with fewer than ``min_labels`` labels gets its best remaining classes by the ratio
-    score / threshold; an image with more than ``max_labels`` keeps its top ones by that ratio.
+    An image with fewer than ``min_labels`` labels gets its best remaining classes by ``rank_by``
+    (default the ratio score / threshold, the best of :data:`RANK_RULES` on ``benchmarks/shift.py``);
+    an image with more than ``max_labels`` keeps its top ones by the same score.
 
     Parameters
     ----------
@@ -30,6 +67,7 @@ def apply_thresholds(
     thresholds : float or array-like of shape (n_classes,)
     min_labels : int, default 1
     max_labels : int or None, default None (no cap)
+    rank_by : {"ratio", "margin", "logit", "prob"}, default "prob"
 
     Returns
     -------
@@ -37,6 +75,7 @@ def apply_thresholds(
     """
     probs = np.asarray(probs, dtype=np.float64)
     thr = check_thresholds(thresholds, probs.shape[1])
+    check_param("rank_by", rank_by, f"one of {RANK_RULES}", rank_by in RANK_RULES, "apply_thresholds")
     check_param("min_labels", min_labels, "an int in [0, n_classes]", isinstance(min_labels, (int, np.integer))
                 and 0 <= min_labels <= probs.shape[1], "apply_thresholds")
     if max_labels is not None:
@@ -51,7 +90,7 @@ def apply_thresholds(
         fix |= counts > max_labels
     if not fix.any():
         return y_pred
-    ratio = probs[fix] / np.maximum(thr, _EPS)
+    ratio = rank_scores(probs[fix], thr, rank_by)
     # Rank classes by (predicted first, then ratio) so topping up never drops a predicted class and
     # trimming keeps the strongest predicted ones.
     sub = y_pred[fix]

@@ -1,4 +1,9 @@
-"""Near-duplicate images by perceptual hash: train <-> test and test <-> test pairs.
+"""Near-duplicate images by perceptual hash, across train, test and external (HPAv18) images.
+
+Pair kinds (``--kinds``; see :mod:`hpa_ens.contract.duplicates`): train-test and test-test by default,
+external-train and external-test with ``--extra-images``, train-train and external-external on request;
+all from one set of hashes in one run. The output is written through the contract with a provenance
+sidecar (``duplicates.meta.json``: the listing hash of every image folder, the parameters).
 
 Each image gets two 64-bit pHashes: one of the green channel (the protein stain, which decides the
 labels) and one of the mean of all four channels (cell outlines, robust when green is faint). A pair is
@@ -14,22 +19,26 @@ low-frequency block against its median) because
 - a batch of images is hashed by one ``scipy.fft.dctn`` call, far faster than per-image ``imagehash``
   (see ``docs/dedup_submit.md`` for the measurement).
 
-Hashes are cached per Id in an ``.npz`` (no pickle) keyed by path, mtime and size of each channel file.
+Channels are read by :mod:`hpa_ens.images` (PNG, JPG, TIFF; 16-bit scaled by 255/65535). Hashes are cached
+per Id in an ``.npz`` (no pickle) keyed by path, mtime and size of each channel file.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.fft
 
-from ._validation import ContractError, check_param, read_csv_strings
+from . import image_sets, images
+from ._validation import ContractError, ParameterError, check_param
 from .classes import CHANNELS
-from ._validation import ContractError, ParameterError
+from .contract.duplicates import (DUPLICATE_COLUMNS, DUPLICATE_KINDS, empty_duplicates, read_duplicates,  # noqa: F401
+                                  write_duplicates)
+from .io import sha256_file
 
 HASH_SIZE = 8  # 8x8 low-frequency DCT block -> 64 bits
 SMALL = 32  # the image is reduced to 32x32 before the DCT (imagehash's highfreq_factor 4)
@@ -40,8 +49,8 @@ TRANSFORMS = tuple(
     for t in (0, 1) for v in (0, 1) for h in (0, 1)
 )
 KINDS = ("green", "all")
-CACHE_VERSION = 1
-DUPLICATE_COLUMNS = ["Id_a", "Id_b", "distance", "kind"]
+#: 2: channels read through hpa_ens.images (16-bit scaled by 255/65535, not by the image maximum).
+CACHE_VERSION = 2
 
 
 # ------------------------------------------------------------------------------------- hashing core
@@ -141,63 +150,30 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # -------------------------------------------------------------------------------------- image I/O
 def list_image_ids(folder, channels: Sequence[str] = CHANNELS) -> list[str]:
-    """Ids with all ``channels`` as ``{Id}_{channel}.png`` in ``folder``, sorted.
-
-    Refuses an Id that has some channels but not all (a half-copied folder).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ContractError(f"{folder}: not a folder of {{Id}}_{{channel}}.png images.")
-    found: dict[str, set[str]] = {}
-    for entry in os.scandir(folder):
-        name = entry.name
-        if not name.endswith(".png"):
-            continue
-        stem = name[:-4]
-        for ch in channels:
-            if stem.endswith("_" + ch):
-                found.setdefault(stem[: -len(ch) - 1], set()).add(ch)
-                break
-    if not found:
-        raise ContractError(f"{folder}: no {{Id}}_{{channel}}.png images (channels {', '.join(channels)}).")
-    want = set(channels)
-    for image_id, have in sorted(found.items()):
-        if have != want:
-            missing = sorted(want - have, key=list(channels).index)
-            raise ContractError(
-                f"{folder}: Id {image_id!r} lacks channel(s) {', '.join(missing)}. Got only {', '.join(sorted(have))} instead."
-            )
-    return sorted(found)
+    """Ids with every channel file in ``folder`` (PNG, JPG or TIFF), sorted; a half-present Id is refused."""
+    return image_sets.list_image_ids(folder, channels)
 
 
 def channel_paths(folder, image_id: str, channels: Sequence[str] = CHANNELS) -> list[Path]:
-    return [Path(folder) / f"{image_id}_{ch}.png" for ch in channels]
+    """The channel files of one image (the first existing extension of each), via :mod:`hpa_ens.images`."""
+    return images.channel_paths(folder, image_id, channels)
 
 
 def load_channels(paths: Sequence[Path], size: int | None = None) -> np.ndarray:
-    """Decode single-channel PNGs of one image into (n_channels, S, S) uint8.
+    """Decode the channel files of one image into (n_channels, S, S) uint8 with :mod:`hpa_ens.images`.
 
-    Sizes that are not multiples of 32 are resized (bilinear) to the next multiple of 32 below.
+    16-bit channels become uint8 as everywhere in the project (``round(value * 255 / 65535)``); sizes
+    that are not multiples of 32 are resized (bilinear) to the next multiple of 32 below.
     """
     from PIL import Image
 
-    arrays = []
-    for path in paths:
-        with Image.open(path) as img:
-            if img.mode not in ("L", "I;16", "I"):
-                img = img.convert("L")
-            arr = np.asarray(img)
-        if arr.dtype != np.uint8:  # 16-bit PNGs: scale to 0..255 so min_std means the same thing
-            arr = (arr.astype(np.float64) / max(float(arr.max()), 1.0) * 255.0).astype(np.uint8)
-        arrays.append(arr)
+    arrays = [images.read_channel(p) for p in paths]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise ContractError(f"{paths[0]}: the channels of one image differ in size. Got {sorted(shapes)} instead.")
     h, w = arrays[0].shape
     target = size or max(SMALL, (min(h, w) // SMALL) * SMALL)
     if (h, w) != (target, target):
-        from PIL import Image
-
         arrays = [np.asarray(Image.fromarray(a).resize((target, target), Image.BILINEAR)) for a in arrays]
     return np.stack(arrays)
 
@@ -219,21 +195,28 @@ def hash_images(stack: np.ndarray, green_index: int = CHANNELS.index("green")) -
     """
     stack = np.asarray(stack)
     n, c, h, w = stack.shape
-    # Downscale each channel once; the channel mean of block means is the block mean of the channel mean.
-    small = downscale(stack.reshape(n * c, h, w)).reshape(n, c, SMALL, SMALL)
+    return hash_small_images(downscale(stack.reshape(n * c, h, w)).reshape(n, c, SMALL, SMALL), green_index)
+
+
+def hash_small_images(small: np.ndarray, green_index: int = CHANNELS.index("green")) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hash_images` of images already block-averaged to (n_images, n_channels, 32, 32)."""
+    # The channel mean of block means is the block mean of the channel mean.
     green, mean = small[:, green_index], small.mean(axis=1)
     hashes = np.stack([phash_small(green), phash_small(mean)], axis=1)
     stds = np.stack([green.std(axis=(1, 2)), mean.std(axis=(1, 2))], axis=1)
     return hashes, stds.astype(np.float32)
 
 
-def _hash_batch(folder: str, ids: Sequence[str], channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    stacks = [load_channels(channel_paths(folder, i, channels)) for i in ids]
-    shapes = {s.shape for s in stacks}
-    if len(shapes) == 1:
-        return hash_images(np.stack(stacks), list(channels).index("green"))
-    parts = [hash_images(s[None], list(channels).index("green")) for s in stacks]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def protein_index(channels: Sequence[str]) -> int:
+    """Index of the channel hashed on its own: ``green`` (the protein stain in HPA), else the first."""
+    return list(channels).index("green") if "green" in channels else 0
+
+
+def _hash_batch(paths: Sequence[Sequence[str]], green_index: int) -> tuple[np.ndarray, np.ndarray]:
+    # Each image is reduced to 32x32 block means as soon as it is decoded: a batch of 2048-px HPAv18
+    # images would otherwise hold 1 GiB per worker. Images of any size can share the batch.
+    smalls = [downscale(load_channels([Path(p) for p in image_paths])) for image_paths in paths]
+    return hash_small_images(np.stack(smalls), green_index)
 
 
 # ------------------------------------------------------------------------------------------ cache
@@ -256,7 +239,7 @@ def read_cache(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             if int(data["version"]) != CACHE_VERSION:
                 return {}
             keys, hashes, stds = data["keys"], data["hashes"], data["stds"]
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, EOFError) as err:
         raise ContractError(f"{path}: not a hash cache written by hpa_ens.dedup ({err}). Delete it to rebuild.") from None
     return {str(k): (h, s) for k, h, s in zip(keys, hashes, stds)}
 
@@ -280,7 +263,11 @@ def compute_hashes(
     channels: Sequence[str] = CHANNELS,
     description: str = "hashing",
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Hash every image of ``folder`` (reusing ``cache`` entries, adding new ones to it).
+    """Hash every image of ``folder`` (or the Ids ``ids``), reusing ``cache`` entries and adding new ones.
+
+    Channel files are found in one directory scan (PNG, JPG or TIFF) and decoded by :mod:`hpa_ens.images`
+    in ``n_jobs`` joblib processes; a file that cannot be decoded raises :class:`hpa_ens.images.ImageError`
+    naming it.
 
     Returns
     -------
@@ -292,17 +279,28 @@ def compute_hashes(
 
     from .cli import progress
 
-    ids = list_image_ids(folder, channels) if ids is None else list(ids)
+    channels = tuple(channels)
+    found = image_sets.scan_images(folder, channels)
+    if ids is None:
+        ids = image_sets.list_image_ids(folder, channels)
+    else:
+        ids = list(ids)
+        lacking = [i for i in ids if len(found.get(i, ())) != len(channels)]
+        if lacking:
+            raise ContractError(f"{folder}: {len(lacking)} Ids lack channel files ({'/'.join(channels)}); "
+                                f"first: {', '.join(map(repr, lacking[:3]))}.")
+    paths = {i: [str(found[i][c]) for c in channels] for i in ids}
     cache = {} if cache is None else cache
-    keys = [file_key(channel_paths(folder, i, channels)) for i in ids]
+    keys = [file_key(paths[i]) for i in ids]
     todo = [i for i, k in zip(ids, keys) if k not in cache]
     batches = [todo[s: s + batch_size] for s in range(0, len(todo), batch_size)]
     key_of = dict(zip(ids, keys))
+    green = protein_index(channels)
     if batches:
         with progress() as bar:
             task = bar.add_task(f"{description} ({len(ids) - len(todo)} cached)", total=len(todo))
-            runner = Parallel(n_jobs=n_jobs, return_as="generator")
-            results = runner(delayed(_hash_batch)(str(folder), b, tuple(channels)) for b in batches)
+            runner = Parallel(n_jobs=max(1, min(n_jobs, len(batches))), return_as="generator")
+            results = runner(delayed(_hash_batch)([paths[i] for i in b], green) for b in batches)
             for batch, (h, s) in zip(batches, results):
                 for j, image_id in enumerate(batch):
                     cache[key_of[image_id]] = (h[j], s[j])
@@ -380,6 +378,61 @@ def find_pairs(
     return i[keep].astype(np.int64), j[keep].astype(np.int64), distance[keep], best[keep].astype(np.int64)
 
 
+def kind_sets(kind: str) -> tuple[str, str]:
+    """``"external-train"`` -> ("external", "train"): the image sets of Id_a and Id_b."""
+    a, _, b = kind.partition("-")
+    return a, b
+
+
+def find_duplicates(
+    sets: Mapping[str, tuple[Sequence[str], np.ndarray]],
+    kinds: Sequence[str],
+    max_distance: int,
+    transforms: bool = True,
+) -> pd.DataFrame:
+    """Every pair of each kind, from hashes, in one call.
+
+    Parameters
+    ----------
+    sets : mapping set name ("train", "test", "external") -> (ids, hashes (n, 2, 8) uint64)
+    kinds : sequence of str
+        Kinds of :data:`hpa_ens.contract.duplicates.DUPLICATE_KINDS`, e.g. ``["train-test", "test-test",
+        "external-train", "external-test"]``. For ``a-b`` the 8 transforms of each b image are compared
+        with the a images; for ``a-a`` each pair once, Id_a before Id_b in the set's order.
+    max_distance : int
+    transforms : bool
+
+    Returns
+    -------
+    pairs : DataFrame Id_a, Id_b, distance (int64), kind; sorted by kind, distance, Id_a, Id_b (same
+        hashes, same bytes).
+    """
+    rows = []
+    for kind in kinds:
+        if kind not in DUPLICATE_KINDS:
+            raise ParameterError(f"The 'kinds' parameter must name kinds of {', '.join(DUPLICATE_KINDS)}. "
+                                 f"Got {kind!r} instead.")
+        a, b = kind_sets(kind)
+        if a not in sets or b not in sets:
+            raise ParameterError(f"The 'kinds' parameter asks for {kind!r} but no {a if a not in sets else b} "
+                                 f"images were given. Got sets {sorted(sets)} instead.")
+        ids_a, hashes_a = np.asarray(sets[a][0], dtype=object), sets[a][1]
+        ids_b, hashes_b = np.asarray(sets[b][0], dtype=object), sets[b][1]
+        if a == b:
+            if len(ids_a) < 2:
+                continue
+            i, j, dist, _ = find_pairs(hashes_a, hashes_a, max_distance, upper_only=True, transforms=transforms)
+            rows.append(pd.DataFrame({"Id_a": ids_a[i], "Id_b": ids_a[j], "distance": dist, "kind": kind}))
+        elif len(ids_a) and len(ids_b):
+            i, j, dist, _ = find_pairs(hashes_b, hashes_a, max_distance, transforms=transforms)
+            rows.append(pd.DataFrame({"Id_a": ids_a[j], "Id_b": ids_b[i], "distance": dist, "kind": kind}))
+    if not rows:
+        return empty_duplicates()
+    out = pd.concat(rows, ignore_index=True)
+    out["distance"] = out["distance"].astype(np.int64)
+    return out.sort_values(["kind", "distance", "Id_a", "Id_b"], kind="stable").reset_index(drop=True)[DUPLICATE_COLUMNS]
+
+
 def duplicate_frame(
     train_ids: Sequence[str],
     train_hashes: np.ndarray,
@@ -388,44 +441,9 @@ def duplicate_frame(
     max_distance: int,
     transforms: bool = True,
 ) -> pd.DataFrame:
-    """Train<->test and test<->test pairs as ``Id_a,Id_b,distance,kind`` (Id_a = train Id for train-test).
-
-    Sorted by kind, distance, Id_a, Id_b, so the same hashes give the same bytes.
-    """
-    rows = []
-    if len(train_ids) and len(test_ids):
-        i, j, dist, _ = find_pairs(test_hashes, train_hashes, max_distance, transforms=transforms)
-        rows.append(pd.DataFrame({"Id_a": np.asarray(train_ids, dtype=object)[j],
-                                  "Id_b": np.asarray(test_ids, dtype=object)[i],
-                                  "distance": dist, "kind": "train-test"}))
-    if len(test_ids) > 1:
-        i, j, dist, _ = find_pairs(test_hashes, test_hashes, max_distance, upper_only=True, transforms=transforms)
-        ids = np.asarray(test_ids, dtype=object)
-        rows.append(pd.DataFrame({"Id_a": ids[i], "Id_b": ids[j], "distance": dist, "kind": "test-test"}))
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=object if c != "distance" else np.int64) for c in DUPLICATE_COLUMNS})
-    out = pd.concat(rows, ignore_index=True)
-    out["distance"] = out["distance"].astype(np.int64)
-    return out.sort_values(["kind", "distance", "Id_a", "Id_b"], kind="stable").reset_index(drop=True)[DUPLICATE_COLUMNS]
-
-
-def read_duplicates(path) -> pd.DataFrame:
-    """Read ``Id_a,Id_b,...,kind`` (ours, or the synthetic set's truth file); extra columns are kept."""
-    path = Path(path)
-    df = read_csv_strings(path, "a header Id_a,Id_b,distance,kind")
-    missing = [c for c in ("Id_a", "Id_b", "kind") if c not in df.columns]
-    if missing:
-        raise ContractError(f"{path}: missing column(s) {missing}; expected Id_a,Id_b,distance,kind. "
-                            f"Got {','.join(map(str, df.columns))} instead.")
-    bad = ~df["kind"].isin(["train-test", "test-test"])
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise ContractError(f"{path}, row {row}: kind must be 'train-test' or 'test-test'. Got {df['kind'].iloc[row - 1]!r} instead.")
-    same = df["Id_a"] == df["Id_b"]
-    if same.any():
-        row = int(np.flatnonzero(same.to_numpy())[0]) + 1
-        raise ContractError(f"{path}, row {row}: a pair must join two different Ids. Got {df['Id_a'].iloc[row - 1]!r} twice instead.")
-    return df
+    """Train<->test and test<->test pairs (:func:`find_duplicates` with those two kinds)."""
+    return find_duplicates({"train": (train_ids, train_hashes), "test": (test_ids, test_hashes)},
+                           ["train-test", "test-test"], max_distance, transforms)
 
 
 def precision_recall(found: pd.DataFrame, truth: pd.DataFrame) -> dict:
@@ -439,53 +457,134 @@ def precision_recall(found: pd.DataFrame, truth: pd.DataFrame) -> dict:
             "precision": tp / len(f) if f else 1.0, "recall": tp / len(t) if t else 1.0}
 
 
-# -------------------------------------------------------------------------------------------- CLI
-def main(argv: Sequence[str] | None = None) -> int:
+# ---------------------------------------------------------------------------------------- the stage
+def default_kinds(external: bool) -> list[str]:
+    """train-test and test-test, plus external-train and external-test when there is an external set."""
+    return ["train-test", "test-test"] + (["external-train", "external-test"] if external else [])
+
+
+def check_options(max_distance: int, min_std: float, cache: str | None, kinds: Sequence[str] | None,
+                  external: bool, extra_labels: str | None) -> list[str]:
+    """Validate the stage's options before any image is read; returns the kinds to search."""
+    check_param("max_distance", max_distance, "an int in [0, 64]", 0 <= max_distance <= 64, "hpa_ens.dedup")
+    check_param("min_std", min_std, "a finite number >= 0", bool(np.isfinite(min_std)) and min_std >= 0, "hpa_ens.dedup")
+    if cache is not None and not str(cache).endswith(".npz"):
+        raise ParameterError(f"The 'cache' parameter of hpa_ens.dedup must be a path ending in .npz. Got {cache!r} instead.")
+    if extra_labels and not external:
+        raise ParameterError("The '--extra-labels' option of hpa_ens.dedup needs '--extra-images DIR'. Got no "
+                             "--extra-images instead.")
+    kinds = list(kinds) if kinds else default_kinds(external)
+    for kind in kinds:
+        check_param("kinds", kind, f"one of {list(DUPLICATE_KINDS)}", kind in DUPLICATE_KINDS, "hpa_ens.dedup")
+        if "external" in kind and not external:
+            raise ParameterError(f"The 'kinds' parameter of hpa_ens.dedup asks for {kind!r}, which needs "
+                                 f"'--extra-images DIR'. Got no --extra-images instead.")
+    return list(dict.fromkeys(kinds))
+
+
+def run_dedup(folders: Mapping[str, str], kinds: Sequence[str], max_distance: int = 8, min_std: float = 2.0,
+              transforms: bool = True, cache_path: str | None = None, n_jobs: int = 1,
+              ids: Mapping[str, Sequence[str]] | None = None,
+              channels: Sequence[str] = CHANNELS) -> tuple[pd.DataFrame, dict]:
+    """Hash every set, drop near-blank images, find the pairs of every kind.
+
+    Parameters
+    ----------
+    folders : mapping set name ("train", "test", "external") -> image folder
+    kinds : kinds to search (see :func:`find_duplicates`)
+    ids : mapping set name -> Ids, optional
+        Hash only these Ids of a set (e.g. the labelled external images); default every complete Id.
+
+    Returns
+    -------
+    pairs : DataFrame Id_a, Id_b, distance, kind
+    info : dict with ``provenance`` (for the sidecar: folders, parameters) and per-set counts.
+    """
     import time
 
-    from .cli import console, parser
-    from .io import atomic_open
+    from .image_sets import folder_record
 
-    ap = parser("python -m hpa_ens.dedup", "Find near-duplicate images (train<->test, test<->test) by perceptual hash.")
-    ap.add_argument("--train-dir", required=True, help="folder of {Id}_{red,green,blue,yellow}.png train images")
+    # Provenance first: listing every folder is cheap and fails early on a missing one.
+    records = {name: folder_record(folder) for name, folder in folders.items()}
+    cache = read_cache(cache_path) if cache_path else {}
+    n_cached = len(cache)
+    t0 = time.perf_counter()
+    sets, counts = {}, {}
+    for name, folder in folders.items():
+        got_ids, hashes, stds = compute_hashes(folder, ids=(ids or {}).get(name), cache=cache, n_jobs=n_jobs,
+                                               channels=channels, description=name)
+        ok = (stds >= min_std).all(axis=1)
+        sets[name] = (np.asarray(got_ids, dtype=object)[ok], hashes[ok])
+        counts[name] = {"images": len(got_ids), "near_blank": int((~ok).sum())}
+    seconds_hash = time.perf_counter() - t0
+    if cache_path and len(cache) != n_cached:
+        write_cache(cache_path, cache)
+    t1 = time.perf_counter()
+    pairs = find_duplicates(sets, kinds, max_distance, transforms)
+    provenance = {"producer": "hpa_ens.dedup", "folders": records, "kinds": list(kinds),
+                  "max_distance": int(max_distance), "min_std": float(min_std), "transforms": bool(transforms),
+                  "hash": "pHash 64 bit of the protein channel and of the channel mean", "images": counts}
+    return pairs, {"provenance": provenance, "counts": counts, "new_hashes": len(cache) - n_cached,
+                   "seconds_hash": seconds_hash, "seconds_pairs": time.perf_counter() - t1}
+
+
+def summary_line(pairs: pd.DataFrame, info: dict, out) -> str:
+    counts = pairs["kind"].value_counts()
+    sets = ", ".join(f"{c['images']} {n}" for n, c in info["counts"].items())
+    blank = ", ".join(f"{c['near_blank']} {n}" for n, c in info["counts"].items())
+    found = ", ".join(f"{int(counts.get(k, 0))} {k}" for k in info["provenance"]["kinds"])
+    return (f"{sets} images hashed in {info['seconds_hash']:.1f} s ({info['new_hashes']} new); skipped near-blank: "
+            f"{blank}; pairs in {info['seconds_pairs']:.1f} s: {found} -> {out}")
+
+
+def build_parser():
+    from .cli import add_n_jobs_argument, add_task_argument, parser
+
+    ap = parser("python -m hpa_ens.dedup", "Find near-duplicate images (train, test and external HPAv18 images) "
+                                           "by perceptual hash.")
+    ap.add_argument("--train-dir", required=True, help="folder of {Id}_{red,green,blue,yellow}.png/.jpg/.tif train images")
     ap.add_argument("--test-dir", required=True, help="folder of test images")
-    ap.add_argument("--out", required=True, help="output CSV Id_a,Id_b,distance,kind")
+    ap.add_argument("--extra-images", "--extra-dir", dest="extra_images", default=None, metavar="DIR",
+                    help="folder of external (HPAv18) images; adds the external-train and external-test kinds")
+    ap.add_argument("--extra-labels", default=None, metavar="FILE",
+                    help="Id,Target of the external images: hash only these Ids (default: every image of the folder)")
+    ap.add_argument("--skip-missing", action="store_true",
+                    help="skip --extra-labels Ids without image files instead of refusing them")
+    ap.add_argument("--kinds", nargs="+", default=None, choices=DUPLICATE_KINDS,
+                    help="pair kinds to search (default: train-test test-test, plus external-train external-test "
+                         "with --extra-images)")
+    ap.add_argument("--out", required=True, help="output CSV Id_a,Id_b,distance,kind (+ .meta.json provenance beside it)")
     ap.add_argument("--max-distance", type=int, default=8, help="largest Hamming distance (of 64 bits) kept")
     ap.add_argument("--min-std", type=float, default=2.0,
                     help="skip images whose 32x32 green or channel-mean std (0..255) is below this (near-blank)")
     ap.add_argument("--no-transforms", action="store_true", help="do not try the 8 flips/rotations")
     ap.add_argument("--cache", default=None, help="hash cache (.npz), reused when files are unchanged")
-    ap.add_argument("--n-jobs", type=int, default=1, help="parallel decoding processes (joblib; -1 = all cores)")
-    args = ap.parse_args(argv)
-    check_param("max_distance", args.max_distance, "an int in [0, 64]", 0 <= args.max_distance <= 64, "hpa_ens.dedup")
-    check_param("n_jobs", args.n_jobs, "a non-zero int", args.n_jobs != 0, "hpa_ens.dedup")
-    if args.cache is not None and not str(args.cache).endswith(".npz"):
-        raise ParameterError(f"The 'cache' parameter of hpa_ens.dedup must be a path ending in .npz. Got {args.cache!r} instead.")
+    add_task_argument(ap)
+    add_n_jobs_argument(ap)
+    return ap
 
-    cache = read_cache(args.cache) if args.cache else {}
-    n_cached = len(cache)
-    t0 = time.perf_counter()
-    train_ids, train_h, train_s = compute_hashes(args.train_dir, cache=cache, n_jobs=args.n_jobs, description="train")
-    test_ids, test_h, test_s = compute_hashes(args.test_dir, cache=cache, n_jobs=args.n_jobs, description="test")
-    t_hash = time.perf_counter() - t0
-    if args.cache and len(cache) != n_cached:
-        write_cache(args.cache, cache)
-    train_ok = (train_s >= args.min_std).all(axis=1)
-    test_ok = (test_s >= args.min_std).all(axis=1)
-    t1 = time.perf_counter()
-    frame = duplicate_frame(np.asarray(train_ids, object)[train_ok], train_h[train_ok],
-                            np.asarray(test_ids, object)[test_ok], test_h[test_ok],
-                            args.max_distance, transforms=not args.no_transforms)
-    t_pair = time.perf_counter() - t1
-    with atomic_open(args.out, "w", encoding="utf-8", newline="") as handle:
-        frame.to_csv(handle, index=False, lineterminator="\n")
-    counts = frame["kind"].value_counts()
-    console.print(
-        f"{len(train_ids)} train + {len(test_ids)} test images hashed in {t_hash:.1f} s "
-        f"({len(cache) - n_cached} new); skipped near-blank: {int((~train_ok).sum())} train, {int((~test_ok).sum())} test; "
-        f"pairs in {t_pair:.1f} s: {int(counts.get('train-test', 0))} train-test, {int(counts.get('test-test', 0))} test-test "
-        f"-> {args.out}"
-    )
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import console, resolve_n_jobs
+    from .task import load_task
+
+    args = build_parser().parse_args(argv)
+    task, n_jobs = load_task(args.task), resolve_n_jobs(args.n_jobs)
+    kinds = check_options(args.max_distance, args.min_std, args.cache, args.kinds, bool(args.extra_images),
+                          args.extra_labels)
+    folders = {"train": args.train_dir, "test": args.test_dir}
+    ids = {}
+    if args.extra_images:
+        folders["external"] = args.extra_images
+        if args.extra_labels:
+            ids["external"] = image_sets.load_external(args.extra_images, args.extra_labels, task,
+                                                       skip_missing=args.skip_missing).ids
+    pairs, info = run_dedup(folders, kinds, args.max_distance, args.min_std, not args.no_transforms, args.cache,
+                            n_jobs, ids, task.channels)
+    if args.extra_labels:
+        info["provenance"]["external_labels"] = {"path": str(args.extra_labels), "sha256": sha256_file(args.extra_labels)}
+    write_duplicates(args.out, pairs, info["provenance"])
+    console.print(summary_line(pairs, info, args.out))
     return 0
 
 

@@ -5,8 +5,11 @@
 Writes into ``--out``: ``class_counts.png``, ``cooccurrence.png``, ``labels_per_image.png``,
 ``single_label_share.png``, ``target_share.png`` (with ``--target-dist``), ``summary.json`` (the key
 numbers), ``index.md`` and ``index.html`` (the plots with those numbers), and with ``--images``
-``channel_stats.json``: ``{"channels": [...], "mean": [4], "std": [4], "n_images": N, "size": S}`` in
-0..1 units, computed in one streaming pass (one image in memory per worker).
+``channel_stats.json`` (:mod:`hpa_ens.contract.channel_stats`): ``{"channels": [...], "mean": [4], "std": [4],
+"n_images": N, "size": S, "images": folder record}`` in 0..1 units of the uint8 pixels of
+:mod:`hpa_ens.images`, computed in one streaming pass (one image in memory per worker). Everything is
+computed before the output folder is created, so a bad input (a corrupt PNG) leaves nothing behind.
+``--task`` gives K and the class names (any multi-label task) and the channel names.
 """
 
 from __future__ import annotations
@@ -20,17 +23,19 @@ import numpy as np
 
 from .cli import console, entry, parser, progress
 from .io import atomic_write_json, atomic_write_text
-from ._validation import ContractError, check_param
-from .classes import CHANNELS, CLASS_NAMES, N_CLASSES
+from ._validation import ContractError, ParameterError, check_param
+from .classes import CHANNELS
 from .report import save_figure
-from ._validation import ContractError, ParameterError
 
 __all__ = [
     "label_summary",
     "cooccurrence",
     "merge_moments",
     "image_moments",
+    "array_moments",
     "channel_stats",
+    "array_channel_stats",
+    "explore",
     "write_plots",
     "write_index",
     "main",
@@ -122,9 +127,10 @@ def label_summary(Y: np.ndarray, target_shares: np.ndarray | None = None) -> dic
     return summary
 
 
-def _names(n_classes: int) -> list[str]:
-    if n_classes == N_CLASSES:
-        return [f"{k} {name}" for k, name in enumerate(CLASS_NAMES)]
+def _names(n_classes: int, class_names: Sequence[str] | None = None) -> list[str]:
+    """Axis labels "k name" (names from the task when they fit K, else the bare class ids)."""
+    if class_names is not None and len(class_names) == n_classes:
+        return [f"{k} {name}" for k, name in enumerate(class_names)]
     return [str(k) for k in range(n_classes)]
 
 
@@ -142,7 +148,7 @@ def write_plots(summary: dict, Y: np.ndarray, out_dir: Path, dpi: int = 100) -> 
 
     out_dir = Path(out_dir)
     n_classes = summary["n_classes"]
-    names = _names(n_classes)
+    names = _names(n_classes, summary.get("class_names"))
     ypos = np.arange(n_classes)
     written: dict[str, str] = {}
     height = max(4.0, 0.22 * n_classes + 1.0)
@@ -225,7 +231,7 @@ def write_plots(summary: dict, Y: np.ndarray, out_dir: Path, dpi: int = 100) -> 
 
 # -------------------------------------------------------------------------------------- index
 def _key_numbers(summary: dict) -> list[tuple[str, str]]:
-    names = _names(summary["n_classes"])
+    names = _names(summary["n_classes"], summary.get("class_names"))
     n = max(summary["n_images"], 1)
     rows = [
         ("images", f"{summary['n_images']:,}"),
@@ -248,7 +254,7 @@ def _key_numbers(summary: dict) -> list[tuple[str, str]]:
 
 def _class_rows(summary: dict) -> list[list[str]]:
     rows = []
-    for k, name in enumerate(_names(summary["n_classes"])):
+    for k, name in enumerate(_names(summary["n_classes"], summary.get("class_names"))):
         row = [name, f"{summary['class_counts'][k]:,}", f"{summary['class_share'][k]:.4f}",
                f"{summary['single_label_share'][k]:.3f}"]
         if "target_share" in summary:
@@ -315,22 +321,24 @@ def merge_moments(a: tuple[int, float, float], b: tuple[int, float, float]) -> t
 
 
 def image_moments(path: str | os.PathLike) -> tuple[tuple[int, float, float], tuple[int, int]]:
-    """``(count, mean, M2)`` of one single-channel image in 0..1 units, and its (height, width).
+    """``(count, mean, M2)`` of one channel file in 0..1 units, and its (height, width).
 
-    8-bit images are divided by 255, 16-bit by 65535; colour images are converted to grey.
+    The file is decoded by :func:`hpa_ens.images.read_channel` (PNG/JPG/TIFF; 16-bit scaled to uint8 by
+    ``round(value * 255 / 65535)``, colour converted to grey) and divided by 255, so the statistics are
+    those of the pixels every other stage sees. A file that cannot be decoded raises
+    :class:`hpa_ens.images.ImageError` naming it.
     """
-    from PIL import Image
+    from .images import read_channel
 
-    with Image.open(path) as image:
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            pixels = np.asarray(image, dtype=np.float64) / 65535.0
-        else:
-            if image.mode != "L":
-                image = image.convert("L")
-            pixels = np.asarray(image, dtype=np.float64) / 255.0
-    mean = float(pixels.mean())
-    m2 = float(np.square(pixels - mean).sum())
-    return (int(pixels.size), mean, m2), (int(pixels.shape[0]), int(pixels.shape[1]))
+    return array_moments(read_channel(path))
+
+
+def array_moments(pixels: np.ndarray) -> tuple[tuple[int, float, float], tuple[int, int]]:
+    """``(count, mean, M2)`` of a uint8 array in 0..1 units, and its shape (H, W)."""
+    values = np.asarray(pixels, dtype=np.float64) / 255.0
+    mean = float(values.mean())
+    m2 = float(np.square(values - mean).sum())
+    return (int(values.size), mean, m2), (int(values.shape[-2]), int(values.shape[-1]))
 
 
 def _chunk_moments(paths: list[tuple[int, str]], n_channels: int) -> tuple[list[tuple[int, float, float]], dict]:
@@ -344,32 +352,70 @@ def _chunk_moments(paths: list[tuple[int, str]], n_channels: int) -> tuple[list[
 
 
 def find_images(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNELS) -> dict[str, list[str]]:
-    """``{Id: [channels present]}`` for files named ``{Id}_{channel}.png`` in ``image_dir`` (sorted by Id)."""
-    image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise ContractError(f"{image_dir}: not a directory of images.")
-    found: dict[str, list[str]] = {}
-    suffixes = {f"_{c}.png": c for c in channels}
-    for entry_ in sorted(os.scandir(image_dir), key=lambda e: e.name):
-        for suffix, channel in suffixes.items():
-            if entry_.name.endswith(suffix) and entry_.is_file():
-                found.setdefault(entry_.name[: -len(suffix)], []).append(channel)
+    """``{Id: [channels present]}`` for files ``{Id}_{channel}.{png,jpg,tif}`` in ``image_dir`` (sorted by Id)."""
+    from .image_sets import scan_images
+
+    found = scan_images(image_dir, channels)
     if not found:
         raise ContractError(
-            f"{image_dir}: no images named {{Id}}_{{{','.join(channels)}}}.png. Got "
+            f"{image_dir}: no images named {{Id}}_{{{','.join(channels)}}}.png/.jpg/.tif. Got "
             f"{len(os.listdir(image_dir))} other entries instead."
         )
-    return dict(sorted(found.items()))
+    return {i: list(have) for i, have in found.items()}
+
+
+def _finish(totals, sizes, n_files, channels, n_images) -> dict:
+    stats: dict = {
+        "channels": list(channels),
+        "mean": [float(m) for _, m, _ in totals],
+        "std": [float(np.sqrt(m2 / n)) if n else 0.0 for n, _, m2 in totals],
+        "n_images": int(n_images),
+    }
+    square = {h for h, w in sizes if h == w}
+    stats["size"] = int(next(iter(square))) if len(sizes) == 1 and square else None
+    if stats["size"] is None:
+        stats["sizes"] = [[h, w, c] for (h, w), c in sorted(sizes.items())]
+    stats["n_files"] = list(n_files)
+    return stats
+
+
+def array_channel_stats(images: np.ndarray, max_images: int | None = 2000,
+                        channels: Sequence[str] = CHANNELS) -> dict:
+    """:func:`channel_stats` of an in-memory image array (e.g. the base models' uint8 cache).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, n_channels, H, W), uint8 (a memmap is fine)
+    max_images : int or None
+        Use this many evenly spaced images (deterministic; all when None).
+
+    Returns
+    -------
+    stats : dict, the layout of :func:`channel_stats` (``channels`` has n_channels names)
+    """
+    n = len(images)
+    n_channels = images.shape[1]
+    channels = list(channels)[:n_channels] if len(channels) >= n_channels else [str(c) for c in range(n_channels)]
+    take = n if max_images is None else min(max_images, n)
+    rows = np.unique(np.linspace(0, n - 1, take).astype(int)) if n else np.zeros(0, int)
+    totals = [(0, 0.0, 0.0)] * n_channels
+    for start in range(0, len(rows), 256):
+        block = np.asarray(images[rows[start:start + 256]])
+        for c in range(n_channels):
+            totals[c] = merge_moments(totals[c], array_moments(block[:, c])[0])
+    sizes = {(int(images.shape[2]), int(images.shape[3])): len(rows)} if len(rows) else {}
+    return _finish(totals, sizes, [len(rows)] * n_channels, channels, len(rows))
 
 
 def channel_stats(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNELS, n_jobs: int = 1,
                   max_images: int | None = None, seed: int = 0, chunk_size: int = 32,
                   show_progress: bool = True) -> dict:
-    """Per-channel pixel mean and standard deviation over a folder of ``{Id}_{channel}.png`` files.
+    """Per-channel pixel mean and standard deviation over a folder of ``{Id}_{channel}`` image files.
 
-    One streaming pass: each worker decodes one image at a time and keeps only ``(count, mean, M2)``
-    per channel; chunk results are merged in a fixed order, so the numbers do not depend on
-    ``n_jobs``.
+    The one channel-statistics function of the project (:func:`array_channel_stats` is the same for an
+    in-memory array). One streaming pass: each worker decodes one file at a time with
+    :mod:`hpa_ens.images` and keeps only ``(count, mean, M2)`` per channel; chunk results are merged in
+    a fixed order, so the numbers do not depend on ``n_jobs``.
 
     Parameters
     ----------
@@ -386,26 +432,34 @@ def channel_stats(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNE
     Returns
     -------
     stats : dict
-        ``{"channels": [...], "mean": [...], "std": [...], "n_images": N, "size": S, "n_files": [...]}``
-        with mean/std in 0..1 units (population std over all pixels); ``size`` is the side length
-        when every image is S×S, else None with ``sizes`` listing ``[h, w, count]``.
+        ``{"channels": [...], "mean": [...], "std": [...], "n_images": N, "size": S, "n_files": [...],
+        "images": folder record}`` with mean/std in 0..1 units (population std over all pixels);
+        ``size`` is the side length when every image is S×S, else None with ``sizes`` listing
+        ``[h, w, count]``. Written and read through :mod:`hpa_ens.contract.channel_stats`.
+
+    Raises
+    ------
+    hpa_ens.images.ImageError
+        A file that cannot be decoded (named), before anything is written.
     """
     from joblib import Parallel, delayed
 
+    from .image_sets import folder_record, scan_images
+
     found = find_images(image_dir, channels)
+    paths = scan_images(image_dir, channels)
     ids = list(found)
     if max_images is not None and max_images < len(ids):
         rng = np.random.default_rng(seed)
         ids = sorted(rng.choice(ids, size=max_images, replace=False).tolist())
-    image_dir = Path(image_dir)
-    jobs = [(ci, str(image_dir / f"{i}_{c}.png")) for i in ids for ci, c in enumerate(channels) if c in found[i]]
+    jobs = [(ci, str(paths[i][c])) for i in ids for ci, c in enumerate(channels) if c in paths[i]]
     chunks = [jobs[s: s + chunk_size] for s in range(0, len(jobs), chunk_size)]
     totals = [(0, 0.0, 0.0)] * len(channels)
     n_files = [0] * len(channels)
     for ci, _ in jobs:
         n_files[ci] += 1
     sizes: dict[tuple[int, int], int] = {}
-    runner = Parallel(n_jobs=n_jobs, return_as="generator")
+    runner = Parallel(n_jobs=max(1, min(n_jobs, len(chunks))), return_as="generator")
     results = runner(delayed(_chunk_moments)(chunk, len(channels)) for chunk in chunks)
     with progress(transient=True) as bar:
         task = bar.add_task("channel stats", total=len(jobs), visible=show_progress)
@@ -415,71 +469,101 @@ def channel_stats(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNE
             for shape, count in chunk_sizes.items():
                 sizes[shape] = sizes.get(shape, 0) + count
             bar.advance(task, len(chunk))
-    stats: dict = {
-        "channels": list(channels),
-        "mean": [float(m) for _, m, _ in totals],
-        "std": [float(np.sqrt(m2 / n)) if n else 0.0 for n, _, m2 in totals],
-        "n_images": len(ids),
-    }
-    square = {h for h, w in sizes if h == w}
-    stats["size"] = int(next(iter(square))) if len(sizes) == 1 and square else None
-    if stats["size"] is None:
-        stats["sizes"] = [[h, w, c] for (h, w), c in sorted(sizes.items())]
-    stats["n_files"] = n_files
+    stats = _finish(totals, sizes, n_files, channels, len(ids))
+    stats["images"] = folder_record(image_dir)
     return stats
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def main(argv: Sequence[str] | None = None) -> int:
-    from .labels import read_labels, read_target_distribution
+# ---------------------------------------------------------------------------------- the stage
+def explore(labels_path=None, images=None, task=None, target_dist=None, target_column=None,
+            max_images=None, n_jobs: int = 1, seed: int = 0) -> dict:
+    """Compute everything the report needs, writing nothing (so a bad input leaves no folder behind).
+
+    Returns
+    -------
+    result : dict with ``summary`` (or None), ``Y`` (or None), ``stats`` (channel stats or None)
+    """
+    from .labels import read_target_distribution
+    from .task import load_task
+
+    task = load_task(task)
+    stats = channel_stats(images, task.channels, n_jobs=n_jobs, max_images=max_images, seed=seed) if images else None
+    summary = Y = None
+    if labels_path:
+        from .labels import read_labels
+
+        Y = read_labels(labels_path, allow_empty=True, task=task).to_numpy()
+        target = read_target_distribution(target_dist, column=target_column, task=task) if target_dist else None
+        summary = label_summary(Y, target)
+        summary.update({"task": task.name, "class_names": list(task.class_names), "source": str(labels_path)})
+        if target_dist:
+            summary["target_source"] = str(target_dist)
+        if stats is not None:
+            summary["channel_stats"] = stats
+    return {"summary": summary, "Y": Y, "stats": stats}
+
+
+def write_report(result: dict, out_dir: Path, dpi: int = 100) -> None:
+    """Write channel_stats.json (through the contract), the plots, summary.json and the index pages."""
+    from .contract.channel_stats import write_channel_stats
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if result["stats"] is not None:
+        write_channel_stats(out_dir / "channel_stats.json", result["stats"])
+    if result["summary"] is not None:
+        plots = write_plots(result["summary"], result["Y"], out_dir, dpi=dpi)
+        atomic_write_json(out_dir / "summary.json", result["summary"])
+        write_index(result["summary"], plots, out_dir)
+
+
+def summary_lines(result: dict) -> list[str]:
+    lines = []
+    stats = result["stats"]
+    if stats is not None:
+        lines.append(f"channel stats over {stats['n_images']:,} images: mean "
+                     + " ".join(f"{m:.4f}" for m in stats["mean"]) + ", std " + " ".join(f"{s:.4f}" for s in stats["std"]))
+    if result["summary"] is not None:
+        lines += [f"{key}: {value}" for key, value in _key_numbers(result["summary"])]
+    return lines
+
+
+def check_options(args) -> None:
+    if args.labels is None and args.images is None:
+        raise ParameterError("The '--labels' parameter must be given (or '--images'). Got neither instead.")
+    check_param("--dpi", args.dpi, "an integer >= 10", args.dpi >= 10)
+    check_param("--max-images", args.max_images, "a positive integer", args.max_images is None or args.max_images > 0)
+    if args.target_dist and not args.labels:
+        raise ParameterError("The '--target-dist' parameter needs '--labels'. Got no --labels instead.")
+
+
+def build_parser():
+    from .cli import add_n_jobs_argument, add_task_argument
 
     p = parser("python -m hpa_ens.eda", "Label exploration plots and per-channel image statistics.")
     p.add_argument("--labels", help="train.csv (Id,Target)")
     p.add_argument("--target-dist", help="CSV with one share per class (e.g. lb_label_distribution.csv)")
     p.add_argument("--target-column", default=None, help="column of --target-dist (default: lb, else share)")
-    p.add_argument("--images", help="folder of {Id}_{red,green,blue,yellow}.png for channel mean/std")
+    p.add_argument("--images", help="folder of {Id}_{channel}.png/.jpg/.tif for channel mean/std")
     p.add_argument("--max-images", type=int, default=None, help="channel stats on a seeded subset of Ids")
-    p.add_argument("--n-jobs", type=int, default=1, help="parallel image decoders")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dpi", type=int, default=100)
-    p.add_argument("--out", required=True, help="output folder")
-    args = p.parse_args(argv)
+    p.add_argument("--out", required=True, help="output folder (created only once everything is computed)")
+    add_task_argument(p)
+    add_n_jobs_argument(p)
+    return p
 
-    if args.labels is None and args.images is None:
-        raise ParameterError("The '--labels' parameter must be given (or '--images'). Got neither instead.")
-    check_param("--dpi", args.dpi, "an integer >= 10", args.dpi >= 10)
-    check_param("--n-jobs", args.n_jobs, "a non-zero integer", args.n_jobs != 0)
-    check_param("--max-images", args.max_images, "a positive integer",
-                args.max_images is None or args.max_images > 0)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
-    stats = None
-    if args.images:
-        stats = channel_stats(args.images, n_jobs=args.n_jobs, max_images=args.max_images, seed=args.seed)
-        atomic_write_json(out_dir / "channel_stats.json", stats)
-        console.print(f"channel stats over {stats['n_images']:,} images: mean "
-                      + " ".join(f"{m:.4f}" for m in stats["mean"]) + ", std "
-                      + " ".join(f"{s:.4f}" for s in stats["std"]))
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import resolve_n_jobs
 
-    if args.labels:
-        labels = read_labels(args.labels, allow_empty=True)
-        Y = labels.to_numpy()
-        target = None
-        if args.target_dist:
-            target = read_target_distribution(args.target_dist, column=args.target_column)
-        summary = label_summary(Y, target)
-        summary["source"] = str(args.labels)
-        if args.target_dist:
-            summary["target_source"] = str(args.target_dist)
-        if stats is not None:
-            summary["channel_stats"] = stats
-        plots = write_plots(summary, Y, out_dir, dpi=args.dpi)
-        atomic_write_json(out_dir / "summary.json", summary)
-        write_index(summary, plots, out_dir)
-        for key, value in _key_numbers(summary):
-            console.print(f"{key}: {value}")
-    console.print(f"wrote {out_dir}/")
+    args = build_parser().parse_args(argv)
+    check_options(args)
+    result = explore(args.labels, args.images, args.task, args.target_dist, args.target_column, args.max_images,
+                     resolve_n_jobs(args.n_jobs), args.seed)
+    write_report(result, Path(args.out), args.dpi)
+    for line in summary_lines(result):
+        console.print(line)
+    console.print(f"wrote {args.out}/")
     return 0
 
 

@@ -1,16 +1,20 @@
 """Cross-validation folds: multilabel-stratified, duplicate-aware, with a split-quality report.
 
-``python -m hpa_ens.folds --labels train.csv --out folds.csv --n-folds 5 --seed 0 [--groups FILE ...]``
+``python -m hpa_ens.folds --labels train.csv --out folds.csv --n-folds 5 --seed 0 [--groups FILE ...]
+[--extra-labels HPAv18.csv] [--task T]``
 
 Duplicate Ids (``--groups``) are merged into groups first; each group is stratified as one sample
 carrying the union of its members' labels, and its fold is then given to every member, so a group
-never spans two folds. The splitter itself is ``iterstrat``'s ``MultilabelStratifiedKFold``
+never spans two folds. External (HPAv18) Ids (``--extra-labels``) take part in the merge: an external
+image that duplicates a train image is tied to that image's fold (``folds.extra.csv``, see
+:mod:`hpa_ens.contract.extra_folds`) so the model that predicts the train image out of fold never
+trains on its near-copy. The splitter itself is ``iterstrat``'s ``MultilabelStratifiedKFold``
 (Sechidis et al. 2011) with ``shuffle=True`` and the seed.
 
 Strategies (``--strategy``):
 
 ``iterative`` (default)
-    Iterative stratification over all 28 labels jointly.
+    Iterative stratification over all K labels jointly.
 ``rarest``
     Each group is reduced to its rarest label (the class with the fewest positives in the whole set)
     and split with scikit-learn's ``StratifiedKFold``; the usual Kaggle-kernel recipe.
@@ -36,7 +40,6 @@ import pandas as pd
 from .cli import console, entry, parser
 from .io import atomic_write_json
 from ._validation import check_param
-from .classes import CLASS_NAMES, N_CLASSES
 from .report import save_figure
 from ._validation import ContractError
 
@@ -289,7 +292,7 @@ def compare_with_kfold(Y: np.ndarray, folds: np.ndarray, n_folds: int, seed: int
 
 
 # ------------------------------------------------------------------------------------- outputs
-def report_table(comparison: dict, strategy: str):
+def report_table(comparison: dict, strategy: str, class_names: Sequence[str] | None = None):
     """A rich table: per class positives per fold (min/max) for the split and for KFold, then totals."""
     from rich.table import Table
 
@@ -304,7 +307,7 @@ def report_table(comparison: dict, strategy: str):
     K = split["n_folds"]
     for k in range(len(split["class_total"])):
         total = split["class_total"][k]
-        name = CLASS_NAMES[k] if len(split["class_total"]) == N_CLASSES else str(k)
+        name = class_names[k] if class_names is not None and len(class_names) == len(split["class_total"]) else str(k)
         table.add_row(str(k), name, str(total), f"{total / K:.1f}",
                       f"{split['pos_min'][k]}–{split['pos_max'][k]}",
                       f"{kfold['pos_min'][k]}–{kfold['pos_max'][k]}")
@@ -354,11 +357,112 @@ def report_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(f"{stem}.report.json"), out.with_name(f"{stem}.report.png")
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def main(argv: Sequence[str] | None = None) -> int:
-    from .contract import write_folds
+# ---------------------------------------------------------------------------------- the stage
+def assign_extra_folds(codes_all: np.ndarray, n_train: int, folds: np.ndarray) -> np.ndarray:
+    """Fold of each external image: its duplicate group's train fold, or -1 when the group has no train Id.
+
+    Parameters
+    ----------
+    codes_all : ndarray of shape (n_train + n_extra,)
+        Group numbers of the train Ids followed by the external Ids (one merge over all of them).
+    n_train : int
+    folds : ndarray of shape (n_train,), the train folds (a group never spans two folds)
+
+    Returns
+    -------
+    extra_folds : ndarray of shape (n_extra,), int64 in -1..K-1
+    """
+    codes_all = np.asarray(codes_all)
+    fold_of_group = dict(zip(codes_all[:n_train].tolist(), np.asarray(folds).tolist()))
+    return np.array([fold_of_group.get(c, -1) for c in codes_all[n_train:].tolist()], dtype=np.int64)
+
+
+def build_folds(labels: pd.DataFrame, n_folds: int = 5, seed: int = 0, strategy: str = "iterative",
+                group_files: Sequence[str] = (), extra_ids: Sequence[str] = ()) -> dict:
+    """Folds for the train Ids of ``labels`` (and the fold tie of each external Id).
+
+    Parameters
+    ----------
+    labels : DataFrame of shape (n_train, K), 0/1, indexed by Id
+    group_files : duplicate files (see :mod:`hpa_ens.groups`)
+    extra_ids : external (HPAv18) Ids; pairs through them join train Ids too, and each gets the fold of
+        the train images it duplicates (-1 when none)
+
+    Returns
+    -------
+    result : dict with ``folds`` (Series by train Id), ``extra`` (Series by external Id, or None),
+        ``codes`` (train group codes or None), ``comparison`` (:func:`compare_with_kfold`), ``report``
+        (the JSON report), ``seconds``
+    """
     from .groups import group_codes, read_groups
-    from .labels import read_labels
+
+    check_param("n_folds", n_folds, "an integer >= 2", n_folds >= 2)
+    check_param("seed", seed, "a non-negative integer", seed >= 0)
+    ids, extra_ids = labels.index.tolist(), list(extra_ids)
+    shared = set(ids) & set(extra_ids)
+    if shared:
+        raise ContractError(f"{len(shared)} external Ids are also train Ids (one Id would name two images); "
+                            f"first: {sorted(shared)[:3]}.")
+    codes = codes_all = None
+    if group_files or extra_ids:
+        everything = ids + extra_ids
+        codes_all = group_codes(read_groups(list(group_files), ids=everything), everything) if group_files \
+            else np.arange(len(everything))
+        codes = codes_all[: len(ids)]
+    start = time.perf_counter()
+    folds = make_folds(labels.to_numpy(), n_folds, seed, codes, strategy)
+    seconds = time.perf_counter() - start
+    extra = None
+    if extra_ids:
+        extra = pd.Series(assign_extra_folds(codes_all, len(ids), folds), index=pd.Index(extra_ids, name="Id"),
+                          name="fold")
+    sizes = np.bincount(codes) if codes is not None else np.zeros(0, np.int64)
+    comparison = compare_with_kfold(labels.to_numpy(), folds, n_folds, seed, codes if group_files else None)
+    report = {"groups": [str(g) for g in group_files], "n_duplicate_groups": int((sizes > 1).sum()),
+              "n_duplicate_ids": int(sizes[sizes > 1].sum()), "n_folds": n_folds, "seed": seed, "strategy": strategy}
+    if extra is not None:
+        report["n_extra"] = int(len(extra))
+        report["n_extra_tied"] = int((extra >= 0).sum())
+    return {"folds": pd.Series(folds, index=pd.Index(ids, name="Id"), name="fold"), "extra": extra, "codes": codes,
+            "comparison": comparison, "report": {**report, **comparison}, "seconds": seconds}
+
+
+def write_outputs(result: dict, out: Path, labels_path: str, task, plot: bool,
+                  extra_out: Path | None = None) -> list[Path]:
+    """folds.csv, folds.report.json (+ .png), and folds.extra.csv when there are external Ids."""
+    from .contract import write_folds
+    from .contract.extra_folds import write_extra_folds
+
+    write_folds(out, result["folds"])
+    written = [out]
+    if result["extra"] is not None:
+        write_extra_folds(extra_out, result["extra"])
+        written.append(extra_out)
+    json_path, png_path = report_paths(out)
+    atomic_write_json(json_path, {"labels": str(labels_path), "task": task.name, **result["report"]})
+    written.append(json_path)
+    if plot:
+        plot_quality(result["comparison"], result["report"]["strategy"], png_path)
+        written.append(png_path)
+    return written
+
+
+def summary_lines(result: dict) -> list[str]:
+    r = result["report"]
+    lines = []
+    if r["groups"]:
+        lines.append(f"duplicate groups: {r['n_duplicate_groups']} covering {r['n_duplicate_ids']} train Ids "
+                     f"(from {len(r['groups'])} file(s))")
+    if result["extra"] is not None:
+        lines.append(f"external Ids: {r['n_extra']}, {r['n_extra_tied']} tied to a train fold by a duplicate "
+                     f"(the model of that fold does not train on them)")
+    n = len(result["folds"])
+    lines.append(f"{n:,} rows, {r['n_folds']} folds, {result['seconds']:.2f} s")
+    return lines
+
+
+def build_parser():
+    from .cli import add_task_argument
 
     p = parser("python -m hpa_ens.folds", "Multilabel-stratified, duplicate-aware cross-validation folds.")
     p.add_argument("--labels", required=True, help="train.csv (Id,Target)")
@@ -367,48 +471,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--groups", nargs="+", action="extend", default=[], metavar="FILE",
                    help="duplicate files (ID,Group Id | Id1,Id2 | Id_a,Id_b | Extra,Test); repeatable")
+    p.add_argument("--extra-labels", default=None, metavar="FILE",
+                   help="Id,Target of external (HPAv18) images: each gets the fold of the train images it duplicates "
+                        "(per --groups) in <out stem>.extra.csv, -1 when none")
+    p.add_argument("--extra-out", default=None, metavar="FILE", help="where to write the external folds "
+                                                                     "(default: <out stem>.extra.csv)")
     p.add_argument("--strategy", choices=STRATEGIES, default="iterative")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG of the split quality")
-    args = p.parse_args(argv)
+    add_task_argument(p)
+    return p
 
-    check_param("n_folds", args.n_folds, "an integer >= 2", args.n_folds >= 2)
-    check_param("seed", args.seed, "a non-negative integer", args.seed >= 0)
-    labels = read_labels(args.labels)
-    ids = labels.index.tolist()
-    Y = labels.to_numpy()
-    codes = None
-    n_dup_groups = n_dup_ids = 0
-    if args.groups:
-        groups = read_groups(args.groups, ids=ids)
-        codes = group_codes(groups, ids)
-        sizes = np.bincount(codes)
-        n_dup_groups = int((sizes > 1).sum())
-        n_dup_ids = int(sizes[sizes > 1].sum())
-        console.print(f"duplicate groups: {n_dup_groups} covering {n_dup_ids} train Ids "
-                      f"(from {len(args.groups)} file(s))")
 
-    start = time.perf_counter()
-    folds = make_folds(Y, args.n_folds, args.seed, codes, args.strategy)
-    seconds = time.perf_counter() - start
+def main(argv: Sequence[str] | None = None) -> int:
+    from .contract.extra_folds import extra_folds_path
+    from .labels import read_labels
+    from .task import load_task
+
+    args = build_parser().parse_args(argv)
+    task = load_task(args.task)
+    labels = read_labels(args.labels, task=task)
+    extra_ids = read_labels(args.extra_labels, task=task).index.tolist() if args.extra_labels else []
+    result = build_folds(labels, args.n_folds, args.seed, args.strategy, args.groups, extra_ids)
     out = Path(args.out)
-    write_folds(out, pd.Series(folds, index=pd.Index(ids, name="Id"), name="fold"))
-
-    comparison = compare_with_kfold(Y, folds, args.n_folds, args.seed, codes)
-    json_path, png_path = report_paths(out)
-    atomic_write_json(json_path, {
-        "labels": str(args.labels),
-        "groups": [str(g) for g in args.groups],
-        "n_duplicate_groups": n_dup_groups,
-        "n_duplicate_ids": n_dup_ids,
-        "n_folds": args.n_folds,
-        "seed": args.seed,
-        "strategy": args.strategy,
-        **comparison,
-    })
-    if not args.no_plot:
-        plot_quality(comparison, args.strategy, png_path)
-    console.print(report_table(comparison, args.strategy))
-    console.print(f"wrote {out} ({len(ids):,} rows, {args.n_folds} folds, {seconds:.2f} s) and {json_path}")
+    extra_out = Path(args.extra_out) if args.extra_out else extra_folds_path(out)
+    written = write_outputs(result, out, args.labels, task, not args.no_plot, extra_out)
+    console.print(report_table(result["comparison"], args.strategy, task.class_names))
+    for line in summary_lines(result):
+        console.print(line)
+    console.print("wrote " + ", ".join(map(str, written)))
     return 0
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "merge_pairs",
     "read_groups",
     "group_codes",
+    "group_members",
     "duplicate_groups",
 ]
 
@@ -200,9 +201,36 @@ def group_codes(groups: dict[str, int], ids: Sequence[str]) -> np.ndarray:
     return codes
 
 
-def duplicate_groups(groups: dict[str, int]) -> list[list[str]]:
+def group_members(groups: dict[str, int]) -> list[list[str]]:
     """Groups with two or more members, as lists of Ids (members in mapping order, groups by number)."""
     members: dict[int, list[str]] = {}
     for value, code in groups.items():
         members.setdefault(code, []).append(value)
     return [m for _, m in sorted(members.items()) if len(m) > 1]
+
+
+def duplicate_groups(ids: Sequence[str], pairs: Iterable[tuple[str, str]], through_outside: bool = True) -> np.ndarray:
+    """Duplicate-group number of each of ``ids``: connected components of the pair graph.
+
+    The one grouping rule of the project (folds keep a group in one fold; submit averages a group of
+    test images).
+
+    Parameters
+    ----------
+    ids : sequence of str, length n
+    pairs : iterable of (Id, Id)
+    through_outside : bool
+        True (folds): pairs naming Ids outside ``ids`` still join, so two train images that each
+        duplicate one test image form a group. False (submit's test-test averaging): only pairs with
+        both Ids in ``ids`` count.
+
+    Returns
+    -------
+    codes : ndarray of shape (n,), int64; equal values = one group, numbered 0.. by first member in ``ids``
+    """
+    ids = list(ids)
+    pairs = list(pairs)
+    if not through_outside:
+        known = set(ids)
+        pairs = [(a, b) for a, b in pairs if a in known and b in known]
+    return group_codes(merge_pairs(pairs, ids=ids), ids)

@@ -1,28 +1,34 @@
 """Targets ("16 0") <-> indicator matrices, and the Kaggle label and submission files.
 
-Parameters and returns follow one convention: ``Y`` is an ``(n_samples, 28)`` uint8/bool indicator
-matrix, rows in the order of ``ids``.
+Parameters and returns follow one convention: ``Y`` is an ``(n_samples, K)`` uint8/bool indicator
+matrix, rows in the order of ``ids``; K comes from the task (default HPA 2018, 28 classes).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, check_ids, read_csv_strings
-from .classes import N_CLASSES
-from ._validation import ContractError, ParameterError
+from ._validation import ContractError, ParameterError, check_ids, read_csv_strings
+from .task import Task, load_task
 
 
-def parse_target(text, source: str = "Target", row: int | None = None, allow_empty: bool = False) -> list[int]:
-    """Parse one space-separated Target string into sorted class ids.
+class EmptyTargetWarning(UserWarning):
+    """A labels file holds rows with no label (allowed; common outside HPA)."""
+
+
+def parse_target(text, source: str = "Target", row: int | None = None, allow_empty: bool = False,
+                 n_classes: int | None = None) -> list[int]:
+    """Parse one space-separated Target string into sorted class ids (``0..n_classes-1``).
 
     Refuses an unknown id, a repeated id, and (unless ``allow_empty``) an empty Target.
     """
+    n_classes = load_task(None).n_classes if n_classes is None else n_classes
     where = f"{source}, row {row}" if row is not None else source
     if text is None or (isinstance(text, float) and np.isnan(text)):
         text = ""
@@ -33,9 +39,9 @@ def parse_target(text, source: str = "Target", row: int | None = None, allow_emp
         raise ContractError(f"{where}: the Target is empty; every image needs at least one label. Got {text!r} instead.")
     ids: list[int] = []
     for token in text.split():
-        if not token.isdigit() or int(token) >= N_CLASSES:
+        if not token.isdigit() or int(token) >= n_classes:
             raise ContractError(
-                f"{where}: unknown class id {token!r} in Target {text!r}; expected integers 0..{N_CLASSES - 1}."
+                f"{where}: unknown class id {token!r} in Target {text!r}; expected integers 0..{n_classes - 1}."
             )
         ids.append(int(token))
     if len(set(ids)) != len(ids):
@@ -44,16 +50,18 @@ def parse_target(text, source: str = "Target", row: int | None = None, allow_emp
     return sorted(ids)
 
 
-def targets_to_matrix(targets: Sequence, source: str = "Target", allow_empty: bool = False) -> np.ndarray:
+def targets_to_matrix(targets: Sequence, source: str = "Target", allow_empty: bool = False,
+                      task: Task | str | None = None) -> np.ndarray:
     """Parse Target strings into an indicator matrix.
 
     Returns
     -------
-    Y : ndarray of shape (n_samples, 28), dtype uint8
+    Y : ndarray of shape (n_samples, K), dtype uint8
     """
-    Y = np.zeros((len(targets), N_CLASSES), dtype=np.uint8)
+    n_classes = load_task(task).n_classes
+    Y = np.zeros((len(targets), n_classes), dtype=np.uint8)
     for row, text in enumerate(targets, start=1):
-        Y[row - 1, parse_target(text, source, row, allow_empty)] = 1
+        Y[row - 1, parse_target(text, source, row, allow_empty, n_classes)] = 1
     return Y
 
 
@@ -81,18 +89,28 @@ def _read_csv(path, columns: Sequence[str]) -> pd.DataFrame:
     return df
 
 
-def read_labels(path, allow_empty: bool = False, id_column: str = "Id", target_column: str = "Target") -> pd.DataFrame:
+def read_labels(path, allow_empty: bool = True, id_column: str = "Id", target_column: str = "Target",
+                task: Task | str | None = None) -> pd.DataFrame:
     """Read a Kaggle-style label file (``train.csv``, HPAv18 external, leak files with ``Id,Target``).
+
+    Rows with an empty Target (no label) are kept and counted in an :class:`EmptyTargetWarning`;
+    ``allow_empty=False`` refuses them instead.
 
     Returns
     -------
-    labels : DataFrame indexed by Id, columns 0..27 (int), dtype uint8
+    labels : DataFrame indexed by Id, columns 0..K-1 (int), dtype uint8
     """
+    task = load_task(task)
     df = _read_csv(path, [id_column, target_column])
     ids = df[id_column].tolist()
     check_ids(ids, str(path))
-    Y = targets_to_matrix(df[target_column].tolist(), str(path), allow_empty=allow_empty)
-    return pd.DataFrame(Y, index=pd.Index(ids, name="Id"), columns=range(N_CLASSES))
+    Y = targets_to_matrix(df[target_column].tolist(), str(path), allow_empty=allow_empty, task=task)
+    n_empty = int((Y.sum(axis=1) == 0).sum())
+    if n_empty:
+        first = ids[int(np.flatnonzero(Y.sum(axis=1) == 0)[0])]
+        warnings.warn(f"{path}: {n_empty} of {len(ids)} rows have no label (first: Id {first!r}); they are kept as "
+                      f"all-negative rows.", EmptyTargetWarning, stacklevel=2)
+    return pd.DataFrame(Y, index=pd.Index(ids, name="Id"), columns=range(task.n_classes))
 
 
 def read_sample_submission(path) -> pd.Index:
@@ -103,13 +121,14 @@ def read_sample_submission(path) -> pd.Index:
     return pd.Index(ids, name="Id")
 
 
-def read_submission(path) -> pd.DataFrame:
+def read_submission(path, task: Task | str | None = None) -> pd.DataFrame:
     """Read ``Id,Predicted`` (empty predictions allowed) as an indicator DataFrame indexed by Id."""
+    task = load_task(task)
     df = _read_csv(path, ["Id", "Predicted"])
     ids = df["Id"].tolist()
     check_ids(ids, str(path))
-    Y = targets_to_matrix(df["Predicted"].tolist(), str(path), allow_empty=True)
-    return pd.DataFrame(Y, index=pd.Index(ids, name="Id"), columns=range(N_CLASSES))
+    Y = targets_to_matrix(df["Predicted"].tolist(), str(path), allow_empty=True, task=task)
+    return pd.DataFrame(Y, index=pd.Index(ids, name="Id"), columns=range(task.n_classes))
 
 
 def labels_frame(ids: Sequence[str], Y: np.ndarray, column: str = "Target") -> pd.DataFrame:
@@ -124,36 +143,67 @@ def write_labels(path: str | os.PathLike, ids: Sequence[str], Y: np.ndarray, col
     atomic_write_text(path, labels_frame(ids, Y, column).to_csv(index=False, lineterminator="\n"))
 
 
-def read_target_distribution(source, column: str | None = None, labels: pd.DataFrame | None = None) -> np.ndarray:
-    """Per-class target positive shares, shape (28,).
+#: Column names that identify the class of each row of a target-distribution file.
+CLASS_ID_COLUMNS = ("class", "class_id", "id", "Id")
 
-    ``source`` is ``"train"`` (the shares of ``labels``) or a CSV with one row per class (row k = class
-    k) such as the leaderboard probe file (columns ``lb,train``). ``column`` picks the column; by
-    default ``lb`` if present, else ``share``, else the only numeric column.
+
+def read_target_distribution(source, column: str | None = None, labels: pd.DataFrame | None = None,
+                             task: Task | str | None = None) -> np.ndarray:
+    """Per-class target positive shares, shape (K,).
+
+    ``source`` is ``"train"`` (the shares of ``labels``) or a CSV with one row per class, such as the
+    leaderboard probe file (columns ``lb,train``). A class column (``class``, ``class_id``, ``id`` or
+    ``Id``) maps rows to classes, and every class 0..K-1 must appear once. A file without one is
+    read as row k = class k, and only when it has exactly K rows (the real probe file's layout).
+    ``column`` picks the share column; by default ``lb`` if present, else ``share``, else the only
+    other numeric column.
     """
+    task = load_task(task)
+    K = task.n_classes
     if isinstance(source, str) and source == "train":
         if labels is None:
             raise ParameterError("The 'labels' parameter must be given when the target distribution is 'train'. Got None instead.")
         return np.asarray(labels, dtype=np.float64).mean(axis=0)
     path = Path(source)
-    if not path.exists():
-        raise ContractError(f"{path}: file not found.")
-    df = pd.read_csv(path)
+    df = read_csv_strings(path, "a header such as class,share (or lb,train) and one row per class")
+    class_column = next((c for c in CLASS_ID_COLUMNS if c in df.columns), None)
+    candidates = [c for c in df.columns if c != class_column]
     if column is None:
-        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         for preferred in ("lb", "share"):
-            if preferred in df.columns:
+            if preferred in candidates:
                 column = preferred
                 break
         else:
+            numeric = [c for c in candidates if pd.to_numeric(df[c], errors="coerce").notna().all()]
             if len(numeric) != 1:
-                raise ContractError(f"{path}: cannot tell which column holds the shares; pass a column name. Got columns {list(df.columns)} instead.")
+                raise ContractError(f"{path}: cannot tell which column holds the shares; pass a column name. "
+                                    f"Got columns {list(df.columns)} instead.")
             column = numeric[0]
     if column not in df.columns:
         raise ContractError(f"{path}: no column {column!r}. Got {list(df.columns)} instead.")
-    if len(df) != N_CLASSES:
-        raise ContractError(f"{path}: expected {N_CLASSES} rows (row k = class k). Got {len(df)} instead.")
-    shares = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
+    shares_raw = pd.to_numeric(df[column], errors="coerce")
+    if class_column is None:
+        if len(df) != K:
+            raise ContractError(f"{path}: no class column ({'/'.join(CLASS_ID_COLUMNS)}), so row k must be class k "
+                                f"of the {K} classes of task {task.name!r}. Got {len(df)} rows instead.")
+        shares = shares_raw.to_numpy(dtype=np.float64)
+    else:
+        ids = df[class_column].tolist()
+        bad = [i for i in ids if not str(i).strip().isdigit() or int(i) >= K]
+        if bad:
+            raise ContractError(f"{path}: column {class_column!r} must hold class ids 0..{K - 1}. Got {bad[0]!r} instead.")
+        as_int = [int(i) for i in ids]
+        repeated = sorted({i for i in as_int if as_int.count(i) > 1})
+        if repeated:
+            raise ContractError(f"{path}: class {repeated[0]} appears more than once in column {class_column!r}.")
+        missing = sorted(set(range(K)) - set(as_int))
+        if missing:
+            raise ContractError(f"{path}: no row for class {missing[0]} ({task.class_names[missing[0]]!r}); expected "
+                                f"one row for each of the {K} classes. {len(missing)} missing.")
+        shares = np.empty(K)
+        shares[as_int] = shares_raw.to_numpy(dtype=np.float64)
     if not np.isfinite(shares).all() or (shares < 0).any() or (shares > 1).any():
-        raise ContractError(f"{path}: column {column!r} must hold shares in [0, 1]. Got {shares.tolist()[:5]}… instead.")
+        k = int(np.flatnonzero(~(np.isfinite(shares) & (shares >= 0) & (shares <= 1)))[0])
+        raise ContractError(f"{path}: column {column!r} must hold shares in [0, 1]; class {k} "
+                            f"({task.class_names[k]!r}). Got {shares_raw.iloc[k] if class_column is None else shares[k]!r} instead.")
     return shares

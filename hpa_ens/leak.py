@@ -23,20 +23,20 @@ import numpy as np
 import pandas as pd
 
 from ._validation import ContractError, check_id, check_param, read_csv_strings
-from .classes import N_CLASSES
-from .labels import parse_target
+from .labels import targets_to_matrix
+from .task import Task, load_task
 
 POLICIES = ("union", "first", "error")
 
 
-def read_leak(path) -> pd.DataFrame:
-    """Read one leak file in either real format.
+def read_leak(path, task: Task | str | None = None) -> pd.DataFrame:
+    """Read one leak file in either real format, for a task of K classes (default HPA 2018).
 
     Returns
     -------
     leak : DataFrame with one row per file row and columns
         ``Id`` (the test Id), ``match`` (the matched image's Id, "" for ``Id,Target`` files),
-        ``row`` (1-based data row), ``source`` (file name) and class columns 0..27 (uint8).
+        ``row`` (1-based data row), ``source`` (file name) and class columns 0..K-1 (uint8).
     """
     path = Path(path)
     df = read_csv_strings(path, "a header Id,Target or Extra,Test,…,Target")
@@ -54,11 +54,10 @@ def read_leak(path) -> pd.DataFrame:
     if len(df) == 0:
         raise ContractError(f"{path}: the file has a header but no rows.")
     ids = df[id_column].str.strip().tolist()
-    Y = np.zeros((len(df), N_CLASSES), dtype=np.uint8)
-    for row, (image_id, text) in enumerate(zip(ids, df["Target"].tolist()), start=1):
+    for row, image_id in enumerate(ids, start=1):
         check_id(image_id, f"{path}, column {id_column!r}", row)
-        Y[row - 1, parse_target(text, f"{path}, column 'Target'", row)] = 1
-    out = pd.DataFrame(Y, columns=range(N_CLASSES))
+    Y = targets_to_matrix(df["Target"].tolist(), f"{path}, column 'Target'", task=load_task(task))
+    out = pd.DataFrame(Y, columns=range(Y.shape[1]))
     out.insert(0, "source", path.name)
     out.insert(0, "row", np.arange(1, len(df) + 1))
     out.insert(0, "match", [str(m) for m in match])
@@ -76,14 +75,14 @@ def resolve_conflicts(leak: pd.DataFrame, policy: str = "union") -> tuple[pd.Dat
 
     Returns
     -------
-    labels : DataFrame indexed by Id (first-appearance order), columns 0..27, uint8
+    labels : DataFrame indexed by Id (first-appearance order), columns 0..K-1, uint8
     sources : Series indexed by Id, "file:row[+file:row...]" of the rows used
     n_conflicts : int, number of Ids whose rows disagree
     """
     check_param("leak_conflict", policy, f"one of {POLICIES}", policy in POLICIES, "resolve_conflicts")
-    classes = list(range(N_CLASSES))
+    classes = [c for c in leak.columns if isinstance(c, (int, np.integer))]
     if len(leak) == 0:
-        return (pd.DataFrame(np.zeros((0, N_CLASSES), np.uint8), index=pd.Index([], name="Id"), columns=classes),
+        return (pd.DataFrame(np.zeros((0, len(classes)), np.uint8), index=pd.Index([], name="Id"), columns=classes),
                 pd.Series([], index=pd.Index([], name="Id"), dtype=object), 0)
     where = leak["source"].astype(str) + ":" + leak["row"].astype(str)
     keyed = leak.assign(where=where, code=[bytes(r) for r in leak[classes].to_numpy(np.uint8)])
@@ -112,12 +111,13 @@ def leak_labels(
     paths: Sequence,
     test_ids: Sequence[str],
     policy: str = "union",
+    task: Task | str | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, dict]:
     """Read leak files, keep test Ids, resolve repeated Ids.
 
     Returns
     -------
-    labels : DataFrame indexed by test Id, columns 0..27 uint8
+    labels : DataFrame indexed by test Id, columns 0..K-1 uint8 (K of ``task``, default HPA 2018)
     sources : Series indexed by test Id ("file:row" of the rows used)
     info : dict with ``rows`` (per file), ``skipped_not_test`` (rows whose Id is not a test Id, per
         file), ``conflicts`` (Ids whose rows disagree), ``ids`` (test Ids labelled)
@@ -125,19 +125,22 @@ def leak_labels(
     check_param("leak_conflict", policy, f"one of {POLICIES}", policy in POLICIES, "leak_labels")
     test_set = set(test_ids)
     frames, rows, skipped = [], {}, {}
+    task = load_task(task)
     for p in paths:
-        frame = read_leak(p)
+        frame = read_leak(p, task)
         known = frame["Id"].isin(test_set)
         rows[str(p)] = int(len(frame))
         skipped[str(p)] = int((~known).sum())
         frames.append(frame.loc[known])
-    leak = pd.concat(frames, ignore_index=True) if frames else read_empty()
+    leak = pd.concat(frames, ignore_index=True) if frames else read_empty(task.n_classes)
     labels, sources, n_conflicts = resolve_conflicts(leak, policy)
     return labels, sources, {"rows": rows, "skipped_not_test": skipped, "conflicts": n_conflicts, "ids": int(len(labels))}
 
 
-def read_empty() -> pd.DataFrame:
+def read_empty(n_classes: int | None = None) -> pd.DataFrame:
+    """An empty leak frame with K class columns (K of the default task when not given)."""
+    n_classes = load_task(None).n_classes if n_classes is None else n_classes
     cols = {"Id": pd.Series(dtype=object), "match": pd.Series(dtype=object), "row": pd.Series(dtype=np.int64),
             "source": pd.Series(dtype=object)}
-    cols.update({k: pd.Series(dtype=np.uint8) for k in range(N_CLASSES)})
+    cols.update({k: pd.Series(dtype=np.uint8) for k in range(n_classes)})
     return pd.DataFrame(cols)

@@ -1,6 +1,6 @@
 """Per-class decision thresholds: exact F1 search, distribution matching, robust rare classes, Optuna coupling.
 
-Macro F1 is the mean of 28 per-class F1 scores, and class k's F1 depends only on column k's threshold,
+Macro F1 is the mean of the K per-class F1 scores, and class k's F1 depends only on column k's threshold,
 so each class has an exact optimum that a sort and two cumulative sums find over *every* distinct cut.
 What couples the classes (the min/max-labels rule, a global shift, the pull toward a target class
 distribution) is left to a small Optuna search on top (:func:`tune_coupled`).
@@ -532,8 +532,12 @@ def tune_coupled(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, n_trials))
-    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
-                                sampler=sampler, load_if_exists=storage is not None)
+    try:
+        study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                    sampler=sampler, load_if_exists=storage is not None)
+    except optuna.exceptions.DuplicatedStudyError:
+        # Two workers created the study at the same instant on an RDB storage: the loser loads it.
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
     # The first trial is the plain exact (or robust) cut with the requested label rule: TPE starts from
     # the known-good point instead of finding it again.
     if not study.trials:

@@ -218,3 +218,122 @@ def test_no_hpa_ens_module_imports_torch():
         "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------------- tasks, test-only sets, the seal
+def _task_csv(path, names):
+    path.write_text("id,name\n" + "".join(f"{k},{n}\n" for k, n in enumerate(names)))
+    return path
+
+
+def test_any_k_roundtrip_and_task_recorded(tmp_path):
+    from hpa_ens.task import load_task
+
+    task = load_task(_task_csv(tmp_path / "six.csv", ["a", "b", "c", "d", "e", "f"]))
+    rng = np.random.default_rng(3)
+    oof, test = probs_frame(IDS, rng.random((12, 6))), probs_frame(["t1", "t2"], rng.random((2, 6)))
+    write_prediction_set(tmp_path / "set", oof, test, build_meta("tests", argv=[]), task=task)
+    meta = json.loads((tmp_path / "set" / "meta.json").read_text())
+    assert meta["task"]["class_names"] == list("abcdef")
+    pset = read_prediction_set(tmp_path / "set")  # the recorded task is used
+    assert pset.oof.shape == (12, 6) and pset.task.n_classes == 6
+    np.testing.assert_array_equal(pset.oof.to_numpy(), oof.to_numpy())
+    # The default task (28 HPA classes) differs: refused in one line naming both.
+    with pytest.raises(ContractError, match=r"set: made for task .six. \(6 classes: a, b…\), but the task given is .hpa2018. \(28 classes") as err:
+        read_prediction_set(tmp_path / "set", task="hpa2018")
+    _one_line(err)
+    # A 6-class file read as 28 classes names the missing columns.
+    with pytest.raises(ContractError, match=r"missing class columns '6'"):
+        read_probs(tmp_path / "set" / "test.csv")
+
+
+def test_sets_of_different_tasks_refused_together(tmp_path):
+    from hpa_ens.contract import read_prediction_sets
+    from hpa_ens.task import load_task
+
+    rng = np.random.default_rng(0)
+    a = load_task(_task_csv(tmp_path / "a.csv", ["x", "y", "z"]))
+    b = load_task(_task_csv(tmp_path / "b.csv", ["x", "y", "w"]))
+    for name, task in (("sa", a), ("sb", b)):
+        write_prediction_set(tmp_path / name, probs_frame(IDS, rng.random((12, 3))),
+                             probs_frame(["t"], rng.random((1, 3))), build_meta("tests", argv=[]), task=task)
+    with pytest.raises(ContractError, match=r"sb and .*sa were made for different class lists"):
+        read_prediction_sets([tmp_path / "sa", tmp_path / "sb"], task=None)
+
+
+def test_test_only_set(tmp_path):
+    write_prediction_set(tmp_path / "set", None, _frame(["t1", "t2"]), build_meta("tests", argv=[]))
+    assert not (tmp_path / "set" / "oof.csv").exists()
+    pset = read_prediction_set(tmp_path / "set", test_ids=["t2", "t1"])
+    assert pset.oof is None and not pset.has_oof and pset.test.index.tolist() == ["t2", "t1"]
+    with pytest.raises(ContractError, match=r"test-only prediction set \(no oof.csv\); stack needs out-of-fold") as err:
+        read_prediction_set(tmp_path / "set", require_oof="stack")
+    _one_line(err)
+    # An oof.csv slipped in afterwards is not under the seal.
+    write_probs(tmp_path / "set" / "oof.csv", _frame())
+    with pytest.raises(ContractError, match="not in the seal"):
+        read_prediction_set(tmp_path / "set")
+
+
+def test_set_without_seal_refused_unless_unverified(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    write_probs(folder / "oof.csv", _frame())
+    write_probs(folder / "test.csv", _frame(["t"]))
+    with pytest.raises(ContractError, match=r"no meta.json, so the set cannot be checked against its seal") as err:
+        read_prediction_set(folder)
+    _one_line(err)
+    assert read_prediction_set(folder, verify=False).oof.shape == (12, 28)
+
+
+def test_rewrite_keeps_old_seal_until_new_files_are_in_place(tmp_path, monkeypatch):
+    from hpa_ens.contract import predictions
+
+    write_prediction_set(tmp_path / "set", _frame(), _frame(["t"]), build_meta("tests", argv=[]))
+    old_meta = (tmp_path / "set" / "meta.json").read_bytes()
+    real_write = predictions.write_probs
+
+    def crash_on_test(path, frame):
+        if path.name == "test.csv":
+            raise OSError("disk full")
+        return real_write(path, frame)
+
+    monkeypatch.setattr(predictions, "write_probs", crash_on_test)
+    with pytest.raises(OSError):
+        write_prediction_set(tmp_path / "set", _frame(seed=9), _frame(["t"], seed=9), build_meta("tests", argv=[]))
+    # Nothing moved: the old sealed set is intact and still reads; no staging folder is left.
+    assert (tmp_path / "set" / "meta.json").read_bytes() == old_meta
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["meta.json", "oof.csv", "test.csv"]
+    read_prediction_set(tmp_path / "set")
+
+
+def test_output_folder_that_is_not_a_set_is_refused(tmp_path):
+    from hpa_ens.contract import check_output_folder
+
+    user = tmp_path / "mydata"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(ContractError, match="not a prediction set this project wrote; refusing to replace it"):
+        check_output_folder(user)
+    check_output_folder(tmp_path / "new")  # absent: fine
+    write_prediction_set(tmp_path / "set", _frame(), _frame(["t"]), build_meta("tests", argv=[]))
+    check_output_folder(tmp_path / "set")  # a set: may be replaced
+
+
+def test_task_files_refused_in_one_line(tmp_path):
+    from hpa_ens.task import load_task
+
+    (tmp_path / "dup.csv").write_text("id,name\n0,a\n1,b\n1,c\n")
+    (tmp_path / "gap.csv").write_text("id,name\n0,a\n2,b\n")
+    (tmp_path / "cols.csv").write_text("k,label\n0,a\n")
+    for path, pattern in ((tmp_path / "dup.csv", r"dup.csv, row 3: class id 1 is repeated"),
+                          (tmp_path / "gap.csv", r"gap.csv: class ids must be 0..1 with no gap; id 1 is missing"),
+                          (tmp_path / "cols.csv", r"cols.csv: expected columns id,name"),
+                          (tmp_path / "nope.csv", r"nope.csv: task file not found")):
+        with pytest.raises(ContractError, match=pattern) as err:
+            load_task(path)
+        _one_line(err)
+    (tmp_path / "t.yaml").write_text("name: mine\nclasses: [a, b, c]\nmin_labels: 1\nmax_labels: 2\n")
+    task = load_task(tmp_path / "t.yaml")
+    assert (task.name, task.n_classes, task.min_labels, task.max_labels) == ("mine", 3, 1, 2)
+    assert load_task("hpa2021").n_classes == 19 and load_task(None).n_classes == 28

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -181,3 +182,97 @@ def test_precision_recall_counts():
     pr = dedup.precision_recall(found, truth)
     assert (pr["tp"], pr["fp"], pr["fn"]) == (1, 1, 1)
     assert pr["precision"] == pytest.approx(0.5) and pr["recall"] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------- duplicates.csv contract
+from hpa_ens.contract.duplicates import read_duplicates, write_duplicates  # noqa: E402
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+
+
+@pytest.mark.parametrize("distance", ["x", "", "3.5", "-1", "65", "nan"])
+def test_unparseable_distance_is_an_error_not_an_exact_twin(tmp_path, distance):
+    path = tmp_path / "d.csv"
+    path.write_text(f"Id_a,Id_b,distance,kind\na,b,4,train-test\nc,d,{distance},test-test\n")
+    with pytest.raises(ContractError, match=r"d.csv, row 2: distance must be an integer 0..64"):
+        read_duplicates(path)
+
+
+def test_max_distance_filters_and_needs_a_distance_column(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("Id_a,Id_b,distance,kind\na,b,4,train-test\nc,d,9,test-test\ne,f,0,external-train\n")
+    got = read_duplicates(path, max_distance=4)
+    assert got["Id_a"].tolist() == ["a", "e"] and got["distance"].dtype == np.int64
+    assert read_duplicates(path, kinds=["test-test"])["Id_a"].tolist() == ["c"]
+    nodist = tmp_path / "n.csv"
+    nodist.write_text("Id_a,Id_b,kind\na,b,train-test\n")
+    assert len(read_duplicates(nodist)) == 1  # fine without a filter
+    with pytest.raises(ParameterError, match="no distance column"):
+        read_duplicates(nodist, max_distance=4)
+    with pytest.raises(ParameterError, match="max_distance"):
+        read_duplicates(path, max_distance=-1)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("Id_a,Id_b,distance,kind\na,b,1,train-val\n", "row 1: kind must be one of"),
+    ("Id_a,Id_b,distance,kind\na,a,1,test-test\n", "row 1: a pair must join two different Ids"),
+    ("Id_a,distance,kind\na,1,test-test\n", "missing column"),
+    ("Id_a,Id_b,distance,kind\na,../b,1,test-test\n", "row 1: Id '../b' contains a path separator"),
+    ("", "empty"),
+])
+def test_broken_duplicates_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "d.csv"
+    path.write_text(content)
+    with pytest.raises(ContractError, match=message):
+        read_duplicates(path)
+
+
+def test_write_duplicates_round_trip_and_sidecar(tmp_path):
+    frame = pd.DataFrame({"Id_a": ["a", "e"], "Id_b": ["b", "t"], "distance": [3, 0],
+                          "kind": ["train-test", "external-test"]})
+    write_duplicates(tmp_path / "d.csv", frame, {"producer": "test"})
+    back = read_duplicates(tmp_path / "d.csv")
+    pd.testing.assert_frame_equal(back, frame)
+    meta = json.loads((tmp_path / "d.meta.json").read_text())
+    assert meta["n_pairs"] == {"external-test": 1, "train-test": 1} and meta["producer"] == "test"
+
+
+def test_cli_writes_provenance_and_reads_16_bit(planted, tmp_path):
+    train, test, truth = planted
+    # A 16-bit copy of the train image tr4 (value * 257 is exactly the 8-bit picture after the fixed
+    # 255/65535 scaling every reader uses) is found as its twin.
+    base = np.stack([np.asarray(Image.open(train / f"tr4_{c}.png")) for c in CHANNELS])
+    for c, plane in zip(CHANNELS, base):
+        Image.fromarray(plane.astype(np.uint16) * 257).save(test / f"te16_{c}.png")
+    out = tmp_path / "d.csv"
+    assert dedup.main(["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--n-jobs", "2"]) == 0
+    found = _pairs(read_duplicates(out))
+    assert found == truth | {("train-test", "tr4", "te16")}
+    meta = json.loads((tmp_path / "d.meta.json").read_text())
+    assert meta["folders"]["train"]["n_files"] == 24 and meta["max_distance"] == 8
+    assert meta["images"]["test"] == {"images": 10, "near_blank": 2}
+
+
+def test_corrupt_png_is_one_line_naming_the_file(planted, tmp_path, capsys):
+    from hpa_ens.cli import run
+
+    train, test, _ = planted
+    (test / "te_a_green.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "d.csv"
+    code = run(dedup.main, ["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--n-jobs", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "te_a_green.png" in err and "cannot decode" in err
+    assert not out.exists()
+
+
+def test_same_picture_at_another_resolution_is_an_exact_twin(tmp_path):
+    """HPAv18 images are larger than Kaggle's: a 4x upsampled copy has the same block means, distance 0."""
+    base = _smooth_images(np.random.default_rng(8), 3, size=64)
+    for k in range(3):
+        _write(tmp_path / "train", f"tr{k}", base[k])
+    _write(tmp_path / "ext", "big", np.repeat(np.repeat(base[1], 4, axis=1), 4, axis=2))  # 256 px
+    sets = {name: dedup.compute_hashes(tmp_path / name)[:2] for name in ("train", "ext")}
+    pairs = dedup.find_duplicates({"train": sets["train"], "external": sets["ext"]}, ["external-train"], 8)
+    assert pairs[["Id_a", "Id_b", "distance"]].values.tolist() == [["big", "tr1", 0]]
+    small = np.stack([dedup.downscale(i) for i in base])
+    for got, want in zip(dedup.hash_small_images(small), dedup.hash_images(base)):
+        np.testing.assert_array_equal(got, want)

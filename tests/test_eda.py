@@ -96,7 +96,10 @@ def test_channel_stats_scales_16_bit_and_reports_mixed_sizes(tmp_path):
     Image.fromarray(arr16).save(folder / "a_red.png")
     Image.fromarray(np.full((4, 4), 51, dtype=np.uint8), mode="L").save(folder / "b_red.png")
     stats = eda.channel_stats(folder, show_progress=False)
-    expected = np.concatenate([np.full(24, (65535 // 2) / 65535.0), np.full(16, 0.2)])
+    # 16-bit -> uint8 as hpa_ens.images does everywhere: round(v * 255 / 65535) = 127, then / 255.
+    as_uint8 = round((65535 // 2) * 255 / 65535)
+    assert as_uint8 == 127
+    expected = np.concatenate([np.full(24, as_uint8 / 255.0), np.full(16, 0.2)])
     assert stats["mean"][0] == pytest.approx(expected.mean())
     assert stats["n_files"] == [2, 0, 0, 0] and stats["size"] is None
     assert stats["sizes"] == [[4, 4, 1], [4, 6, 1]]
@@ -151,3 +154,97 @@ def test_real_labels_report(shared_hpa, tmp_path):
     html_text = (out / "index.html").read_text()
     assert "15,126" in html_text and "Rods &amp; rings" in html_text
     assert "15,126" in (out / "index.md").read_text()
+
+
+# ------------------------------------------------------------ bad images, the contract, any K
+from hpa_ens.contract.channel_stats import read_channel_stats, write_channel_stats  # noqa: E402
+from hpa_ens._validation import ContractError  # noqa: E402
+
+
+@pytest.mark.parametrize("n_jobs", ["1", "2"])
+def test_corrupt_png_is_one_line_and_leaves_no_output_folder(tmp_path, capsys, n_jobs):
+    Y = _random_labels(20, seed=5)
+    Y[Y.sum(axis=1) == 0, 1] = 1
+    write_labels(tmp_path / "train.csv", [f"id{i}" for i in range(20)], Y)
+    _write_images(tmp_path / "img", n_ids=6, size=8)
+    (tmp_path / "img" / "id4_blue.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    out = tmp_path / "eda"
+    code = run(eda.main, ["--labels", str(tmp_path / "train.csv"), "--images", str(tmp_path / "img"),
+                          "--out", str(out), "--n-jobs", n_jobs])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "id4_blue.png" in err and "cannot decode" in err
+    assert not out.exists()
+
+
+def test_channel_stats_reads_jpg_and_goes_through_the_contract(tmp_path):
+    folder = tmp_path / "img"
+    folder.mkdir()
+    for c, value in zip(("red", "green", "blue", "yellow"), (10, 60, 110, 200)):
+        Image.fromarray(np.full((16, 16), value, dtype=np.uint8)).save(folder / f"x_{c}.jpg", quality=95)
+    stats = eda.channel_stats(folder, show_progress=False)
+    np.testing.assert_allclose(stats["mean"], np.array([10, 60, 110, 200]) / 255, atol=2 / 255)
+    assert stats["images"]["n_files"] == 4 and len(stats["images"]["listing_sha256"]) == 64
+    stats["std"] = [0.01, 0.02, 0.03, 0.04]
+    write_channel_stats(tmp_path / "cs.json", stats)
+    back = read_channel_stats(tmp_path / "cs.json", channels=["green", "red"])
+    assert back.channels == ("green", "red")
+    np.testing.assert_allclose(back.std, [0.02, 0.01])
+    np.testing.assert_allclose(back.mean, [stats["mean"][1], stats["mean"][0]])
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"channels": ["red"], "mean": [0.1]}, "missing key"),
+    ({"channels": ["red", "red"], "mean": [0.1, 0.1], "std": [0.1, 0.1], "n_images": 1}, "distinct"),
+    ({"channels": ["red", "green"], "mean": [0.1], "std": [0.1, 0.1], "n_images": 1}, "'mean' must hold 2"),
+    ({"channels": ["red"], "mean": [12.0], "std": [0.1], "n_images": 1}, "mean of channel 'red'"),
+    ({"channels": ["red"], "mean": [0.1], "std": [float("nan")], "n_images": 1}, "std of channel 'red'"),
+    ({"channels": ["red"], "mean": [0.1], "std": [0.1], "n_images": -1}, "n_images"),
+])
+def test_bad_channel_stats_are_refused_naming_the_file(tmp_path, record, message):
+    path = tmp_path / "cs.json"
+    path.write_text(json.dumps(record))
+    with pytest.raises(ContractError, match=message):
+        read_channel_stats(path)
+    with pytest.raises(ContractError, match=message):
+        write_channel_stats(tmp_path / "out.json", record)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_channel_stats_read_refuses_absent_or_constant_channel(tmp_path):
+    path = tmp_path / "cs.json"
+    path.write_text(json.dumps({"channels": ["red", "green"], "mean": [0.1, 0.2], "std": [0.1, 0.0], "n_images": 3}))
+    assert read_channel_stats(path).channels == ("red", "green")
+    with pytest.raises(ContractError, match="std 0"):
+        read_channel_stats(path, channels=["red", "green"])
+    with pytest.raises(ContractError, match="no statistics for channel"):
+        read_channel_stats(path, channels=["yellow"])
+    path.write_text("{not json")
+    with pytest.raises(ContractError, match="cs.json: not a JSON"):
+        read_channel_stats(path)
+
+
+def test_array_channel_stats_equals_numpy_and_the_folder_version(tmp_path):
+    pixels = _write_images(tmp_path / "img", n_ids=4, size=10)
+    from_folder = eda.channel_stats(tmp_path / "img", show_progress=False)
+    cache = np.stack([np.stack([(pixels[c][i] * 255).round().astype(np.uint8) for c in pixels]) for i in range(4)])
+    from_array = eda.array_channel_stats(cache, max_images=None)
+    np.testing.assert_allclose(from_array["mean"], from_folder["mean"], rtol=1e-12)
+    np.testing.assert_allclose(from_array["std"], from_folder["std"], rtol=1e-12)
+    sub = eda.array_channel_stats(cache, max_images=2)  # evenly spaced rows 0 and 3
+    np.testing.assert_allclose(sub["mean"][1], cache[[0, 3], 1].mean() / 255, rtol=1e-12)
+
+
+def test_cli_on_a_k_class_task(tmp_path):
+    (tmp_path / "task.csv").write_text("id,name\n0,alpha\n1,beta\n2,gamma\n")
+    (tmp_path / "l.csv").write_text("Id,Target\na,0\nb,1 2\nc,\nd,2\n")
+    out = tmp_path / "eda"
+    from hpa_ens.labels import EmptyTargetWarning
+
+    with pytest.warns(EmptyTargetWarning, match="1 of 4 rows have no label"):
+        assert run(eda.main, ["--labels", str(tmp_path / "l.csv"), "--task", str(tmp_path / "task.csv"),
+                              "--out", str(out), "--dpi", "30"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["class_counts"] == [1, 1, 2] and summary["n_no_label"] == 1
+    assert summary["class_names"] == ["alpha", "beta", "gamma"]
+    assert "2 gamma" in (out / "index.md").read_text()

@@ -11,7 +11,7 @@ import pytest
 from hpa_ens import folds as F
 from hpa_ens.cli import run
 from hpa_ens.contract import read_folds
-from hpa_ens.groups import duplicate_groups, group_codes, merge_pairs, read_groups, read_pairs
+from hpa_ens.groups import duplicate_groups, group_codes, group_members, merge_pairs, read_groups, read_pairs
 from hpa_ens.labels import read_labels, write_labels
 from hpa_ens._validation import ContractError
 
@@ -96,7 +96,7 @@ def test_read_groups_merges_across_files_and_through_outside_ids(tmp_path):
     assert groups["tr1"] == groups["tr2"] == groups["tr3"]
     assert groups["tr4"] == groups["tr5"] != groups["tr1"]
     assert groups["tr0"] not in {groups["tr1"], groups["tr4"]}
-    assert sorted(map(sorted, duplicate_groups(groups))) == [["tr1", "tr2", "tr3"], ["tr4", "tr5"]]
+    assert sorted(map(sorted, group_members(groups))) == [["tr1", "tr2", "tr3"], ["tr4", "tr5"]]
     all_ids = read_groups(tmp_path / "b.csv")
     assert set(all_ids) == {"tr2", "tr3", "tr4", "tr5", "te1"}
     codes = group_codes({"a": 0, "b": 0}, ["a", "c", "b", "d"])
@@ -232,3 +232,71 @@ def test_real_labels_with_pedrodiamel_groups(shared_hpa, tmp_path):
     assert (split_spread <= kfold_spread).all()
     assert split["LD"] < kfold["LD"]
     assert split["FZ"] == 0
+
+
+# ------------------------------------------------------------------ one grouping rule, any K
+def test_duplicate_groups_is_the_one_rule_for_folds_and_submit():
+    from hpa_ens import submit
+
+    rng = np.random.default_rng(7)
+    ids = [f"t{i}" for i in range(40)]
+    outside = [f"x{i}" for i in range(5)]
+    pairs = [(rng.choice(ids + outside), rng.choice(ids + outside)) for _ in range(30)]
+    pairs = [(a, b) for a, b in pairs if a != b]
+    inside = [(a, b) for a, b in pairs if a in ids and b in ids]
+    codes = duplicate_groups(ids, pairs, through_outside=False)
+    np.testing.assert_array_equal(codes, submit.duplicate_groups(ids, pairs))
+    for members in _brute_force_groups(inside, ids):
+        assert len({codes[ids.index(m)] for m in members}) == 1
+    assert len(set(codes.tolist())) == len(_brute_force_groups(inside, ids))
+    # Through outside Ids (folds): components of the whole graph, restricted to ids.
+    chained = duplicate_groups(ids, pairs)
+    for members in _brute_force_groups(pairs, ids + outside):
+        inner = [m for m in members if m in ids]
+        assert len({chained[ids.index(m)] for m in inner}) <= 1
+    np.testing.assert_array_equal(chained, group_codes(merge_pairs(pairs, ids=ids), ids))
+
+
+def test_cli_on_a_k_class_task(tmp_path):
+    (tmp_path / "task.csv").write_text("id,name\n" + "".join(f"{k},c{k}\n" for k in range(5)))
+    Y = _random_labels(60, n_classes=5, seed=8)
+    ids = [f"i{k}" for k in range(60)]
+    pd.DataFrame({"Id": ids, "Target": [" ".join(map(str, np.flatnonzero(r))) for r in Y]}).to_csv(
+        tmp_path / "l.csv", index=False)
+    out = tmp_path / "folds.csv"
+    assert run(F.main, ["--labels", str(tmp_path / "l.csv"), "--task", str(tmp_path / "task.csv"), "--n-folds", "3",
+                        "--out", str(out), "--no-plot"]) == 0
+    folds = read_folds(out, ids=ids)
+    np.testing.assert_array_equal(folds.to_numpy(), F.make_folds(Y, 3, 0))
+    report = json.loads(out.with_name("folds.report.json").read_text())
+    assert len(report["split"]["class_total"]) == 5 and report["task"] == "task"
+    # The default task refuses class ids outside 0..27 as before; a 5-class task refuses 5.
+    (tmp_path / "bad.csv").write_text("Id,Target\na,5\nb,1\nc,2\n")
+    with pytest.raises(ContractError, match=r"bad.csv, row 1: unknown class id '5'"):
+        F.main(["--labels", str(tmp_path / "bad.csv"), "--task", str(tmp_path / "task.csv"), "--out", str(out)])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("Id,fold\ne1,-2\n", "row 1: fold must be"),
+    ("Id,fold\ne1,x\n", "row 1: fold must be"),
+    ("Id,fold\ne1,3\n", r"row 1: fold must be -1..2"),
+    ("Id,fold\ne1,1\ne1,0\n", "duplicated"),
+    ("Id,folds\ne1,1\n", "expected columns Id,fold"),
+])
+def test_extra_folds_file_is_validated(tmp_path, content, message):
+    from hpa_ens.contract.extra_folds import read_extra_folds
+
+    path = tmp_path / "folds.extra.csv"
+    path.write_text(content)
+    with pytest.raises(ContractError, match=message):
+        read_extra_folds(path, n_folds=3)
+
+
+def test_extra_folds_follow_asked_ids_and_refuse_missing(tmp_path):
+    from hpa_ens.contract.extra_folds import read_extra_folds, write_extra_folds
+
+    path = tmp_path / "folds.extra.csv"
+    write_extra_folds(path, pd.Series([-1, 2, 0], index=pd.Index(["a", "b", "c"], name="Id")))
+    assert read_extra_folds(path, ids=["c", "a"]).tolist() == [0, -1]
+    with pytest.raises(ContractError, match="missing"):
+        read_extra_folds(path, ids=["a", "zz"])

@@ -85,3 +85,42 @@ def test_target_distribution(shared_hpa):
     train = read_target_distribution(shared_hpa / "lb_label_distribution.csv", column="train")
     labels = read_labels(shared_hpa / "train.csv")
     np.testing.assert_allclose(train, read_target_distribution("train", labels=labels), atol=1e-9)
+
+
+def test_empty_targets_kept_and_counted_in_a_warning(tmp_path):
+    from hpa_ens.labels import EmptyTargetWarning
+
+    path = tmp_path / "train.csv"
+    path.write_text("Id,Target\na,0 2\nb,\nc,1\nd,\n")
+    with pytest.warns(EmptyTargetWarning, match=r"2 of 4 rows have no label \(first: Id 'b'\)"):
+        labels = read_labels(path, task="hpa2018")
+    assert labels.loc["b"].sum() == 0 and labels.loc["a", 2] == 1
+    with pytest.raises(ContractError, match="row 2: the Target is empty"):
+        read_labels(path, allow_empty=False)
+
+
+def test_labels_of_any_k(tmp_path):
+    task = tmp_path / "t.csv"
+    task.write_text("id,name\n0,x\n1,y\n2,z\n")
+    path = tmp_path / "l.csv"
+    path.write_text("Id,Target\na,2\nb,0 1\n")
+    labels = read_labels(path, task=task)
+    assert labels.shape == (2, 3) and labels.to_numpy().tolist() == [[0, 0, 1], [1, 1, 0]]
+    path.write_text("Id,Target\na,3\n")
+    with pytest.raises(ContractError, match=r"unknown class id '3' .*expected integers 0..2"):
+        read_labels(path, task=task)
+
+
+def test_target_distribution_class_column(tmp_path):
+    from hpa_ens.labels import read_target_distribution
+
+    task = tmp_path / "t.csv"
+    task.write_text("id,name\n0,x\n1,y\n2,z\n")
+    (tmp_path / "d.csv").write_text("class,share\n2,0.3\n0,0.1\n1,0.2\n")
+    np.testing.assert_allclose(read_target_distribution(tmp_path / "d.csv", task=task), [0.1, 0.2, 0.3])
+    (tmp_path / "m.csv").write_text("class,share\n2,0.3\n0,0.1\n")
+    with pytest.raises(ContractError, match=r"no row for class 1 \('y'\)"):
+        read_target_distribution(tmp_path / "m.csv", task=task)
+    (tmp_path / "r.csv").write_text("share\n0.1\n0.2\n")
+    with pytest.raises(ContractError, match=r"no class column .*row k must be class k of the 3 classes.*Got 2 rows"):
+        read_target_distribution(tmp_path / "r.csv", task=task)

@@ -89,3 +89,14 @@ def test_broken_leak_files_are_refused(tmp_path, content, message):
 def test_bad_policy_is_refused():
     with pytest.raises(ValueError, match="leak_conflict"):
         resolve_conflicts(pd.DataFrame(), "last")
+
+
+def test_leak_files_for_a_k_class_task(tmp_path):
+    (tmp_path / "task.csv").write_text("id,name\n0,a\n1,b\n2,c\n")
+    path = tmp_path / "leak.csv"
+    path.write_text("Id,Target\nt1,2\nt1,0\nt2,1\n")
+    labels, _, info = leak_labels([path], ["t1", "t2"], "union", task=tmp_path / "task.csv")
+    assert labels.shape == (2, 3) and labels.loc["t1"].tolist() == [1, 0, 1] and info["conflicts"] == 1
+    path.write_text("Id,Target\nt1,3\n")
+    with pytest.raises(ContractError, match=r"row 1: unknown class id '3'.*0\.\.2"):
+        read_leak(path, task=tmp_path / "task.csv")

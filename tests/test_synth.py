@@ -35,7 +35,7 @@ def load(folder: Path, image_id: str) -> np.ndarray:
 
 def hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != synth.MARKER}
 
 
 def test_layout_and_files_follow_the_contract(dataset):
@@ -59,7 +59,7 @@ def test_layout_and_files_follow_the_contract(dataset):
         assert frame.sum(axis=1).between(1, 5).all()
     # no staging folder left behind
     assert sorted(p.name for p in dataset.iterdir()) == sorted(
-        ["train", "test", "truth", "train.csv", "sample_submission.csv", "leak.csv"])
+        ["train", "test", "truth", "train.csv", "sample_submission.csv", "leak.csv", synth.MARKER])
 
 
 def test_leak_labels_are_the_truth(dataset):
@@ -198,3 +198,22 @@ def test_cli_writes_data_and_preview(tmp_path):
     assert Image.open(tmp_path / "p.png").size[0] > 100
     # a second run into the same folder without --overwrite is a one-line error, exit 2
     assert run(synth.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--n-jobs", "1"]) == 2
+
+
+def test_never_generates_into_a_user_folder(tmp_path):
+    from hpa_ens._validation import ContractError
+
+    user = tmp_path / "hpa"
+    (user / "train").mkdir(parents=True)
+    (user / "train.csv").write_text("Id,Target\nmine,0\n")
+    (user / "sample_submission.csv").write_text("Id,Predicted\nt,0\n")
+    before = sorted(p.relative_to(user).as_posix() for p in user.rglob("*"))
+    for overwrite in (False, True):
+        with pytest.raises(ContractError, match=r"not empty and not made by hpa_ens.synth"):
+            synth.generate(user, n_train=4, n_test=2, size=32, seed=0, n_jobs=1, overwrite=overwrite)
+    assert sorted(p.relative_to(user).as_posix() for p in user.rglob("*")) == before
+    assert (user / "train.csv").read_text() == "Id,Target\nmine,0\n"
+    # The generator's own folder may be regenerated with overwrite.
+    synth.generate(tmp_path / "gen", n_train=4, n_test=2, size=32, seed=0, n_jobs=1)
+    assert (tmp_path / "gen" / synth.MARKER).is_file()
+    synth.generate(tmp_path / "gen", n_train=4, n_test=2, size=32, seed=0, n_jobs=1, overwrite=True)

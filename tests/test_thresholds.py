@@ -247,7 +247,8 @@ def make_set(tmp_path: Path, n=120, n_test=80, seed=0, empty_class=27):
 def test_cli_exact_writes_consistent_json_and_plots(tmp_path):
     labels, pred, y, oof, test = make_set(tmp_path)
     out = tmp_path / "thr.json"
-    code = run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--plots", str(tmp_path / "plots")])
+    code = run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--method", "exact",
+                      "--target-dist", "train", "--plots", str(tmp_path / "plots")])
     assert code == 0
     res = json.loads(out.read_text())
     thr = np.array(res["thresholds"])
@@ -257,10 +258,15 @@ def test_cli_exact_writes_consistent_json_and_plots(tmp_path):
     pred_labels = apply_thresholds(oof, thr, res["min_labels"], res["max_labels"])
     assert res["oof_macro_f1"] == pytest.approx(f1_score(y, pred_labels, average="macro", zero_division=0))
     np.testing.assert_allclose(res["oof_per_class_f1"], f1_score(y, pred_labels, average=None, zero_division=0))
-    np.testing.assert_allclose(res["target_share"], y.mean(0))
+    np.testing.assert_allclose(res["target_share"], np.clip(y.mean(0), 0.5 / len(y), 1))
     np.testing.assert_allclose(res["test_share"], apply_thresholds(test, thr, 1, 5).mean(0))
     assert res["inputs"]["labels"] == sha256_file(labels)
     assert res["inputs"]["pred"]["oof.csv"] == sha256_file(pred / "oof.csv")
+    # Provenance: the prediction set the thresholds were tuned on, and the plots (issue 17.3, 17.6).
+    assert res["prediction_set"]["test.csv"] == sha256_file(pred / "test.csv")
+    assert res["prediction_set"]["oof.csv"] == sha256_file(pred / "oof.csv")
+    assert res["task"]["class_names"][0] == "Nucleoplasm" and len(res["task"]["class_names"]) == N_CLASSES
+    assert sorted(Path(p).name for p in res["plots"]) == ["f1_curves.png", "shares.png"]
     for name in ("f1_curves.png", "shares.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
 
@@ -287,7 +293,7 @@ def test_cli_optuna_same_seed_same_bytes(tmp_path):
     for i in range(2):
         out = tmp_path / f"o{i}.json"
         assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--method", "optuna",
-                          "--trials", "6", "--seed", "7", "--tolerance", "0.5"]) == 0
+                          "--trials", "6", "--seed", "7", "--tolerance", "0.5", "--target-dist", "train"]) == 0
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     res = json.loads(outs[0])

@@ -6,16 +6,21 @@ A *prediction set* is a folder holding
 - ``test.csv``: every test Id;
 - ``meta.json``: schema version, producer, command line, sha256 of inputs and outputs, folds hash, time.
 
-Both CSVs are ``Id,0,1,…,27`` with probabilities written at full precision (``.parquet`` with the same
-columns is read too). Rows are always aligned **by Id** to an expected Id order, never by position.
-Every write is atomic; ``meta.json`` is written last and records the outputs' hashes, so a set whose
-files do not match its meta (a crash mid-write, a hand edit) is refused when read.
+Both CSVs are ``Id,0,1,…,K-1`` (K from the task; 28 for HPA 2018) with probabilities written at full
+precision (``.parquet`` with the same columns is read too). Rows are always aligned **by Id** to an
+expected Id order, never by position. A *test-only* set holds ``test.csv`` and ``meta.json`` alone (a
+team's published test probabilities): stages that need out-of-fold rows refuse it, the others accept it.
+
+``meta.json`` is the set's seal: it records the task's class list and the sha256 of every output, and
+it is written last. A set whose files do not match it (a crash mid-write, a hand edit), or a set with
+no seal at all, is refused when read (``verify=False`` reads it anyway, on the caller's word).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +31,7 @@ import pandas as pd
 
 from ..io import atomic_open, atomic_write_json, sha256_file
 from .._validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids
-from ..classes import CLASS_COLUMNS, N_CLASSES
+from ..task import Task, check_same_task, load_task, task_from_meta
 
 SCHEMA_VERSION = 1
 OOF_FILE = "oof.csv"
@@ -42,8 +47,10 @@ __all__ = [
     "write_prediction_set",
     "read_folds",
     "write_folds",
+    "read_prediction_sets",
     "align",
     "build_meta",
+    "check_output_folder",
 ]
 
 
@@ -51,17 +58,23 @@ __all__ = [
 class PredictionSet:
     """Out-of-fold and test probabilities of one model (or stack, or blend).
 
-    ``oof`` and ``test`` are DataFrames indexed by Id with integer columns 0..27 (float64).
+    ``oof`` (None for a test-only set) and ``test`` are DataFrames indexed by Id with integer columns
+    ``0..K-1`` (float64); ``task`` is the task the set was made for.
     """
 
-    oof: pd.DataFrame
+    oof: pd.DataFrame | None
     test: pd.DataFrame
     meta: dict = field(default_factory=dict)
     path: Path | None = None
+    task: Task | None = None
 
     @property
     def name(self) -> str:
         return self.meta.get("name") or (self.path.name if self.path is not None else "predictions")
+
+    @property
+    def has_oof(self) -> bool:
+        return self.oof is not None
 
 
 def _locate(path: Path) -> Path:
@@ -74,14 +87,19 @@ def _locate(path: Path) -> Path:
     raise ContractError(f"{path}: file not found (nor {alt.name}).")
 
 
-def _check_columns(columns: Sequence, source: str) -> None:
+def _header_text(task: Task) -> str:
+    return f"Id,0,1,…,{task.n_classes - 1}"
+
+
+def _check_columns(columns: Sequence, source: str, task: Task) -> None:
     names = [str(c) for c in columns]
+    expected = _header_text(task)
     if "Id" not in names:
-        raise ContractError(f"{source}: no 'Id' column; expected Id,0,1,…,27. Got {','.join(names[:6])}… instead.")
+        raise ContractError(f"{source}: no 'Id' column; expected {expected}. Got {','.join(names[:6])}… instead.")
     classes = [c for c in names if c != "Id"]
-    missing = [c for c in CLASS_COLUMNS if c not in classes]
-    extra = [c for c in classes if c not in CLASS_COLUMNS]
-    if missing or extra or len(classes) != N_CLASSES:
+    missing = [c for c in task.columns if c not in classes]
+    extra = [c for c in classes if c not in task.columns]
+    if missing or extra or len(classes) != task.n_classes:
         parts = []
         if missing:
             parts.append(f"missing class columns {_preview(missing, 5)}")
@@ -90,12 +108,41 @@ def _check_columns(columns: Sequence, source: str) -> None:
         if not parts:
             parts.append("repeated class columns")
         raise ContractError(
-            f"{source}: {'; '.join(parts)}; expected exactly Id,0,1,…,27 (class ids as column names)."
+            f"{source}: {'; '.join(parts)}; expected exactly {expected} (class ids of task {task.name!r} as "
+            f"column names; hpa_ens.import_preds converts other layouts)."
         )
 
 
-def read_probs(path, ids: Sequence[str] | None = None, against: str = "the expected Ids") -> pd.DataFrame:
-    """Read ``Id,0..27`` probabilities and align them to ``ids``.
+def _read_table(path: Path, source: str, task: Task) -> pd.DataFrame:
+    empty = f"{source}: the file is empty; expected a header {_header_text(task)} and one row per Id."
+    if path.stat().st_size == 0:
+        raise ContractError(empty)
+    if path.suffix == ".parquet":
+        try:
+            df = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises several unrelated types for a bad file
+            raise ContractError(f"{source}: cannot read this parquet file ({type(err).__name__}).") from None
+        if "Id" not in df.columns and df.index.name == "Id":
+            df = df.reset_index()
+        return df
+    if path.suffix in (".npy", ".npz", ".pkl", ".pickle"):
+        raise ContractError(f"{source}: a {path.suffix} file is not a prediction CSV; convert it with "
+                            f"`python -m hpa_ens.import_preds --test {path} --ids IDS.csv --out DIR`.")
+    try:
+        # pandas parses floats round-trip exactly by default (tested).
+        return pd.read_csv(path, dtype={"Id": str}, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
+    except pd.errors.EmptyDataError:
+        raise ContractError(empty) from None
+    except UnicodeDecodeError:
+        raise ContractError(f"{source}: not a text CSV (cannot decode it as UTF-8); expected {_header_text(task)}. "
+                            f"Binary matrices go through hpa_ens.import_preds.") from None
+    except pd.errors.ParserError as err:
+        raise ContractError(f"{source}: not a valid CSV ({str(err).strip().splitlines()[-1]}).") from None
+
+
+def read_probs(path, ids: Sequence[str] | None = None, against: str = "the expected Ids",
+               task: Task | str | None = None) -> pd.DataFrame:
+    """Read ``Id,0..K-1`` probabilities and align them to ``ids``.
 
     Parameters
     ----------
@@ -104,34 +151,25 @@ def read_probs(path, ids: Sequence[str] | None = None, against: str = "the expec
     ids : sequence of str, optional
         The Id order to align to (e.g. the labels' or the sample submission's). Missing, extra or
         duplicated Ids are refused.
+    task : Task or str, optional
+        The task whose K class columns are expected (default HPA 2018).
 
     Returns
     -------
-    probs : DataFrame of shape (n_samples, 28), indexed by Id, integer columns 0..27, float64
+    probs : DataFrame of shape (n_samples, K), indexed by Id, integer columns 0..K-1, float64
     """
+    task = load_task(task)
     path = _locate(Path(path))
     source = str(path)
-    if path.stat().st_size == 0:
-        raise ContractError(f"{source}: the file is empty; expected a header Id,0,1,…,27 and one row per Id.")
-    if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-        if "Id" not in df.columns and df.index.name == "Id":
-            df = df.reset_index()
-    else:
-        try:
-            # pandas 3 parses floats round-trip exactly by default (tested).
-            df = pd.read_csv(path, dtype={"Id": str}, keep_default_na=False,
-                             na_values=["", "nan", "NaN", "NA"])
-        except pd.errors.EmptyDataError:
-            raise ContractError(f"{source}: the file is empty; expected a header Id,0,1,…,27 and one row per Id.") from None
-    _check_columns(df.columns, source)
+    df = _read_table(path, source, task)
+    _check_columns(df.columns, source, task)
     df.columns = [str(c) for c in df.columns]
     if len(df) == 0:
         raise ContractError(f"{source}: the file has a header but no rows.")
     id_list = df["Id"].astype(str).tolist()
     check_ids(id_list, source)
-    block = df[list(CLASS_COLUMNS)]
-    non_numeric = [c for c in CLASS_COLUMNS if not pd.api.types.is_numeric_dtype(block[c])]
+    block = df[list(task.columns)]
+    non_numeric = [c for c in task.columns if not pd.api.types.is_numeric_dtype(block[c])]
     if non_numeric:
         col = non_numeric[0]
         bad = pd.to_numeric(block[col], errors="coerce").isna()
@@ -141,7 +179,7 @@ def read_probs(path, ids: Sequence[str] | None = None, against: str = "the expec
             f"Got {block[col].iloc[row]!r} instead of a probability."
         )
     values = check_probabilities(block.to_numpy(dtype=np.float64), source, id_list)
-    out = pd.DataFrame(values, index=pd.Index(id_list, name="Id"), columns=range(N_CLASSES))
+    out = pd.DataFrame(values, index=pd.Index(id_list, name="Id"), columns=range(task.n_classes))
     if ids is not None:
         out = align(out, ids, source, against)
     return out
@@ -154,24 +192,32 @@ def align(frame: pd.DataFrame, ids: Sequence[str], source: str, against: str = "
     return frame.loc[ids]
 
 
+def _n_class_columns(frame: pd.DataFrame) -> int:
+    return int(frame.shape[1])
+
+
 def _frame_to_csv(frame: pd.DataFrame, handle) -> None:
     out = frame.copy()
-    out.columns = list(CLASS_COLUMNS)
+    out.columns = [str(k) for k in range(_n_class_columns(frame))]
     out.index.name = "Id"
     # pandas writes floats with repr (shortest round-trip), i.e. full precision.
     out.to_csv(handle, lineterminator="\n")
 
 
 def write_probs(path, frame: pd.DataFrame) -> None:
-    """Write an Id-indexed (n, 28) probability frame atomically, full precision."""
+    """Write an Id-indexed (n, K) probability frame atomically, full precision (K from its columns)."""
     path = Path(path)
-    _check_columns(["Id", *map(str, frame.columns)], str(path))
+    K = _n_class_columns(frame)
+    if [str(c) for c in frame.columns] != [str(k) for k in range(K)]:
+        raise ContractError(f"{path}: class columns must be 0..{K - 1} in order. "
+                            f"Got {[str(c) for c in frame.columns][:6]} instead.")
     check_probabilities(frame.to_numpy(dtype=np.float64), str(path), frame.index.tolist())
     check_ids(frame.index.tolist(), str(path))
     if path.suffix == ".parquet":
         out = frame.copy()
-        out.columns = list(CLASS_COLUMNS)
-        out = out.reset_index().rename(columns={"index": "Id"})
+        out.columns = [str(k) for k in range(K)]
+        out.index.name = "Id"
+        out = out.reset_index()
         with atomic_open(path, "wb") as handle:
             out.to_parquet(handle, index=False)
     else:
@@ -180,13 +226,13 @@ def write_probs(path, frame: pd.DataFrame) -> None:
 
 
 def probs_frame(ids: Sequence[str], probs: np.ndarray) -> pd.DataFrame:
-    """Wrap an (n, 28) array and its Ids as a prediction frame."""
+    """Wrap an (n, K) array and its Ids as a prediction frame (K from the array)."""
     probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != (len(ids), N_CLASSES):
+    if probs.ndim != 2 or probs.shape[0] != len(ids):
         raise ContractError(
-            f"The 'probs' parameter must have shape ({len(ids)}, {N_CLASSES}). Got shape {probs.shape} instead."
+            f"The 'probs' parameter must have shape ({len(ids)}, n_classes). Got shape {probs.shape} instead."
         )
-    return pd.DataFrame(probs, index=pd.Index(list(ids), name="Id"), columns=range(N_CLASSES))
+    return pd.DataFrame(probs, index=pd.Index(list(ids), name="Id"), columns=range(probs.shape[1]))
 
 
 def build_meta(
@@ -206,10 +252,14 @@ def build_meta(
         p = Path(p)
         if p.is_dir():
             meta_path = p / META_FILE
-            input_hashes[str(key)] = {
-                OOF_FILE: sha256_file(_locate(p / OOF_FILE)),
-                TEST_FILE: sha256_file(_locate(p / TEST_FILE)),
-            } | ({META_FILE: sha256_file(meta_path)} if meta_path.exists() else {})
+            record = {}
+            for fname in (OOF_FILE, TEST_FILE):
+                try:
+                    record[fname] = sha256_file(_locate(p / fname))
+                except ContractError:
+                    if fname == TEST_FILE:
+                        raise
+            input_hashes[str(key)] = record | ({META_FILE: sha256_file(meta_path)} if meta_path.exists() else {})
         else:
             input_hashes[str(key)] = sha256_file(p)
     meta = {
@@ -226,23 +276,64 @@ def build_meta(
     return meta
 
 
-def write_prediction_set(folder, oof: pd.DataFrame, test: pd.DataFrame, meta: Mapping) -> Path:
-    """Write ``oof.csv``, ``test.csv`` then ``meta.json`` (with the outputs' hashes) into ``folder``.
+def check_output_folder(folder, what: str = "a prediction set") -> Path:
+    """Refuse to write into an existing folder that is not a prediction set (nor empty).
 
-    Each file is replaced atomically and ``meta.json`` goes last, so a reader never accepts a mix.
+    Stages replace files inside their own output folders only: a folder that holds files but no
+    ``meta.json`` was not made by hpa-ens, and nothing in it is touched. Stages whose ``--out`` a user
+    names (stack, blend, import) call this before any work.
     """
     folder = Path(folder)
+    if folder.exists():
+        if not folder.is_dir():
+            raise ContractError(f"{folder}: exists and is not a folder; expected a folder for {what}.")
+        if any(folder.iterdir()) and not (folder / META_FILE).is_file():
+            raise ContractError(f"{folder}: the folder holds files but no {META_FILE}, so it is not a prediction set "
+                                f"this project wrote; refusing to replace it. Choose another --out.")
+    return folder
+
+
+def write_prediction_set(folder, oof: pd.DataFrame | None, test: pd.DataFrame, meta: Mapping,
+                         task: Task | str | None = None) -> Path:
+    """Write ``oof.csv`` (unless None: a test-only set), ``test.csv`` then ``meta.json`` into ``folder``.
+
+    The files are first written in full into a staging folder inside ``folder``, then moved into
+    place with ``meta.json`` last. The old seal stays until the new one replaces it, so a crash
+    leaves either the old set or files that do not match their seal — refused when read, never
+    read as if sealed.
+    """
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    task = load_task(task if task is not None else task_from_meta(dict(meta)))
+    for label, frame in (("oof", oof), ("test", test)):
+        if frame is not None and frame.shape[1] != task.n_classes:
+            raise ContractError(f"{folder}: the {label} frame has {frame.shape[1]} class columns but task "
+                                f"{task.name!r} has {task.n_classes}.")
     folder.mkdir(parents=True, exist_ok=True)
-    meta_path = folder / META_FILE
-    if meta_path.exists():
-        meta_path.unlink()  # a set without its meta is visibly incomplete until the new one lands
-    write_probs(folder / OOF_FILE, oof)
-    write_probs(folder / TEST_FILE, test)
-    full = dict(meta)
-    full.setdefault("schema_version", SCHEMA_VERSION)
-    full["outputs"] = {OOF_FILE: sha256_file(folder / OOF_FILE), TEST_FILE: sha256_file(folder / TEST_FILE)}
-    full["n_oof"], full["n_test"] = int(len(oof)), int(len(test))
-    atomic_write_json(meta_path, full)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    try:
+        outputs = {}
+        if oof is not None:
+            write_probs(staging / OOF_FILE, oof)
+            outputs[OOF_FILE] = sha256_file(staging / OOF_FILE)
+        write_probs(staging / TEST_FILE, test)
+        outputs[TEST_FILE] = sha256_file(staging / TEST_FILE)
+        full = dict(meta)
+        full.setdefault("schema_version", SCHEMA_VERSION)
+        full["task"] = task.to_meta()
+        full["outputs"] = outputs
+        full["n_oof"], full["n_test"] = (int(len(oof)) if oof is not None else 0), int(len(test))
+        atomic_write_json(staging / META_FILE, full)
+        for fname in (*outputs, META_FILE):
+            os.replace(staging / fname, folder / fname)
+        if oof is None:  # a stale oof.csv of an earlier run would not match the new seal
+            for stale in (folder / OOF_FILE, folder / "oof.parquet"):
+                if stale.exists():
+                    stale.unlink()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -251,9 +342,31 @@ def read_meta(folder) -> dict:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ContractError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}).") from None
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ContractError(f"{path}: not valid JSON ({getattr(err, 'msg', type(err).__name__)}).") from None
+    if not isinstance(meta, dict):
+        raise ContractError(f"{path}: expected a JSON object. Got {type(meta).__name__} instead.")
+    return meta
+
+
+def _verify_seal(folder: Path, meta: dict) -> None:
+    if not meta:
+        raise ContractError(f"{folder}: no {META_FILE}, so the set cannot be checked against its seal (it may be "
+                            f"half-written). Rewrite it, import it with hpa_ens.import_preds, or pass --no-verify.")
+    outputs = meta.get("outputs")
+    if not isinstance(outputs, dict) or TEST_FILE not in outputs:
+        raise ContractError(f"{folder / META_FILE}: no 'outputs' hashes; the seal is incomplete. Rewrite the set "
+                            f"or pass --no-verify.")
+    for fname, digest in outputs.items():
+        actual = folder / fname
+        if not actual.exists() or sha256_file(actual) != digest:
+            state = "is missing" if not actual.exists() else "sha256 differs from the one in " + str(folder / META_FILE)
+            raise ContractError(f"{actual}: {state}; the set was half-written or edited. Rewrite it, or read with "
+                                f"verify=False (--no-verify).")
+    if OOF_FILE not in outputs and (folder / OOF_FILE).exists():
+        raise ContractError(f"{folder / OOF_FILE}: not in the seal of {folder / META_FILE} (a test-only set); the "
+                            f"set was edited. Rewrite it, or read with verify=False (--no-verify).")
 
 
 def read_prediction_set(
@@ -261,27 +374,54 @@ def read_prediction_set(
     train_ids: Sequence[str] | None = None,
     test_ids: Sequence[str] | None = None,
     verify: bool = True,
+    task: Task | str | None = None,
+    require_oof: bool | str = False,
 ) -> PredictionSet:
     """Read a prediction set, aligning ``oof`` to ``train_ids`` and ``test`` to ``test_ids``.
 
-    With ``verify`` (default), files whose sha256 differs from the one ``meta.json`` recorded are
-    refused: the set was half-written or edited after the fact.
+    Parameters
+    ----------
+    folder : str or Path
+    train_ids, test_ids : sequence of str, optional
+        Id orders to align to; missing or extra Ids are refused.
+    verify : bool
+        Refuse a set without ``meta.json`` or whose files differ from the sha256 it recorded.
+    task : Task or str, optional
+        The task the caller works on. A set recorded for another class list is refused. Default:
+        the task the set recorded, else HPA 2018.
+    require_oof : bool or str
+        Refuse a test-only set; a string names the stage in the message (e.g. ``"stack"``).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise ContractError(f"{folder}: not a prediction-set folder (expected oof.csv, test.csv, meta.json).")
     meta = read_meta(folder)
-    if verify and meta.get("outputs"):
-        for fname, digest in meta["outputs"].items():
-            actual = folder / fname
-            if actual.exists() and sha256_file(actual) != digest:
-                raise ContractError(
-                    f"{actual}: sha256 differs from the one in {folder / META_FILE}; the set was half-written or "
-                    f"edited. Rewrite it, or read with verify=False."
-                )
-    oof = read_probs(folder / OOF_FILE, train_ids, "the train labels")
-    test = read_probs(folder / TEST_FILE, test_ids, "the test Ids")
-    return PredictionSet(oof=oof, test=test, meta=meta, path=folder)
+    if verify:
+        _verify_seal(folder, meta)
+    recorded = task_from_meta(meta, str(folder / META_FILE))
+    wanted = load_task(task) if task is not None else (recorded or load_task(None))
+    if recorded is not None and not recorded.same_classes(wanted):
+        raise ContractError(
+            f"{folder}: made for task {recorded.name!r} ({recorded.n_classes} classes: "
+            f"{', '.join(recorded.class_names[:2])}…), but the task given is {wanted.name!r} ({wanted.n_classes} "
+            f"classes: {', '.join(wanted.class_names[:2])}…); pass the set's task file with --task.")
+    has_oof = (folder / OOF_FILE).exists() or (folder / "oof.parquet").exists()
+    if not has_oof and require_oof:
+        stage = require_oof if isinstance(require_oof, str) else "this stage"
+        raise ContractError(f"{folder}: a test-only prediction set (no {OOF_FILE}); {stage} needs out-of-fold rows "
+                            f"to learn from, so it cannot use this set.")
+    oof = read_probs(folder / OOF_FILE, train_ids, "the train labels", wanted) if has_oof else None
+    test = read_probs(folder / TEST_FILE, test_ids, "the test Ids", wanted)
+    return PredictionSet(oof=oof, test=test, meta=meta, path=folder, task=wanted)
+
+
+def read_prediction_sets(folders: Sequence, train_ids: Sequence[str] | None = None,
+                         test_ids: Sequence[str] | None = None, verify: bool = True,
+                         task: Task | str | None = None, require_oof: bool | str = False) -> list[PredictionSet]:
+    """Read several prediction sets for one stage, refusing sets made for different class lists."""
+    sets = [read_prediction_set(f, train_ids, test_ids, verify, task, require_oof) for f in folders]
+    check_same_task([(str(s.path), s.task) for s in sets])
+    return sets
 
 
 # ----------------------------------------------------------------------------------------- folds

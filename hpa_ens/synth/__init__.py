@@ -5,4 +5,4 @@
 """
 
 from .generate import *  # noqa: F401,F403
-from .generate import SPLIT_TRAIN, encode_png, generate, image_rng, load_label_sets, main, make_plan, render_image  # noqa: F401
+from .generate import MARKER, SPLIT_TRAIN, check_generated_folder, encode_png, generate, image_rng, load_label_sets, main, make_plan, render_image  # noqa: F401

@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..io import atomic_write_text
 from .draw import render, transform_copy
-from .._validation import check_param
+from .._validation import ContractError, check_param
 from ..classes import CHANNELS, CLASS_NAMES, N_CLASSES
 from ..labels import labels_frame, parse_target, read_target_distribution
 from ..report import save_figure
@@ -220,6 +220,29 @@ def _render_chunk(jobs, staging: str, size: int, seed: int, compress_level: int)
 
 
 _OUTPUTS = ("train", "test", "truth", "train.csv", "sample_submission.csv", "leak.csv")
+#: Written into every folder this generator fills; only such a folder (or an empty one) is ever written to.
+MARKER = ".hpa_ens_synth"
+
+
+def check_generated_folder(out_dir, overwrite: bool = False) -> Path:
+    """Refuse to generate into a folder the generator did not make.
+
+    Generated data goes only into a missing or empty folder, or one carrying :data:`MARKER`; a
+    user's data folder (a ``train.csv`` without the marker, or any other files) is never touched,
+    with or without ``overwrite``.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ContractError(f"{out_dir}: exists and is not a folder; expected a folder for the synthetic set.")
+    entries = [p.name for p in out_dir.iterdir()] if out_dir.is_dir() else []
+    if entries and not (out_dir / MARKER).is_file():
+        raise ContractError(f"{out_dir}: not empty and not made by hpa_ens.synth (no {MARKER} marker; holds "
+                            f"{', '.join(sorted(entries)[:3])}{', …' if len(entries) > 3 else ''}); refusing to write "
+                            f"synthetic data into it. Choose an empty or new folder.")
+    existing = [name for name in _OUTPUTS if (out_dir / name).exists()]
+    check_param("out_dir", str(out_dir), "a folder without a previous data set (or pass overwrite=True)",
+                not existing or overwrite, "generate")
+    return out_dir
 
 
 def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0, target_dist=None,
@@ -229,7 +252,8 @@ def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0,
 
     Parameters
     ----------
-    out_dir : path; created if missing. Existing outputs there are refused unless ``overwrite``.
+    out_dir : path; created if missing. Only a missing or empty folder, or one this generator made
+        (it carries :data:`MARKER`), is written to; existing outputs are replaced only with ``overwrite``.
     n_train, n_test : int >= 1, number of images
     size : int >= 16, image side in pixels (512 gives the competition's format)
     seed : int >= 0; the same seed gives the same bytes
@@ -251,10 +275,7 @@ def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0,
     check_param("dup_rate", dup_rate, "a float in [0, 0.5]", 0 <= dup_rate <= 0.5, "generate")
     check_param("leak_rate", leak_rate, "a float in [0, 1]", 0 <= leak_rate <= 1, "generate")
     check_param("compress_level", compress_level, "an int in 0..9", compress_level in range(10), "generate")
-    out_dir = Path(out_dir)
-    existing = [name for name in _OUTPUTS if (out_dir / name).exists()]
-    check_param("out_dir", str(out_dir), "a folder without a previous data set (or pass overwrite=True)",
-                not existing or overwrite, "generate")
+    out_dir = check_generated_folder(out_dir, overwrite)
 
     if target_dist is None:
         target_shares = None
@@ -274,6 +295,9 @@ def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0,
     # Write into a hidden staging folder and move the finished outputs in at the end: a crash never
     # leaves a half-written data set where a later stage would read it.
     out_dir.mkdir(parents=True, exist_ok=True)
+    from ..io import atomic_write_text
+
+    atomic_write_text(out_dir / MARKER, "written by hpa_ens.synth; this folder may be regenerated\n")
     staging = out_dir / f".synth-partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     for folder in ("train", "test", "truth"):

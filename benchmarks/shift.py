@@ -1,0 +1,250 @@
+"""Thresholds under label shift: test macro F1 of every rule on benchmarks the project did not make.
+
+    .venv/bin/python benchmarks/shift.py [--seeds 0 1 2] [--sets hpa yeast emotions scene] [--cache DIR]
+                                         [--quick]
+
+Cases (one column each; mean ± spread (max - min) over the seeds):
+
+- ``hpa-lb``: the real HPA label matrix (../shared/hpa/train.csv). A test part (25 %) is drawn toward the
+  leaderboard-probed shares (../shared/hpa/lb_label_distribution.csv, announced to the rules as the
+  competition announced them); 4 base models from :func:`hpa_ens.testing.label_noise.simulate_label_noise_models`
+  (errors from per-class noise, missed positives, 8/9/10 look-alikes, over/under-confidence -- nothing the
+  stacker's features can read) are stacked with :mod:`hpa_ens.stack` on 5 folds of the train part.
+- ``NAME`` (yeast, emotions, scene: ../shared/multilabel/): official split, the 3 OOF base learners of
+  ``benchmarks/mulan_data.py`` stacked the same way; the announced target is the train shares
+  (``--target-dist train``, what a user without a probe passes).
+- ``NAME-shift``: the same stack, its test part redrawn (60 % of the rows) toward train shares times a
+  seeded log-normal factor (sd 0.5); the announced target is the drawn rows' shares.
+- ``NAME-none``: as-is, no target given (the rules that need none; EM estimates the shares).
+
+Rows: OOF-optimal (``exact``), ``match``, every rule of :data:`hpa_ens.shift.METHODS`, and the oracle
+(per-class cuts tuned on the test labels: not reachable honestly). Every prediction is the thresholds
+plus "at least one label per row" (rows of sets where every train row has a label) filled by the
+ratio rule; a second table compares the fill rules for the default method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from hpa_ens import shift as S  # noqa: E402
+from hpa_ens import thresholds as T  # noqa: E402
+from hpa_ens.metrics import macro_f1  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+HPA_TRAIN = SHARED / "hpa" / "train.csv"
+HPA_LB = SHARED / "hpa" / "lb_label_distribution.csv"
+RULES = ("exact", "match") + tuple(m for m in S.METHODS if m not in ("exact", "match"))
+FILLS = ("ratio", "margin", "logit", "prob", "calibrated")
+
+
+def run_stack(oof_list, test_list, Y, folds, seed: int):
+    """Stack base models with hpa_ens.stack's public core; returns (oof, test) probabilities.
+
+    Kept in one function: stack.py is being refactored, only this call follows it.
+    """
+    from hpa_ens.stack import fit_predict_stack, stack_features
+
+    X, _ = stack_features(oof_list)
+    X_test, _ = stack_features(test_list)
+    blend_oof, blend_test = np.mean(oof_list, axis=0), np.mean(test_list, axis=0)
+    res = fit_predict_stack(X, Y, folds, X_test, blend_oof, blend_test, seed=seed)
+    return res.oof, res.test
+
+
+def _cached(cache: Path | None, key: str, compute):
+    if cache is None:
+        return compute()
+    path = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return tuple(z[f"a{i}"] for i in range(len(z.files)))
+    out = compute()
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{f"a{i}": a for i, a in enumerate(out)})
+    return out
+
+
+def _share_for_rules(share: np.ndarray, n: int) -> np.ndarray:
+    # An announced share must lie in (0, 1): a class absent from the drawn rows is announced at half a row.
+    return np.clip(share, 0.5 / n, 1 - 0.5 / n)
+
+
+# ---------------------------------------------------------------------------------------- cases
+def hpa_case(seed: int, cache: Path | None, quick: bool):
+    from hpa_ens.contract.thresholds import read_target_shares
+    from hpa_ens.labels import read_labels
+    from hpa_ens.task import load_task
+    from hpa_ens.testing.label_noise import simulate_label_noise_models
+    from hpa_ens.testing.simulate import draw_toward_distribution
+    from mulan_data import multilabel_folds
+
+    Y = read_labels(HPA_TRAIN).to_numpy().astype(np.uint8)
+    if quick:
+        Y = Y[np.random.default_rng(seed).permutation(len(Y))[:8000]]
+    lb = read_target_shares(HPA_LB, load_task("hpa2018"))
+    test_idx = draw_toward_distribution(Y, lb, len(Y) // 4, seed=seed)
+    train_idx = np.setdiff1d(np.arange(len(Y)), test_idx)
+
+    def compute():
+        probs = simulate_label_noise_models(Y, 4, seed)
+        folds = multilabel_folds(Y[train_idx], 5, seed)
+        return run_stack(list(probs[:, train_idx]), list(probs[:, test_idx]), Y[train_idx], folds, seed)
+
+    oof, test = _cached(cache, f"hpa-{seed}-{quick}-v1", compute)
+    return {"hpa-lb": (oof, Y[train_idx], test, Y[test_idx], lb, 1)}
+
+
+def mulan_cases(name: str, seed: int, cache: Path | None):
+    from hpa_ens.testing.simulate import draw_toward_distribution
+    from mulan_data import LEARNERS, load_mulan, multilabel_folds, oof_and_test
+
+    data = load_mulan(name)
+
+    def compute():
+        folds = multilabel_folds(data.Y_train, 5, seed)
+        pairs = [oof_and_test(kind, data, folds, seed) for kind in LEARNERS]
+        return run_stack([p[0] for p in pairs], [p[1] for p in pairs], data.Y_train, folds, seed)
+
+    oof, test = _cached(cache, f"{name}-{seed}-v1", compute)
+    y, yt = data.Y_train, data.Y_test
+    min_labels = int(y.sum(axis=1).min() >= 1)
+    train_share = _share_for_rules(y.mean(axis=0), len(y))
+    rng = np.random.default_rng(1000 + seed)
+    wanted = np.clip(y.mean(axis=0) * np.exp(rng.normal(0.0, 0.5, y.shape[1])), 0.005, 0.9)
+    drawn = draw_toward_distribution(yt, wanted, int(0.6 * len(yt)), seed=seed)
+    announced = _share_for_rules(yt[drawn].mean(axis=0), len(drawn))
+    return {
+        name: (oof, y, test, yt, train_share, min_labels),
+        f"{name}-shift": (oof, y, test[drawn], yt[drawn], announced, min_labels),
+        f"{name}-none": (oof, y, test, yt, None, min_labels),
+    }
+
+
+# ------------------------------------------------------------------------------------ scoring
+def fill_empty(pred: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Give each row without a label its class of largest ``scores`` (min_labels = 1)."""
+    pred = pred.copy()
+    empty = ~pred.any(axis=1)
+    pred[np.flatnonzero(empty), np.argmax(scores[empty], axis=1)] = True
+    return pred
+
+
+def fill_scores(rule: str, oof, y, test, thr) -> np.ndarray:
+    from hpa_ens.decision import rank_scores
+
+    if rule == "calibrated":
+        return S.calibrate(oof, y, test)
+    return rank_scores(test, thr, rule)
+
+
+def score(test, yt, thr, min_labels: int, scores=None) -> float:
+    pred = test > thr
+    if min_labels:
+        pred = fill_empty(pred, scores if scores is not None else test / np.maximum(thr, 1e-12))
+    return macro_f1(yt, pred.astype(np.uint8))
+
+
+def evaluate(case, seed: int, n_boot: int) -> tuple[dict, dict]:
+    oof, y, test, yt, target, min_labels = case
+    out, fills = {}, {}
+    for rule in RULES:
+        if rule in S.NEEDS_TARGET and target is None:
+            continue
+        thr, _ = S.tune_thresholds(rule, oof, y, test, target, n_boot=n_boot, seed=seed)
+        out[rule] = score(test, yt, thr, min_labels)
+        if rule == S.default_method(target is not None) and min_labels:
+            fills = {f: score(test, yt, thr, 1, fill_scores(f, oof, y, test, thr)) for f in FILLS}
+    out["oracle"] = score(test, yt, T.exact_thresholds(yt, test)[0], min_labels)
+    return out, fills
+
+
+def _table(results: dict, rows, title: str) -> str:
+    cases = list(results)
+    lines = [title, "| rule | " + " | ".join(cases) + " |", "|---|" + "---:|" * len(cases)]
+    for row in rows:
+        cells = []
+        for case in cases:
+            vals = [r[row] for r in results[case] if row in r]
+            cells.append(f"{np.mean(vals):.4f} ± {np.ptp(vals):.4f}" if vals else "–")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--sets", nargs="+", default=["hpa", "yeast", "emotions", "scene"])
+    ap.add_argument("--cache", default=None, help="folder caching the stacked probabilities per case and seed")
+    ap.add_argument("--n-boot", type=int, default=50)
+    ap.add_argument("--quick", action="store_true", help="HPA on 8,000 rows (the stack dominates the run time)")
+    args = ap.parse_args(argv)
+    cache = Path(args.cache) if args.cache else None
+    results: dict = {}
+    fills: dict = {}
+    t0 = time.perf_counter()
+    for seed in args.seeds:
+        for name in args.sets:
+            if name == "hpa":
+                if not (HPA_TRAIN.exists() and HPA_LB.exists()):
+                    print(f"{HPA_TRAIN} not found: HPA case skipped.")
+                    continue
+                cases = hpa_case(seed, cache, args.quick)
+            else:
+                cases = mulan_cases(name, seed, cache)
+            for case_name, case in cases.items():
+                res, fill = evaluate(case, seed, args.n_boot)
+                results.setdefault(case_name, []).append(res)
+                if fill:
+                    fills.setdefault(case_name, []).append(fill)
+            print(f"seed {seed} {name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print()
+    print(_table(results, RULES + ("oracle",), f"Test macro F1, mean ± spread (max - min) over seeds {args.seeds}"))
+    print()
+    print(_table(fills, FILLS, "Rows left without a label: fill rule (default method's thresholds)"))
+    print()
+    # The issue's target: on hpa-lb the default beats the better of exact/match (means over seeds) by >= 0.008,
+    # and on no MULAN case with a target is it worse than the better of the two by more than 0.003.
+    def mean(case, rule):
+        return float(np.mean([r[rule] for r in results[case]]))
+
+    print("Against the better of exact and match (means over seeds): gain on hpa-lb | worst MULAN case")
+    for rule in RULES:
+        cases = [c for c in results if not c.endswith("-none") and rule in results[c][0]]
+        gaps = {c: mean(c, rule) - max(mean(c, "exact"), mean(c, "match")) for c in cases}
+        mulan = {c: g for c, g in gaps.items() if c != "hpa-lb"}
+        worst = min(mulan, key=mulan.get) if mulan else None
+        print(f"  {rule:9s} " + (f"hpa-lb {gaps['hpa-lb']:+.4f}" if "hpa-lb" in gaps else "hpa-lb –")
+              + (f" | worst {worst} {mulan[worst]:+.4f}" if worst else ""))
+    if fills:
+        print("Fill rules, mean over every case: " + ", ".join(
+            f"{f} {np.mean([np.mean([r[f] for r in v]) for v in fills.values()]):.4f}" for f in FILLS))
+    print()
+    # Winner: highest mean over the shifted cases with an announced target.
+    shifted = [c for c in results if c == "hpa-lb" or c.endswith("-shift")]
+    with_target = [c for c in results if not c.endswith("-none")]
+    for label, cases, allowed in (("with a target (shifted cases)", shifted, RULES),
+                                  ("with a target (all target cases)", with_target, RULES),
+                                  ("without a target", [c for c in results if c.endswith("-none")],
+                                   [r for r in RULES if r not in S.NEEDS_TARGET])):
+        if not cases:
+            continue
+        means = {r: np.mean([np.mean([x[r] for x in results[c]]) for c in cases]) for r in allowed}
+        best = max(means, key=means.get)
+        print(f"best {label}: {best} ({means[best]:.4f}); " + ", ".join(f"{r} {v:.4f}" for r, v in means.items()))
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,428 @@
+"""Label-shift threshold rules (hpa_ens.shift), the thresholds contract, and the CLI's new paths."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from hpa_ens import shift as S
+from hpa_ens import thresholds as T
+from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.cli import run
+from hpa_ens.contract import probs_frame, read_prediction_set, write_prediction_set
+from hpa_ens.contract.thresholds import (ThresholdsRecord, check_share_estimable, check_thresholds_match,
+                                         read_target_shares, read_thresholds, write_thresholds)
+from hpa_ens.decision import apply_thresholds
+from hpa_ens.io import sha256_file
+from hpa_ens.labels import write_labels
+from hpa_ens.task import Task, load_task
+from hpa_ens.testing.label_noise import simulate_label_noise_models
+from hpa_ens.tune_thresholds import main, no_positive_rule, open_storage, resolve_method
+
+REPO = Path(__file__).resolve().parents[1]
+NEW_CONTRACT = "require_oof" in inspect.signature(read_prediction_set).parameters
+needs_new_contract = pytest.mark.skipif(not NEW_CONTRACT, reason="the contract before tasks/test-only sets (main)")
+
+
+def _data(n=600, K=4, seed=0, prevalence=(0.05, 0.15, 0.3, 0.5)):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, K)) < np.asarray(prevalence)[:K]).astype(np.uint8)
+    probs = np.clip(0.35 * y + 0.65 * rng.random((n, K)), 0, 1)
+    return y, probs
+
+
+# ---------------------------------------------------------------------------------- bootstrap cuts
+def test_bootstrap_cuts_full_sample_equals_exact():
+    y, probs = _data()
+    boot = S.bootstrap_cuts(y, probs, n_boot=5, seed=1)
+    np.testing.assert_array_equal(boot.exact, T.exact_thresholds(y, probs)[0])
+    # The same target as the rows' own shares re-weights nothing.
+    same = S.bootstrap_cuts(y, probs, n_boot=5, seed=1, target_share=y.mean(0))
+    np.testing.assert_array_equal(same.exact, boot.exact)
+    np.testing.assert_array_equal(same.median, boot.median)
+    assert (boot.spread >= 0).all()
+
+
+def test_reweighted_cut_maximises_sklearn_weighted_f1():
+    y, probs = _data(n=300, seed=3)
+    target = np.array([0.2, 0.05, 0.6, 0.3])
+    boot = S.bootstrap_cuts(y, probs, n_boot=1, target_share=target)
+    train = y.mean(0)
+    for k in range(y.shape[1]):
+        w = np.where(y[:, k] == 1, target[k] / train[k], (1 - target[k]) / (1 - train[k]))
+        best = max(f1_score(y[:, k], probs[:, k] > t, sample_weight=w, zero_division=0)
+                   for t in np.concatenate([np.unique(probs[:, k]), [-1.0, 1.0]]))
+        got = f1_score(y[:, k], probs[:, k] > boot.exact[k], sample_weight=w, zero_division=0)
+        assert got == pytest.approx(best)
+
+
+def test_bootstrap_median_is_seeded_and_class_without_positives_never():
+    y, probs = _data(seed=2)
+    y[:, 0] = 0
+    a = S.bootstrap_cuts(y, probs, n_boot=20, seed=4)
+    b = S.bootstrap_cuts(y, probs, n_boot=20, seed=4)
+    np.testing.assert_array_equal(a.median, b.median)
+    assert a.median[0] == T.NEVER
+
+
+# ---------------------------------------------------------------------------------- prior shift
+def test_adjust_priors_identity_and_round_trip():
+    p = np.random.default_rng(0).random((50, 3))
+    old, new = np.array([0.2, 0.5, 0.7]), np.array([0.05, 0.5, 0.9])
+    np.testing.assert_allclose(S.adjust_priors(p, old, old), p)
+    np.testing.assert_allclose(S.adjust_priors(S.adjust_priors(p, old, new), new, old), p, atol=1e-12)
+    # Bayes' rule by hand for one value.
+    q = S.adjust_priors(np.array([[0.5, 0.5, 0.5]]), old, new)[0, 0]
+    assert q == pytest.approx(0.5 * 0.05 / 0.2 / (0.5 * 0.05 / 0.2 + 0.5 * 0.95 / 0.8))
+
+
+def test_em_recovers_a_known_prior_shift():
+    rng = np.random.default_rng(0)
+    train_prior, test_prior = 0.3, 0.08
+    y = rng.random(20000) < test_prior
+    x = rng.normal(np.where(y, 1.5, -1.5), 1.0)
+    # Exact posterior under the train prior (calibrated for it).
+    lik = np.exp(-0.5 * (x - 1.5) ** 2) / (np.exp(-0.5 * (x - 1.5) ** 2) + np.exp(-0.5 * (x + 1.5) ** 2))
+    p = lik * train_prior / (lik * train_prior + (1 - lik) * (1 - train_prior))
+    est = S.em_priors(p[:, None], np.array([train_prior]))
+    assert est[0] == pytest.approx(y.mean(), abs=0.01)
+
+
+def test_plugin_maximises_expected_f1_brute_force():
+    rng = np.random.default_rng(5)
+    test = rng.random((40, 2))
+    q = test ** 2  # a monotone "calibration"
+    thr = S.plugin_thresholds(test, q)
+    for k in range(2):
+        def expected(t):
+            pred = test[:, k] > t
+            return 2 * q[pred, k].sum() / (pred.sum() + q[:, k].sum())
+        best = max(expected(t) for t in np.concatenate([test[:, k], [1.0]]))
+        assert expected(thr[k]) == pytest.approx(best)
+
+
+def test_trust_blend_weights():
+    oof, matched = np.array([0.2, 0.2, 0.2]), np.array([0.6, 0.6, 0.6])
+    thr, w = S.trust_blend(oof, [0.0, 10.0, 0.0], matched, [0.0, 0.0, 10.0], floor=0.25)
+    assert w[0] == pytest.approx(0.5)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert logit(thr[0]) == pytest.approx((logit(0.2) + logit(0.6)) / 2)
+    assert thr[1] == pytest.approx(0.6, abs=1e-3) and thr[2] == pytest.approx(0.2, abs=1e-3)
+
+
+def test_gated_blend_shut_without_shift_open_with_it():
+    oof, matched = np.array([0.2, 0.2]), np.array([0.6, 0.6])
+    spread = np.zeros(2)
+    train = np.array([0.1, 0.1])
+    thr, w = S.gated_blend(oof, spread, matched, spread, train, np.array([0.1, 0.5]))
+    assert thr[0] == 0.2 and w[0] == 1.0  # no announced shift: the OOF cut, bit for bit
+    blend, _ = S.trust_blend(oof, spread, matched, spread, S.GATED_FLOOR)
+    gate = 1 - np.exp(-abs(np.log(0.5 / 0.5) - np.log(0.1 / 0.9)) / S.GATE_SCALE)
+    assert w[1] == pytest.approx(1 - gate * 0.5) and gate > 0.999
+    assert thr[1] == pytest.approx(blend[1], abs=1e-6)
+
+
+@pytest.mark.parametrize("method", S.METHODS)
+def test_every_rule_returns_valid_thresholds(method):
+    y, probs = _data(seed=7)
+    test = _data(n=300, seed=8)[1]
+    thr, _ = S.tune_thresholds(method, probs, y, test, np.array([0.1, 0.1, 0.2, 0.4]), n_boot=10)
+    assert thr.shape == (4,) and np.isfinite(thr).all() and ((thr >= -1e-9) & (thr <= 1.0)).all()
+
+
+def test_rules_refuse_missing_inputs_in_one_line():
+    y, probs = _data()
+    with pytest.raises(ParameterError, match="test-only"):
+        S.tune_thresholds("exact", None, None, probs, None)
+    with pytest.raises(ParameterError, match="target"):
+        S.tune_thresholds("match", None, None, probs, None)
+    with pytest.raises(ParameterError, match=r"Got 'nope' instead"):
+        S.tune_thresholds("nope", probs, y, probs, None)
+    with pytest.raises(ParameterError, match=r"\(0, 1\)"):
+        S.tune_thresholds("match", None, None, probs, [0.0, 0.1, 0.1, 0.1])
+
+
+def test_threshold_tuner_matches_functions():
+    y, probs = _data(seed=11)
+    test = _data(n=200, seed=12)[1]
+    target = np.array([0.1, 0.2, 0.25, 0.45])
+    tuner = S.ThresholdTuner(target=target, n_boot=10, min_labels=1).fit(probs, y, test)
+    assert tuner.method_ == S.DEFAULT_WITH_TARGET
+    thr, _ = S.tune_thresholds(S.DEFAULT_WITH_TARGET, probs, y, test, target, n_boot=10)
+    np.testing.assert_array_equal(tuner.thresholds_, thr)
+    np.testing.assert_array_equal(tuner.transform(test), apply_thresholds(test, thr, 1).astype(np.uint8))
+    # A rule reading test rows, fitted without them, is finished by transform.
+    late = S.ThresholdTuner(method="match", target=target).fit(probs, y)
+    assert late.thresholds_ is None
+    late.transform(test)
+    np.testing.assert_array_equal(late.thresholds_, T.match_thresholds(test, target))
+    assert S.ThresholdTuner().fit(probs, y).method_ == S.DEFAULT_WITHOUT_TARGET
+
+
+# ------------------------------------------------------------------------------------- decision
+def test_rank_rules_pick_differently():
+    probs = np.array([[0.30, 0.10, 0.05]])
+    thr = np.array([0.9, 0.12, 0.5])
+    pick = {r: int(np.argmax(apply_thresholds(probs, thr, 1, rank_by=r)[0])) for r in ("ratio", "margin", "logit", "prob")}
+    assert pick == {"ratio": 1, "margin": 1, "logit": 1, "prob": 0}
+    probs2 = np.array([[0.45, 0.02, 0.0]])
+    thr2 = np.array([0.5, 0.01, 0.9])  # ratios 0.9, 2.0, 0
+    assert int(np.argmax(apply_thresholds(probs2, thr2, 1, rank_by="ratio")[0])) == 1
+    with pytest.raises(ParameterError):
+        apply_thresholds(probs, thr, 1, rank_by="best")
+
+
+# ------------------------------------------------------------------------------------- simulator
+def test_label_noise_simulator_shape_seed_and_lookalikes():
+    rng = np.random.default_rng(0)
+    Y = (rng.random((3000, 12)) < 0.1).astype(np.uint8)
+    P = simulate_label_noise_models(Y, 3, seed=1)
+    assert P.shape == (3, 3000, 12) and ((P > 0) & (P < 1)).all()
+    np.testing.assert_array_equal(P, simulate_label_noise_models(Y, 3, seed=1))
+    # A positive of class 8 raises class 9's score on rows where 9 is negative (look-alikes).
+    only8 = (Y[:, 8] == 1) & (Y[:, 9] == 0) & (Y[:, 10] == 0)
+    none = (Y[:, 8] == 0) & (Y[:, 9] == 0) & (Y[:, 10] == 0)
+    assert P[:, only8, 9].mean() > P[:, none, 9].mean() + 0.02
+    # Positives score higher than negatives in every column.
+    for k in range(12):
+        assert P[:, Y[:, k] == 1, k].mean() > P[:, Y[:, k] == 0, k].mean()
+
+
+# ------------------------------------------------------------------------------------- contract
+TASK6 = Task("six", ("a", "b", "c", "d", "e", "f"))
+
+
+def test_target_shares_by_class_column_names_and_order(tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text("class,share\n2,0.3\n0,0.1\n1,0.2\n3,0.4\n4,0.5\n5,0.6\n")
+    np.testing.assert_allclose(read_target_shares(f, TASK6), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    f.write_text("name,lb\nf,0.6\ne,0.5\nd,0.4\nc,0.3\nb,0.2\na,0.1\n")
+    np.testing.assert_allclose(read_target_shares(f, TASK6), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+
+
+@pytest.mark.parametrize("text, match", [
+    ("class,share\n0,0.1\n1,0.2\n2,0.3\n3,0.4\n4,0.5\n", r"no row for class 5 \(f\)"),
+    ("class,share\n0,0.1\n1,0.2\n2,0.3\n3,0.4\n4,0.5\n5,0\n", r"class 5 \(f\) must lie in \(0, 1\)"),
+    ("class,share\n0,0.1\n1,1.2\n2,0.3\n3,0.4\n4,0.5\n5,0.2\n", r"class 1 \(b\)"),
+    ("class,share\n0,0.1\n0,0.2\n2,0.3\n3,0.4\n4,0.5\n5,0.2\n", r"class 0 \(a\) appears twice"),
+    ("class,share\n0,0.1\n1,0.2\n2,0.3\n3,0.4\n4,0.5\n9,0.2\n", r"class '9' is not a class"),
+    ("share\n0.1\n0.2\n0.3\n", r"3 share rows for a task of 6 classes"),
+])
+def test_target_shares_bad_input(tmp_path, text, match):
+    f = tmp_path / "t.csv"
+    f.write_text(text)
+    with pytest.raises(ContractError, match=match):
+        read_target_shares(f, TASK6)
+
+
+def test_real_lb_file_reads_as_hpa_shares():
+    lb = REPO.parent / "shared" / "hpa" / "lb_label_distribution.csv"
+    if not lb.exists():
+        pytest.skip("../shared not present")
+    shares = read_target_shares(lb, load_task("hpa2018"))
+    assert shares.shape == (28,) and shares[0] == pytest.approx(0.36239782)
+    with pytest.raises(ContractError, match="28 share rows for a task of 19"):
+        read_target_shares(lb, load_task("hpa2021"))
+
+
+def test_share_too_small_for_test_set_warns_naming_class():
+    notes = check_share_estimable(np.array([0.5, 0.001, 0.2, 0.2, 0.2, 0.2]), 200, TASK6)
+    assert len(notes) == 1 and "class 1 (b)" in notes[0] and "1000 rows" in notes[0]
+
+
+def _pset(tmp_path, name="p", seed=0, K=6):
+    rng = np.random.default_rng(seed)
+    ids, test_ids = [f"r{i}" for i in range(30)], [f"t{i}" for i in range(20)]
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "oof.csv").write_text("Id," + ",".join(map(str, range(K))) + "\n"
+                                    + "".join(f"{i}," + ",".join(f"{v:.6f}" for v in rng.random(K)) + "\n" for i in ids))
+    (folder / "test.csv").write_text("Id," + ",".join(map(str, range(K))) + "\n"
+                                     + "".join(f"{i}," + ",".join(f"{v:.6f}" for v in rng.random(K)) + "\n" for i in test_ids))
+    return folder
+
+
+def test_thresholds_record_round_trip_and_binding(tmp_path):
+    folder = _pset(tmp_path)
+    from hpa_ens.contract.thresholds import prediction_set_hashes
+
+    rec = ThresholdsRecord(thresholds=[0.1, 0.2, 0.3, 0.4, 0.5, 1.0], method="boot", class_names=list(TASK6.class_names),
+                           task_name="six", min_labels=1, max_labels=3, rank_by="margin",
+                           prediction_set=prediction_set_hashes(folder), plots=["x.png"],
+                           report={"oof_macro_f1": 0.5})
+    path = write_thresholds(tmp_path / "thr.json", rec)
+    back = read_thresholds(path, TASK6)
+    assert back.thresholds == rec.thresholds and back.rank_by == "margin" and back.plots == ["x.png"]
+    doc = json.loads(path.read_text())
+    assert doc["prediction_set"]["test.csv"] == sha256_file(folder / "test.csv")
+    assert doc["oof_macro_f1"] == 0.5 and doc["min_labels"] == 1  # report keys also at the top level
+    check_thresholds_match(back, folder)  # same set: fine
+    check_thresholds_match(back, {"outputs": {"test.csv": sha256_file(folder / "test.csv")}})
+    other = _pset(tmp_path, "q", seed=1)
+    with pytest.raises(ContractError, match="not the one the thresholds were tuned on"):
+        check_thresholds_match(back, other)
+    with pytest.raises(ContractError, match="thresholds were tuned for 6 classes"):
+        read_thresholds(path, load_task("hpa2018"))
+    doc["thresholds"] = doc["thresholds"][:5]
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(ContractError, match="one value per class"):
+        read_thresholds(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ContractError, match="not valid JSON"):
+        read_thresholds(tmp_path / "bad.json")
+
+
+def test_no_positive_rule():
+    thr = np.array([0.3, 0.4, 0.5])
+    notes = no_positive_rule(thr, [5, 0, 3], None, ["a", "b", "c"], np.array([0.1, 0.2, 0.3]))
+    assert thr.tolist() == [0.3, T.NEVER, 0.5] and "class 1 (b)" in notes[0] and "never" in notes[0]
+    thr = np.array([0.3, 0.4, 0.5])
+    notes = no_positive_rule(thr, [5, 0, 3], np.array([0.1, 0.05, 0.2]), ["a", "b", "c"], np.array([0.1, 0.2, 0.3]))
+    assert thr.tolist() == [0.3, 0.2, 0.5] and "matched" in notes[0]
+
+
+def test_resolve_method():
+    assert resolve_method(None, True, True) == S.DEFAULT_WITH_TARGET
+    assert resolve_method(None, False, True) == S.DEFAULT_WITHOUT_TARGET
+    assert resolve_method(None, True, False) == "match"
+    assert resolve_method("exact", True, True) == "exact"
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def _hpa_set(tmp_path, seed=0, n=150, n_test=90):
+    K = 28
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, K)) < np.linspace(0.04, 0.4, K)).astype(np.uint8)
+    y[np.arange(n), rng.integers(0, K, n)] = 1
+    ids, test_ids = [f"tr{i}" for i in range(n)], [f"te{i}" for i in range(n_test)]
+    oof = np.clip(0.3 * y + 0.7 * rng.random(y.shape), 0, 1)
+    test = rng.random((n_test, K))
+    write_labels(tmp_path / "train.csv", ids, y)
+    write_prediction_set(tmp_path / "pred", probs_frame(ids, oof), probs_frame(test_ids, test), {"name": "toy"})
+    target = tmp_path / "lb.csv"
+    target.write_text("lb\n" + "".join(f"{v}\n" for v in np.linspace(0.05, 0.3, K)))
+    return tmp_path / "train.csv", tmp_path / "pred", target, y, oof, test
+
+
+def test_cli_default_with_target_is_benchmark_winner(tmp_path):
+    labels, pred, target, y, oof, test = _hpa_set(tmp_path)
+    out = tmp_path / "thr.json"
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(target),
+                      "--n-boot", "10"]) == 0
+    rec = read_thresholds(out)
+    assert rec.method == S.DEFAULT_WITH_TARGET
+    shares = read_target_shares(target, load_task("hpa2018"))
+    expected, _ = S.tune_thresholds(S.DEFAULT_WITH_TARGET, oof, y, test, shares, n_boot=10)
+    np.testing.assert_allclose(rec.thresholds, expected)
+    check_thresholds_match(rec, pred)
+
+
+def test_cli_bad_target_file_writes_nothing(tmp_path, capsys):
+    labels, pred, target, *_ = _hpa_set(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lb\n" + "0.1\n" * 27)
+    out = tmp_path / "thr.json"
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "27 share rows for a task of 28" in err and "Traceback" not in err
+    bad.write_text("class,lb\n" + "".join(f"{k},{0.1 if k != 4 else 1.5}\n" for k in range(28)))
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(bad),
+                      "--plots", str(tmp_path / "plots")]) == 2
+    assert "class 4 (Nuclear speckles)" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "plots").exists()
+
+
+@pytest.mark.parametrize("flags, name", [
+    (["--n-boot", "0"], "--n-boot"), (["--trials", "0"], "--trials"), (["--blend-floor", "0"], "--blend-floor"),
+    (["--tolerance", "-1"], "--tolerance"), (["--min-labels", "29"], "--min-labels"),
+    (["--storage", "x.journal"], "--storage"),
+])
+def test_cli_bad_flags_say_got_instead(tmp_path, capsys, flags, name):
+    labels, pred, *_ = _hpa_set(tmp_path)
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(tmp_path / "o.json"), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"'{name}'" in err and "Got" in err and "instead" in err and len(err.splitlines()) == 1
+
+
+def test_unopenable_storage_url_is_one_line(tmp_path):
+    with pytest.raises(ContractError, match="cannot open the Optuna storage"):
+        open_storage(f"sqlite:///{tmp_path}/no/such/dir/study.db")
+    with pytest.raises(ContractError, match="cannot open the Optuna storage"):
+        open_storage("nosuchdialect://user@host/db")
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    import optuna
+
+    labels, pred, *_ = _hpa_set(tmp_path, seed=3)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    # Create the study once before the workers start (SQLite races when workers create it together).
+    optuna.create_study(storage=open_storage(url), study_name="shared", direction="maximize")
+    env = dict(os.environ, HPA_ENS_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-m", "hpa_ens.tune_thresholds", "--labels", str(labels), "--pred",
+                               str(pred), "--out", str(tmp_path / f"w{i}.json"), "--method", "optuna", "--trials", "4",
+                               "--seed", str(i), "--storage", url, "--study-name", "shared"],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    study = optuna.load_study(study_name="shared", storage=open_storage(url))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 8 and len({t.number for t in complete}) == 8
+
+
+@needs_new_contract
+def test_cli_test_only_set_match_and_refusal(tmp_path, capsys):
+    labels, pred, target, y, oof, test = _hpa_set(tmp_path)
+    only = tmp_path / "only"
+    write_prediction_set(only, None, probs_frame([f"te{i}" for i in range(len(test))], test), {"name": "only"})
+    out = tmp_path / "m.json"
+    assert run(main, ["--pred", str(only), "--out", str(out), "--target-dist", str(target)]) == 0
+    rec = read_thresholds(out)
+    assert rec.method == "match" and rec.prediction_set["oof.csv"] is None
+    np.testing.assert_allclose(rec.thresholds, T.match_thresholds(test, read_target_shares(target, load_task())))
+    assert run(main, ["--labels", str(labels), "--pred", str(only), "--out", str(tmp_path / "e.json"),
+                      "--method", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert "test-only" in err and "out-of-fold" in err and not (tmp_path / "e.json").exists()
+
+
+@needs_new_contract
+@pytest.mark.parametrize("name", ["yeast", "emotions"])
+def test_cli_mulan_task_through_command_line(tmp_path, name):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from mulan_data import MULAN_DIR, load_mulan
+
+    if not (MULAN_DIR / name).exists():
+        pytest.skip("../shared/multilabel not present")
+    data = load_mulan(name)
+    K = data.n_classes
+    task_csv = tmp_path / "task.csv"
+    task_csv.write_text("id,name\n" + "".join(f"{k},{n}\n" for k, n in enumerate(data.label_names)))
+    rng = np.random.default_rng(0)
+    oof = np.clip(0.4 * data.Y_train + 0.6 * rng.random(data.Y_train.shape), 0, 1)
+    test = np.clip(0.4 * data.Y_test + 0.6 * rng.random(data.Y_test.shape), 0, 1)
+    (tmp_path / "train.csv").write_text("Id,Target\n" + "".join(
+        f"{i},{' '.join(str(k) for k in np.flatnonzero(row))}\n" for i, row in zip(data.train_ids, data.Y_train)))
+    task = load_task(task_csv)
+    write_prediction_set(tmp_path / "pred", probs_frame(data.train_ids, oof), probs_frame(data.test_ids, test),
+                         {"name": name}, task=task)
+    out = tmp_path / "thr.json"
+    assert run(main, ["--task", str(task_csv), "--labels", str(tmp_path / "train.csv"), "--pred", str(tmp_path / "pred"),
+                      "--out", str(out), "--target-dist", "train", "--n-boot", "10"]) == 0
+    rec = read_thresholds(out, task)
+    assert len(rec.thresholds) == K and rec.class_names == list(data.label_names)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    assert doctest.testmod(S, optionflags=doctest.ELLIPSIS).failed == 0
