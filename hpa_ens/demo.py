@@ -12,7 +12,8 @@ and writes ``reports/demo/index.html``. The recipe (3 folds, which backbones, ho
 explained in docs/recipe.md.
 
 ``--data`` is only ever generated into when it is empty (or absent) or carries the generator's marker
-file (:data:`MARKER`): a folder holding anything else, such as a user's own data set, is refused.
+file (``hpa_ens.synth.generate.MARKER``): a folder holding anything else, such as a user's own data
+set, is refused before any stage runs.
 """
 
 from __future__ import annotations
@@ -30,15 +31,11 @@ from ._validation import ContractError, ParameterError
 
 PACKAGE = Path(__file__).resolve().parent
 
-#: The file that marks a folder as the synthetic generator's own (the demo writes it before generating;
-#: only a folder that is empty, absent or marked is ever generated into).
-MARKER = ".hpa_ens_synth.json"
-
 #: Environment of every training stage: one BLAS/OpenMP thread per process and a fixed number of fold
 #: jobs, so the same seed gives the same bytes whatever the machine's core count.
 #: The demo's members (docs/recipe.md): two CNN families on a fixed 12-epoch schedule and the torch-free
 #: image-feature model; 3 folds each.
-DEFAULT_MODELS = ("features", "mobilenetv3_small_100", "regnetx_002")
+DEFAULT_MODELS = ("features", "regnetx_002", "resnet10t")
 
 FIXED_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "JOBS": "2"}
 
@@ -71,34 +68,17 @@ def _packaged(name: str) -> Path:
 def check_data_folder(data: Path) -> None:
     """Refuse to generate into a folder the generator did not make (a user's data must never be touched).
 
-    Accepted: an absent or empty folder, or one carrying :data:`MARKER`.
+    Accepted: an absent or empty folder, or one carrying the generator's marker
+    (:data:`hpa_ens.synth.generate.MARKER`, written before any image).
 
     Raises
     ------
     ContractError
-        When ``data`` is a file, or a non-empty folder without the marker.
+        When ``data`` is a file, or a non-empty folder without the marker (one line naming it).
     """
-    data = Path(data)
-    if not data.exists() or (data / MARKER).is_file():
-        return
-    if not data.is_dir():
-        raise ContractError(f"{data}: --data must be a folder for the synthetic set. Got a file instead.")
-    if any(data.iterdir()):
-        what = "a data set the generator did not create" if (data / "train.csv").exists() else "other files"
-        raise ContractError(f"{data}: --data holds {what} (no {MARKER} marker); the demo only generates into an "
-                            f"empty folder or its own. Got a non-empty folder instead; choose another --data.")
+    from .synth.generate import check_generated_folder
 
-
-def claim_data_folder(data: Path, args) -> None:
-    """Create ``data`` and write the marker (before generating, so a killed run can resume there)."""
-    from .io import atomic_write_json
-
-    check_data_folder(data)
-    if not (data / MARKER).is_file():
-        data.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(data / MARKER, {"created_by": "hpa_ens.demo", "generator": "hpa_ens.synth",
-                                          "n_train": args.n_train, "n_test": args.n_test, "size": args.size,
-                                          "seed": args.seed})
+    check_generated_folder(data, overwrite=True)
 
 
 def config_kind(path: Path) -> str:
@@ -222,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise ParameterError(f"The 'models' parameter must name configs in base_models/configs ({', '.join(known)}). "
                              f"Got {unknown[0]!r} instead.")
-    claim_data_folder(args.data, args)
+    check_data_folder(args.data)
     stages = build_stages(args.data, args.work, args.reports, args.oof, models, args)
     stamps, logs = args.work / "stamps", args.work / "logs"
     timings: dict[str, float] = {}

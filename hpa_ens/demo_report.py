@@ -49,9 +49,10 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
     """The demo's threshold rule on any prediction set: what ``tune_thresholds --method match
     --tolerance T`` then ``submit`` do to the stack, so that every "+ thresholds" row is comparable.
 
-    Per class, the threshold closest to the target share within ``tolerance`` among the OOF-best cuts
-    (exact thresholds where the class has no OOF positive), then at least ``min_labels`` and at most
-    ``max_labels`` labels per image. Tuned on OOF rows and test probabilities only; never on test truth.
+    Per class, among the cuts whose test share is within ``tolerance`` of the target share, the one
+    with the best OOF F1; then at least ``min_labels`` and at most ``max_labels`` labels per image
+    (:func:`hpa_ens.decision.apply_thresholds`, its default ranking). Tuned on OOF rows and test
+    probabilities only; never on the test truth.
 
     Parameters
     ----------
@@ -66,15 +67,10 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
     from . import thresholds as T
     from .decision import apply_thresholds
 
-    curves = T.f1_curves(oof, y_true)
-    base, _ = T.robust_thresholds(oof, y_true, "none")
-    matched = T.match_thresholds(test, target)
-    no_pos = curves.n_pos == 0
-    base[no_pos] = np.where(target[no_pos] > 0, matched[no_pos], T.NEVER)
-    thresholds = T.match_thresholds_within(curves, test, target, tolerance)
-    thresholds[no_pos] = base[no_pos]
-    scored = T.evaluate_thresholds(oof, y_true, thresholds, min_labels, max_labels, test)
-    return apply_thresholds(test, thresholds, min_labels, max_labels).astype(bool), float(scored["macro_f1"])
+    thresholds = T.match_thresholds_within(T.f1_curves(oof, y_true), test, target, tolerance)
+    oof_pred = apply_thresholds(oof, thresholds, min_labels, max_labels)
+    return (apply_thresholds(test, thresholds, min_labels, max_labels).astype(bool),
+            float(macro_f1(np.asarray(y_true, bool), oof_pred.astype(bool))))
 
 
 def _fmt(r) -> list[str]:
@@ -117,7 +113,7 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     # The best single model is chosen on OOF rows only (never on the test truth).
     best = max(models, key=lambda m: tuned_members[m][1])
     blend = read_prediction_set(oof_root / "blend_mean", labels.index, test_ids)
-    thresholds = json.loads((work / "thresholds.json").read_text())
+    stack_oof_f1 = tuned(read_prediction_set(oof_root / "stack", labels.index, test_ids))[1]
 
     rows: list[dict] = []
     best_row = next(r for r in members if r["stage"] == f"{best} + thresholds")
@@ -130,7 +126,7 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         ("+ leak", "submit_leak", ("submit_leak",)),
     ):
         sub = align(read_submission(work / f"{name}.csv"), test_ids, f"{name}.csv", "the sample submission")
-        oof_f1 = thresholds.get("oof_macro_f1") if name == "submit_thresholds" else None
+        oof_f1 = stack_oof_f1 if name == "submit_thresholds" else None
         add(rows, stage, sub.to_numpy().astype(bool), sum(timings.get(k, 0.0) for k in keys), oof_f1)
 
     header = ("stage", "test macro F1", "95% CI", "OOF macro F1", "wall s")

@@ -48,7 +48,7 @@ def _finish(cwd: Path) -> str:
     return proc.stderr
 
 
-@pytest.mark.xdist_group("demo")
+@pytest.mark.xdist_group("killed_runs")
 def test_killed_during_base_models_and_stack_then_rerun_gives_the_same_submission(tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     reference.mkdir()
