@@ -8,7 +8,7 @@ dependencies.
    one ``.npz`` per split, keyed by a fingerprint of the feature list, the image files' sizes and
    mtimes, the image size and this module's source; written atomically):
 
-   - ``intensity``: per channel mean, std, quantiles and bright fractions;
+   - ``channel_stats``: per channel mean, std, quantiles and bright fractions;
    - ``quantiles``: position-free quantiles of the protein channel, of protein x each reference
      stain (co-localisation), of its local contrast (dots) and gradient (lines), at full and half
      resolution (the features of ``benchmarks/baseline_synth.py``);
@@ -56,7 +56,7 @@ __all__ = ["DEFAULTS", "FEATURES", "load_feature_config", "image_features", "ext
 DEFAULTS: dict = {
     "kind": "features",
     "name": None,               # prediction-set name; default: the config file's stem
-    "features": ["intensity", "quantiles", "texture", "histogram", "cells"],
+    "features": ["channel_stats", "quantiles", "texture", "histogram", "cells"],
     "image_size": None,         # resize every channel to this side first (null: as stored)
     "protein_channel": "green",  # the stain whose pattern is the label (HPA: green)
     "nucleus_channel": "blue",   # nuclei for the per-cell features (null: no cells feature)
@@ -89,7 +89,7 @@ class _Image:
         return self.pixels[self.p]
 
 
-def _intensity(img: _Image) -> np.ndarray:
+def _channel_stats(img: _Image) -> np.ndarray:
     feats = []
     for ch in img.pixels:
         feats += [ch.mean(), ch.std(), *np.quantile(ch, [0.5, 0.9, 0.99, 1.0]), (ch > 0.1).mean(), (ch > 0.3).mean()]
@@ -221,7 +221,7 @@ def _cells(img: _Image) -> np.ndarray:
 
 #: name -> function(image) -> 1-D feature vector (fixed length for a given channel list).
 FEATURES: dict[str, Callable[[_Image], np.ndarray]] = {
-    "intensity": _intensity, "quantiles": _quantiles, "texture": _texture, "histogram": _histogram,
+    "channel_stats": _channel_stats, "quantiles": _quantiles, "texture": _texture, "histogram": _histogram,
     "cells": _cells,
 }
 

@@ -16,13 +16,25 @@ from tiny_images import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "base_models" / "configs" / "features.yaml"
-FAST = {"features": ["intensity", "quantiles", "histogram", "cells", "texture"], "C": 0.1}
+FAST = {"features": ["channel_stats", "quantiles", "histogram", "cells", "texture"], "C": 0.1}
 
 
 def _cli(*args, cwd=None):
     env = dict(os.environ, PYTHONPATH=str(REPO), HPA_ENS_NO_PROGRESS="1")
     return subprocess.run([sys.executable, "-m", "base_models.features", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _unimport_afterwards():
+    """Leave the worker as found: other tests (run_all's dispatch) replace base_models.features in
+    sys.modules, which an attribute left on the base_models package would shadow."""
+    yield
+    import base_models
+
+    sys.modules.pop("base_models.features", None)
+    if hasattr(base_models, "features"):
+        delattr(base_models, "features")
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +46,14 @@ def data(tmp_path_factory):
 
 def test_unknown_feature_name_is_one_line_before_any_work(data, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("kind: features\nfeatures: [intensity, haralik]\n")
+    bad.write_text("kind: features\nfeatures: [channel_stats, haralik]\n")
     proc = _cli("--config", bad, "--data", data, "--folds", data / "folds.csv", "--out", tmp_path / "oof")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "haralik" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "oof").exists()
     with pytest.raises(F.ParameterError, match="'features'"):
-        F.load_feature_config(None, {"features": ["intensity", "intensity"]})
+        F.load_feature_config(None, {"features": ["channel_stats", "channel_stats"]})
     with pytest.raises(F.ContractError, match="unknown config key 'modle'"):
         F.load_feature_config(None, {"modle": "logistic"})
     with pytest.raises(F.ParameterError, match="'model'"):
