@@ -25,16 +25,23 @@ def _cli(*args, cwd=None):
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _unimport_afterwards():
-    """Leave the worker as found: other tests (run_all's dispatch) replace base_models.features in
-    sys.modules, which an attribute left on the base_models package would shadow."""
-    yield
+def _unimport():
+    """Leave the process as found: other tests (run_all's dispatch) replace base_models.features in
+    sys.modules, which an attribute left on the base_models package would shadow. ``F`` keeps working."""
     import base_models
 
     sys.modules.pop("base_models.features", None)
     if hasattr(base_models, "features"):
         delattr(base_models, "features")
+
+
+_unimport()  # at collection time too: xdist workers collect every file before running any test
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _unimport_afterwards():
+    yield
+    _unimport()
 
 
 @pytest.fixture(scope="module")
