@@ -25,9 +25,9 @@ test: install
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Base models on the embedded synthetic set (MODELS=a,b FOLDS=0,1 DATA=dir narrow or redirect it).
+# Base models on the embedded synthetic set (ARGS="--names a b --fold 0 1 --data dir", or MODELS/FOLDS/DATA).
 base-models: install
-	$(PY) -m base_models.run_all
+	$(PY) -m base_models.run_all $(ARGS)
 
 demo: install
 	$(PY) -m hpa_ens.demo

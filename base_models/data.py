@@ -1,9 +1,17 @@
-"""Images in, uint8 batches out: PNG reading, the decode-once cache, samplers, augmentation.
+"""Images in, uint8 batches out: the decode-once cache, the streaming loader, augmentation.
 
-Decoding four PNGs per image is the bottleneck on real data (about 2.6 ms per 512² channel here),
-so every image is decoded once into a uint8 ``.npy`` memmap of shape (n_images, 4, S, S) at the
-training resolution. Later epochs, folds and configs of the same size reuse it. A cache is keyed by
-its Id list, size and the files' sizes and mtimes, so a changed file rebuilds it.
+Two ways to feed the trainer, chosen per config (``loader:``):
+
+- ``cache`` (default): every image is decoded once into a uint8 ``.npy`` memmap of shape
+  (n_images, C, S, S) at the training resolution; later epochs, folds and configs of the same size
+  reuse it. Fast per epoch, but 1 MiB per image at 512 px (about 44 GB for Kaggle train + test).
+  A cache is keyed by its Id list, size and the files' sizes and mtimes, so a changed file rebuilds it.
+- ``stream``: :class:`StreamImages` decodes the files (PNG, JPG, TIFF; 8/16-bit, through
+  :mod:`hpa_ens.images`) for every batch, resized on the fly, in ``loader_workers`` DataLoader worker
+  processes. No disk beyond the images; each epoch pays the decoding again.
+
+Both are array-likes ``images[rows] -> uint8 (n, C, S, S)``, so the trainer, TTA and statistics do
+not care which one they read. Every channel file is checked before any work starts.
 """
 
 from __future__ import annotations
@@ -20,68 +28,98 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from hpa_ens.io import atomic_write_json
+from hpa_ens._validation import ContractError, ParameterError
 from hpa_ens.classes import CHANNELS
+from hpa_ens.images import IMAGE_EXTENSIONS, read_image
+from hpa_ens.io import atomic_write_json
 
-from .registry import Registry
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
-
-CACHE_VERSION = 1
-SAMPLERS = Registry("sampler")
-
-
-# --------------------------------------------------------------------------------------- reading
-def channel_paths(image_dir, image_id: str) -> list[Path]:
-    """The four Kaggle-layout files ``{Id}_{red,green,blue,yellow}.png`` of one image."""
-    image_dir = Path(image_dir)
-    return [image_dir / f"{image_id}_{channel}.png" for channel in CHANNELS]
+CACHE_VERSION = 2  # 2: one reader (hpa_ens.images), 16-bit scaled by 255/65535 with rounding
+#: ``image_format`` config values -> the file extensions they accept.
+IMAGE_FORMATS = {"png": (".png",), "jpg": (".jpg", ".jpeg"), "tif": (".tif", ".tiff"), "any": IMAGE_EXTENSIONS}
 
 
-def check_files(sources: Sequence[tuple[str, Path]]) -> None:
+# --------------------------------------------------------------------------------------- sources
+class Sources(list):
+    """``[(Id, folder), ...]`` plus how to find the files: channel names and accepted extensions."""
+
+    def __init__(self, items=(), channels: Sequence[str] = CHANNELS, extensions: Sequence[str] = (".png",)):
+        super().__init__(items)
+        self.channels = tuple(channels)
+        self.extensions = tuple(extensions)
+
+    def __add__(self, other):
+        return Sources(list(self) + list(other), self.channels, self.extensions)
+
+    def paths(self, row: int) -> list[Path]:
+        image_id, folder = self[row]
+        return [_find(folder, image_id, c, self.extensions) for c in self.channels]
+
+
+def _find(folder, image_id: str, channel: str, extensions: Sequence[str]) -> Path:
+    for ext in extensions:
+        path = Path(folder) / f"{image_id}_{channel}{ext}"
+        if path.is_file():
+            return path
+    return Path(folder) / f"{image_id}_{channel}{extensions[0]}"
+
+
+def _other_format(folder, image_id: str, channel: str, extensions: Sequence[str]) -> Path | None:
+    for ext in IMAGE_EXTENSIONS:
+        if ext not in extensions and (Path(folder) / f"{image_id}_{channel}{ext}").is_file():
+            return Path(folder) / f"{image_id}_{channel}{ext}"
+    return None
+
+
+def as_sources(sources) -> "Sources":
+    """A plain ``[(Id, folder), ...]`` list as :class:`Sources` (HPA channels, PNG)."""
+    return sources if isinstance(sources, Sources) else Sources(sources)
+
+
+def check_files(sources: Sources) -> None:
     """Refuse before any work if a channel file is missing, naming the first one and the count.
 
-    Parameters
-    ----------
-    sources : sequence of (Id, image_dir)
+    A file present in another format than the config accepts (a JPG in a PNG-only config) is named
+    as such, with the setting that would accept it.
     """
-    missing = [p for image_id, folder in sources for p in channel_paths(folder, image_id) if not p.is_file()]
-    if missing:
-        more = f" (and {len(missing) - 1} more missing channel files)" if len(missing) > 1 else ""
-        raise ContractError(f"{missing[0]}: channel file not found{more}; every image needs "
-                                f"{'/'.join(CHANNELS)} PNGs.")
+    sources = as_sources(sources)
+    missing = []
+    for image_id, folder in sources:
+        for channel in sources.channels:
+            if not _find(folder, image_id, channel, sources.extensions).is_file():
+                missing.append((folder, image_id, channel))
+    if not missing:
+        return
+    folder, image_id, channel = missing[0]
+    other = _other_format(folder, image_id, channel, sources.extensions)
+    if other is not None:
+        fmt = next(k for k, v in IMAGE_FORMATS.items() if other.suffix.lower() in v)
+        raise ContractError(f"{other}: a {fmt.upper()} file, but the config reads only "
+                            f"{'/'.join(e.lstrip('.') for e in sources.extensions)} images; set image_format: "
+                            f"{fmt} (or any).")
+    more = f" (and {len(missing) - 1} more missing channel files)" if len(missing) > 1 else ""
+    first = _find(folder, image_id, channel, sources.extensions)
+    raise ContractError(f"{first}: channel file not found{more}; every image needs "
+                        f"{'/'.join(sources.channels)} files.")
 
 
-def read_channel(path: Path, size: int) -> np.ndarray:
-    """Decode one channel PNG to uint8 (size, size); a corrupt file raises naming its path."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I"):
-                arr = (np.asarray(img, dtype=np.float32) / 256.0).clip(0, 255).astype(np.uint8)
-                img = Image.fromarray(arr)
-            elif img.mode != "L":
-                img = img.convert("L")
-            if img.size != (size, size):
-                # BOX averages the pixels a target pixel covers: the right filter for downsampling.
-                img = img.resize((size, size), Image.Resampling.BOX if img.size[0] >= size
-                                 else Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as err:
-        raise ContractError(f"{path}: cannot decode this PNG ({type(err).__name__}: {err}).") from None
+def missing_images(sources: Sources) -> list[str]:
+    """Ids of ``sources`` with at least one channel file missing (in order)."""
+    return [image_id for image_id, folder in sources
+            if not all(_find(folder, image_id, c, sources.extensions).is_file() for c in sources.channels)]
 
 
-def read_image(image_dir, image_id: str, size: int) -> np.ndarray:
-    """One image as uint8 (4, size, size), channels red, green, blue, yellow."""
-    return np.stack([read_channel(p, size) for p in channel_paths(image_dir, image_id)])
+def decode(sources: Sources, row: int, size: int) -> np.ndarray:
+    """One image of ``sources`` as uint8 (C, size, size) through :func:`hpa_ens.images.read_image`."""
+    image_id, folder = sources[row]
+    return read_image(folder, image_id, size, channels=sources.channels, extensions=sources.extensions)
 
 
 # ----------------------------------------------------------------------------------------- cache
-def _fingerprint(sources: Sequence[tuple[str, Path]], size: int) -> str:
+def _fingerprint(sources: Sources, size: int) -> str:
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{size}".encode())
-    for image_id, folder in sources:
-        for p in channel_paths(folder, image_id):
+    for row in range(len(sources)):
+        for p in sources.paths(row):
             st = p.stat()
             digest.update(f"|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
     return digest.hexdigest()
@@ -101,14 +139,14 @@ def default_cache_dir(data_dir) -> Path:
     return fallback
 
 
-def build_cache(sources: Sequence[tuple[str, Path]], size: int, cache_dir, tag: str = "images",
+def build_cache(sources: Sources, size: int, cache_dir, tag: str = "images",
                 n_threads: int | None = None, progress=None) -> np.ndarray:
     """Decode every image once into a uint8 memmap, or open the cache already built for them.
 
     Parameters
     ----------
-    sources : sequence of (Id, image_dir)
-        Images in the row order of the cache.
+    sources : Sources
+        Images in the row order of the cache (and their channels and accepted extensions).
     size : int
         Training resolution; images are resized to (size, size).
     cache_dir : path
@@ -119,8 +157,9 @@ def build_cache(sources: Sequence[tuple[str, Path]], size: int, cache_dir, tag: 
 
     Returns
     -------
-    images : read-only memmap of shape (n_images, 4, size, size), uint8
+    images : read-only memmap of shape (n_images, C, size, size), uint8
     """
+    sources = as_sources(sources)
     check_files(sources)
     key = _fingerprint(sources, size)
     cache_dir = Path(cache_dir)
@@ -133,12 +172,11 @@ def build_cache(sources: Sequence[tuple[str, Path]], size: int, cache_dir, tag: 
             return np.load(path, mmap_mode="r")
     n = len(sources)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, len(CHANNELS), size, size))
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, len(sources.channels), size, size))
     task = progress.add_task(f"caching {tag} at {size}px", total=n) if progress is not None else None
     try:
         def work(row: int) -> None:
-            image_id, folder = sources[row]
-            out[row] = read_image(folder, image_id, size)
+            out[row] = decode(sources, row, size)
 
         with ThreadPoolExecutor(max_workers=n_threads or os.cpu_count() or 1) as pool:
             for _ in pool.map(work, range(n)):
@@ -157,30 +195,96 @@ def build_cache(sources: Sequence[tuple[str, Path]], size: int, cache_dir, tag: 
     return np.load(path, mmap_mode="r")
 
 
+class StreamImages:
+    """The images of ``sources`` decoded from their files on every read, resized to ``size``.
+
+    Behaves like the cache's memmap for the trainer: ``images[rows]`` is uint8 (n, C, size, size),
+    ``len(images)``, ``images.shape``. :func:`load_batches` decodes its batches in DataLoader worker
+    processes.
+    """
+
+    def __init__(self, sources: Sources, size: int):
+        self.sources = sources
+        self.size = int(size)
+        self.shape = (len(sources), len(sources.channels), self.size, self.size)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 4
+        key = hashlib.sha256("\n".join(f"{i}|{f}" for i, f in sources).encode()).hexdigest()[:16]
+        self.filename = f"stream_{self.size}px_{key}"  # names the cell-crop cache like a memmap's file
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        rows = np.asarray(rows)
+        if rows.ndim == 0:
+            return decode(self.sources, int(rows), self.size)
+        out = np.empty((len(rows),) + self.shape[1:], dtype=np.uint8)
+        for j, row in enumerate(rows):
+            out[j] = decode(self.sources, int(row), self.size)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self[np.arange(len(self))]
+        return arr if dtype is None else arr.astype(dtype)
+
+
+class _BatchDataset(torch.utils.data.Dataset):
+    """Item i = the uint8 batch ``images[chunks[i]]`` (decoded in a DataLoader worker)."""
+
+    def __init__(self, images, chunks):
+        self.images, self.chunks = images, chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, i):
+        return self.images[self.chunks[i]]
+
+
+def load_batches(images, chunks: Sequence[np.ndarray], workers: int = 0) -> Iterator[np.ndarray]:
+    """uint8 batches ``images[rows]`` for each ``rows`` of ``chunks``, in order.
+
+    A :class:`StreamImages` with ``workers > 0`` is decoded in that many DataLoader worker
+    processes; anything else (a memmap, or streaming without workers) is read one batch ahead in a
+    thread. Order is kept, so results never depend on timing.
+    """
+    if isinstance(images, StreamImages) and workers > 0 and len(chunks) > 1:
+        loader = torch.utils.data.DataLoader(_BatchDataset(images, list(chunks)), batch_size=None, shuffle=False,
+                                             num_workers=int(workers), prefetch_factor=2,
+                                             persistent_workers=False)
+        for batch in loader:
+            yield batch.numpy() if isinstance(batch, torch.Tensor) else batch
+        return
+    yield from prefetch(images[rows] for rows in chunks)
+
+
+def open_images(sources: Sources, size: int, cache_dir, loader: str = "cache", tag: str = "images",
+                progress=None):
+    """The images of ``sources`` at ``size``: the decode-once memmap (``cache``) or :class:`StreamImages`."""
+    if loader == "stream":
+        check_files(sources)
+        return StreamImages(sources, size)
+    if loader != "cache":
+        raise ParameterError(f"The 'loader' parameter must be cache or stream. Got {loader!r} instead.")
+    return build_cache(sources, size, cache_dir, tag=tag, progress=progress)
+
+
 # --------------------------------------------------------------------------------- normalisation
-def read_channel_stats(path) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (0..1 scale) from the EDA stats JSON, in CHANNELS order."""
-    path = Path(path)
-    if not path.exists():
-        raise ContractError(f"{path}: channel stats file not found.")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        order = [info["channels"].index(c) for c in CHANNELS]
-        mean = np.asarray(info["mean"], dtype=np.float64)[order]
-        std = np.asarray(info["std"], dtype=np.float64)[order]
-    except (json.JSONDecodeError, KeyError, ValueError, TypeError, IndexError) as err:
-        raise ContractError(f"{path}: expected {{'channels': [...4], 'mean': [...4], 'std': [...4]}} "
-                         f"({type(err).__name__}: {err}).") from None
-    if mean.shape != (4,) or std.shape != (4,) or not np.all(std > 0):
-        raise ContractError(f"{path}: 'mean' and 'std' must hold 4 values with std > 0. Got {info} instead.")
-    return mean, std
+def read_channel_stats(path, channels: Sequence[str] = CHANNELS) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (0..1 scale) from the EDA stats JSON, in ``channels`` order
+    (through the contract's reader, :func:`hpa_ens.contract.read_channel_stats`)."""
+    from hpa_ens.contract import read_channel_stats as read_stats
+
+    stats = read_stats(path, channels=list(channels))
+    return np.asarray(stats.mean, dtype=np.float64), np.asarray(stats.std, dtype=np.float64)
 
 
 def channel_stats(images: np.ndarray, max_images: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (0..1 scale) over evenly spaced images of a cache (deterministic)."""
+    """Per-channel mean and std (0..1 scale) over evenly spaced images (deterministic)."""
     rows = np.unique(np.linspace(0, len(images) - 1, min(max_images, len(images))).astype(int))
-    total = np.zeros(4)
-    total_sq = np.zeros(4)
+    total = np.zeros(images.shape[1])
+    total_sq = np.zeros(images.shape[1])
     count = 0
     for start in range(0, len(rows), 256):
         block = images[rows[start:start + 256]].astype(np.float64) / 255.0
@@ -192,28 +296,7 @@ def channel_stats(images: np.ndarray, max_images: int = 2000) -> tuple[np.ndarra
     return mean, np.maximum(std, 1e-3)
 
 
-# -------------------------------------------------------------------------------------- samplers
-@SAMPLERS.register("shuffle")
-def shuffle_sampler(labels: np.ndarray, rng: np.random.Generator, **_) -> np.ndarray:
-    """Every training image once per epoch, in random order."""
-    return rng.permutation(len(labels))
-
-
-@SAMPLERS.register("balanced")
-def balanced_sampler(labels: np.ndarray, rng: np.random.Generator, power: float = 0.5, **_) -> np.ndarray:
-    """Multilabel-balanced: ``len(labels)`` draws with replacement, image weight ``max_c freq_c ** -power``.
-
-    An image counts as its rarest label, so rare-class images are drawn more often (``power=1``
-    equalises classes; 0.5 is a milder square-root balancing).
-    """
-    labels = np.asarray(labels, dtype=bool)
-    freq = np.maximum(labels.mean(axis=0), 1.0 / max(len(labels), 1))
-    per_class = freq ** -float(power)
-    weights = np.where(labels, per_class[None, :], 0.0).max(axis=1)
-    weights[weights == 0] = per_class.min()  # unlabelled rows (should not happen) keep a floor
-    return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
-
-
+# ------------------------------------------------------------------------------------- batching
 def batches(order: np.ndarray, batch_size: int, drop_last: bool = False) -> list[np.ndarray]:
     """Split an index order into consecutive batches."""
     out = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

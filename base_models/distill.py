@@ -21,7 +21,7 @@ The student is trained per fold through ``base_models.train.fit_fold`` (its ``ma
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
@@ -30,14 +30,16 @@ import torch
 import torch.nn.functional as F
 
 from hpa_ens import cli
-from hpa_ens.io import sha256_file
+from hpa_ens._validation import ContractError, ParameterError
 from hpa_ens.contract import read_folds, read_meta, read_prediction_set, write_prediction_set
-from hpa_ens.labels import read_labels, read_sample_submission
+from hpa_ens.io import sha256_file
+from hpa_ens.labels import read_sample_submission
+from hpa_ens.task import load_task
 
 from . import distributed
-from .config import add_config_flags, config_hash, load_config, overrides_from_args
-from .train import FoldData
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from .config import add_config_flags, load_config, overrides_from_args
+from .freshness import fold_is_current
+from .train import FoldData, fold_line, read_label_matrix
 
 EPS = 1e-6
 
@@ -48,12 +50,12 @@ def soften(probs: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
     Parameters
     ----------
-    probs : array of shape (n, 28) in [0, 1]
+    probs : array of shape (n, K) in [0, 1]
     temperature : float > 0; 1 leaves the probabilities as they are (up to clipping to [1e-6, 1 - 1e-6])
 
     Returns
     -------
-    soft : ndarray of shape (n, 28), float32
+    soft : ndarray of shape (n, K), float32
     """
     if not temperature > 0:
         raise ParameterError(f"The 'temperature' parameter must be > 0. Got {temperature!r} instead.")
@@ -67,8 +69,8 @@ def soft_bce(logits: torch.Tensor, soft: torch.Tensor, temperature: float = 1.0)
 
     Parameters
     ----------
-    logits : Tensor of shape (batch, 28)
-    soft : Tensor of shape (batch, 28), tempered teacher probabilities (:func:`soften`)
+    logits : Tensor of shape (batch, K)
+    soft : Tensor of shape (batch, K), tempered teacher probabilities (:func:`soften`)
     """
     return F.binary_cross_entropy_with_logits(logits / temperature, soft) * temperature ** 2
 
@@ -78,7 +80,7 @@ def make_distill_loss(soft_targets: np.ndarray, labelled: np.ndarray, alpha: flo
 
     Parameters
     ----------
-    soft_targets : array of shape (n_rows, 28), tempered teacher probabilities, one row per training row
+    soft_targets : array of shape (n_rows, K), tempered teacher probabilities, one row per training row
         (``FoldData.train_images`` rows, test images included under self-training)
     labelled : bool array of shape (n_rows,), rows with true labels (False for test images)
     alpha : weight of the soft term in [0, 1]; 0 is plain training, 1 learns from the teacher alone
@@ -147,14 +149,10 @@ def self_train_hook(test_probs: np.ndarray):
     def hook(data: FoldData) -> FoldData:
         n_rows, n_test = len(data.train_images), len(data.test_images)
         pseudo = (np.asarray(test_probs) > 0.5).astype(np.uint8)
-        return FoldData(
-            train_ids=data.train_ids, test_ids=data.test_ids,
-            labels=np.concatenate([data.labels, pseudo]),
+        return dataclasses.replace(
+            data, labels=np.concatenate([data.labels, pseudo]),
             train_images=RowConcat(data.train_images, data.test_images),
-            test_images=data.test_images,
-            fit_rows=np.concatenate([data.fit_rows, n_rows + np.arange(n_test)]),
-            val_rows=data.val_rows, n_folds=data.n_folds, folds_sha256=data.folds_sha256,
-            inputs=data.inputs, cache_seconds=data.cache_seconds)
+            fit_rows=np.concatenate([data.fit_rows, n_rows + np.arange(n_test)]))
 
     return hook
 
@@ -165,21 +163,23 @@ def teacher_targets(teacher_dir, data_dir, config: dict, temperature: float, sel
 
     Returns
     -------
-    soft_targets : ndarray (n_rows, 28): train rows (teacher OOF), extra images (their true labels),
+    soft_targets : ndarray (n_rows, K): train rows (teacher OOF), extra images (their true labels),
         then, under self-training, test rows (teacher test probabilities)
     labelled : bool ndarray (n_rows,)
-    test_probs : ndarray (n_test, 28), the teacher's raw test probabilities
+    test_probs : ndarray (n_test, K), the teacher's raw test probabilities
     teacher_meta : dict (name, hashes) for provenance
     """
     data_dir = Path(data_dir)
-    train_ids = read_labels(data_dir / "train.csv").index.tolist()
+    task = load_task(config["task"])
+    train_ids = read_label_matrix(data_dir / "train.csv", task).index.tolist()
     test_ids = read_sample_submission(data_dir / "sample_submission.csv").tolist()
-    teacher = read_prediction_set(teacher_dir, train_ids=train_ids, test_ids=test_ids)
+    check_teacher_honest(teacher_dir)
+    teacher = read_prediction_set(teacher_dir, train_ids=train_ids, test_ids=test_ids, task=task, require_oof=True)
     parts = [soften(teacher.oof.to_numpy(), temperature)]
     labelled = [np.ones(len(train_ids), dtype=bool)]
     if config["extra_labels"]:
         # The teacher never saw the extra images: their soft target is their true label.
-        extra = read_labels(config["extra_labels"]).to_numpy(dtype=np.float32)
+        extra = read_label_matrix(config["extra_labels"], task).to_numpy(dtype=np.float32)
         parts.append(extra)
         labelled.append(np.ones(len(extra), dtype=bool))
     test_probs = teacher.test.to_numpy()
@@ -193,14 +193,19 @@ def teacher_targets(teacher_dir, data_dir, config: dict, temperature: float, sel
     return np.concatenate(parts), np.concatenate(labelled), test_probs, info
 
 
-def _fold_done(out_root, config: dict, fold: int, fingerprint: dict, folds_path) -> bool:
-    path = Path(out_root) / config["name"] / f"fold{fold}" / "metrics.json"
-    if not path.exists():
-        return False
-    metrics = json.loads(path.read_text(encoding="utf-8"))
-    return (metrics.get("status") == "complete"
-            and metrics.get("config_sha256") == config_hash({**config, **fingerprint})
-            and metrics.get("folds_sha256") == sha256_file(folds_path))
+def check_teacher_honest(teacher_dir) -> None:
+    """Refuse a base-model teacher whose folds chose their epoch on the held-out rows.
+
+    A base-model set records how each fold chose its epoch (``epoch_selection``: ``last_epoch`` or
+    ``inner_f1``/``inner_loss``). Sets written before that choice was honest picked the epoch on the
+    rows that became their OOF; their OOF probabilities - the student's soft targets - are optimistic.
+    """
+    meta = read_meta(teacher_dir)
+    if meta.get("produced_by") == "base_models.collect" and not meta.get("epoch_selection"):
+        raise ContractError(f"{Path(teacher_dir) / 'meta.json'}: this teacher's folds chose their epoch on the "
+                            f"held-out rows (written before honest OOF); retrain it with base_models.run_all.")
+    if any(str(s).startswith("held_out") for s in meta.get("epoch_selection") or []):
+        raise ContractError(f"{Path(teacher_dir) / 'meta.json'}: this teacher chose epochs on held-out rows.")
 
 
 def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_root="oof", alpha: float = 0.7,
@@ -228,15 +233,15 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
     data_hook = self_train_hook(test_probs) if self_train else None
     fold_metrics = []
     for fold in wanted:
-        if folds == "all" and not resume and _fold_done(out_root, config, fold, fingerprint, folds_path):
-            cli.console.print(f"{config['name']} fold {fold}: already complete, kept")
+        if folds == "all" and not resume and fold_is_current(out_root, config, fold, data_dir, folds_path,
+                                                             fingerprint):
+            print(f"{config['name']} fold {fold}: current, kept", flush=True)
             continue
         metrics = fit_fold(config, data_dir, folds_path, fold, out_root, resume=resume, argv=argv,
                            make_batch_loss=hook, data_hook=data_hook, fingerprint=fingerprint)
         if metrics:
             fold_metrics.append(metrics)
-            cli.console.print(f"{config['name']} fold {fold}: F1 {metrics['fold_macro_f1']:.4f} "
-                               f"(epoch {metrics['best_epoch']}), {metrics['timing']['total_seconds']:.1f} s")
+            print(fold_line(metrics), flush=True)
     summary = {"folds": fold_metrics}
     if folds == "all" and distributed.from_env().is_main:  # under torchrun, rank 0 alone collects
         summary["collect"] = collect(config["name"], out_root, folds_path, argv=argv)
@@ -248,7 +253,7 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
         meta["inputs"] = dict(meta.get("inputs", {}), teacher=teacher_info["outputs"])
         meta["distill"] = {"teacher": teacher_info["path"], "alpha": alpha, "temperature": temperature,
                            "self_train": self_train}
-        write_prediction_set(folder, student.oof, student.test, meta)
+        write_prediction_set(folder, student.oof, student.test, meta, task=load_task(config["task"]))
     return summary
 
 

@@ -1,4 +1,4 @@
-"""Spatial-attention pooling head (issue 6, item 4) and access to pooled features for auxiliary losses.
+"""Spatial-attention pooling head and access to pooled features for auxiliary losses.
 
 The head follows pudae's 3rd-place HPA models (``models/model_factory.py``, class ``Attention``):
 on the backbone's last feature map ``F`` (batch, D, h, w), two 1x1 convolutions give per-class
@@ -8,8 +8,8 @@ h*w positions, separately for each class, and the image logit of class k is
 pudae average-pooled the map to 8x8 first (``attention_size``); here that is optional because at
 the 128-256 px used on CPUs the map is already 4x4 to 8x8.
 
-Registered in the head registry as ``attention`` (``head: attention`` in a config) when this
-module is imported.
+Registered in the head registry (:data:`base_models.registry.HEADS`) as ``attention`` and
+``attention8`` (``head: attention`` in a config).
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from hpa_ens.classes import CLASS_NAMES, N_CLASSES  # noqa: E402
-from hpa_ens.report import save_figure  # noqa: E402
-
-from .models import HEADS, IN_CHANS, check_backbone  # noqa: E402
 from hpa_ens._validation import ContractError  # noqa: E402
+from hpa_ens.images import composite_rgb  # noqa: E402
+from hpa_ens.report import save_figure  # noqa: E402
+from hpa_ens.task import DEFAULT_TASK  # noqa: E402
+
+from .models import IN_CHANS, N_OUT, check_backbone  # noqa: E402
+from .registry import HEADS  # noqa: E402
 
 
 class SpatialAttentionPool(nn.Module):
@@ -44,7 +46,7 @@ class SpatialAttentionPool(nn.Module):
     dropout : float, on the feature map before both 1x1 convolutions (whole channels)
     """
 
-    def __init__(self, in_features: int, n_classes: int = N_CLASSES, attention_size: int | None = None,
+    def __init__(self, in_features: int, n_classes: int = N_OUT, attention_size: int | None = None,
                  dropout: float = 0.0):
         super().__init__()
         self.attention_size = attention_size
@@ -74,7 +76,7 @@ class AttentionModel(nn.Module):
     for auxiliary losses such as the center loss.
     """
 
-    def __init__(self, backbone: str, n_classes: int = N_CLASSES, dropout: float = 0.0,
+    def __init__(self, backbone: str, n_classes: int = N_OUT, dropout: float = 0.0,
                  attention_size: int | None = None, in_chans: int = IN_CHANS):
         super().__init__()
         self.backbone = timm.create_model(check_backbone(backbone), pretrained=False, in_chans=in_chans,
@@ -94,15 +96,15 @@ class AttentionModel(nn.Module):
 
 
 @HEADS.register("attention")
-def attention_head(backbone: str, n_classes: int = N_CLASSES, dropout: float = 0.0) -> nn.Module:
+def attention_head(backbone: str, n_classes: int = N_OUT, dropout: float = 0.0, in_chans: int = IN_CHANS) -> nn.Module:
     """pudae-style spatial attention on the backbone's last feature map (``head: attention``)."""
-    return AttentionModel(backbone, n_classes=n_classes, dropout=dropout)
+    return AttentionModel(backbone, n_classes=n_classes, dropout=dropout, in_chans=in_chans)
 
 
 @HEADS.register("attention8")
-def attention8_head(backbone: str, n_classes: int = N_CLASSES, dropout: float = 0.0) -> nn.Module:
+def attention8_head(backbone: str, n_classes: int = N_OUT, dropout: float = 0.0, in_chans: int = IN_CHANS) -> nn.Module:
     """As ``attention``, the map pooled to 8x8 first (pudae's ``attention_size: 8``, for >= 512 px inputs)."""
-    return AttentionModel(backbone, n_classes=n_classes, dropout=dropout, attention_size=8)
+    return AttentionModel(backbone, n_classes=n_classes, dropout=dropout, attention_size=8, in_chans=in_chans)
 
 
 # ------------------------------------------------------------------------------ pooled features
@@ -134,13 +136,13 @@ def forward_with_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tens
     return logits, captured[-1].flatten(1)
 
 
-def pooled_feature_dim(model: nn.Module, image_size: int = 64) -> int:
+def pooled_feature_dim(model: nn.Module, image_size: int = 64, in_chans: int = IN_CHANS) -> int:
     """Width D of :func:`forward_with_features`'s features (one tiny forward pass in eval mode)."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            _, features = forward_with_features(model, torch.zeros(1, IN_CHANS, image_size, image_size))
+            _, features = forward_with_features(model, torch.zeros(1, in_chans, image_size, image_size))
     finally:
         model.train(was_training)
     return int(features.shape[1])
@@ -169,7 +171,8 @@ def attention_maps(model: nn.Module, inputs: torch.Tensor) -> tuple[np.ndarray, 
 
 
 def save_attention_maps(model: nn.Module, inputs: torch.Tensor, images: np.ndarray, ids: Sequence[str], out_dir,
-                        n_classes_shown: int = 3, labels: np.ndarray | None = None) -> list[Path]:
+                        n_classes_shown: int = 3, labels: np.ndarray | None = None,
+                        class_names=DEFAULT_TASK.class_names) -> list[Path]:
     """One PNG per image: the composite image, then the attention of its top classes over it.
 
     Parameters
@@ -191,8 +194,6 @@ def save_attention_maps(model: nn.Module, inputs: torch.Tensor, images: np.ndarr
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .cells import composite_rgb
-
     probs, attention = attention_maps(model, inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +211,7 @@ def save_attention_maps(model: nn.Module, inputs: torch.Tensor, images: np.ndarr
             ax.imshow(rgb.mean(axis=2), cmap="gray")
             ax.imshow(amap, cmap="inferno", alpha=0.6)
             mark = "*" if labels is not None and labels[i, k] else ""
-            ax.set_title(f"{k}{mark} {CLASS_NAMES[k][:16]} p={probs[i, k]:.2f}", fontsize=7)
+            ax.set_title(f"{k}{mark} {class_names[k][:16]} p={probs[i, k]:.2f}", fontsize=7)
         for ax in axes:
             ax.axis("off")
         fig.tight_layout()

@@ -12,10 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hpa_ens.thresholds import exact_thresholds
+from hpa_ens._validation import ParameterError
 
-from .data import batches, dihedral, prefetch, tta_transforms
-from hpa_ens._validation import ParameterError  # noqa: E402
+from .data import batches, dihedral, load_batches, tta_transforms
 
 
 class Normalizer:
@@ -77,29 +76,30 @@ def autocast(device: torch.device, amp: bool, dtype: str = "bfloat16"):
 def predict(model: nn.Module, images: np.ndarray, rows: np.ndarray, normalizer: Normalizer,
             tta: str = "none", batch_size: int = 128, amp: bool = True,
             on_batch: Callable[[int], None] | None = None, targets: np.ndarray | None = None,
-            loss_fn: nn.Module | None = None, amp_dtype: str = "bfloat16") -> tuple[np.ndarray, float | None]:
+            loss_fn: nn.Module | None = None, amp_dtype: str = "bfloat16",
+            workers: int = 0) -> tuple[np.ndarray, float | None]:
     """Probabilities for ``images[rows]``, averaged over the TTA transforms.
 
     Parameters
     ----------
-    images : array of shape (n_images, 4, S, S), uint8 (a cache memmap)
+    images : array of shape (n_images, C, S, S), uint8 (a cache memmap or ``data.StreamImages``)
     rows : int array of shape (n,)
     tta : none | flips | dihedral
-    targets : array of shape (n, 28), optional; with ``loss_fn``, the mean loss of the untransformed view
+    targets : array of shape (n, K), optional; with ``loss_fn``, the mean loss of the untransformed view
+    workers : DataLoader decoding workers for streamed images
 
     Returns
     -------
-    probs : ndarray of shape (n, 28), float64
+    probs : ndarray of shape (n, K), float64
     loss : float or None
     """
     model.eval()
     ks = tta_transforms(tta)
     out = []
     loss_total, n_seen = 0.0, 0
-    order = np.arange(len(rows))
-    loader = prefetch(((b, pin_for(images[rows[b]], normalizer.device)) for b in batches(order, batch_size)))
-    for b, batch in loader:
-        x = normalizer.standardize(normalizer.to_unit(batch))
+    chunks = batches(np.arange(len(rows)), batch_size)
+    for b, batch in zip(chunks, load_batches(images, [rows[c] for c in chunks], workers)):
+        x = normalizer.standardize(normalizer.to_unit(pin_for(batch, normalizer.device)))
         acc = None
         for k in ks:
             with autocast(normalizer.device, amp, amp_dtype):
@@ -113,21 +113,5 @@ def predict(model: nn.Module, images: np.ndarray, rows: np.ndarray, normalizer: 
         out.append((acc / len(ks)).double().cpu().numpy())
         if on_batch is not None:
             on_batch(len(b))
-    probs = np.concatenate(out) if out else np.zeros((0, 28))
+    probs = np.concatenate(out) if out else np.zeros((0, 0))
     return probs, (loss_total / n_seen if n_seen else None)
-
-
-def best_threshold_f1(y_true: np.ndarray, probs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Macro F1 with each class's threshold chosen to maximise its own F1 (exact search).
-
-    Predict class k where ``probs[:, k] > thresholds[k]``. Used for early stopping and the fold's
-    report; it is optimistic (tuned and scored on the same rows), which is fine for ranking epochs.
-
-    Returns
-    -------
-    macro_f1 : float
-    f1 : ndarray of shape (n_classes,)
-    thresholds : ndarray of shape (n_classes,)
-    """
-    thresholds, f1 = exact_thresholds(np.asarray(y_true, dtype=bool), np.asarray(probs, dtype=np.float64))
-    return float(f1.mean()), f1, thresholds

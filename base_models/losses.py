@@ -1,9 +1,14 @@
-"""Multi-label losses by name, and weighted sums of them.
+"""Multi-label losses by name, weighted sums of them, and the center loss on pooled features.
 
-Every loss maps ``(logits, targets)`` of shape (batch, 28) to a scalar. A config names one loss
+Every loss maps ``(logits, targets)`` of shape (batch, K) to a scalar. A config names one loss
 (``loss: focal``) or a weighted sum (``loss: {focal: 1.0, soft_f1: 0.5}``); a term's value is its
 weight or a mapping with ``weight`` plus the loss's own parameters
 (``loss: {focal: {weight: 1.0, gamma: 2.0}}``).
+
+Built-ins: ``bce``, ``weighted_bce``, ``focal``, ``soft_f1`` and ``lovasz`` (the Lovász hinge of
+Berman et al. 2018, a convex surrogate of the Jaccard loss, per class over the batch; the 1st place
+combined it with focal loss). :class:`CenterLoss` is not a registry loss: it needs the pooled
+features, not only the logits, so the trainer adds ``weight * center(features, targets)``.
 """
 
 from __future__ import annotations
@@ -15,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import Registry
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens._validation import ContractError, ParameterError
 
-LOSSES = Registry("loss")
+from .registry import LOSSES
 
 
 @LOSSES.register("bce")
@@ -108,12 +112,12 @@ def build_loss(spec, class_freq=None) -> nn.Module:
     ----------
     spec : str or mapping
         A registered name, or ``{name: weight}`` / ``{name: {weight: w, **params}}`` for a weighted sum.
-    class_freq : array-like of shape (28,), optional
+    class_freq : array-like of shape (K,), optional
         Positive share per class in the training data (needed by ``weighted_bce``).
 
     Returns
     -------
-    loss : nn.Module mapping (logits, targets) of shape (batch, 28) to a scalar
+    loss : nn.Module mapping (logits, targets) of shape (batch, K) to a scalar
     """
     if isinstance(spec, str):
         return LOSSES.get(spec)(class_freq=class_freq)
@@ -139,6 +143,99 @@ def build_loss(spec, class_freq=None) -> nn.Module:
     return WeightedSum(terms)
 
 
-# Entries defined in other modules register themselves on import; import them here so the registry
-# is complete (and its error lists every valid name) however the package is entered.
-from . import losses_extra  # noqa: E402,F401
+# ------------------------------------------------------------------------------------- Lovász
+def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovász extension of the Jaccard loss for errors sorted in decreasing order.
+
+    Parameters
+    ----------
+    gt_sorted : Tensor of shape (n, ...) of 0/1, the truth in the order of decreasing error (dim 0)
+
+    Returns
+    -------
+    grad : Tensor of the same shape: ``Delta(M_i) - Delta(M_{i-1})`` where ``M_i`` is the set of the
+        first i samples and ``Delta(M) = |M| / |P u M|`` (P = positives)
+    """
+    gts = gt_sorted.sum(0, keepdim=True)
+    intersection = gts - gt_sorted.cumsum(0)
+    union = gts + (1.0 - gt_sorted).cumsum(0)  # >= 1 from the first row on
+    jaccard = 1.0 - intersection / union
+    return torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]], dim=0)
+
+
+def lovasz_hinge_per_class(logits: torch.Tensor, targets: torch.Tensor, skip_empty: bool = False) -> torch.Tensor:
+    """Lovász hinge of each class over the batch.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (batch, K)
+    targets : Tensor of shape (batch, K), 0/1
+    skip_empty : bool
+        Return NaN for classes without a positive in the batch (their Jaccard is undefined; with
+        False they are kept, and the loss then only pushes the most wrongly scored negative down).
+
+    Returns
+    -------
+    losses : Tensor of shape (K,)
+    """
+    targets = targets.to(logits.dtype)
+    errors = 1.0 - logits * (2.0 * targets - 1.0)  # hinge margin violations
+    errors_sorted, order = torch.sort(errors, dim=0, descending=True)
+    gt_sorted = torch.gather(targets, 0, order)
+    losses = (F.relu(errors_sorted) * lovasz_grad(gt_sorted)).sum(0)
+    if skip_empty:
+        losses = torch.where(targets.sum(0) > 0, losses, torch.full_like(losses, float("nan")))
+    return losses
+
+
+@LOSSES.register("lovasz")
+class LovaszHingeLoss(nn.Module):
+    """Mean over classes of the per-class Lovász hinge (``skip_empty``: over classes present in the batch)."""
+
+    def __init__(self, class_freq=None, skip_empty: bool = False):
+        super().__init__()
+        self.skip_empty = bool(skip_empty)
+
+    def forward(self, logits, targets):
+        losses = lovasz_hinge_per_class(logits.float(), targets.float(), self.skip_empty)
+        if self.skip_empty:
+            present = ~torch.isnan(losses)
+            return losses[present].mean() if present.any() else logits.sum() * 0.0
+        return losses.mean()
+
+
+# ---------------------------------------------------------------------------------- center loss
+class CenterLoss(nn.Module):
+    """Center loss (Wen et al. 2016) for multi-label images.
+
+    ``L = 1/2 * mean_i mean_d (f_id - c(y_i)_d)^2`` with ``c(y) = mean of the centres of y's labels``;
+    images without a label are ignored. The squared distance is averaged over the D feature
+    dimensions so that a weight means the same for backbones of different width. The centres are
+    parameters: give them to the optimiser with the model's.
+
+    Parameters
+    ----------
+    n_classes : int
+    feat_dim : int, width D of the pooled features
+    seed : int, for the initial centres (small random values)
+    """
+
+    def __init__(self, n_classes: int, feat_dim: int, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(int(seed))
+        self.centers = nn.Parameter(0.01 * torch.randn(n_classes, feat_dim, generator=generator))
+
+    def target_centers(self, targets: torch.Tensor) -> torch.Tensor:
+        """(batch, K) 0/1 -> (batch, D): mean centre of each row's labels (0 for no label)."""
+        targets = targets.to(self.centers.dtype)
+        return targets @ self.centers / targets.sum(1, keepdim=True).clamp(min=1.0)
+
+    def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if features.shape[1] != self.centers.shape[1]:
+            raise ParameterError(f"The 'features' parameter must have {self.centers.shape[1]} columns. "
+                             f"Got shape {tuple(features.shape)} instead.")
+        has_label = targets.sum(1) > 0
+        if not has_label.any():
+            return features.sum() * 0.0
+        diff = features.float() - self.target_centers(targets.float())
+        return 0.5 * (diff[has_label] ** 2).mean()

@@ -1,8 +1,9 @@
-"""One factory for every backbone: timm, 4 input channels, 28 outputs, optional local weights.
+"""One factory for every backbone: timm, C input channels (4 for HPA), K outputs, optional local weights.
 
-Heads are a registry so later work (attention pooling, cell crops) can add one without touching
-the trainer: a head factory takes ``(backbone_name, n_classes, dropout)`` (plus ``global_pool`` when a config sets one) and returns an ``nn.Module``
-mapping (batch, 4, H, W) images to (batch, n_classes) logits.
+Heads are a registry (:data:`base_models.registry.HEADS`) so a new head needs no change to the
+trainer: a head factory takes ``(backbone_name, n_classes, dropout, in_chans)`` (plus ``global_pool``
+when a config sets one) and returns an ``nn.Module`` mapping (batch, C, H, W) images to (batch, K)
+logits. ``linear`` is here; the attention heads are in :mod:`base_models.heads`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import torch  # noqa: E402
 from timm.models import adapt_input_conv  # noqa: E402
 from torch import nn  # noqa: E402
 
-from hpa_ens.classes import N_CLASSES  # noqa: E402
-
-from .registry import Registry  # noqa: E402
 from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens.task import DEFAULT_TASK  # noqa: E402
 
-HEADS = Registry("head")
-IN_CHANS = 4
+from .registry import HEADS  # noqa: E402
+
+IN_CHANS = len(DEFAULT_TASK.channels)
+N_OUT = DEFAULT_TASK.n_classes  # default head size; the trainer passes the task's K
 
 
 def check_backbone(name: str) -> str:
@@ -38,23 +39,24 @@ def check_backbone(name: str) -> str:
 
 
 @HEADS.register("linear")
-def linear_head(backbone: str, n_classes: int = N_CLASSES, dropout: float = 0.0, global_pool: str = "avg") -> nn.Module:
+def linear_head(backbone: str, n_classes: int = N_OUT, dropout: float = 0.0, global_pool: str = "avg",
+                in_chans: int = IN_CHANS) -> nn.Module:
     """timm's own global pooling (``avg``, ``max``, ``avgmax``, ``catavgmax``) + dropout + linear classifier."""
-    return timm.create_model(check_backbone(backbone), pretrained=False, in_chans=IN_CHANS,
+    return timm.create_model(check_backbone(backbone), pretrained=False, in_chans=in_chans,
                              num_classes=n_classes, drop_rate=float(dropout), global_pool=global_pool)
 
 
 def build_model(backbone: str, head: str = "linear", dropout: float = 0.0, weights: str | None = None,
-                n_classes: int = N_CLASSES, global_pool: str = "avg") -> nn.Module:
+                n_classes: int = N_OUT, global_pool: str = "avg", in_chans: int = IN_CHANS) -> nn.Module:
     """Build a model and optionally load local weights into it.
 
     Returns
     -------
-    model : nn.Module mapping float (batch, 4, H, W) to logits (batch, n_classes)
+    model : nn.Module mapping float (batch, in_chans, H, W) to logits (batch, n_classes)
     """
     # Only a non-default pooling is passed on, so heads with the basic signature keep working.
     extra = {} if global_pool == "avg" else {"global_pool": global_pool}
-    model = HEADS.get(head)(backbone, n_classes=n_classes, dropout=dropout, **extra)
+    model = HEADS.get(head)(backbone, n_classes=n_classes, dropout=dropout, in_chans=in_chans, **extra)
     if weights:
         load_weights(model, weights)
     return model
@@ -70,10 +72,9 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
 
         state = load_file(str(path))
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # a pickle with objects, or not a torch file at all
-            raise ContractError(f"{path}: not loadable as plain tensors (weights_only=True): {err}") from None
+        from .checkpoint import load
+
+        state = load(path, what="weights file")
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
@@ -100,9 +101,9 @@ def load_weights(model: nn.Module, path) -> dict:
         if tensor.shape == target.shape:
             continue
         if (tensor.ndim == 4 and target.ndim == 4 and tensor.shape[0] == target.shape[0]
-                and tensor.shape[2:] == target.shape[2:] and target.shape[1] == IN_CHANS):
+                and tensor.shape[2:] == target.shape[2:] and target.shape[1] != tensor.shape[1]):
             # timm's helper: repeats/rescales RGB filters so activations keep their scale.
-            state[key] = adapt_input_conv(IN_CHANS, tensor.float(), base_chans=tensor.shape[1]).to(target.dtype)
+            state[key] = adapt_input_conv(target.shape[1], tensor.float(), base_chans=tensor.shape[1]).to(target.dtype)
             adapted.append(key)
         else:
             del state[key]  # e.g. an ImageNet 1000-class head
@@ -113,6 +114,3 @@ def load_weights(model: nn.Module, path) -> dict:
         raise ContractError(f"{path}: none of its tensors match the model's parameter names.")
     return {"adapted": adapted, "skipped": skipped, "missing": list(result.missing_keys)}
 
-
-# The attention heads register themselves on import (see base_models/heads.py).
-from . import heads  # noqa: E402,F401

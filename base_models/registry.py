@@ -1,13 +1,20 @@
-"""Name -> factory registries (backbone heads, losses, samplers, optimisers, schedulers).
+"""Every name -> factory registry of the base models, and where their built-in entries live.
 
-A typo gives an error listing the valid names, never a silent ``None`` (the ``globals().get`` trap).
-Later issues register new entries with the decorator, e.g. ``@LOSSES.register("lovasz")``.
+A config names a head, a loss, a sampler, an optimiser, a scheduler; a typo gives an error listing
+the valid names, never a silent ``None``. The registries are defined here and nowhere else; the
+modules that hold the built-in entries register them with the decorator
+(``@LOSSES.register("lovasz")``) and import only this module, so no two modules import each other
+to fill a registry. A registry imports its built-in modules the first time it is read, so the list
+is complete however the package was entered, and ``base_models.segment`` (numpy only) never pulls
+in torch.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
-from hpa_ens._validation import ContractError  # noqa: E402
+import importlib
+from typing import Callable, Iterator, Sequence
+
+from hpa_ens._validation import ContractError, ParameterError
 
 
 class Registry:
@@ -17,11 +24,21 @@ class Registry:
     ----------
     kind : str
         What the entries are, for error messages ("loss", "sampler", ...).
+    builtins : sequence of str
+        Modules holding the built-in entries, imported on the first lookup.
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, builtins: Sequence[str] = ()):
         self.kind = kind
+        self.builtins = tuple(builtins)
         self._entries: dict[str, Callable] = {}
+        self._loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self.builtins:
+                importlib.import_module(module)
 
     def register(self, name: str) -> Callable[[Callable], Callable]:
         """Decorator registering ``factory`` under ``name`` (refuses a duplicate name)."""
@@ -35,20 +52,32 @@ class Registry:
         return deco
 
     def get(self, name: str) -> Callable:
-        """The factory registered as ``name``; a ValueError naming the valid ones otherwise."""
+        """The factory registered as ``name``; an error naming the valid ones otherwise."""
+        self._load()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise ContractError(
+            raise ParameterError(
                 f"The '{self.kind}' parameter must be one of {', '.join(sorted(self._entries))}. "
                 f"Got {name!r} instead."
             ) from None
 
+    def check(self, name) -> None:
+        """Refuse an unknown name (the error of :meth:`get`) without building anything."""
+        self.get(name)
+
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name) -> bool:
+        self._load()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+HEADS = Registry("head", ("base_models.models", "base_models.heads"))
+LOSSES = Registry("loss", ("base_models.losses",))
+SAMPLERS = Registry("sampler", ("base_models.samplers",))

@@ -1,6 +1,6 @@
 """2x2 (or g x g) tiles: split images into sub-images, combine tile predictions per image.
 
-Issue 6, item 2. A tile inherits its image's labels for training (weak, multiple-instance labels:
+A tile inherits its image's labels for training (weak, multiple-instance labels:
 a pattern present in one cell may be absent from some tiles), and at inference the tile
 probabilities of an image are combined by ``max`` (any tile shows it), ``mean`` or ``noisy_or``
 (``1 - prod(1 - p)``, the probability that at least one tile is positive if tiles were independent).

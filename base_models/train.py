@@ -3,10 +3,15 @@
 ``python -m base_models.train --config base_models/configs/examples/resnet18.yaml --data DIR --folds folds.csv
 --fold 0 [--out oof] [--resume] [--epochs 3] [--image-size 64] ...`` (every config key is a flag).
 
+**Honest OOF.** The rows of the held-out fold never choose anything about their own model: by
+default the schedule is fixed (every one of ``epochs`` is trained and the last one kept); with
+``monitor: f1|loss`` the epoch (and early stopping) is chosen on an inner split carved from the
+*training* folds (``inner_val_fraction``). The held-out fold is predicted once, after training.
+
 Per fold, under ``OUT/NAME/fold{K}/``: ``config.yaml`` (resolved), ``checkpoint.pt`` (every epoch,
-atomic: model, optimiser, scheduler, RNG state, epoch, history), ``best.pt`` (best epoch's weights),
+atomic: model, optimiser, scheduler, RNG state, epoch, history), ``best.pt`` (the kept weights),
 ``oof.csv`` (this fold's held-out rows), ``test.csv`` and, last, ``metrics.json`` (scores, timing,
-hashes of inputs and outputs). ``metrics.json`` with ``status: complete`` marks a finished fold.
+hashes of inputs and outputs, and the fingerprint that makes it the fold's freshness stamp).
 """
 
 from __future__ import annotations
@@ -14,33 +19,36 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from hpa_ens import cli  # noqa: E402
-from hpa_ens.io import atomic_write_json, atomic_write_text, sha256_file  # noqa: E402
-from hpa_ens.contract import probs_frame, read_folds, write_probs  # noqa: E402
+from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens.contract import probs_frame, read_folds, write_fold_metrics, write_probs  # noqa: E402
+from hpa_ens.io import atomic_write_text, sha256_file  # noqa: E402
 from hpa_ens.labels import read_labels, read_sample_submission  # noqa: E402
+from hpa_ens.task import Task, load_task  # noqa: E402
+from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 
-from . import checkpoint  # noqa: E402
-from . import distributed  # noqa: E402
-from .config import OPERATIONAL, add_config_flags, config_hash, dump_config, load_config, overrides_from_args  # noqa: E402
-from .data import (SAMPLERS, augment, batches, build_cache, channel_stats, check_files,  # noqa: E402
-                   default_cache_dir, prefetch, read_channel_stats)
-from .infer import Normalizer, autocast, best_threshold_f1, pin_for, predict  # noqa: E402
+from . import checkpoint, distributed, wrappers  # noqa: E402
+from .config import add_config_flags, config_hash, dump_config, load_config, overrides_from_args  # noqa: E402
+from .data import (IMAGE_FORMATS, Sources, augment, batches, channel_stats, check_files,  # noqa: E402
+                   default_cache_dir, load_batches, missing_images, open_images, read_channel_stats)
+from .freshness import fold_fingerprint, input_hashes  # noqa: E402
+from .infer import Normalizer, autocast, pin_for, predict  # noqa: E402
 from .losses import build_loss  # noqa: E402
 from .models import build_model  # noqa: E402
-from . import variants  # noqa: E402
 from .optim import OPTIMIZERS, SCHEDULERS  # noqa: E402
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from .registry import SAMPLERS  # noqa: E402
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: honest OOF (no held-out predictions inside the checkpoint)
 
 
 @dataclass
@@ -53,53 +61,121 @@ class FoldData:
 
     train_ids: list
     test_ids: list
-    labels: np.ndarray          # (n_train + n_extra, 28) uint8
-    train_images: np.ndarray    # (n_train + n_extra, 4, S, S) uint8 memmap
-    test_images: np.ndarray     # (n_test, 4, S, S) uint8 memmap
-    fit_rows: np.ndarray        # rows trained on (other folds + extra)
-    val_rows: np.ndarray        # rows of this fold (its OOF predictions)
+    labels: np.ndarray          # (n_train + n_extra, K) uint8
+    train_images: np.ndarray    # (n_train + n_extra, C, S, S) uint8 memmap or StreamImages
+    test_images: np.ndarray     # (n_test, C, S, S)
+    fit_rows: np.ndarray        # rows trained on (other folds minus the inner split, + extra)
+    val_rows: np.ndarray        # rows of this fold (its OOF predictions; never used to choose anything)
     n_folds: int
     folds_sha256: str
     inputs: dict                # name -> sha256, for provenance
     cache_seconds: float
+    monitor_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # inner split
+    class_names: tuple = ()
+
+
+def read_label_matrix(path, task: Task) -> pd.DataFrame:
+    """``Id,Target`` labels as an (n, K) uint8 frame for the task's K (``hpa_ens.labels.read_labels``)."""
+    return read_labels(path, task=task)
+
+
+def inner_split(fit_rows: np.ndarray, n_train: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Carve the monitoring rows out of the training rows (own images only, never extra ones).
+
+    Returns
+    -------
+    fit_rows, monitor_rows : int arrays; together they are the input ``fit_rows``
+    """
+    own = fit_rows[fit_rows < n_train]
+    n_monitor = int(round(len(own) * fraction))
+    if fraction <= 0 or n_monitor == 0:
+        return fit_rows, fit_rows[:0]
+    picked = np.sort(np.random.default_rng([seed, 7_771]).permutation(own)[:n_monitor])
+    return np.setdiff1d(fit_rows, picked), picked
+
+
+def extra_sources(config: dict, channels) -> tuple[Sources, np.ndarray, dict]:
+    """The extra (HPAv18) images and labels; Ids without images refused (count, first examples) or skipped.
+
+    Returns
+    -------
+    sources : Sources of the kept extra images
+    labels : ndarray of shape (n_extra, K), uint8
+    info : dict with the extra labels' sha256 and the number skipped
+    """
+    task = load_task(config["task"])
+    extra = read_label_matrix(config["extra_labels"], task)
+    sources = Sources([(i, Path(config["extra_images"])) for i in extra.index], channels,
+                      IMAGE_FORMATS[config["extra_image_format"]])
+    missing = missing_images(sources)
+    if missing and not config["skip_missing"]:
+        raise ContractError(f"{config['extra_labels']}: {len(missing)} of {len(extra)} Ids have no image files in "
+                            f"{config['extra_images']} (first: {', '.join(missing[:3])}); add them or pass "
+                            f"--skip-missing.")
+    if missing:
+        keep = ~extra.index.isin(missing)
+        extra = extra[keep]
+        sources = Sources([s for s, k in zip(sources, keep) if k], channels, sources.extensions)
+        cli.console.print(f"{config['extra_labels']}: skipped {len(missing)} Ids without images "
+                          f"(first: {', '.join(missing[:3])})")
+    return sources, extra.to_numpy(dtype=np.uint8), {"extra_skipped": len(missing)}
+
+
+def extra_allowed(folds_path, extra_ids: list, fold: int, n_folds: int) -> np.ndarray:
+    """Which extra images the model of ``fold`` may train on (``folds.extra.csv`` beside the folds file).
+
+    An external image that near-copies a train image of fold k is kept out of fold k's model, so no
+    held-out label leaks through it (``python -m hpa_ens.folds --extra-labels`` writes the file).
+    Without the file every fold trains on every extra image, and a line says so.
+    """
+    from hpa_ens.contract import extra_fit_mask, extra_folds_path, read_extra_folds
+
+    path = extra_folds_path(folds_path)
+    if not path.is_file():
+        print(f"{path}: absent, so every fold trains on every external image; run python -m hpa_ens.folds "
+              f"--extra-labels to keep near-copies of train images out of their fold", flush=True)
+        return np.ones(len(extra_ids), dtype=bool)
+    return extra_fit_mask(read_extra_folds(path, ids=extra_ids, n_folds=n_folds), fold)
 
 
 def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None) -> FoldData:
-    """Read labels, folds and test Ids; check every channel file; build or open the caches."""
+    """Read labels, folds and test Ids; check every channel file; open the images (cache or stream)."""
     data_dir = Path(data_dir)
-    labels_path = data_dir / "train.csv"
-    sample_path = data_dir / "sample_submission.csv"
-    labels = read_labels(labels_path)
+    task = load_task(config["task"])
+    labels = read_label_matrix(data_dir / "train.csv", task)
     train_ids = labels.index.tolist()
     folds = read_folds(folds_path, ids=train_ids)
     n_folds = int(folds.max()) + 1
     if not isinstance(fold, int) or not 0 <= fold < n_folds:
         raise ParameterError(f"The 'fold' parameter must be an integer in 0..{n_folds - 1}. Got {fold!r} instead.")
-    test_ids = read_sample_submission(sample_path).tolist()
-    train_sources = [(i, data_dir / "train") for i in train_ids]
-    test_sources = [(i, data_dir / "test") for i in test_ids]
+    test_ids = read_sample_submission(data_dir / "sample_submission.csv").tolist()
+    ext = IMAGE_FORMATS[config["image_format"]]
+    train_sources = Sources([(i, data_dir / "train") for i in train_ids], task.channels, ext)
+    test_sources = Sources([(i, data_dir / "test") for i in test_ids], task.channels, ext)
     Y = labels.to_numpy(dtype=np.uint8)
-    inputs = {"train.csv": sha256_file(labels_path), "sample_submission.csv": sha256_file(sample_path)}
-    if config["extra_images"] or config["extra_labels"]:
-        if not (config["extra_images"] and config["extra_labels"]):
-            raise ParameterError("The 'extra_images' and 'extra_labels' parameters must be given together.")
-        extra = read_labels(config["extra_labels"])
-        train_sources += [(i, Path(config["extra_images"])) for i in extra.index]
-        Y = np.concatenate([Y, extra.to_numpy(dtype=np.uint8)])
-        inputs["extra_labels"] = sha256_file(config["extra_labels"])
-    # Every file of every split is checked before any decoding or training starts.
-    check_files(train_sources + test_sources)
+    inputs = input_hashes(data_dir, config, folds_path)
+    check_files(train_sources)
+    check_files(test_sources)  # every file of every split is checked before any decoding starts
+    allowed = np.zeros(0, dtype=bool)
+    if config["extra_images"]:
+        extra, extra_Y, info = extra_sources(config, task.channels)
+        allowed = extra_allowed(folds_path, [i for i, _ in extra], fold, n_folds)
+        train_sources = Sources(list(train_sources) + list(extra), task.channels, ext + extra.extensions)
+        Y = np.concatenate([Y, extra_Y])
+        inputs.update(info)
     cache_dir = Path(config["cache_dir"]) if config["cache_dir"] else default_cache_dir(data_dir)
     started = time.perf_counter()
-    size = config["image_size"]
+    size, loader = config["image_size"], config["loader"]
     tag = "train" if len(train_sources) == len(train_ids) else "train_extra"
-    train_images = build_cache(train_sources, size, cache_dir, tag=tag, progress=progress)
-    test_images = build_cache(test_sources, size, cache_dir, tag="test", progress=progress)
+    train_images = open_images(train_sources, size, cache_dir, loader, tag=tag, progress=progress)
+    test_images = open_images(test_sources, size, cache_dir, loader, tag="test", progress=progress)
     fold_of = folds.to_numpy()
     val_rows = np.flatnonzero(fold_of == fold)
-    fit_rows = np.concatenate([np.flatnonzero(fold_of != fold), np.arange(len(train_ids), len(train_sources))])
+    fit_rows = np.concatenate([np.flatnonzero(fold_of != fold), len(train_ids) + np.flatnonzero(allowed)])
+    fit_rows, monitor_rows = inner_split(fit_rows, len(train_ids), config["inner_val_fraction"], config["seed"])
     return FoldData(train_ids, test_ids, Y, train_images, test_images, fit_rows, val_rows, n_folds,
-                    sha256_file(folds_path), inputs, time.perf_counter() - started)
+                    sha256_file(folds_path), inputs, time.perf_counter() - started, monitor_rows,
+                    tuple(task.class_names))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,11 +202,11 @@ def make_normalizer(config: dict, data: FoldData, device: torch.device) -> tuple
     if config["normalize"] == "per_image":
         return Normalizer(None, None, device, config["channels_last"]), {"normalize": "per_image"}
     if config["channel_stats"]:
-        mean, std = read_channel_stats(config["channel_stats"])
+        mean, std = read_channel_stats(config["channel_stats"], load_task(config["task"]).channels)
         source = str(config["channel_stats"])
     else:
         mean, std = channel_stats(data.train_images)
-        source = "train cache"
+        source = "train images"
     return (Normalizer(mean, std, device, config["channels_last"]),
             {"normalize": "dataset", "source": source, "mean": mean.tolist(), "std": std.tolist()})
 
@@ -166,9 +242,10 @@ def train_one_epoch(model, optimizer, scheduler, loss_fn, data: FoldData, normal
     device = normalizer.device
     total, seen = 0.0, 0
     started = time.perf_counter()
-    loader = prefetch(((rows, pin_for(data.train_images[rows], device), data.labels[rows]) for rows in chunks))
-    for rows, batch, target in loader:
-        x = normalizer.to_unit(batch)
+    workers = config["loader_workers"] if config["loader"] == "stream" else 0
+    for rows, batch in zip(chunks, load_batches(data.train_images, chunks, workers)):
+        target = data.labels[rows]
+        x = normalizer.to_unit(pin_for(batch, device))
         x = augment(x, gen, config["augment_dihedral"], config["augment_crop_scale"],
                     config["augment_brightness"], config["augment_contrast"])
         x = normalizer.standardize(x)
@@ -193,9 +270,121 @@ def train_one_epoch(model, optimizer, scheduler, loss_fn, data: FoldData, normal
     return {"loss": total / max(seen, 1), "images": seen, "seconds": seconds}
 
 
-def _score(monitor: str, val_loss: float, val_f1: float) -> float:
-    """Higher is better."""
-    return val_f1 if monitor == "f1" else -val_loss
+@dataclass
+class Trainer:
+    """The model and everything that steps it, for one fold."""
+
+    model: torch.nn.Module          # plain weights (saved, evaluated)
+    train_model: torch.nn.Module    # what the loop calls (DDP / compiled wrapper, or ``model``)
+    loss_fn: torch.nn.Module
+    step_loss: object               # batch_loss hook or None
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object
+    normalizer: Normalizer
+    norm_info: dict
+
+
+def build_trainer(config: dict, data: FoldData, device, dist, normalizer: Normalizer, norm_info: dict,
+                  make_batch_loss=None) -> Trainer:
+    """Model (head size K, C input channels), loss, optimiser, schedule; seeded."""
+    torch.manual_seed(config["seed"])
+    n_classes, in_chans = data.labels.shape[1], data.train_images.shape[1]
+    model = build_model(config["backbone"], config["head"], config["dropout"], config["weights"],
+                        n_classes=n_classes, global_pool=config["global_pool"], in_chans=in_chans).to(device)
+    model = wrappers.wrap_model(model, config, n_classes, in_chans).to(device)  # tiles / cells / center loss
+    if config["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    train_model = distributed.wrap(model, dist, device)
+    if config["compile"]:
+        train_model = torch.compile(train_model)
+    scaler = (torch.amp.GradScaler("cuda") if device.type == "cuda" and config["amp"]
+              and config["amp_dtype"] == "float16" else None)
+    loss_fn = build_loss(config["loss"], class_freq=data.labels[data.fit_rows].mean(axis=0)).to(device)
+    step_loss = make_batch_loss(loss_fn) if make_batch_loss is not None else None
+    step_loss = wrappers.batch_loss(model, loss_fn, step_loss)
+    optimizer = OPTIMIZERS.get(config["optimizer"])(model.parameters(), config)
+    n_rank_rows = len(data.fit_rows) // dist.world_size  # each rank's shard (whole order when alone)
+    steps = len(batches(np.arange(n_rank_rows), config["batch_size"], drop_last=True))
+    scheduler = SCHEDULERS.get(config["scheduler"])(optimizer, config, steps)
+    return Trainer(model, train_model, loss_fn, step_loss, optimizer, scheduler, scaler, normalizer, norm_info)
+
+
+def monitor_score(config: dict, t: Trainer, data: FoldData) -> dict:
+    """Loss and macro F1 (per-class best thresholds) on the inner split; {} with ``monitor: none``."""
+    if config["monitor"] == "none" or not len(data.monitor_rows):
+        return {}
+    probs, loss = predict(t.model, data.train_images, data.monitor_rows, t.normalizer, "none",
+                          config["eval_batch_size"], config["amp"], targets=data.labels[data.monitor_rows],
+                          loss_fn=t.loss_fn, amp_dtype=config["amp_dtype"])
+    f1 = float(exact_thresholds(data.labels[data.monitor_rows], probs)[1].mean())
+    return {"monitor_loss": loss, "monitor_f1": f1, "score": f1 if config["monitor"] == "f1" else -loss}
+
+
+def resume_state(ckpt_path: Path, t: Trainer, cfg_sha: str, folds_sha: str) -> dict:
+    """Restore model, optimiser, schedule and RNG from ``checkpoint.pt``; the loop's state."""
+    state = checkpoint.load(ckpt_path)
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("config_sha256") != cfg_sha:
+        raise ContractError(f"{ckpt_path}: was trained with another config or trainer; rerun without --resume.")
+    if state.get("folds_sha256") != folds_sha:
+        raise ContractError(f"{ckpt_path}: was trained on another folds file; rerun without --resume.")
+    t.model.load_state_dict(state["model"])
+    t.optimizer.load_state_dict(state["optimizer"])
+    t.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_torch"])
+    return {"epoch": int(state["epoch"]), "history": list(state["history"]), "best": dict(state["best"]),
+            "stopped": bool(state["stopped"])}
+
+
+def run_epochs(config: dict, t: Trainer, data: FoldData, paths: dict, loop: dict, dist, bar, label: str) -> dict:
+    """Train the remaining epochs; keep the best weights by the inner split, or the last ones."""
+    task = bar.add_task(label, total=max(config["epochs"] - loop["epoch"], 0) * len(data.fit_rows))
+    for epoch in range(loop["epoch"], config["epochs"]):
+        if loop["stopped"]:
+            break
+        text = f"{label} ep {epoch + 1}/{config['epochs']}"
+        stats = train_one_epoch(t.train_model, t.optimizer, t.scheduler, t.loss_fn, data, t.normalizer, config, epoch,
+                                lambda n, loss, ips: bar.update(task, advance=n, description=f"{text} loss {loss:.4f} "
+                                                                f"{ips:.0f} img/s"),
+                                batch_loss=t.step_loss, scaler=t.scaler, dist=dist)
+        distributed.sync_buffers(t.model, dist)  # rank 0's BatchNorm statistics on every rank
+        record = {"epoch": epoch + 1, "train_loss": stats["loss"], "train_seconds": stats["seconds"],
+                  "train_images_per_s": stats["images"] / max(stats["seconds"], 1e-9),
+                  "lr": t.optimizer.param_groups[0]["lr"]}
+        record.update(monitor_score(config, t, data) if dist.is_main else {})
+        score = record.pop("score", float(epoch))  # monitor none: the latest epoch is the best
+        if dist.is_main and score > loop["best"]["score"]:
+            loop["best"] = {"score": float(score), "epoch": epoch + 1}
+            checkpoint.save(paths["best"], {"model": t.model.state_dict(), "epoch": epoch + 1})
+        loop["history"].append(record)
+        loop["stopped"] = (config["monitor"] != "none" and epoch + 1 < config["epochs"]
+                           and (epoch + 1) - loop["best"]["epoch"] >= config["patience"])
+        loop["stopped"] = distributed.broadcast_flag(loop["stopped"], dist)  # rank 0's early-stopping decision
+        loop["epoch"] = epoch + 1
+        if dist.is_main:
+            checkpoint.save(paths["checkpoint"], {
+                "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "model": t.model.state_dict(),
+                "optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
+                "rng_torch": torch.get_rng_state(), "history": loop["history"], "best": loop["best"],
+                "stopped": loop["stopped"], "config_sha256": paths["cfg_sha"], "folds_sha256": data.folds_sha256})
+        if config["stop_after_epoch"] is not None and epoch + 1 >= config["stop_after_epoch"]:
+            raise SystemExit(f"stopped after epoch {epoch + 1} as asked (--stop-after-epoch); continue with --resume")
+    bar.remove_task(task)
+    return loop
+
+
+def predict_fold(config: dict, t: Trainer, data: FoldData, best_path: Path, bar, label: str) -> tuple:
+    """The kept weights' probabilities on the held-out fold (OOF) and the test images, with TTA."""
+    if not best_path.exists():
+        raise ContractError(f"{best_path}: missing; the fold never finished an epoch. Rerun without --resume.")
+    t.model.load_state_dict(checkpoint.load(best_path)["model"])
+    ptask = bar.add_task(f"{label} predict (tta {config['tta']})", total=len(data.val_rows) + len(data.test_ids))
+    kw = dict(batch_size=config["eval_batch_size"], amp=config["amp"], amp_dtype=config["amp_dtype"],
+              on_batch=lambda n: bar.advance(ptask, n))
+    oof, _ = predict(t.model, data.train_images, data.val_rows, t.normalizer, config["tta"], **kw)
+    test, _ = predict(t.model, data.test_images, np.arange(len(data.test_ids)), t.normalizer, config["tta"], **kw)
+    bar.remove_task(ptask)
+    return oof, test
 
 
 def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resume: bool = False,
@@ -205,184 +394,80 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
     Hooks (``base_models.distill``): ``data_hook(FoldData) -> FoldData`` runs after the normaliser is
     fitted (e.g. adds test images as training rows); ``make_batch_loss(loss_fn)`` returns the
     ``batch_loss(logits, rows, targets)`` that ``train_one_epoch`` uses; ``fingerprint``
-    (a JSON-able dict) joins the config hash checked by ``--resume`` and is recorded in ``metrics.json``.
+    (a JSON-able dict) joins the fold's fingerprint and the config hash checked by ``--resume``.
     Under torchrun, every rank trains and only rank 0 writes; other ranks return ``{}``.
     """
     t0 = time.perf_counter()
     out_dir = Path(out_root) / config["name"] / f"fold{fold}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path, ckpt_path, best_path = out_dir / "metrics.json", out_dir / "checkpoint.pt", out_dir / "best.pt"
-    device = resolve_device(config["device"])
-    dist, device = distributed.setup(device)
+    paths = {"metrics": out_dir / "metrics.json", "checkpoint": out_dir / "checkpoint.pt", "best": out_dir / "best.pt",
+             "cfg_sha": config_hash({**config, **(fingerprint or {})})}
+    dist, device = distributed.setup(resolve_device(config["device"]))
     setup_torch(config, device)
-    cfg_sha = config_hash({**config, **(fingerprint or {})})
-
+    label = f"{config['name']} f{fold}"
     with cli.progress() as bar:
         if not dist.is_main:
             distributed.barrier(dist)  # rank 0 builds the caches first
         data = prepare_data(config, data_dir, folds_path, fold, progress=bar)
         if dist.is_main:
-            if not resume:
-                for stale in (metrics_path, ckpt_path, best_path):
-                    stale.unlink(missing_ok=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for stale in ([paths["metrics"]] if resume else [paths["metrics"], paths["checkpoint"], paths["best"]]):
+                stale.unlink(missing_ok=True)
             atomic_write_text(out_dir / "config.yaml", dump_config(config))
             distributed.barrier(dist)
-        if config["cells"]:  # issue 6: each image becomes a mosaic of its cell crops (variants.cell_data)
-            data = variants.cell_data(config, data, Path(config["cache_dir"]) if config["cache_dir"]
+        if config["cells"]:  # each image becomes a mosaic of its cell crops (wrappers.cell_data)
+            data = wrappers.cell_data(config, data, Path(config["cache_dir"]) if config["cache_dir"]
                                       else default_cache_dir(data_dir), progress=bar)
-        normalizer, norm_info = make_normalizer(config, data, device)
-        if data_hook is not None:
-            data = data_hook(data)
-
-        torch.manual_seed(config["seed"])
-        model = build_model(config["backbone"], config["head"], config["dropout"], config["weights"],
-                            global_pool=config["global_pool"]).to(device)
-        model = variants.wrap_model(model, config).to(device)  # tiles / cells / center loss; else unchanged
-        if config["channels_last"]:
-            model = model.to(memory_format=torch.channels_last)
-        # ``model`` keeps the plain weights (saved, validated); ``train_model`` may wrap it.
-        train_model = distributed.wrap(model, dist, device)
-        if config.get("compile"):
-            train_model = torch.compile(train_model)
-        scaler = (torch.amp.GradScaler("cuda") if device.type == "cuda" and config["amp"]
-                  and config.get("amp_dtype") == "float16" else None)
-        class_freq = data.labels[data.fit_rows].mean(axis=0)
-        loss_fn = build_loss(config["loss"], class_freq=class_freq).to(device)
-        step_loss = make_batch_loss(loss_fn) if make_batch_loss is not None else None
-        step_loss = variants.batch_loss(model, loss_fn, step_loss)
-        optimizer = OPTIMIZERS.get(config["optimizer"])(model.parameters(), config)
-        n_rank_rows = len(data.fit_rows) // dist.world_size  # each rank's shard (whole order when alone)
-        steps = len(batches(np.arange(n_rank_rows), config["batch_size"], drop_last=True))
-        scheduler = SCHEDULERS.get(config["scheduler"])(optimizer, config, steps)
-
-        start_epoch, history, best, stopped = 0, [], {"score": -np.inf, "epoch": -1}, False
-        if resume and ckpt_path.exists():
-            state = checkpoint.load(ckpt_path)
-            if state.get("config_sha256") != cfg_sha:
-                raise ContractError(f"{ckpt_path}: was trained with another config; rerun without --resume "
-                                 f"or restore the config in {out_dir / 'config.yaml'}.")
-            if state.get("folds_sha256") != data.folds_sha256:
-                raise ContractError(f"{ckpt_path}: was trained on another folds file; rerun without --resume.")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng_torch"])
-            start_epoch, history, stopped = int(state["epoch"]), list(state["history"]), bool(state["stopped"])
-            best = dict(state["best"])
-            cli.console.print(f"{config['name']} fold {fold}: resuming after epoch {start_epoch}")
-
-        n_fit = len(data.fit_rows)
-        task = bar.add_task(f"{config['name']} f{fold}", total=max(config["epochs"] - start_epoch, 0) * n_fit)
-        for epoch in range(start_epoch, config["epochs"]):
-            if stopped:
-                break
-            label = f"{config['name']} f{fold} ep {epoch + 1}/{config['epochs']}"
-
-            def on_batch(n, loss, ips, label=label):
-                bar.update(task, advance=n, description=f"{label} loss {loss:.4f} {ips:.0f} img/s")
-
-            train_stats = train_one_epoch(train_model, optimizer, scheduler, loss_fn, data, normalizer, config,
-                                          epoch, on_batch, batch_loss=step_loss, scaler=scaler, dist=dist)
-            if not dist.is_main:
-                distributed.sync_buffers(model, dist)
-                stopped = distributed.broadcast_flag(False, dist)  # rank 0's early-stopping decision
-                if config["stop_after_epoch"] is not None and epoch + 1 >= config["stop_after_epoch"]:
-                    raise SystemExit(f"stopped after epoch {epoch + 1} as asked (--stop-after-epoch)")
-                continue
-            distributed.sync_buffers(model, dist)  # rank 0's BatchNorm statistics on every rank
-            v0 = time.perf_counter()
-            val_probs, val_loss = predict(model, data.train_images, data.val_rows, normalizer, "none",
-                                          config["eval_batch_size"], config["amp"],
-                                          targets=data.labels[data.val_rows], loss_fn=loss_fn)
-            val_f1 = best_threshold_f1(data.labels[data.val_rows], val_probs)[0]
-            record = {"epoch": epoch + 1, "train_loss": train_stats["loss"], "val_loss": val_loss,
-                      "val_f1": val_f1, "train_seconds": train_stats["seconds"],
-                      "val_seconds": time.perf_counter() - v0,
-                      "train_images_per_s": train_stats["images"] / max(train_stats["seconds"], 1e-9),
-                      "lr": optimizer.param_groups[0]["lr"]}
-            history.append(record)
-            bar.update(task, description=f"{label} loss {train_stats['loss']:.4f} F1 {val_f1:.3f} "
-                                         f"{record['train_images_per_s']:.0f} img/s")
-            score = _score(config["monitor"], val_loss, val_f1)
-            if score > best["score"]:
-                best = {"score": float(score), "epoch": epoch + 1}
-                checkpoint.save(best_path, {"model": model.state_dict(), "epoch": epoch + 1,
-                                            "val_probs": torch.from_numpy(val_probs)})
-            stopped = (epoch + 1) - best["epoch"] >= config["patience"] and epoch + 1 < config["epochs"]
-            distributed.broadcast_flag(stopped, dist)
-            checkpoint.save(ckpt_path, {
-                "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng_torch": torch.get_rng_state(), "history": history, "best": best, "stopped": stopped,
-                "config_sha256": cfg_sha, "folds_sha256": data.folds_sha256,
-            })
-            if config["stop_after_epoch"] is not None and epoch + 1 >= config["stop_after_epoch"]:
-                raise SystemExit(f"stopped after epoch {epoch + 1} as asked (--stop-after-epoch); "
-                                 f"continue with --resume")
-        bar.remove_task(task)
+        normalizer, norm_info = make_normalizer(config, data, device)  # before the hook: own train images only
+        data = data_hook(data) if data_hook is not None else data
+        t = build_trainer(config, data, device, dist, normalizer, norm_info, make_batch_loss)
+        loop = {"epoch": 0, "history": [], "best": {"score": -np.inf, "epoch": -1}, "stopped": False}
+        if resume and paths["checkpoint"].exists():
+            loop = resume_state(paths["checkpoint"], t, paths["cfg_sha"], data.folds_sha256)
+            cli.console.print(f"{config['name']} fold {fold}: resuming after epoch {loop['epoch']}")
+        loop = run_epochs(config, t, data, paths, loop, dist, bar, label)
         if not dist.is_main:
             return {}
-
-        # Predict with the best epoch's weights.
-        if not best_path.exists():
-            raise ContractError(f"{best_path}: missing; the fold never finished an epoch. Rerun without --resume.")
-        best_state = checkpoint.load(best_path)
-        model.load_state_dict(best_state["model"])
         p0 = time.perf_counter()
-        n_pred = len(data.val_rows) + len(data.test_ids)
-        ptask = bar.add_task(f"{config['name']} f{fold} predict (tta {config['tta']})", total=n_pred)
-        advance = lambda n: bar.advance(ptask, n)  # noqa: E731
-        if config["tta"] == "none":
-            oof_probs = best_state["val_probs"].numpy()
-            bar.advance(ptask, len(data.val_rows))
-        else:
-            oof_probs, _ = predict(model, data.train_images, data.val_rows, normalizer, config["tta"],
-                                  config["eval_batch_size"], config["amp"], on_batch=advance)
-        test_probs, _ = predict(model, data.test_images, np.arange(len(data.test_ids)), normalizer, config["tta"],
-                                config["eval_batch_size"], config["amp"], on_batch=advance)
-        bar.remove_task(ptask)
-        predict_seconds = time.perf_counter() - p0
-        variant_metrics = variants.after_fit(model, data, normalizer, config, out_dir)
+        oof_probs, test_probs = predict_fold(config, t, data, paths["best"], bar, label)
+        timing = {"cache_seconds": data.cache_seconds, "predict_seconds": time.perf_counter() - p0,
+                  "train_seconds": sum(h["train_seconds"] for h in loop["history"])}
+        extra = wrappers.after_fit(t.model, data, t.normalizer, config, out_dir)
+    return write_fold(config, data, fold, out_dir, oof_probs, test_probs, loop, t, timing, t0, dist, device,
+                      folds_path, data_dir, fingerprint, extra, argv)
 
+
+def write_fold(config, data: FoldData, fold, out_dir: Path, oof_probs, test_probs, loop, t: Trainer, timing, t0,
+               dist, device, folds_path, data_dir, fingerprint, extra, argv) -> dict:
+    """Write ``oof.csv``, ``test.csv`` and, last, ``metrics.json`` (the fold's freshness stamp)."""
     val_ids = [data.train_ids[i] for i in data.val_rows]
     write_probs(out_dir / "oof.csv", probs_frame(val_ids, oof_probs))
     write_probs(out_dir / "test.csv", probs_frame(data.test_ids, test_probs))
-    oof_f1, class_f1, thresholds = best_threshold_f1(data.labels[data.val_rows], oof_probs)
-    train_seconds = sum(h["train_seconds"] + h["val_seconds"] for h in history)
+    # Reported only: the held-out rows score the kept weights, they chose nothing.
+    thresholds, class_f1 = exact_thresholds(data.labels[data.val_rows], oof_probs)
+    selection = "last_epoch" if config["monitor"] == "none" else f"inner_{config['monitor']}"
     metrics = {
-        "status": "complete",
-        "name": config["name"],
-        "fold": fold,
-        "n_folds": data.n_folds,
-        "folds_path": str(Path(folds_path).resolve()),
-        "folds_sha256": data.folds_sha256,
-        "data_dir": str(Path(data_dir).resolve()),
-        "inputs": data.inputs,
-        "config_sha256": cfg_sha,
-        "config_full_sha256": config_hash(config, OPERATIONAL),
-        "best_epoch": best["epoch"],
-        "epochs_run": len(history),
-        "early_stopped": bool(stopped),
-        "fold_macro_f1": oof_f1,
-        "fold_class_f1": class_f1.tolist(),
-        "fold_thresholds": thresholds.tolist(),
-        "normalization": norm_info,
-        "history": history,
-        "n_fit": int(len(data.fit_rows)),
-        "n_val": int(len(data.val_rows)),
-        "n_test": len(data.test_ids),
-        "timing": {"cache_seconds": data.cache_seconds, "train_seconds": train_seconds,
-                   "predict_seconds": predict_seconds, "total_seconds": time.perf_counter() - t0},
-        "world_size": dist.world_size,
+        "status": "complete", "name": config["name"], "fold": fold, "n_folds": data.n_folds,
+        "folds_path": str(Path(folds_path).resolve()), "folds_sha256": data.folds_sha256,
+        "data_dir": str(Path(data_dir).resolve()), "inputs": data.inputs,
+        "fingerprint": fold_fingerprint(config, fold, {k: v for k, v in data.inputs.items() if k != "extra_skipped"},
+                                        data.folds_sha256, fingerprint),
+        "config_sha256": config_hash({**config, **(fingerprint or {})}),
+        "task": load_task(config["task"]).to_meta(),
+        "epoch_selection": selection, "best_epoch": int(loop["best"]["epoch"]), "epochs_run": len(loop["history"]),
+        "early_stopped": bool(loop["stopped"]), "n_monitor": int(len(data.monitor_rows)),
+        "fold_macro_f1": float(class_f1.mean()), "fold_class_f1": class_f1.tolist(),
+        "fold_thresholds": thresholds.tolist(), "normalization": t.norm_info, "history": loop["history"],
+        "n_fit": int(len(data.fit_rows)), "n_val": int(len(data.val_rows)), "n_test": len(data.test_ids),
+        "timing": {**timing, "total_seconds": time.perf_counter() - t0}, "world_size": dist.world_size,
         "outputs": {"oof.csv": sha256_file(out_dir / "oof.csv"), "test.csv": sha256_file(out_dir / "test.csv")},
         "environment": {"torch": torch.__version__, "timm": _timm_version(), "python": platform.python_version(),
                         "device": str(device), "threads": torch.get_num_threads()},
         "command": list(argv) if argv is not None else None,
     }
-    metrics.update(variant_metrics)
+    metrics.update(extra)
     if fingerprint:
-        metrics["fingerprint"] = fingerprint
-    atomic_write_json(metrics_path, metrics)
+        metrics["distill"] = fingerprint
+    write_fold_metrics(out_dir / "metrics.json", metrics)
     return metrics
 
 
@@ -405,16 +490,21 @@ def build_parser():
     return ap
 
 
+def fold_line(metrics: dict) -> str:
+    """One plain line per finished fold: model, fold, epochs, fold F1, seconds (for logs)."""
+    return (f"{metrics['name']} fold {metrics['fold']}: {metrics['epochs_run']} epochs "
+            f"(kept {metrics['best_epoch']}, {metrics['epoch_selection']}), fold macro F1 "
+            f"{metrics['fold_macro_f1']:.4f}, {metrics['timing']['total_seconds']:.1f} s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config(args.config, overrides_from_args(args))
     metrics = fit_fold(config, args.data, args.folds, args.fold, args.out, args.resume,
                        argv=list(argv) if argv is not None else None)
     distributed.cleanup(distributed.from_env())
-    if not metrics:  # a torchrun rank other than 0: rank 0 reports
-        return 0
-    cli.console.print(f"{config['name']} fold {args.fold}: fold macro F1 {metrics['fold_macro_f1']:.4f} "
-                       f"(best epoch {metrics['best_epoch']}), {metrics['timing']['total_seconds']:.1f} s")
+    if metrics:  # a torchrun rank other than 0 returns {}: rank 0 reports
+        print(fold_line(metrics), flush=True)
     return 0
 
 

@@ -1,6 +1,11 @@
-"""Cell segmentation on the synthetic set: nuclei found vs the planted ones, speed, overlay PNG.
+"""Cell segmentation: nuclei found vs the planted ones (synthetic), speed, overlay PNG, and the two
+watersheds (scikit-image vs the hand-written flooding) on real 512-px HPA channels.
 
 Run: ``.venv/bin/python benchmarks/bench_cells.py [--quick] [--size 128] [--n 8] [--overlay docs/img/segmentation_overlay.png]``
+
+The real-image part reads ``../shared/hpa/images/`` (skipped when absent). No Id there has all four
+channels, so each test image stacks one real blue (DAPI) channel with real red, green and yellow
+channels of other images: nuclei are real, cell borders are a stress test of the second watershed.
 The truth is the synthetic scene's nucleus centres (``hpa_ens.synth.draw.Scene`` rebuilt from the
 image's own random stream). A found nucleus matches a planted one when its centroid is within half
 the planted nucleus radius (Hungarian matching).
@@ -16,9 +21,44 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from base_models.cells import CellParams, centroids, extract_cells, save_overlay
-from base_models.data import read_image
+from base_models.segment import CellParams, centroids, extract_cells, save_overlay, segment_cells, segment_nuclei
 from hpa_ens import synth
+from hpa_ens.images import read_channel, read_image
+
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "hpa" / "images"
+
+
+def compare_watersheds(n_images: int = 4) -> None:
+    """Both watersheds on the same real 512-px images, timed in this process; nuclei/cells agreement."""
+    if not SHARED_IMAGES.is_dir():
+        print(f"real images: {SHARED_IMAGES} absent, skipped")
+        return
+    channels = {c: [read_channel(p) for p in sorted(SHARED_IMAGES.glob(f"*_{c}.png"))]
+                for c in ("red", "green", "blue", "yellow")}
+    s = 512 / 128
+    times = {"skimage": 0.0, "flood": 0.0}
+    nuc_agree, cell_agree, same_count = [], [], 0
+    n_images = min(n_images, len(channels["blue"]))
+    for i in range(n_images):
+        image = np.stack([channels[c][i % len(channels[c])] for c in ("red", "green")] + [channels["blue"][i]]
+                         + [channels["yellow"][i % len(channels["yellow"])]])
+        out = {}
+        for method in times:
+            params = CellParams(sigma=1.5 * s, min_distance=round(3 * s), min_area=int(20 * s * s), cell_sigma=1.5 * s,
+                                max_cell_radius=int(40 * s), crop_size=int(48 * s), watershed=method)
+            start = time.perf_counter()
+            nuclei = segment_nuclei(image[2], params)
+            cells = segment_cells(image, nuclei, params)
+            times[method] += time.perf_counter() - start
+            out[method] = (nuclei, cells)
+        (n0, c0), (n1, c1) = out["flood"], out["skimage"]
+        same_count += int(n0.max() == n1.max())
+        nuc_agree.append((n0 == n1).mean())
+        cell_agree.append((c0 == c1).mean())
+    print(f"real 512px images {n_images}: segment nuclei + cells, flood {1000 * times['flood'] / n_images:.0f} ms/image,"
+          f" skimage {1000 * times['skimage'] / n_images:.0f} ms/image, ratio {times['flood'] / times['skimage']:.1f}x; "
+          f"same nucleus count {same_count}/{n_images}, nucleus pixels agree {np.mean(nuc_agree):.4f}, "
+          f"cell pixels agree {np.mean(cell_agree):.3f}")
 from hpa_ens.synth.draw import Scene
 
 
@@ -60,6 +100,7 @@ def main(argv=None) -> int:
     if args.overlay:
         save_overlay(args.overlay, images[:8], params, titles=[i[:8] for i in ids[:8]], true_centres=truths[:8])
         print(f"overlay: {args.overlay}")
+    compare_watersheds(2 if args.quick else 4)
     return 0
 
 

@@ -80,12 +80,13 @@ def build(args) -> None:
 
 def scores(pset, train_labels, test_labels) -> dict:
     """OOF macro F1 (per-class best thresholds) and test macro F1 at those thresholds."""
-    from base_models.infer import best_threshold_f1
     from hpa_ens.decision import apply_thresholds
     from hpa_ens.metrics import macro_f1
+    from hpa_ens.thresholds import exact_thresholds
 
     oof = pset.oof.to_numpy()
-    oof_f1, _, thresholds = best_threshold_f1(train_labels, oof)
+    thresholds, class_f1 = exact_thresholds(train_labels, oof)
+    oof_f1 = float(class_f1.mean())
     test_pred = apply_thresholds(pset.test.to_numpy(), thresholds, min_labels=1)
     return {"oof_f1": oof_f1, "test_f1": macro_f1(test_labels, test_pred)}
 
@@ -99,7 +100,7 @@ def speed(fold_dirs, data, tta, threads, repeats) -> float:
 
     torch.set_num_threads(threads)
     predictors = [load_predictor(d) for d in fold_dirs]
-    ids, sources = split_sources(data, "test")
+    ids, sources = split_sources(data, "test", predictors[0].config)
     images = {s: build_cache(sources, s, default_cache_dir(data), tag="test")
               for s in {p.config["image_size"] for p in predictors}}
     best = 0.0

@@ -29,12 +29,12 @@ import pandas as pd  # noqa: E402
 from base_models import collect as collect_mod  # noqa: E402
 from base_models import train as train_mod  # noqa: E402
 from base_models.config import load_config  # noqa: E402
-from base_models.infer import best_threshold_f1  # noqa: E402
 from hpa_ens.io import atomic_write_text  # noqa: E402
 from hpa_ens.contract import read_prediction_set, write_folds  # noqa: E402
 from hpa_ens.decision import apply_thresholds  # noqa: E402
 from hpa_ens.labels import read_labels  # noqa: E402
 from hpa_ens.metrics import bootstrap_macro_f1, macro_f1  # noqa: E402
+from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "base_models" / "configs" / "variants"
 QUICK_VARIANTS = ("plain", "cells_attention", "tiles_noisy_or", "attention", "lovasz", "center_loss", "reg_none")
@@ -75,7 +75,8 @@ def run_variant(path: Path, data: Path, out: Path, overrides: dict) -> dict:
     pset = read_prediction_set(out / config["name"], truth.index.tolist())
     y_true = truth.loc[pset.oof.index].to_numpy()
     probs = pset.oof.to_numpy()
-    f1_best, _, thresholds = best_threshold_f1(y_true, probs)
+    thresholds, class_f1 = exact_thresholds(y_true, probs)
+    f1_best = float(class_f1.mean())
     pred = apply_thresholds(probs, thresholds, min_labels=0)
     _, low, high = bootstrap_macro_f1(y_true, pred, n_boot=200, alpha=0.1, seed=0)
     fold_f1 = float(np.mean([m["fold_macro_f1"] for m in fold_metrics]))

@@ -351,8 +351,13 @@ def _chunk_moments(paths: list[tuple[int, str]], n_channels: int) -> tuple[list[
     return acc, sizes
 
 
-def find_images(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNELS) -> dict[str, list[str]]:
-    """``{Id: [channels present]}`` for files ``{Id}_{channel}.{png,jpg,tif}`` in ``image_dir`` (sorted by Id)."""
+def find_images(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNELS,
+                complete: bool = False) -> dict[str, list[str]]:
+    """``{Id: [channels present]}`` for files ``{Id}_{channel}.{png,jpg,tif}`` in ``image_dir`` (sorted by Id).
+
+    ``complete`` refuses an image that lacks one of ``channels`` (the command line's rule: a Kaggle
+    folder with a missing channel file is a broken download, not a smaller data set).
+    """
     from .image_sets import scan_images
 
     found = scan_images(image_dir, channels)
@@ -360,6 +365,14 @@ def find_images(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNELS
         raise ContractError(
             f"{image_dir}: no images named {{Id}}_{{{','.join(channels)}}}.png/.jpg/.tif. Got "
             f"{len(os.listdir(image_dir))} other entries instead."
+        )
+    incomplete = [(i, [c for c in channels if c not in have]) for i, have in found.items() if len(have) < len(channels)]
+    if incomplete and complete:
+        image_id, missing = incomplete[0]
+        raise ContractError(
+            f"{Path(image_dir) / f'{image_id}_{missing[0]}'}.png: channel file not found ({len(incomplete)} image(s) "
+            f"lack a channel; every image needs {'/'.join(channels)}). Got only {', '.join(found[image_id])} for "
+            f"{image_id!r} instead."
         )
     return {i: list(have) for i, have in found.items()}
 
@@ -409,7 +422,7 @@ def array_channel_stats(images: np.ndarray, max_images: int | None = 2000,
 
 def channel_stats(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNELS, n_jobs: int = 1,
                   max_images: int | None = None, seed: int = 0, chunk_size: int = 32,
-                  show_progress: bool = True) -> dict:
+                  show_progress: bool = True, complete: bool = False) -> dict:
     """Per-channel pixel mean and standard deviation over a folder of ``{Id}_{channel}`` image files.
 
     The one channel-statistics function of the project (:func:`array_channel_stats` is the same for an
@@ -446,7 +459,7 @@ def channel_stats(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNE
 
     from .image_sets import folder_record, scan_images
 
-    found = find_images(image_dir, channels)
+    found = find_images(image_dir, channels, complete)
     paths = scan_images(image_dir, channels)
     ids = list(found)
     if max_images is not None and max_images < len(ids):
@@ -487,7 +500,8 @@ def explore(labels_path=None, images=None, task=None, target_dist=None, target_c
     from .task import load_task
 
     task = load_task(task)
-    stats = channel_stats(images, task.channels, n_jobs=n_jobs, max_images=max_images, seed=seed) if images else None
+    stats = channel_stats(images, task.channels, n_jobs=n_jobs, max_images=max_images, seed=seed,
+                          complete=True) if images else None
     summary = Y = None
     if labels_path:
         from .labels import read_labels

@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -15,7 +17,9 @@ from base_models import collect as collect_mod  # noqa: E402
 from base_models import data as bm_data  # noqa: E402
 from base_models import train as train_mod  # noqa: E402
 from base_models.config import load_config  # noqa: E402
-from base_models.infer import best_threshold_f1  # noqa: E402
+from hpa_ens.thresholds import exact_thresholds  # noqa: E402
+from base_models.registry import SAMPLERS  # noqa: E402
+from hpa_ens.images import read_image  # noqa: E402
 from base_models.losses import LOSSES, build_loss  # noqa: E402
 from base_models.models import build_model, load_weights  # noqa: E402
 from hpa_ens import cli  # noqa: E402
@@ -87,12 +91,12 @@ def test_soft_f1_equals_one_minus_macro_f1_on_hard_predictions():
 
 
 # -------------------------------------------------------------------------------------- thresholds
-def test_best_threshold_f1_is_realised_and_beats_every_cut():
+def test_exact_thresholds_are_realised_and_beat_every_cut():
     rng = np.random.default_rng(2)
     y = (rng.random((60, N_CLASSES)) > 0.8).astype(np.uint8)
     probs = np.round(rng.random((60, N_CLASSES)) * 0.5 + 0.4 * y, 2)  # rounding creates ties
-    score, f1, thr = best_threshold_f1(y, probs)
-    assert score == pytest.approx(macro_f1(y, probs > thr))
+    thr, f1 = exact_thresholds(y, probs)
+    assert f1.mean() == pytest.approx(macro_f1(y, probs > thr))
     for c in range(0, N_CLASSES, 5):  # brute force over every realisable cut
         best = max(macro_f1(y[:, [c]], probs[:, [c]] > t) for t in np.r_[np.unique(probs[:, c]), -1.0])
         assert f1[c] == pytest.approx(best)
@@ -122,9 +126,9 @@ def test_balanced_sampler_draws_rare_images_more_often():
     Y = np.zeros((100, N_CLASSES), dtype=np.uint8)
     Y[:90, 0] = 1
     Y[90:, 27] = 1
-    order = bm_data.SAMPLERS.get("balanced")(Y, np.random.default_rng(0), power=1.0)
+    order = SAMPLERS.get("balanced")(Y, np.random.default_rng(0), power=1.0)
     assert len(order) == 100 and (order >= 90).mean() > 0.3
-    shuffle = bm_data.SAMPLERS.get("shuffle")(Y, np.random.default_rng(0))
+    shuffle = SAMPLERS.get("shuffle")(Y, np.random.default_rng(0))
     assert sorted(shuffle) == list(range(100))
 
 
@@ -134,12 +138,12 @@ def test_cache_matches_decode_and_is_reused(tiny_data, tmp_path, monkeypatch):
     sources = [(i, tiny_data / "train") for i in ids]
     images = bm_data.build_cache(sources, 16, tmp_path, tag="t")
     assert images.shape == (6, 4, 16, 16) and images.dtype == np.uint8
-    np.testing.assert_array_equal(images[3], bm_data.read_image(tiny_data / "train", ids[3], 16))
+    np.testing.assert_array_equal(images[3], read_image(tiny_data / "train", ids[3], 16))
 
     def boom(*a, **k):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(bm_data, "read_channel", boom)
+    monkeypatch.setattr(bm_data, "read_image", boom)
     np.testing.assert_array_equal(bm_data.build_cache(sources, 16, tmp_path, tag="t"), images)
 
 
@@ -251,22 +255,132 @@ def test_train_resume_collect_end_to_end(tiny_data, tmp_path):
         collect_mod.collect("tiny", full, folds.with_name("folds_changed.csv"))
 
 
-def test_run_all_trains_collects_and_keeps_finished_folds(tiny_data, tmp_path, monkeypatch):
+def test_run_all_trains_collects_and_keeps_finished_folds(tiny_data, tmp_path, capfd):
     from base_models import run_all
 
     out = tmp_path / "oof"
-    monkeypatch.setenv("DATA", str(tiny_data))
-    monkeypatch.setenv("OUT", str(out))
-    monkeypatch.setenv("MODELS", "mobilenetv3_small_100")
-    monkeypatch.setenv("EPOCHS", "1")
-    monkeypatch.setenv("IMAGE_SIZE", "32")
-    monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))
-    assert run_all.main([]) == 0
-    meta = out / "mobilenetv3_small_100" / "meta.json"
-    assert meta.exists()
-    stamp = (out / "mobilenetv3_small_100" / "fold0" / "checkpoint.pt").stat().st_mtime_ns
-    assert run_all.main([]) == 0  # finished folds are kept, only collect runs again
-    assert (out / "mobilenetv3_small_100" / "fold0" / "checkpoint.pt").stat().st_mtime_ns == stamp
-    monkeypatch.setenv("MODELS", "nope")
-    with pytest.raises(ValueError, match="MODELS"):
-        run_all.main([])
+    cfg = tmp_path / "elsewhere" / "mine.yaml"  # a config from any path, not only the package's
+    cfg.parent.mkdir()
+    cfg.write_text("backbone: mobilenetv3_small_050\nbatch_size: 8\nnormalize: per_image\ntta: none\n")
+    argv = ["--data", str(tiny_data), "--configs", str(cfg), "--out", str(out), "--epochs", "1",
+            "--image-size", "32", "--cache-dir", str(tmp_path / "cache"), "--n-jobs", "1"]
+    assert run_all.main(argv) == 0
+    assert (out / "mine" / "meta.json").exists()
+    lines = capfd.readouterr().out.splitlines()
+    assert sum(line.startswith("mine fold ") and "fold macro F1" in line for line in lines) == 2
+    stamp = (out / "mine" / "fold0" / "checkpoint.pt").stat().st_mtime_ns
+    assert run_all.main(argv) == 0  # finished folds are kept, only collect runs again
+    assert (out / "mine" / "fold0" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert "mine fold 0: current, kept" in capfd.readouterr().out
+    with pytest.raises(ValueError, match="names"):
+        run_all.main(argv + ["--names", "nope"])
+    # epochs are part of the fingerprint: asking for 2 retrains
+    assert not __import__("base_models.freshness").freshness.fold_is_current(
+        out, load_config(cfg, {"epochs": 2, "image_size": 32}), 0, tiny_data, tiny_data / "folds.csv")
+
+
+def test_run_all_never_generates_into_a_named_folder(tmp_path):
+    from base_models import run_all
+
+    user = tmp_path / "hpa"
+    user.mkdir()
+    (user / "keep.txt").write_text("mine")
+    assert cli.run(run_all.main, ["--data", str(user), "--out", str(tmp_path / "o")]) == 2
+    assert sorted(p.name for p in user.iterdir()) == ["keep.txt"]
+    with pytest.raises(ValueError, match="no train.csv"):
+        run_all.main(["--data", str(tmp_path / "typo"), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "typo").exists()
+    with pytest.raises(ValueError, match="not generated by"):  # the default folder: only if empty or marked
+        run_all.ensure_data(user, explicit=False)
+
+
+def test_bad_config_fails_before_any_cache_or_output(tiny_data, tmp_path):
+    out, cache = tmp_path / "oof", tmp_path / "cache"
+    argv = ["--data", str(tiny_data), "--folds", str(tiny_data / "folds.csv"), "--fold", "0", "--out", str(out),
+            "--backbone", TINY, "--cache-dir", str(cache), "--loss", "focl"]
+    with pytest.raises(ValueError, match="bce, focal, lovasz, soft_f1, weighted_bce"):
+        train_mod.main(argv)
+    for bad, match in ((["--lr", "-1"], "'lr' parameter must be > 0"), (["--monitor", "f1"], "inner_val_fraction"),
+                       (["--tta", "all"], "'tta' parameter must be one of"), (["--head", "atention"], "head")):
+        with pytest.raises(ValueError, match=match):
+            train_mod.main(argv[:-2] + bad)
+    assert not out.exists() and not cache.exists()
+
+
+def test_config_help_documents_every_key():
+    from base_models.config import SPEC
+
+    text = train_mod.build_parser().format_help()
+    for key in SPEC:
+        if key != "kind":
+            assert f"--{key.replace('_', '-')}" in text
+    assert "inner split of the TRAINING folds" in " ".join(text.split())
+
+
+def test_poisoned_checkpoint_is_refused_in_one_short_line(tmp_path):
+    import pickle
+
+    from base_models import checkpoint
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    with open(tmp_path / "evil.pt", "wb") as handle:
+        pickle.dump({"model": Evil()}, handle, protocol=2)
+    with pytest.raises(ValueError) as err:
+        checkpoint.load(tmp_path / "evil.pt")
+    message = str(err.value)
+    assert "\n" not in message and "weights_only=False" not in message and "pickled" in message
+
+
+def test_oof_rows_do_not_depend_on_their_own_labels(tmp_path):
+    """Honest OOF: scrambling the labels of the held-out fold leaves its OOF predictions unchanged."""
+    folds = {}
+    for variant, extra in (("fixed", {}), ("inner", {"monitor": "f1", "inner_val_fraction": 0.25, "patience": 1})):
+        for scrambled in (False, True):
+            root = make_dataset(tmp_path / f"{variant}{scrambled}", n_train=24, n_test=4, size=16)
+            if scrambled:
+                labels = pd.read_csv(root / "train.csv", dtype=str)
+                held = pd.read_csv(root / "folds.csv")["fold"].to_numpy() == 0
+                labels.loc[held, "Target"] = np.random.default_rng(5).permutation(
+                    ["27", "26 3", "14", "5"] * 3)[:held.sum()]
+                labels.to_csv(root / "train.csv", index=False)
+            cfg = tiny_config(image_size=16, epochs=3, tta="none", cache_dir=str(tmp_path / f"c{variant}{scrambled}"),
+                              **extra)
+            metrics = train_mod.fit_fold(cfg, root, root / "folds.csv", 0, tmp_path / f"o{variant}{scrambled}")
+            folds[(variant, scrambled)] = (tmp_path / f"o{variant}{scrambled}" / "tiny" / "fold0" / "oof.csv",
+                                           metrics)
+    for variant in ("fixed", "inner"):
+        clean, scrambled = folds[(variant, False)], folds[(variant, True)]
+        assert clean[0].read_bytes() == scrambled[0].read_bytes()
+        assert clean[1]["fold_macro_f1"] != scrambled[1]["fold_macro_f1"]  # the labels did change
+    assert folds[("fixed", False)][1]["epoch_selection"] == "last_epoch"
+    assert folds[("inner", False)][1]["epoch_selection"] == "inner_f1"
+    assert folds[("inner", False)][1]["n_monitor"] > 0
+
+
+def test_run_all_hands_feature_configs_to_base_models_features(tiny_data, tmp_path, monkeypatch, capfd):
+    import sys
+    import types
+
+    from base_models import run_all
+
+    cfg = tmp_path / "feat.yaml"
+    cfg.write_text("kind: features\nname: feat\nfeatures: [channel_stats]\n")
+    calls = []
+
+    def run(config_path, data_dir, folds_path, out_root, task, n_jobs):
+        calls.append((Path(config_path), Path(data_dir), Path(folds_path), Path(out_root), task.name, n_jobs))
+        return {"name": "feat", "oof_macro_f1": 0.5}
+
+    monkeypatch.setitem(sys.modules, "base_models.features", types.SimpleNamespace(run=run))
+    argv = ["--data", str(tiny_data), "--configs", str(cfg), "--out", str(tmp_path / "o"), "--n-jobs", "1"]
+    assert run_all.main(argv) == 0
+    assert calls == [(cfg, tiny_data, tiny_data / "folds.csv", tmp_path / "o", "hpa2018", 1)]
+    assert "feat: OOF macro F1 0.5000 (feature model)" in capfd.readouterr().out
+    monkeypatch.setitem(sys.modules, "base_models.features", None)  # not written yet: skipped, said so
+    assert run_all.main(argv) == 0
+    assert "base_models.features is not installed; skipped" in capfd.readouterr().out
+    with pytest.raises(ValueError, match="not a CNN config"):
+        load_config(cfg)

@@ -108,7 +108,7 @@ def test_distill_cli_writes_a_valid_prediction_set_with_provenance(tmp_path, mon
                                        "temperature": 2.0, "self_train": True}
     assert set(student.meta["inputs"]["teacher"]) == {"oof.csv", "test.csv"}
     fold0 = json.loads((folder / "fold0" / "metrics.json").read_text())
-    assert fold0["fingerprint"]["distill_self_train"] is True
+    assert fold0["distill"]["distill_self_train"] is True
     # Self-training: the test images joined the training rows (12 train rows of the other fold + 8 test).
     assert fold0["n_fit"] == 12 + len(test_ids)
     # A second --fold all run keeps the finished folds (same teacher, same settings) and only collects.
@@ -118,7 +118,7 @@ def test_distill_cli_writes_a_valid_prediction_set_with_provenance(tmp_path, mon
     # Another alpha is another fingerprint: the fold is retrained, not reused.
     assert distill.main(argv[:-2] + ["--fold", "0", "--alpha", "0.9"] + argv[-2:]) == 0
     fold0b = json.loads((folder / "fold0" / "metrics.json").read_text())
-    assert fold0b["fingerprint"]["distill_alpha"] == 0.9
+    assert fold0b["distill"]["distill_alpha"] == 0.9
 
 
 def test_teacher_missing_an_id_is_refused(tmp_path):
@@ -127,3 +127,16 @@ def test_teacher_missing_an_id_is_refused(tmp_path):
     config = distill.load_config(None, {"backbone": "mobilenetv3_small_050"})
     with pytest.raises(ContractError, match=train_ids[-1]):
         distill.teacher_targets(tmp_path / "teacher", data, config, 1.0, False)
+
+
+def test_teacher_whose_epochs_were_chosen_on_held_out_rows_is_refused(tmp_path):
+    data, train_ids, test_ids, Y = make_dataset(tmp_path / "data", n_train=10, n_test=4)
+    oof, test = np.clip(Y * 0.7, 0, 1), np.full((len(test_ids), N_CLASSES), 0.5)
+    old = build_meta("base_models.collect", name="old")  # written before honest OOF: no epoch_selection
+    write_prediction_set(tmp_path / "old", probs_frame(train_ids, oof), probs_frame(test_ids, test), old)
+    config = distill.load_config(None, {"backbone": "mobilenetv3_small_050"})
+    with pytest.raises(ContractError, match="chose their epoch on the held-out rows"):
+        distill.teacher_targets(tmp_path / "old", data, config, 1.0, False)
+    honest = dict(old, epoch_selection=["last_epoch"])
+    write_prediction_set(tmp_path / "new", probs_frame(train_ids, oof), probs_frame(test_ids, test), honest)
+    assert distill.teacher_targets(tmp_path / "new", data, config, 1.0, False)[0].shape[0] == len(train_ids)

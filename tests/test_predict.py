@@ -77,3 +77,11 @@ def test_predict_on_train_split_and_errors(trained, tmp_path):
         predict_mod.load_predictor(lonely)
     with pytest.raises(SystemExit):  # argparse refuses an unknown TTA name
         predict_mod.main(["--checkpoint", str(folds[0]), "--data", str(data), "--tta", "rot"])
+
+
+def test_predict_without_out_writes_beside_the_checkpoint(trained):
+    data, test_ids, folds, root = trained
+    assert predict_mod.main(["--checkpoint", str(folds[0]), "--data", str(data), "--tta", "none",
+                             "--threads", "1", "--cache-dir", str(root / "cache")]) == 0
+    written = folds[0].parent / "predict_test.csv"
+    assert read_probs(written).index.tolist() == test_ids

@@ -15,8 +15,8 @@ pytest.importorskip("timm")
 
 from base_models import collect as collect_mod  # noqa: E402
 from base_models import train as train_mod  # noqa: E402
-from base_models import variants  # noqa: E402
-from base_models.cells import CellCrops  # noqa: E402
+from base_models import wrappers as variants  # noqa: E402
+from base_models.segment import CellCrops  # noqa: E402
 from base_models.config import DEFAULTS, VARIANT_KEYS, config_hash, load_config  # noqa: E402
 from base_models.models import build_model  # noqa: E402
 from base_models.tiles import combine_tiles, split_tiles  # noqa: E402
@@ -79,7 +79,7 @@ def test_each_variant_trains_and_writes_a_valid_prediction_set(tiny_synth, tmp_p
 def test_default_config_is_untouched():
     cfg = load_config(None, {"backbone": TINY})
     model = build_model(TINY)
-    assert variants.wrap_model(model, cfg) is model
+    assert variants.wrap_model(model, cfg, 28) is model
     assert variants.batch_loss(model, None, None) is None
     # Variant keys at their defaults do not enter the hash (old finished folds stay current).
     old_style = {k: v for k, v in cfg.items() if k not in VARIANT_KEYS}
@@ -104,7 +104,7 @@ def test_tiled_model_combines_tile_probabilities():
     torch.manual_seed(0)
     inner = build_model(TINY)
     for method in ("max", "mean", "noisy_or"):
-        model = variants.wrap_model(inner, tiny_config(tiles=2, tile_combine=method)).eval()
+        model = variants.wrap_model(inner, tiny_config(tiles=2, tile_combine=method), 28).eval()
         x = torch.randn(3, 4, 32, 32)
         with torch.no_grad():
             got = torch.sigmoid(model(x).double())

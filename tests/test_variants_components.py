@@ -14,13 +14,16 @@ import torch  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
-from base_models import cells as C  # noqa: E402
+from base_models import crop_cache as CC  # noqa: E402
 from base_models import heads as H  # noqa: E402
-from base_models import losses_extra as LX  # noqa: E402
+from base_models import losses as LX  # noqa: E402
+from base_models import mil as M  # noqa: E402
+from base_models import samplers as SM  # noqa: E402
+from base_models import segment as C  # noqa: E402
 from base_models import tiles as T  # noqa: E402
-from base_models.data import SAMPLERS  # noqa: E402
-from base_models.losses import LOSSES, build_loss  # noqa: E402
-from base_models.models import HEADS, build_model  # noqa: E402
+from base_models.losses import build_loss  # noqa: E402
+from base_models.models import build_model  # noqa: E402
+from base_models.registry import HEADS, LOSSES, SAMPLERS  # noqa: E402
 
 TINY = "test_resnet"
 
@@ -101,12 +104,20 @@ def test_cells_contain_their_nucleus_and_partition():
         assert ndi.label(cells == label)[1] == 1
 
 
-def test_watershed_puts_border_on_ridge():
+@pytest.mark.parametrize("method", C.WATERSHEDS)
+def test_watershed_puts_border_on_ridge(method):
     cost = np.array([[0, 10, 20, 30, 40, 50, 40, 30, 20, 10, 0]] * 3, dtype=float)
     markers = np.zeros(cost.shape, dtype=np.int32)
     markers[1, 0], markers[1, 10] = 1, 2
-    labels = C.watershed(cost, markers, levels=64)
+    labels = C.watershed(cost, markers, method=method)
     assert np.all(labels[:, :5] == 1) and np.all(labels[:, 6:] == 2)
+
+
+def test_both_watersheds_find_the_same_nuclei():
+    image, _ = draw_cells(seed=1)
+    fast = C.segment_nuclei(image[C.BLUE], C.CellParams(watershed="skimage"))
+    slow = C.segment_nuclei(image[C.BLUE], C.CellParams(watershed="flood"))
+    assert fast.max() == slow.max() and (fast == slow).mean() > 0.99
 
 
 def test_otsu_separates_two_modes():
@@ -125,7 +136,7 @@ def test_crops_centred_padded_and_cached(tmp_path):
 
     drawn, _ = draw_cells(size=96, seed=3, n_single=4, n_pairs=1)
     params = C.CellParams(crop_size=24, max_cells=5)
-    cache = C.CropCache(tmp_path, params)
+    cache = CC.CropCache(tmp_path, params)
     first = cache.get("img-a", drawn)
     assert first.crops.dtype == np.uint8 and first.crops.shape[1:] == (4, 24, 24)
     assert 1 <= len(first.crops) <= 5 and not first.fallback
@@ -134,7 +145,7 @@ def test_crops_centred_padded_and_cached(tmp_path):
     stamp = path.stat().st_mtime_ns
     again = cache.get("img-a", drawn)
     assert path.stat().st_mtime_ns == stamp and np.array_equal(again.crops, first.crops)
-    other = C.CropCache(tmp_path, C.CellParams(crop_size=32))
+    other = CC.CropCache(tmp_path, C.CellParams(crop_size=32))
     assert other.path("img-a", 96) != path  # other params, other folder
     with pytest.raises(ValueError, match="image_id"):
         cache.path("../evil", 96)
@@ -148,7 +159,7 @@ def test_no_nucleus_gives_one_centre_crop():
 def test_fixed_bags_pad_and_mask():
     sets = [C.CellCrops(np.full((n, 4, 8, 8), n, np.uint8), np.zeros((n, 2), np.float32), np.ones(n, np.int32))
             for n in (1, 3, 5)]
-    bags, mask = C.fixed_bags(sets, k=3, rng=np.random.default_rng(0))
+    bags, mask = CC.fixed_bags(sets, k=3, rng=np.random.default_rng(0))
     assert bags.shape == (3, 3, 4, 8, 8) and mask.sum(1).tolist() == [1, 3, 3]
     assert bags[0, 1:].max() == 0
 
@@ -182,13 +193,13 @@ def test_torch_poolings_shapes_and_masks():
     torch.manual_seed(0)
     logits = torch.randn(2, 4, 3)
     mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
-    pooled_max = C.MaskedPooling("max")(logits, mask)
+    pooled_max = M.MaskedPooling("max")(logits, mask)
     assert torch.allclose(pooled_max[0], logits[0, :2].amax(0))
-    pooled_mean = C.MaskedPooling("mean")(logits, mask)
+    pooled_mean = M.MaskedPooling("mean")(logits, mask)
     assert torch.allclose(pooled_mean[0], logits[0, :2].mean(0))
-    noisy = torch.sigmoid(C.MaskedPooling("noisy_or")(logits, mask))
+    noisy = torch.sigmoid(M.MaskedPooling("noisy_or")(logits, mask))
     assert torch.allclose(noisy[1], 1 - torch.prod(1 - torch.sigmoid(logits[1]), 0), atol=1e-5)
-    lse = C.LSEPooling(3, init_temperature=2.0)
+    lse = M.LSEPooling(3, init_temperature=2.0)
     out = lse(logits, mask)
     assert out.shape == (2, 3)
     expected = (torch.logsumexp(2.0 * logits[0, :2], 0) - np.log(2)) / 2.0
@@ -196,7 +207,7 @@ def test_torch_poolings_shapes_and_masks():
     out.sum().backward()
     assert lse.rho.grad is not None and torch.isfinite(lse.rho.grad).all()
 
-    att = C.AttentionMILPooling(in_features=6, n_classes=3, hidden=8)
+    att = M.AttentionMILPooling(in_features=6, n_classes=3, hidden=8)
     feats = torch.randn(2, 4, 6, requires_grad=True)
     image_logits = att(feats, mask)
     assert image_logits.shape == (2, 3)
@@ -211,7 +222,7 @@ def test_torch_poolings_shapes_and_masks():
 @pytest.mark.parametrize("pooling", ["attention", "max"])
 def test_cell_mil_model_shapes(pooling):
     torch.manual_seed(0)
-    model = C.CellMILModel(TINY, n_classes=5, pooling=pooling)
+    model = M.CellMILModel(TINY, n_classes=5, pooling=pooling)
     bags = torch.rand(2, 3, 4, 32, 32)
     mask = torch.tensor([[True, True, False], [True, True, True]])
     logits = model(bags, mask)
@@ -391,7 +402,7 @@ def test_center_loss_decreases_toward_centres():
 # ------------------------------------------------------------------------------- single-label
 def test_single_label_weights_and_samplers():
     labels = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 1, 1]])
-    weights = LX.single_label_weights(labels, single_weight=3.0)
+    weights = SM.single_label_weights(labels, single_weight=3.0)
     assert weights.mean() == pytest.approx(1.0) and weights[0] == pytest.approx(3 * weights[1])
     draws = SAMPLERS.get("single_label")(labels, np.random.default_rng(0), single_weight=3.0)
     assert len(draws) == 4

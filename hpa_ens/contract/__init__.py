@@ -29,6 +29,7 @@ from .predictions import (  # noqa: F401
     write_probs,
     write_stamp,
 )
+from .fold_metrics import FOLD_METRICS_FILE, read_fold_metrics, write_fold_metrics  # noqa: F401,E402
 from .duplicates import DUPLICATE_KINDS, check_duplicates_provenance, read_duplicates, read_duplicates_meta, write_duplicates  # noqa: F401,E501
 from .channel_stats import ChannelStats, read_channel_stats, write_channel_stats  # noqa: F401
 from .extra_folds import extra_fit_mask, extra_folds_path, read_extra_folds, write_extra_folds  # noqa: F401

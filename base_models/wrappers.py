@@ -1,9 +1,9 @@
-"""Issue-6 variants wired into the trainer: cells (MIL), 2x2 tiles, center loss, attention maps, train-subset F1.
+"""Model wrappers the trainer uses for tiles, cell mosaics (MIL) and the center loss, and their extra outputs.
 
 The trainer keeps one code path; a variant changes only
 
 - the **model**: :func:`wrap_model` returns a :class:`VariantModel` around the backbone (or around a
-  :class:`~base_models.cells.CellMILModel`) when ``tiles``, ``cells`` or ``center_loss`` is set;
+  :class:`~base_models.mil.CellMILModel`) when ``tiles``, ``cells`` or ``center_loss`` is set;
   its ``train_loss`` gives tiles their image's labels and adds the center-loss term;
 - the **images** (cells only): :func:`cell_data` swaps the fold's image caches for *cell mosaics*,
   uint8 ``(n, 4, g*c, g*c)`` arrays holding ``k = g*g`` cell crops of side ``c`` per image in a
@@ -25,11 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cells import CellMILModel, CellParams, CropCache, feature_dim
+from hpa_ens._validation import ParameterError
+from hpa_ens.thresholds import exact_thresholds
+
+from .crop_cache import CropCache
 from .heads import forward_with_features, pooled_feature_dim
-from .losses_extra import CenterLoss
+from .losses import CenterLoss
+from .mil import CellMILModel, feature_dim
+from .segment import CellParams
 from .tiles import combine_tiles, repeat_labels, split_tiles
-from hpa_ens._validation import ParameterError  # noqa: E402
 
 _P_CLIP = 1e-7
 
@@ -129,7 +133,7 @@ class VariantModel(nn.Module):
         return loss
 
 
-def wrap_model(model: nn.Module, config: dict) -> nn.Module:
+def wrap_model(model: nn.Module, config: dict, n_classes: int, in_chans: int = 4) -> nn.Module:
     """The trainer's model for a variant config (``model`` as built by ``build_model``).
 
     ``cells`` replaces it by a :class:`CellMILModel` of the same backbone (``cell_pooling``:
@@ -138,7 +142,8 @@ def wrap_model(model: nn.Module, config: dict) -> nn.Module:
     if not is_active(config):
         return model
     if config["cells"]:
-        inner = CellMILModel(config["backbone"], pooling=config["cell_pooling"], dropout=config["dropout"])
+        inner = CellMILModel(config["backbone"], n_classes=n_classes, pooling=config["cell_pooling"],
+                             dropout=config["dropout"], in_chans=in_chans)
         if config["weights"]:
             from .models import load_weights
 
@@ -154,15 +159,9 @@ def wrap_model(model: nn.Module, config: dict) -> nn.Module:
             dim = feature_dim(inner.backbone)  # CellMILModel.last_features: mean of the cells' features
         else:
             side = config["image_size"] // grid
-            dim = pooled_feature_dim(inner, image_size=max(side, 32))
-        center = CenterLoss(len(_class_names()), dim, seed=config["seed"])
+            dim = pooled_feature_dim(inner, image_size=max(side, 32), in_chans=in_chans)
+        center = CenterLoss(n_classes, dim, seed=config["seed"])
     return VariantModel(inner, mode, grid, config["tile_combine"], center, config["center_loss"])
-
-
-def _class_names():
-    from hpa_ens.classes import CLASS_NAMES
-
-    return CLASS_NAMES
 
 
 # ----------------------------------------------------------------------------------------- cells
@@ -236,14 +235,14 @@ def after_fit(model, data, normalizer, config: dict, out_dir) -> dict:
     - ``attention_maps > 0`` and a model with attention (``head: attention``): PNGs of the first
       held-out images under ``out_dir/attention/``.
     """
-    from .infer import best_threshold_f1, predict
+    from .infer import predict
 
     extra: dict = {}
     if config["train_eval_rows"] > 0:
         rows = train_subset_rows(data.fit_rows, len(data.train_ids), config["train_eval_rows"])
         probs, _ = predict(model, data.train_images, rows, normalizer, "none", config["eval_batch_size"],
                            config["amp"])
-        extra["train_subset_f1"] = best_threshold_f1(data.labels[rows], probs)[0]
+        extra["train_subset_f1"] = float(exact_thresholds(data.labels[rows], probs)[1].mean())
         extra["train_subset_rows"] = int(len(rows))
     n_maps = min(int(config["attention_maps"]), len(data.val_rows))
     if n_maps > 0:
@@ -253,7 +252,8 @@ def after_fit(model, data, normalizer, config: dict, out_dir) -> dict:
         images = np.asarray(data.train_images[rows])
         inputs = normalizer.standardize(normalizer.to_unit(images))
         paths = save_attention_maps(model, inputs, images, [data.train_ids[i] for i in rows],
-                                    Path(out_dir) / "attention", labels=data.labels[rows])
+                                    Path(out_dir) / "attention", labels=data.labels[rows],
+                                    class_names=data.class_names)
         extra["attention_maps"] = [str(p) for p in paths]
     return extra
 

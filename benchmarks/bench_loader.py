@@ -1,0 +1,106 @@
+"""Decode-once cache vs streaming loader: images/s at 512 px on the CPU, from real HPA PNG channels.
+
+``.venv/bin/python benchmarks/bench_loader.py [--n 48] [--size 512] [--workers 2] [--batch 16] [--model NAME]``
+
+The images are built from the real 512x512 8-bit channels in ``../shared/hpa/images/`` (copied
+under new Ids, so every image decodes four real PNGs; synthetic 512-px PNGs when that folder is
+absent). Same images, same batches, same process for every row:
+
+- cache build: decode every image once into the uint8 memmap (``loader: cache``, first epoch);
+- cache read: a later epoch's batches from the memmap (shuffled rows);
+- stream: every epoch's batches decoded from the files (``loader: stream``), in 0 (a thread) and
+  ``--workers`` DataLoader worker processes;
+- model: for scale, one forward + backward of ``--model`` at this size and batch (the consumer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from base_models.data import Sources, StreamImages, batches, build_cache, load_batches  # noqa: E402
+from hpa_ens.classes import CHANNELS  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa" / "images"
+
+
+def make_images(folder: Path, n: int, size: int) -> list[str]:
+    """``n`` Kaggle-layout images of real channels (or random PNGs when ../shared is absent)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    real = {c: sorted(SHARED.glob(f"*_{c}.png")) for c in CHANNELS} if SHARED.is_dir() else {}
+    rng = np.random.default_rng(0)
+    ids = [f"img{i:04d}" for i in range(n)]
+    for i, image_id in enumerate(ids):
+        for c in CHANNELS:
+            target = folder / f"{image_id}_{c}.png"
+            if real.get(c):
+                shutil.copyfile(real[c][i % len(real[c])], target)
+            else:
+                Image.fromarray(rng.integers(0, 255, (size, size)).astype(np.uint8)).save(target)
+    return ids
+
+
+def rate(fn, n_images: int) -> float:
+    started = time.perf_counter()
+    fn()
+    return n_images / (time.perf_counter() - started)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=48)
+    ap.add_argument("--size", type=int, default=512, help="training size (the files are 512 px; smaller resizes)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--model", default="resnet18", help="timm backbone timed for scale ('' to skip)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ids = make_images(tmp / "img", args.n, 512)
+        sources = Sources([(i, tmp / "img") for i in ids])
+        for path in (tmp / "img").iterdir():  # every row starts from files in the OS page cache
+            path.read_bytes()
+        chunks = batches(np.random.default_rng(0).permutation(args.n), args.batch)
+        n = sum(len(c) for c in chunks)
+        build = rate(lambda: build_cache(sources, args.size, tmp / "cache", n_threads=1), args.n)
+        cache = build_cache(sources, args.size, tmp / "cache")
+        read = rate(lambda: [b.sum() for b in load_batches(cache, chunks)], n)
+        stream = StreamImages(sources, args.size)
+        s0 = rate(lambda: list(load_batches(stream, chunks, 0)), n)
+        sw = rate(lambda: list(load_batches(stream, chunks, args.workers)), n)
+        gib = args.n * 4 * args.size ** 2 / 2 ** 30
+        print(f"{args.n} images from {'real HPA channels' if SHARED.is_dir() else 'random PNGs'}, {args.size}px, "
+              f"batch {args.batch}, cache {gib * 1024 / args.n:.1f} MiB/image")
+        print(f"cache build (first epoch, 1 decoding thread): {build:8.1f} images/s")
+        print(f"cache read (later epochs):                    {read:8.1f} images/s")
+        print(f"stream, decoding in a thread:                 {s0:8.1f} images/s  ({s0 / read:.3f}x cache read)")
+        print(f"stream, {args.workers} DataLoader workers:               {sw:8.1f} images/s  "
+              f"({sw / s0:.2f}x the thread)")
+    if args.model:
+        import torch
+
+        from base_models.models import build_model
+
+        model = build_model(args.model, n_classes=28).train().to(memory_format=torch.channels_last)
+        x = torch.randn(args.batch, 4, args.size, args.size).contiguous(memory_format=torch.channels_last)
+        model(x).sum().backward()  # warm-up
+        started = time.perf_counter()
+        model(x).sum().backward()
+        step = args.batch / (time.perf_counter() - started)
+        print(f"{args.model} forward+backward on {torch.get_num_threads()} CPU threads: {step:8.1f} images/s "
+              f"(the consumer: stream keeps up when its rate is above this)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
