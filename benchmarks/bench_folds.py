@@ -101,6 +101,13 @@ def main(argv=None) -> int:
     print(f"rarest / iterative LD: {ra['LD'] / it['LD']:.2f}x, LPD: {ra['LPD'] / it['LPD']:.2f}x; "
           f"single-first / iterative LD: {sf['LD'] / it['LD']:.2f}x, LPD: {sf['LPD'] / it['LPD']:.2f}x")
     print(f"iterative runtime: {it['seconds']:.2f} s ({it['seconds'] / max(base['seconds'], 1e-9):.0f}x KFold)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from results import emit
+
+    for name in STRATEGIES:
+        emit(f"folds: {name} label-distribution deviation (LD) vs KFold", rows[name]["LD"], "LD",
+             baseline=base["LD"], baseline_name="KFold", ratio=rows[name]["LD"] / base["LD"],
+             note=f"{rows[name]['seconds']:.2f} s; lower LD is better; {len(Y):,} rows, {K} folds")
     return 0
 
 

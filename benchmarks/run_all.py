@@ -1,30 +1,184 @@
-"""Run every benchmarks/bench_*.py with --quick and print their figures (what `make bench` does)."""
+"""Run the benchmarks and record every figure they emit in ``benchmarks/results.json`` (``make bench``).
+
+::
+
+    python benchmarks/run_all.py                      # every bench_*.py with --quick (what `make bench` runs)
+    python benchmarks/run_all.py bench_stack bench_scale   # only these
+    python benchmarks/run_all.py --full stacking_report    # a full run; its figures are kept beside the quick ones
+    python scripts/update_figures.py                  # then rewrite the figure tables in README.md and docs/
+
+Each script runs in its own process with ``--quick`` (unless ``--full``); its output is shown as it
+comes. Lines emitted by ``benchmarks/results.py:emit`` are collected: ``results.json`` keeps, per
+figure, the script, mode (quick/full), name, figure, unit, baseline, ratio, machine, date and git
+commit. A rerun of a script replaces only that script's figures of that mode. A script that fails (or
+overruns ``--timeout``) is reported with its exit code; the run then exits 1, after the others ran.
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import json
 import os
+import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results.json"
+sys.path.insert(0, str(HERE))
+
+from results import parse  # noqa: E402
+
+#: Extra arguments a script needs to run from a fresh clone (see each entry's reason).
+EXTRA_ARGS = {
+    # bench_distill's default teachers include resnet18, whose config moved to base_models/configs/examples/
+    # and which it looks up in base_models/configs/ only: use two teachers that are still there.
+    "bench_distill": ["--teacher-models", "regnetx_002,lcnet_075"],
+}
+#: Scripts run only when named (long reports, not `bench_*.py`).
+REPORTS = ("stacking_report", "baseline_synth")
 
 
-def main() -> int:
-    scripts = sorted(HERE.glob("bench_*.py"))
-    only = sys.argv[1:]
+def machine() -> str:
+    """CPU model, usable CPUs and load: enough to tell two machines (and a busy one) apart."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    try:
+        sys.path.insert(0, str(ROOT))
+        from hpa_ens.cli import available_cpus
+
+        usable = available_cpus()
+    except Exception:  # noqa: BLE001 - the description must never stop a benchmark run
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{model}; {usable} usable CPUs of {os.cpu_count()}; load {load:.1f} at start"
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def script_args(script: Path, full: bool, extra: list[str]) -> list[str]:
+    return [*([] if full else ["--quick"]), *EXTRA_ARGS.get(script.stem, []), *extra]
+
+
+def run_script(script: Path, full: bool, timeout: float, env: dict, extra: list[str] = ()) -> tuple[int, float, str]:
+    """Run one benchmark, echoing its output; returns (exit code, seconds, output)."""
+    command = [sys.executable, str(script), *script_args(script, full, list(extra))]
+    import threading
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    timer = threading.Timer(timeout, proc.kill)  # a silent script is stopped too
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            print(line, end="", flush=True)
+        code = proc.wait()
+    finally:
+        timer.cancel()
+        proc.stdout.close()
+    if time.perf_counter() - start >= timeout:
+        lines.append(f"killed: over the {timeout:.0f} s timeout\n")
+        code = 124
+    return code, time.perf_counter() - start, "".join(lines)
+
+
+def merge(results: dict, script: str, mode: str, figures: list[dict], run: dict) -> dict:
+    """``results`` with ``script``'s figures of ``mode`` replaced by ``figures`` (others kept)."""
+    kept = [f for f in results.get("figures", []) if not (f["script"] == script and f["mode"] == mode)]
+    stamp = {k: run[k] for k in ("machine", "date", "commit")}
+    new = [{**f, "script": script, "mode": mode, **stamp, "command": run["command"]} for f in figures]
+    runs = dict(results.get("runs", {}))
+    runs[f"{script} ({mode})"] = run
+    ordered = sorted(kept + new, key=lambda f: (f["script"], f["mode"]))  # stable: emission order within a run
+    return {"schema": 1, "runs": dict(sorted(runs.items())), "figures": ordered}
+
+
+def load_results(path: Path = RESULTS) -> dict:
+    if not path.exists():
+        return {"schema": 1, "runs": {}, "figures": []}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def save_results(results: dict, path: Path = RESULTS) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("only", nargs="*", help="script names (default: every bench_*.py)")
+    ap.add_argument("--full", action="store_true", help="run without --quick (long)")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds one script may run")
+    ap.add_argument("--results", default=str(RESULTS), help="the JSON file figures are merged into")
+    ap.add_argument("--import-log", default=None, metavar="LOG",
+                    help="record the figures a run of the one named script already printed to LOG (a long run done "
+                         "by hand, e.g. with nohup) instead of running it; date = the log's time")
+    ap.add_argument("--args", default="", help="extra arguments for the script(s), e.g. --args='--stages dedup'")
+    args = ap.parse_args(argv)
+    scripts = sorted(HERE.glob("bench_*.py")) + [HERE / f"{name}.py" for name in REPORTS]
+    chosen = [s for s in scripts if (s.stem in args.only if args.only else s.stem not in REPORTS)]
+    unknown = sorted(set(args.only) - {s.stem for s in scripts})
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}")
+        return 2
     env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", HPA_ENS_NO_PROGRESS="1")
-    failed = []
-    for script in scripts:
-        if only and script.stem not in only:
-            continue
-        print(f"\n=== {script.name} ===", flush=True)
-        start = time.perf_counter()
-        code = subprocess.call([sys.executable, str(script), "--quick"], cwd=HERE.parent, env=env)
-        print(f"--- {script.name}: exit {code}, {time.perf_counter() - start:.1f} s", flush=True)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    mode = "full" if args.full else "quick"
+    path = Path(args.results)
+    common = {"machine": machine(), "commit": git_commit()}
+    if args.import_log:
+        if len(chosen) != 1:
+            print("--import-log needs exactly one script name")
+            return 2
+        log = Path(args.import_log)
+        date = dt.datetime.fromtimestamp(log.stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+        command = " ".join(["python", f"benchmarks/{chosen[0].name}", *script_args(chosen[0], args.full,
+                                                                                     args.args.split())])
+        figures = parse(log.read_text(encoding="utf-8"))
+        run = {**common, "date": date, "exit": 0, "seconds": None, "command": command, "imported_from": log.name}
+        save_results(merge(load_results(path), chosen[0].stem, mode, figures, run), path)
+        print(f"{len(figures)} figure(s) of {chosen[0].name} recorded in {path}")
+        return 0
+    failed, total = [], time.perf_counter()
+    for script in chosen:
+        print(f"\n=== {script.name} ({mode}) ===", flush=True)
+        date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        extra = args.args.split()
+        code, seconds, output = run_script(script, args.full, args.timeout, env, extra)
+        print(f"--- {script.name}: exit {code}, {seconds:.1f} s", flush=True)
+        command = " ".join(["python", f"benchmarks/{script.name}", *script_args(script, args.full, extra)])
+        run = {**common, "date": date, "exit": code, "seconds": round(seconds, 1), "command": command}
         if code:
-            failed.append(script.name)
+            failed.append(f"{script.name} (exit {code})")
+            run["error"] = next((ln for ln in reversed(output.splitlines()) if ln.strip()), "")[:300]
+        save_results(merge(load_results(path), script.stem, mode, parse(output) if code == 0 else [], run), path)
+    print(f"\n{len(chosen)} benchmark(s) in {time.perf_counter() - total:.0f} s; figures in {path}")
     if failed:
         print("failed: " + ", ".join(failed))
     return 1 if failed else 0

@@ -2,41 +2,61 @@
 
 ::
 
-    python -m hpa_ens.stack --labels train.csv --folds folds.csv --models oof/a oof/b oof/c --out oof/stack
+    python -m hpa_ens.stack --labels train.csv --folds folds.csv --pred oof/a oof/b oof/c --out oof/stack
 
-For each class, a binary LightGBM model sees **all models' 28 probabilities** (so label correlations
+In a notebook::
+
+    from hpa_ens import Stacker
+    stacker = Stacker(dynamic=True).fit(oof_sets, Y, folds)   # oof_sets: list of (n, K) arrays or frames
+    test = stacker.predict(test_sets)                            # (n_test, K)
+    oof = stacker.oof_                                           # honest out-of-fold stack, (n, K)
+
+For each class, a binary LightGBM model sees **all models' K probabilities** (so label correlations
 and look-alike confusions are learnable) plus cheap per-image features (each model's max probability,
 label count at 0.5 and mean binary entropy). Honest OOF: for fold k of the shared ``folds.csv`` the
 stacker is fitted on the other folds' OOF rows and predicts fold k; test = mean of the fold models.
 
-Speed: one binned ``lgb.Dataset`` per fold is built once and shared by the 28 classes (only the label
+Speed: one binned ``lgb.Dataset`` per fold is built once and shared by the K classes (only the label
 changes, via ``set_label``), with early stopping on an inner split of the fold's training rows.
-Memory is flat in the number of classes: no booster outlives its class.
+LightGBM uses every available CPU unless ``n_jobs`` says otherwise, with OpenMP's passive wait policy
+(``OMP_WAIT_POLICY=PASSIVE`` unless already set) so that a busy machine does not make its threads
+spin against each other.
 
 Rare classes (fewer than ``min_positives`` positives in a fold's training rows) fall back to a
-regularised logistic regression or to the calibrated mean blend. With ``dynamic``, a class keeps the
-(calibrated) mean blend in a fold when the stack does not beat it on that fold's inner split: the
-choice is made on rows of the other folds only, never on the rows being scored.
+regularised logistic regression or to the calibrated mean blend. With ``dynamic``:
+
+- per (fold, class), the calibrated mean blend is kept when the stack does not beat it on that fold's
+  inner split (rows of the other folds only, never the rows being scored);
+- for the whole set, when the resulting stack's OOF macro F1 at exact per-class thresholds does not
+  beat the mean blend's (the "mean blend + exact thresholds" baseline), the output *is* the mean blend.
+  The choice reads OOF rows only, never test rows; it is recorded in ``StackResult.fallback``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .thresholds import exact_thresholds
-from ._validation import check_param
-from .blend import load_sets, mean_blend
-from .classes import CLASS_NAMES, N_CLASSES
+from ._validation import ContractError, ParameterError, check_param
+from .blend import as_arrays, mean_blend
+from .thresholds import exact_macro_f1, exact_thresholds
+
+# LightGBM's OpenMP workers spin while they wait. On a shared machine (more runnable threads than cores)
+# that collapses: measured on a 2-core box under load 18, a small stack took 174 s with 2 threads vs 26 s
+# with 1; with passive waiting, 8 s with 2 threads vs 16 s with 1. libgomp reads this once, when
+# LightGBM loads it, so it is set before any import of lightgbm; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FEATURES = ("probs", "logits", "both")
 RARE_FALLBACKS = ("logistic", "mean")
 _EPS = 1e-6
 
-__all__ = ["FEATURES", "StackResult", "stack_features", "default_params", "fit_predict_stack", "stack_report", "main"]
+__all__ = ["FEATURES", "Stacker", "StackResult", "stack_features", "default_params", "fit_predict_stack",
+           "stack_report", "main"]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -49,17 +69,17 @@ def stack_features(probs_list, features: str = "probs", names: Sequence[str] | N
 
     Parameters
     ----------
-    probs_list : sequence of ndarray of shape (n_samples, 28)
+    probs_list : sequence of ndarray of shape (n_samples, n_classes)
         One array per model, rows aligned by Id.
     features : {"probs", "logits", "both"}
-        Per model, the 28 probabilities, their logits, or both.
+        Per model, the K probabilities, their logits, or both.
     names : sequence of str, optional
         Model names, used in the feature names.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features), float32
-        Per model: the 28 class columns (once or twice), then max probability, label count at 0.5
+        Per model: the K class columns (once or twice), then max probability, label count at 0.5
         and mean binary entropy.
     feature_names : list of str
     """
@@ -81,18 +101,25 @@ def stack_features(probs_list, features: str = "probs", names: Sequence[str] | N
     return np.hstack(blocks).astype(np.float32), cols
 
 
-def default_params(seed: int = 0, num_threads: int = 1, learning_rate: float = 0.1, num_leaves: int = 15) -> dict:
-    """LightGBM parameters of the stacker (deterministic per seed and thread count)."""
+def default_params(seed: int = 0, num_threads: int | None = None, learning_rate: float = 0.1,
+                   num_leaves: int = 15) -> dict:
+    """LightGBM parameters of the stacker.
+
+    ``num_threads`` None (or 0/-1) means every available CPU (affinity and cgroup aware). Results are
+    deterministic per seed and thread count.
+    """
+    from .cli import resolve_n_jobs
+
     return {
         "objective": "binary",
         "learning_rate": learning_rate,
         "num_leaves": num_leaves,
         "min_data_in_leaf": 40,
-        "feature_fraction": 0.5,  # halves histogram work; the 28*M inputs are highly redundant
+        "feature_fraction": 0.5,  # halves histogram work; the K*M inputs are highly redundant
         "lambda_l2": 1.0,
         "max_bin": 63,
         "verbose": -1,
-        "num_threads": num_threads,
+        "num_threads": resolve_n_jobs(num_threads),
         "deterministic": True,
         "force_col_wise": True,
         "seed": seed,
@@ -106,116 +133,115 @@ class StackResult:
 
     ``method[k, c]`` is "lgbm", "logistic" or "mean" (fold k, class c); ``n_trees[k, c]`` the
     early-stopped tree count (0 when not LightGBM); ``inner_gain[k, c]`` the stack's F1 minus the
-    blend's on fold k's inner split (NaN when not measured).
+    blend's on fold k's inner split (NaN when not measured). ``fallback`` is "blend" when the dynamic
+    set-level rule replaced the stack by the mean blend, else None; ``oof_macro`` holds the OOF macro F1
+    at exact thresholds of the stack and of the mean blend that the rule compared.
     """
 
     oof: np.ndarray
-    test: np.ndarray
+    test: np.ndarray | None
     method: np.ndarray
     n_trees: np.ndarray
     inner_gain: np.ndarray
     params: dict = field(default_factory=dict)
+    fallback: str | None = None
+    oof_macro: dict = field(default_factory=dict)
 
 
-def _calibrated_blend(blend_fit, y_fit, blend_apply_list, C: float = 1.0):
-    """Platt-scale the blend's column on the fit rows so its scale matches the stack's probabilities."""
+# ------------------------------------------------------------------------- per (fold, class) models
+class _Constant:
+    def __init__(self, rate: float):
+        self.rate = rate
+
+    def predict(self, X, blend_col):
+        return np.full(len(blend_col), self.rate)
+
+
+class _Platt:
+    """The blend's column Platt-scaled on the fit rows, so its scale matches the stack's probabilities."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict(self, X, blend_col):
+        return self.model.predict_proba(_logit(blend_col)[:, None])[:, 1]
+
+
+class _Logistic:
+    def __init__(self, mean, std, model):
+        self.mean, self.std, self.model = mean, std, model
+
+    def predict(self, X, blend_col):
+        return self.model.predict_proba((X - self.mean) / self.std)[:, 1]
+
+
+class _Booster:
+    def __init__(self, booster, best: int):
+        self.booster, self.best = booster, best
+
+    def predict(self, X, blend_col):
+        return self.booster.predict(X, num_iteration=self.best)
+
+
+def _fit_platt(blend_fit, y_fit, C: float = 1.0):
     from sklearn.linear_model import LogisticRegression
 
     if y_fit.min() == y_fit.max():  # no positives (or only positives): nothing to learn
-        rate = float(y_fit.mean())
-        return [np.full(len(b), rate) for b in blend_apply_list]
-    model = LogisticRegression(C=C).fit(_logit(blend_fit)[:, None], y_fit)
-    return [model.predict_proba(_logit(b)[:, None])[:, 1] for b in blend_apply_list]
+        return _Constant(float(y_fit.mean()))
+    return _Platt(LogisticRegression(C=C).fit(_logit(blend_fit)[:, None], y_fit))
 
 
-def _logistic(X_fit, y_fit, X_apply_list, C: float = 0.05, seed: int = 0):
+def _fit_logistic(X_fit, y_fit, C: float = 0.05, seed: int = 0):
     """Regularised logistic regression on standardised features (the rare-class fallback)."""
     from sklearn.linear_model import LogisticRegression
 
     if y_fit.min() == y_fit.max():
-        rate = float(y_fit.mean())
-        return [np.full(len(X), rate) for X in X_apply_list]
+        return _Constant(float(y_fit.mean()))
     mean, std = X_fit.mean(axis=0), X_fit.std(axis=0) + 1e-6
-    model = LogisticRegression(C=C, max_iter=500, class_weight="balanced", random_state=seed)
-    model.fit((X_fit - mean) / std, y_fit)
     # class_weight="balanced" shifts the intercept; F1 thresholds are tuned afterwards, so only the
-    # ranking matters, but keep outputs in (0, 1) probabilities all the same.
-    return [model.predict_proba((X - mean) / std)[:, 1] for X in X_apply_list]
+    # ranking matters, but outputs stay (0, 1) probabilities all the same.
+    model = LogisticRegression(C=C, max_iter=500, class_weight="balanced", random_state=seed)
+    return _Logistic(mean, std, model.fit((X_fit - mean) / std, y_fit))
 
 
-def fit_predict_stack(
-    X,
-    Y,
-    folds,
-    X_test,
-    blend_oof,
-    blend_test,
-    *,
-    params: dict | None = None,
-    n_rounds: int = 400,
-    early_stopping_rounds: int = 30,
-    inner_fraction: float = 0.2,
-    min_positives: int = 20,
-    rare: str = "mean",
-    dynamic: bool = False,
-    seed: int = 0,
-    progress=None,
-) -> StackResult:
-    """Fit the per-class stackers fold by fold and predict OOF and test.
+def rare_fallback(rare: str, X_fit, y_fit, blend_fit, seed: int = 0):
+    """The model a rare class gets: ``"logistic"`` on the features or ``"mean"`` (the Platt-scaled blend).
 
-    Parameters
-    ----------
-    X : ndarray of shape (n_train, n_features)
-        Stack features of the train rows (``stack_features`` of the models' OOF probabilities).
-    Y : ndarray of shape (n_train, n_classes), 0/1
-    folds : ndarray of shape (n_train,), int
-        Fold of each train row (the shared ``folds.csv``).
-    X_test : ndarray of shape (n_test, n_features)
-    blend_oof, blend_test : ndarrays of shape (n_train, n_classes) and (n_test, n_classes)
-        The mean blend, used by the rare-class fallback ``"mean"`` and by ``dynamic``.
-    params : dict, optional
-        LightGBM parameters (default ``default_params(seed)``).
-    n_rounds, early_stopping_rounds : int
-        Boosting rounds at most, and patience on the inner split's log-loss.
-    inner_fraction : float in (0, 0.5]
-        Share of a fold's training rows held out for early stopping (and the dynamic choice).
-    min_positives : int
-        A class with fewer positives in a fold's training rows uses the ``rare`` fallback there.
-    rare : {"mean", "logistic"}
-    dynamic : bool
-        Keep the calibrated blend for a (fold, class) where the stack does not beat it on the inner split.
-    seed : int
-    progress : callable, optional
-        Called with no argument after each (fold, class).
+    Returns an object with ``predict(X, blend_col) -> ndarray (n,)``.
+    """
+    if rare == "logistic":
+        return _fit_logistic(X_fit, y_fit, seed=seed)
+    return _fit_platt(blend_fit, y_fit)
 
-    Returns
-    -------
-    StackResult
+
+def inner_split(train_rows: np.ndarray, fold, inner_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(early-stopping rows, fit rows) of a fold's training rows: a seeded draw, reproducible per fold."""
+    rng = np.random.default_rng([seed, int(fold)])
+    shuffled = rng.permutation(train_rows)
+    n_inner = max(1, int(round(inner_fraction * len(train_rows))))
+    return np.sort(shuffled[:n_inner]), np.sort(shuffled[n_inner:])
+
+
+def _stack_core(X, Y, folds, blend_oof, test_inputs, *, params, n_rounds, early_stopping_rounds, inner_fraction,
+                min_positives, rare, dynamic, seed, keep_models, progress):
+    """Fit every (fold, class) model; predict fold k's rows and (if given) the test inputs.
+
+    ``test_inputs`` is None or (X_test, blend_test). Returns (oof, test | None, method, n_trees,
+    inner_gain, models | None) with ``models[fold_index][class]``.
     """
     import lightgbm as lgb
 
-    check_param("rare", rare, f"one of {RARE_FALLBACKS}", rare in RARE_FALLBACKS, "fit_predict_stack")
-    check_param("inner_fraction", inner_fraction, "a float in (0, 0.5]", 0.0 < inner_fraction <= 0.5, "fit_predict_stack")
-    X = np.asarray(X, dtype=np.float32)
-    X_test = np.asarray(X_test, dtype=np.float32)
-    Y = np.asarray(Y).astype(np.float64)
-    folds = np.asarray(folds)
     n_classes = Y.shape[1]
-    params = dict(params or default_params(seed))
     fold_ids = np.unique(folds)
     oof = np.zeros((len(X), n_classes))
-    test = np.zeros((len(X_test), n_classes))
+    test = None if test_inputs is None else np.zeros((len(test_inputs[0]), n_classes))
     method = np.full((len(fold_ids), n_classes), "", dtype=object)
     n_trees = np.zeros((len(fold_ids), n_classes), dtype=np.int64)
     inner_gain = np.full((len(fold_ids), n_classes), np.nan)
-
+    models = [[None] * n_classes for _ in fold_ids] if keep_models else None
     for fi, k in enumerate(fold_ids):
-        train_rows = np.flatnonzero(folds != k)
-        score_rows = np.flatnonzero(folds == k)
-        rng = np.random.default_rng([seed, int(k)])
-        shuffled = rng.permutation(train_rows)
-        n_inner = max(1, int(round(inner_fraction * len(train_rows))))
-        es_rows, fit_rows = np.sort(shuffled[:n_inner]), np.sort(shuffled[n_inner:])
+        train_rows, score_rows = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        es_rows, fit_rows = inner_split(train_rows, k, inner_fraction, seed)
         # One binned Dataset per fold, shared by all classes; only the label changes (set_label).
         fit_set = lgb.Dataset(X[fit_rows], label=Y[fit_rows, 0], params=params, free_raw_data=False).construct()
         es_set = lgb.Dataset(X[es_rows], label=Y[es_rows, 0], params=params, reference=fit_set,
@@ -223,41 +249,198 @@ def fit_predict_stack(
         for c in range(n_classes):
             y_train = Y[train_rows, c]
             if y_train.sum() < min_positives:
-                if rare == "logistic":
-                    pred_score, pred_test = _logistic(X[train_rows], y_train, [X[score_rows], X_test], seed=seed)
-                else:
-                    pred_score, pred_test = _calibrated_blend(blend_oof[train_rows, c], y_train,
-                                                              [blend_oof[score_rows, c], blend_test[:, c]])
+                model = rare_fallback(rare, X[train_rows], y_train, blend_oof[train_rows, c], seed)
                 method[fi, c] = rare
             else:
                 fit_set.set_label(Y[fit_rows, c])
                 es_set.set_label(Y[es_rows, c])
                 booster = lgb.train(params, fit_set, num_boost_round=n_rounds, valid_sets=[es_set],
                                     callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)])
-                best = booster.best_iteration or n_rounds
-                pred_score = booster.predict(X[score_rows], num_iteration=best)
-                pred_test = booster.predict(X_test, num_iteration=best)
-                method[fi, c] = "lgbm"
-                n_trees[fi, c] = best
+                model = _Booster(booster, booster.best_iteration or n_rounds)
+                method[fi, c], n_trees[fi, c] = "lgbm", model.best
                 if dynamic:
                     # Decide on the inner split (rows of other folds) only; fold k stays unseen.
-                    pred_es = booster.predict(X[es_rows], num_iteration=best)
                     y_es = Y[es_rows, c]
-                    pair = np.column_stack([pred_es, blend_oof[es_rows, c]])
+                    pair = np.column_stack([model.predict(X[es_rows], None), blend_oof[es_rows, c]])
                     f1 = exact_thresholds(np.column_stack([y_es, y_es]), pair)[1]
                     inner_gain[fi, c] = f1[0] - f1[1]
                     if f1[0] <= f1[1]:
-                        # Calibrate the blend on the fit rows so fold columns share one probability scale.
-                        pred_score, pred_test = _calibrated_blend(blend_oof[fit_rows, c], Y[fit_rows, c],
-                                                                  [blend_oof[score_rows, c], blend_test[:, c]])
+                        # Calibrated on the fit rows so the fold columns share one probability scale.
+                        model = _fit_platt(blend_oof[fit_rows, c], Y[fit_rows, c])
                         method[fi, c] = "mean"
-                del booster
-            oof[score_rows, c] = pred_score
-            test[:, c] += pred_test / len(fold_ids)
+            oof[score_rows, c] = model.predict(X[score_rows], blend_oof[score_rows, c])
+            if test is not None:
+                test[:, c] += model.predict(test_inputs[0], test_inputs[1][:, c]) / len(fold_ids)
+            if keep_models:
+                models[fi][c] = model
             if progress is not None:
                 progress()
         del fit_set, es_set
-    return StackResult(np.clip(oof, 0.0, 1.0), np.clip(test, 0.0, 1.0), method, n_trees, inner_gain, params)
+    return oof, test, method, n_trees, inner_gain, models
+
+
+def _check_inputs(oof_arrays, Y, folds):
+    if not oof_arrays:
+        raise ParameterError("The 'oof_sets' parameter must hold one or more prediction sets. Got none instead.")
+    Y = np.asarray(Y)
+    folds = np.asarray(folds)
+    n, K = oof_arrays[0].shape
+    if Y.shape != (n, K):
+        raise ContractError(f"The labels have shape {Y.shape}, but the OOF sets have shape ({n}, {K}); they must "
+                            f"match (rows aligned by Id, one column per class).")
+    if folds.shape != (n,):
+        raise ContractError(f"The folds have shape {folds.shape}; expected ({n},), one fold per OOF row.")
+    if len(np.unique(folds)) < 2:
+        raise ContractError(f"The folds must hold at least 2 folds. Got {np.unique(folds).tolist()} instead.")
+    return Y.astype(np.float64), folds
+
+
+class Stacker:
+    """Per-class LightGBM stacking in scikit-learn's shape.
+
+    Parameters
+    ----------
+    features : {"probs", "logits", "both"}
+    dynamic : bool
+        Per (fold, class) keep the calibrated blend where the stack loses on the inner split, and for
+        the whole set fall back to the mean blend when the stack does not beat it on OOF (exact
+        per-class thresholds on both sides).
+    rare : {"mean", "logistic"}
+        Fallback of a class with fewer than ``min_positives`` positives in a fold's training rows.
+    min_positives, n_rounds, early_stopping_rounds : int
+    inner_fraction : float in (0, 0.5]
+        Share of a fold's training rows held out for early stopping (and the dynamic choice).
+    learning_rate : float
+    num_leaves : int
+    n_jobs : int or None
+        LightGBM threads; None, 0 or -1: every available CPU.
+    seed : int
+    params : dict, optional
+        LightGBM parameters replacing :func:`default_params` entirely.
+
+    Attributes
+    ----------
+    oof_ : ndarray of shape (n_train, n_classes)
+        Honest out-of-fold stack predictions (each row from the fold models that did not see it).
+    result_ : StackResult
+        What was done per fold and class (``test`` is None unless ``fit_predict`` was used).
+    """
+
+    def __init__(self, *, features: str = "probs", dynamic: bool = False, rare: str = "mean",
+                 min_positives: int = 20, n_rounds: int = 400, early_stopping_rounds: int = 30,
+                 inner_fraction: float = 0.2, learning_rate: float = 0.1, num_leaves: int = 15,
+                 n_jobs: int | None = None, seed: int = 0, params: dict | None = None):
+        self.features, self.dynamic, self.rare = features, dynamic, rare
+        self.min_positives, self.n_rounds, self.early_stopping_rounds = min_positives, n_rounds, early_stopping_rounds
+        self.inner_fraction, self.learning_rate, self.num_leaves = inner_fraction, learning_rate, num_leaves
+        self.n_jobs, self.seed, self.params = n_jobs, seed, params
+
+    def _lgb_params(self) -> dict:
+        check_param("features", self.features, f"one of {FEATURES}", self.features in FEATURES, "Stacker")
+        check_param("rare", self.rare, f"one of {RARE_FALLBACKS}", self.rare in RARE_FALLBACKS, "Stacker")
+        check_param("inner_fraction", self.inner_fraction, "a float in (0, 0.5]", 0.0 < self.inner_fraction <= 0.5,
+                    "Stacker")
+        check_param("min_positives", self.min_positives, "an int >= 1",
+                    isinstance(self.min_positives, (int, np.integer)) and self.min_positives >= 1, "Stacker")
+        if self.params is not None:
+            return dict(self.params)
+        return default_params(self.seed, self.n_jobs, self.learning_rate, self.num_leaves)
+
+    def _run(self, oof_sets, Y, folds, test_sets, keep_models, progress=None) -> StackResult:
+        oof_arrays, ids = as_arrays(oof_sets, getattr(Y, "index", None), "oof_sets")
+        Y, folds = _check_inputs(oof_arrays, Y, folds)
+        params = self._lgb_params()
+        X, _ = stack_features(oof_arrays, self.features)
+        blend_oof = mean_blend(oof_arrays)
+        test_inputs = None
+        if test_sets is not None:
+            test_arrays, _ = as_arrays(test_sets, None, "test_sets", n_classes=Y.shape[1], n_sets=len(oof_arrays))
+            test_inputs = (stack_features(test_arrays, self.features)[0], mean_blend(test_arrays))
+        oof, test, method, n_trees, inner_gain, models = _stack_core(
+            X, Y, folds, blend_oof, test_inputs, params=params, n_rounds=self.n_rounds,
+            early_stopping_rounds=self.early_stopping_rounds, inner_fraction=self.inner_fraction,
+            min_positives=self.min_positives, rare=self.rare, dynamic=self.dynamic, seed=self.seed,
+            keep_models=keep_models, progress=progress)
+        oof = np.clip(oof, 0.0, 1.0)
+        test = None if test is None else np.clip(test, 0.0, 1.0)
+        macro = {"stack": exact_macro_f1(Y, oof), "mean blend": exact_macro_f1(Y, blend_oof)}
+        fallback = None
+        if self.dynamic and macro["stack"] <= macro["mean blend"]:
+            # The set-level rule: the stack did not beat "mean blend + exact thresholds" on OOF rows.
+            fallback, oof = "blend", blend_oof
+            test = None if test_inputs is None else test_inputs[1]
+        self._models = models
+        return StackResult(oof, test, method, n_trees, inner_gain, params, fallback, macro)
+
+    def fit(self, oof_sets, y, folds) -> "Stacker":
+        """Fit the fold models on OOF prediction sets.
+
+        Parameters
+        ----------
+        oof_sets : list of (n_train, n_classes) arrays or Id-indexed DataFrames
+            One per model; DataFrames are aligned by Id (to ``y``'s index when ``y`` is a DataFrame,
+            else to the first set's).
+        y : array-like or DataFrame of shape (n_train, n_classes), 0/1
+        folds : array-like of shape (n_train,), int
+
+        Returns
+        -------
+        self
+        """
+        self.result_ = self._run(oof_sets, y, folds, None, keep_models=True)
+        self.oof_ = self.result_.oof
+        self.n_sets_, self.n_classes_ = len(oof_sets), self.oof_.shape[1]
+        return self
+
+    def predict(self, test_sets) -> np.ndarray:
+        """Mean of the fold models' predictions on the test sets, shape (n_test, n_classes)."""
+        if not hasattr(self, "result_"):
+            raise ParameterError("This Stacker is not fitted yet. Call 'fit' with OOF prediction sets first.")
+        arrays, _ = as_arrays(test_sets, None, "test_sets", n_classes=self.n_classes_, n_sets=self.n_sets_)
+        blend = mean_blend(arrays)
+        if self.result_.fallback == "blend":
+            return blend
+        X = stack_features(arrays, self.features)[0]
+        out = np.zeros(blend.shape)
+        for fold_models in self._models:
+            for c, model in enumerate(fold_models):
+                out[:, c] += model.predict(X, blend[:, c]) / len(self._models)
+        return np.clip(out, 0.0, 1.0)
+
+    def fit_predict(self, oof_sets, y, folds, test_sets, progress=None) -> StackResult:
+        """Fit and predict in one pass without keeping the boosters (memory flat in the number of classes)."""
+        self.result_ = self._run(oof_sets, y, folds, test_sets, keep_models=False, progress=progress)
+        self.oof_ = self.result_.oof
+        return self.result_
+
+
+def fit_predict_stack(oof_sets, Y, folds, test_sets, *, features: str = "probs", params: dict | None = None,
+                      n_rounds: int = 400, early_stopping_rounds: int = 30, inner_fraction: float = 0.2,
+                      min_positives: int = 20, rare: str = "mean", dynamic: bool = False, n_jobs: int | None = None,
+                      seed: int = 0, progress=None) -> StackResult:
+    """Fit the per-class stackers fold by fold and predict OOF and test.
+
+    Parameters
+    ----------
+    oof_sets : list of (n_train, n_classes) arrays or Id-indexed DataFrames
+        The models' OOF probabilities (the mean blend and the features are computed here).
+    Y : array-like of shape (n_train, n_classes), 0/1
+    folds : array-like of shape (n_train,), int
+        Fold of each train row (the shared ``folds.csv``).
+    test_sets : list of (n_test, n_classes) arrays or DataFrames, same models in the same order
+    features, params, n_rounds, early_stopping_rounds, inner_fraction, min_positives, rare, dynamic, n_jobs, seed
+        As in :class:`Stacker`.
+    progress : callable, optional
+        Called with no argument after each (fold, class).
+
+    Returns
+    -------
+    StackResult
+    """
+    stacker = Stacker(features=features, dynamic=dynamic, rare=rare, min_positives=min_positives, n_rounds=n_rounds,
+                      early_stopping_rounds=early_stopping_rounds, inner_fraction=inner_fraction, n_jobs=n_jobs,
+                      seed=seed, params=params)
+    return stacker.fit_predict(oof_sets, Y, folds, test_sets, progress=progress)
 
 
 def stack_report(Y, candidates: dict) -> dict:
@@ -270,7 +453,7 @@ def stack_report(Y, candidates: dict) -> dict:
 
     Returns
     -------
-    report : dict with ``per_class`` {name: [28 floats]}, ``macro`` {name: float}, ``thresholds``
+    report : dict with ``per_class`` {name: [K floats]}, ``macro`` {name: float}, ``thresholds``
     """
     per_class, macro, thresholds = {}, {}, {}
     for name, probs in candidates.items():
@@ -281,10 +464,33 @@ def stack_report(Y, candidates: dict) -> dict:
     return {"per_class": per_class, "macro": macro, "thresholds": thresholds}
 
 
-def _report_table(report: dict, support, methods):
+def full_report(Y, result: StackResult, oof_list, names) -> dict:
+    """The ``stack_report.json`` record: best single, mean blend and stack at exact thresholds, verdict, fallbacks."""
+    scores = {n: exact_macro_f1(Y, o) for n, o in zip(names, oof_list)}
+    best_single = max(scores, key=scores.get)
+    report = stack_report(Y, {f"best single ({best_single})": oof_list[names.index(best_single)],
+                              "mean blend": mean_blend(oof_list), "stack": result.oof})
+    gain = report["macro"]["stack"] - report["macro"]["mean blend"]
+    if result.fallback == "blend":
+        verdict = (f"blend kept: the stack did not beat the mean blend on OOF ({result.oof_macro['stack']:.4f} vs "
+                   f"{result.oof_macro['mean blend']:.4f}), so the output is the mean blend")
+    else:
+        verdict = f"stack beats blend by {gain:.4f} on OOF" if gain > 0 else f"blend beats stack by {-gain:.4f} on OOF"
+    methods = ["+".join(sorted(set(result.method[:, c]))) for c in range(Y.shape[1])]
+    return {**report, "single_models": scores, "verdict": verdict, "stack_minus_blend": gain,
+            "set_fallback": result.fallback, "stack_oof_before_fallback": result.oof_macro.get("stack"),
+            "class_methods": methods,
+            "fallback_classes": {str(c): m for c, m in enumerate(methods) if m != "lgbm"},
+            "n_trees": result.n_trees.tolist(),
+            "inner_gain": [[None if np.isnan(v) else float(v) for v in row] for row in result.inner_gain],
+            "support": np.asarray(Y).sum(axis=0).astype(int).tolist()}
+
+
+def _report_table(report: dict, class_names):
     from rich.table import Table
 
     names = list(report["macro"])
+    support = report["support"]
     table = Table(title="OOF F1 at each one's exact per-class thresholds", show_footer=True)
     table.add_column("id", justify="right", footer="")
     table.add_column("class", footer="macro")
@@ -296,8 +502,8 @@ def _report_table(report: dict, support, methods):
         row = [report["per_class"][n][c] for n in names]
         best = int(np.argmax(row))
         cells = [f"[bold]{v:.4f}[/bold]" if i == best else f"{v:.4f}" for i, v in enumerate(row)]
-        table.add_row(str(c), CLASS_NAMES[c] if c < len(CLASS_NAMES) else str(c), str(int(support[c])), *cells,
-                      methods[c])
+        table.add_row(str(c), class_names[c] if c < len(class_names) else str(c), str(int(support[c])), *cells,
+                      report["class_methods"][c])
     return table
 
 
@@ -307,9 +513,11 @@ def _plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .report import save_figure
+
     names = list(report["macro"])
     n_classes = len(report["per_class"][names[0]])
-    fig, ax = plt.subplots(figsize=(14, 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, n_classes * 0.5), 4.5))
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         ax.bar(np.arange(n_classes) + i * width, report["per_class"][name], width,
@@ -320,25 +528,31 @@ def _plot(report: dict, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    from .report import save_figure
-
     save_figure(fig, path, dpi=90)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import console, parser, progress
-    from .io import atomic_write_json
-    from .contract import build_meta, probs_frame, read_folds, write_prediction_set
+# ------------------------------------------------------------------------------------- command line
+def build_parser():
+    """The ``python -m hpa_ens.stack`` argument parser."""
+    import argparse
+
+    from .cli import add_n_jobs_argument, add_task_argument, parser
 
     p = parser("python -m hpa_ens.stack", "Per-class LightGBM stacking over prediction sets.")
     p.add_argument("--labels", required=True, help="train labels Id,Target")
     p.add_argument("--folds", required=True, help="the shared folds.csv (Id,fold) the base models used")
-    p.add_argument("--models", nargs="+", required=True, help="prediction-set folders (oof.csv, test.csv, meta.json)")
+    p.add_argument("--pred", nargs="+", help="prediction-set folders (oof.csv, test.csv, meta.json), each with "
+                   "OOF rows (required)")
+    p.add_argument("--models", dest="pred", nargs="+", help=argparse.SUPPRESS)  # the old name of --pred
     p.add_argument("--out", required=True, help="output prediction-set folder")
+    add_task_argument(p)
+    add_n_jobs_argument(p)
+    p.add_argument("--threads", dest="n_jobs", type=int, help=argparse.SUPPRESS)  # old name of --n-jobs
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--features", choices=FEATURES, default="probs")
     p.add_argument("--dynamic", action="store_true",
-                   help="keep the mean blend for (fold, class) pairs where the stack loses on the inner split")
+                   help="keep the mean blend per (fold, class) where the stack loses on the inner split, and for the "
+                        "whole set where the stack does not beat the mean blend on OOF")
     p.add_argument("--rare", choices=RARE_FALLBACKS, default="mean", help="fallback for classes with few positives")
     p.add_argument("--min-positives", type=int, default=20,
                    help="positives a class needs in a fold's training rows to get a LightGBM model")
@@ -347,71 +561,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--inner-fraction", type=float, default=0.2, help="share of training rows for early stopping")
     p.add_argument("--learning-rate", type=float, default=0.1)
     p.add_argument("--num-leaves", type=int, default=15)
-    p.add_argument("--threads", type=int, default=1,
-                   help="LightGBM threads (1 measured fastest on a shared 2-core box; raise on an idle machine)")
     p.add_argument("--name", default=None, help="name recorded in meta.json (default: the --out folder's name)")
-    args = p.parse_args(argv)
-    argv_list = list(argv) if argv is not None else None
+    return p
 
-    train_ids, Y, test_ids, sets, names = load_sets(args.labels, args.models)
-    folds = read_folds(args.folds, train_ids).to_numpy()
-    oof_list = [ps.oof.to_numpy() for ps in sets]
-    test_list = [ps.test.to_numpy() for ps in sets]
-    X, feature_names = stack_features(oof_list, args.features, names)
-    X_test, _ = stack_features(test_list, args.features, names)
-    blend_oof, blend_test = mean_blend(oof_list), mean_blend(test_list)
-    params = default_params(args.seed, args.threads, args.learning_rate, args.num_leaves)
-    n_folds = len(np.unique(folds))
+
+def _stacker_from_args(args) -> Stacker:
+    return Stacker(features=args.features, dynamic=args.dynamic, rare=args.rare, min_positives=args.min_positives,
+                   n_rounds=args.n_rounds, early_stopping_rounds=args.early_stopping,
+                   inner_fraction=args.inner_fraction, learning_rate=args.learning_rate, num_leaves=args.num_leaves,
+                   n_jobs=args.n_jobs, seed=args.seed)
+
+
+def _meta(args, argv, inputs, result: StackResult, report: dict) -> dict:
+    from .contract import build_meta
+
+    params = {"features": args.features, "dynamic": args.dynamic, "rare": args.rare,
+              "min_positives": args.min_positives, "n_rounds": args.n_rounds, "early_stopping": args.early_stopping,
+              "inner_fraction": args.inner_fraction, "seed": args.seed, "lightgbm": result.params}
+    trees = result.n_trees[result.n_trees > 0]
+    from .blend import meta_inputs
+
+    return build_meta("hpa_ens.stack", meta_inputs(inputs), folds=args.folds, params=params,
+                      argv=argv, name=args.name or Path(args.out).name, task=inputs.task.to_meta(),
+                      oof_macro_f1_exact_thresholds=report["macro"], verdict=report["verdict"],
+                      set_fallback=result.fallback, fallback_classes=report["fallback_classes"],
+                      mean_trees=float(trees.mean()) if len(trees) else 0.0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .blend import check_output_folder, load_inputs, write_set
+    from .cli import console, progress
+    from .io import atomic_write_json
+
+    args = build_parser().parse_args(argv)
+    if not args.pred:
+        raise ParameterError("The '--pred' parameter is required: one or more prediction-set folders. Got none instead.")
+    check_output_folder(args.out)
+    inputs = load_inputs(args.pred, args.labels, args.folds, args.task, needs_oof="the stack")
+    stacker = _stacker_from_args(args)
+    stacker._lgb_params()  # parameter errors before any work
     with progress() as bar:
-        task = bar.add_task("stacking (fold x class)", total=n_folds * N_CLASSES)
-        result = fit_predict_stack(
-            X, Y, folds, X_test, blend_oof, blend_test, params=params, n_rounds=args.n_rounds,
-            early_stopping_rounds=args.early_stopping, inner_fraction=args.inner_fraction,
-            min_positives=args.min_positives, rare=args.rare, dynamic=args.dynamic, seed=args.seed,
-            progress=lambda: bar.advance(task),
-        )
-
-    scores = {n: stack_report(Y, {n: o})["macro"][n] for n, o in zip(names, oof_list)}
-    best_single = max(scores, key=scores.get)
-    report = stack_report(Y, {f"best single ({best_single})": oof_list[names.index(best_single)],
-                              "mean blend": blend_oof, "stack": result.oof})
-    macro = report["macro"]
-    gain = macro["stack"] - macro["mean blend"]
-    verdict = (f"stack beats blend by {gain:.4f} on OOF" if gain > 0
-               else f"blend beats stack by {-gain:.4f} on OOF")
-    methods_per_class = []
-    for c in range(N_CLASSES):
-        used = sorted(set(result.method[:, c]))
-        methods_per_class.append("+".join(used))
-    fallback = {str(c): methods_per_class[c] for c in range(N_CLASSES) if methods_per_class[c] != "lgbm"}
-    stack_params = {
-        "features": args.features, "n_features": len(feature_names), "dynamic": args.dynamic, "rare": args.rare,
-        "min_positives": args.min_positives, "n_rounds": args.n_rounds, "early_stopping": args.early_stopping,
-        "inner_fraction": args.inner_fraction, "seed": args.seed, "lightgbm": params,
-    }
-    meta = build_meta("hpa_ens.stack", dict(zip(names, args.models)), folds=args.folds, params=stack_params,
-                      argv=argv_list, name=args.name or Path(args.out).name,
-                      oof_macro_f1_exact_thresholds=macro, verdict=verdict, fallback_classes=fallback,
-                      mean_trees=float(result.n_trees[result.n_trees > 0].mean()) if (result.n_trees > 0).any() else 0.0)
-    out = Path(args.out)
-    write_prediction_set(out, probs_frame(train_ids, result.oof), probs_frame(test_ids, result.test), meta)
-    full_report = {
-        **report,
-        "single_models": scores,
-        "verdict": verdict,
-        "stack_minus_blend": gain,
-        "class_methods": methods_per_class,
-        "fallback_classes": fallback,
-        "n_trees": result.n_trees.tolist(),
-        "inner_gain": [[None if np.isnan(v) else float(v) for v in row] for row in result.inner_gain],
-        "support": Y.sum(axis=0).astype(int).tolist(),
-    }
-    atomic_write_json(out / "stack_report.json", full_report)
+        job = bar.add_task("stacking (fold x class)", total=len(np.unique(inputs.folds)) * inputs.task.n_classes)
+        result = stacker.fit_predict(inputs.oof_list, inputs.Y, inputs.folds, inputs.test_list,
+                                     progress=lambda: bar.advance(job))
+    report = full_report(inputs.Y, result, inputs.oof_list, inputs.names)
+    meta = _meta(args, list(argv) if argv is not None else None, inputs, result, report)
+    out = write_set(args.out, inputs, result.oof, result.test, meta)
+    atomic_write_json(out / "stack_report.json", report)
     _plot(report, out / "stack_report.png")
-    console.print(_report_table(report, Y.sum(axis=0), methods_per_class))
-    if fallback:
-        console.print(f"fallback used for classes {', '.join(f'{c} ({m})' for c, m in fallback.items())}")
-    console.print(f"[bold]{verdict}[/bold]  (report: {out / 'stack_report.json'})")
+    console.print(_report_table(report, inputs.task.class_names))
+    if report["fallback_classes"]:
+        console.print("fallback used for classes " + ", ".join(f"{c} ({m})" for c, m in report["fallback_classes"].items()))
+    console.print(f"[bold]{report['verdict']}[/bold]  (report: {out / 'stack_report.json'})")
     return 0
 
 

@@ -8,7 +8,7 @@ from scipy.stats import rankdata
 
 from hpa_ens.thresholds import exact_macro_f1
 from hpa_ens.cli import run
-from hpa_ens.blend import (_logloss, blend, caruana_weights, fit_weights, main, mean_blend, rank_blend,
+from hpa_ens.blend import (Blender, _logloss, blend, caruana_weights, fit_weights, main, mean_blend, rank_blend,
                            vote)
 from hpa_ens.contract import read_prediction_set
 from hpa_ens.labels import read_sample_submission, read_submission
@@ -126,7 +126,7 @@ def test_vote_refuses_mismatched_ids(tmp_path, capsys):
 def test_cli_blend_writes_prediction_set(tmp_path, method):
     paths = write_simulated_sets(tmp_path / "data", _labels(300, 1), n_models=3, seed=0, n_folds=3)
     out = tmp_path / method
-    argv = ["--labels", str(paths["labels"]), "--models", *map(str, paths["models"]), "--method", method,
+    argv = ["--labels", str(paths["labels"]), "--pred", *map(str, paths["models"]), "--method", method,
             "--out", str(out), "--folds", str(paths["folds"]), "--n-iter", "5"]
     assert main(argv) == 0
     ps = read_prediction_set(out)
@@ -138,3 +138,68 @@ def test_cli_blend_writes_prediction_set(tmp_path, method):
         assert set(meta["weights"]) == {"model_0", "model_1", "model_2"}
         assert sum(meta["weights"].values()) == pytest.approx(1)
     assert meta["params"]["method"] == method and "blend" in meta["oof_macro_f1_exact_thresholds"]
+
+
+@pytest.mark.parametrize("method", ["mean", "rank", "weighted", "caruana"])
+def test_blender_api_matches_blend(sim, method):
+    import pandas as pd
+
+    Y, probs = sim
+    folds = simple_folds(len(Y), 3, seed=0)
+    oof, test, weights = blend(list(probs), list(probs[:, :30]), method, Y, None, 5, folds)
+    blender = Blender(method, n_iter=5).fit(list(probs), Y, folds)
+    np.testing.assert_allclose(blender.oof_, oof)
+    np.testing.assert_allclose(blender.predict(list(probs[:, :30])), test)
+    # Id-indexed frames in another row order give the same test blend (rank blends rank within the rows).
+    ids = [f"t{i}" for i in range(30)]
+    order = np.arange(30)[::-1]
+    frames = [pd.DataFrame(p[:30][order], index=[ids[i] for i in order]) for p in probs]
+    frames[0] = frames[0].loc[ids]
+    np.testing.assert_allclose(blender.predict(frames), test)
+    if method in ("weighted", "caruana"):
+        with pytest.raises(ValueError, match="oof_sets|'y'"):
+            Blender(method).fit(None)
+        with pytest.raises(ValueError, match="'y'"):
+            Blender(method).fit(list(probs))
+    else:
+        np.testing.assert_allclose(Blender(method).fit(None).predict(list(probs[:, :30])), test)
+
+
+def test_cli_test_only_sets_mean_accepted_tuned_refused(tmp_path, capsys):
+    import shutil
+
+    paths = write_simulated_sets(tmp_path / "data", _labels(200, 3), n_models=2, seed=0, n_folds=2)
+    a, b = map(str, paths["models"])
+    only = tmp_path / "zhu_test_only"
+    _test_only_copy(b, only)
+    out = tmp_path / "mean"
+    assert main(["--labels", str(paths["labels"]), "--pred", a, str(only), "--out", str(out)]) == 0
+    assert not (out / "oof.csv").exists()
+    test = pd_read(out / "test.csv")
+    from hpa_ens.contract import read_probs
+
+    expected = (read_probs(f"{a}/test.csv").to_numpy() + read_probs(only / "test.csv").to_numpy()) / 2
+    np.testing.assert_allclose(test, expected)
+    assert json.loads((out / "meta.json").read_text())["params"]["test_only"] is True
+    for method in ("caruana", "weighted"):
+        assert run(main, ["--labels", str(paths["labels"]), "--pred", a, str(only), "--method", method,
+                          "--out", str(tmp_path / method)]) == 2
+        err = capsys.readouterr().err
+        assert "zhu_test_only" in err and "needs OOF rows" in err and not (tmp_path / method).exists()
+    (only / "test.csv").write_text((only / "test.csv").read_text().replace("0.", "0.1", 1))
+    assert run(main, ["--pred", a, str(only), "--out", str(tmp_path / "x")]) == 2
+    assert "sha256" in capsys.readouterr().err
+
+
+def pd_read(path):
+    import pandas as pd
+
+    return pd.read_csv(path, index_col="Id").to_numpy()
+
+
+def _test_only_copy(src, dst):
+    """A sealed test-only prediction set holding ``src``'s test rows (no oof.csv)."""
+    from hpa_ens.contract import build_meta, read_prediction_set, write_prediction_set
+
+    ps = read_prediction_set(src)
+    write_prediction_set(dst, None, ps.test, build_meta("test", [], argv=[], name=dst.name))

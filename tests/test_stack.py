@@ -10,7 +10,7 @@ from hpa_ens.io import sha256_file
 from hpa_ens.blend import mean_blend
 from hpa_ens.contract import read_prediction_set
 from hpa_ens.testing.simulate import simple_folds, simulate_base_models, write_simulated_sets
-from hpa_ens.stack import default_params, fit_predict_stack, main, stack_features
+from hpa_ens.stack import Stacker, default_params, fit_predict_stack, main, stack_features
 
 
 def _labels(n, seed=0):
@@ -58,10 +58,9 @@ def test_shared_dataset_with_set_label_equals_fresh_dataset():
 
 def test_fit_predict_stack_is_honest_and_deterministic(small):
     Y, probs, folds = small
-    X, _ = stack_features(list(probs))
-    blend = mean_blend(list(probs))
-    r1 = fit_predict_stack(X, Y, folds, X[:50], blend, blend[:50], **FAST)
-    r2 = fit_predict_stack(X, Y, folds, X[:50], blend, blend[:50], **FAST)
+    sets, tests = list(probs), [p[:50] for p in probs]
+    r1 = fit_predict_stack(sets, Y, folds, tests, **FAST)
+    r2 = fit_predict_stack(sets, Y, folds, tests, **FAST)
     assert r1.oof.shape == Y.shape and r1.test.shape == (50, 28)
     assert np.array_equal(r1.oof, r2.oof) and np.array_equal(r1.test, r2.test)
     assert ((r1.oof >= 0) & (r1.oof <= 1)).all()
@@ -70,7 +69,7 @@ def test_fit_predict_stack_is_honest_and_deterministic(small):
     Y2 = Y.copy()
     rows = np.flatnonzero(folds == 0)
     Y2[rows] = Y[np.random.default_rng(1).permutation(rows)]
-    r3 = fit_predict_stack(X, Y2, folds, X[:50], blend, blend[:50], **FAST)
+    r3 = fit_predict_stack(sets, Y2, folds, tests, **FAST)
     np.testing.assert_array_equal(r3.oof[rows], r1.oof[rows])
     assert not np.array_equal(r3.oof[folds != 0], r1.oof[folds != 0])
 
@@ -82,9 +81,8 @@ def test_stack_learns_what_a_blend_cannot():
     probs = rng.random((2, 900, 28)) * 0.5
     probs[0, :, 0] = 0.3 + 0.6 * Y[:, 1] * rng.random(900) + 0.1 * rng.random(900)
     folds = simple_folds(900, 3, seed=0)
-    X, _ = stack_features(list(probs))
     blend = mean_blend(list(probs))
-    res = fit_predict_stack(X, Y, folds, X[:10], blend, blend[:10], n_rounds=40, early_stopping_rounds=10)
+    res = fit_predict_stack(list(probs), Y, folds, [p[:10] for p in probs], n_rounds=40, early_stopping_rounds=10)
     from hpa_ens.thresholds import exact_thresholds
 
     assert exact_thresholds(Y, res.oof)[1][1] > exact_thresholds(Y, blend)[1][1] + 0.2
@@ -92,13 +90,11 @@ def test_stack_learns_what_a_blend_cannot():
 
 def test_rare_fallbacks_and_dynamic(small):
     Y, probs, folds = small
-    X, _ = stack_features(list(probs))
-    blend = mean_blend(list(probs))
     few = slice(0, 200)
-    lr = fit_predict_stack(X[few], Y[few], folds[few], X[:20], blend[few], blend[:20], rare="logistic",
+    lr = fit_predict_stack([p[few] for p in probs], Y[few], folds[few], [p[:20] for p in probs], rare="logistic",
                            n_rounds=5, early_stopping_rounds=2, min_positives=10_000)
     assert set(lr.method.ravel()) == {"logistic"} and (lr.n_trees == 0).all()
-    dyn = fit_predict_stack(X, Y, folds, X[:20], blend, blend[:20], dynamic=True, **FAST)
+    dyn = fit_predict_stack(list(probs), Y, folds, [p[:20] for p in probs], dynamic=True, **FAST)
     boosted = dyn.method == "lgbm"
     kept_blend = np.isfinite(dyn.inner_gain) & (dyn.method == "mean")
     assert boosted.any()
@@ -109,7 +105,7 @@ def test_rare_fallbacks_and_dynamic(small):
 def test_cli_writes_prediction_set_and_report(tmp_path):
     paths = write_simulated_sets(tmp_path / "data", _labels(400, 1), n_models=3, seed=0, n_folds=2)
     argv = ["--labels", str(paths["labels"]), "--folds", str(paths["folds"]),
-            "--models", *map(str, paths["models"]), "--n-rounds", "15", "--early-stopping", "5",
+            "--pred", *map(str, paths["models"]), "--n-rounds", "15", "--early-stopping", "5",
             "--min-positives", "8", "--dynamic"]
     assert main(argv + ["--out", str(tmp_path / "s1")]) == 0
     assert main(argv + ["--out", str(tmp_path / "s2")]) == 0
@@ -135,3 +131,89 @@ def test_cli_refuses_misaligned_folds(tmp_path, capsys):
     code = run(main, ["--labels", str(paths["labels"]), "--folds", str(paths["folds"]),
                       "--models", *map(str, paths["models"]), "--out", str(tmp_path / "s")])
     assert code == 2 and "missing" in capsys.readouterr().err
+
+
+def test_stacker_api_matches_fit_predict_and_aligns_frames_by_id(small):
+    import pandas as pd
+
+    Y, probs, folds = small
+    sets, tests = list(probs), [p[:40] for p in probs]
+    one_pass = fit_predict_stack(sets, Y, folds, tests, **FAST)
+    stacker = Stacker(n_rounds=20, early_stopping_rounds=5, min_positives=10).fit(sets, Y, folds)
+    np.testing.assert_allclose(stacker.oof_, one_pass.oof, atol=1e-12)
+    np.testing.assert_allclose(stacker.predict(tests), one_pass.test, atol=1e-12)
+    # DataFrames are aligned by Id: shuffled rows give the same stack.
+    ids = [f"r{i}" for i in range(len(Y))]
+    order = np.random.default_rng(0).permutation(len(Y))
+    frames = [pd.DataFrame(p[order], index=[ids[i] for i in order]) for p in probs]
+    y_frame = pd.DataFrame(Y, index=ids)
+    again = Stacker(n_rounds=20, early_stopping_rounds=5, min_positives=10).fit(frames, y_frame, folds)
+    np.testing.assert_allclose(again.oof_, stacker.oof_, atol=1e-12)
+    with pytest.raises(ValueError, match="sets"):
+        stacker.predict(tests[:2])
+
+
+def test_stack_works_for_any_number_of_classes():
+    rng = np.random.default_rng(4)
+    Y = (rng.random((300, 6)) < [0.5, 0.3, 0.3, 0.2, 0.2, 0.1]).astype(np.uint8)
+    probs = simulate_base_models(Y, n_models=2, seed=1)
+    res = fit_predict_stack(list(probs), Y, simple_folds(300, 3, 0), [p[:7] for p in probs], **FAST)
+    assert res.oof.shape == (300, 6) and res.test.shape == (7, 6) and res.method.shape == (3, 6)
+
+
+def test_dynamic_falls_back_to_the_blend_when_the_stack_does_not_beat_it():
+    """Models that already separate every class perfectly: the stack cannot beat their mean, so the
+    set-level rule keeps the mean blend (chosen on OOF rows only)."""
+    rng = np.random.default_rng(5)
+    Y = _labels(500, 5)
+    probs = np.stack([np.clip(0.2 + 0.6 * Y + 0.05 * rng.standard_normal(Y.shape), 0.01, 0.99) for _ in range(2)])
+    res = fit_predict_stack(list(probs), Y, simple_folds(500, 3, 0), [p[:9] for p in probs], dynamic=True, **FAST)
+    assert res.fallback == "blend"
+    np.testing.assert_allclose(res.oof, mean_blend(list(probs)))
+    np.testing.assert_allclose(res.test, mean_blend([p[:9] for p in probs]))
+    assert res.oof_macro["stack"] <= res.oof_macro["mean blend"] == pytest.approx(1.0)
+    plain = fit_predict_stack(list(probs), Y, simple_folds(500, 3, 0), [p[:9] for p in probs], **FAST)
+    assert plain.fallback is None
+
+
+def _cli_args(paths, out):
+    return ["--labels", str(paths["labels"]), "--folds", str(paths["folds"]), "--n-rounds", "5",
+            "--early-stopping", "2", "--min-positives", "8", "--out", str(out)]
+
+
+def test_cli_refuses_test_only_sets_other_tasks_and_foreign_out_folders(tmp_path, capsys):
+    import shutil
+
+    from hpa_ens.cli import run
+
+    paths = write_simulated_sets(tmp_path / "data", _labels(200, 2), n_models=2, seed=0, n_folds=2)
+    a, b = map(str, paths["models"])
+    only = tmp_path / "test_only"
+    _test_only_copy(b, only)
+    assert run(main, _cli_args(paths, tmp_path / "s") + ["--pred", a, str(only)]) == 2
+    err = capsys.readouterr().err
+    assert "test-only" in err and "needs OOF rows" in err and not (tmp_path / "s").exists()
+    other = tmp_path / "other_task"
+    shutil.copytree(b, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["task"] = {"name": "other", "class_names": [f"c{k}" for k in range(28)]}
+    (other / "meta.json").write_text(json.dumps(meta))
+    assert run(main, _cli_args(paths, tmp_path / "s") + ["--pred", a, str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "other_task" in err and "different class lists" in err and not (tmp_path / "s").exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert run(main, _cli_args(paths, foreign) + ["--pred", a, b]) == 2
+    assert "not a prediction set" in capsys.readouterr().err and (foreign / "notes.txt").exists()
+    # The old flag names stay as hidden aliases.
+    assert run(main, _cli_args(paths, tmp_path / "s") + ["--models", a, b, "--threads", "1"]) == 0
+    assert json.loads((tmp_path / "s" / "meta.json").read_text())["params"]["lightgbm"]["num_threads"] == 1
+
+
+def _test_only_copy(src, dst):
+    """A sealed test-only prediction set holding ``src``'s test rows (no oof.csv)."""
+    from hpa_ens.contract import build_meta, read_prediction_set, write_prediction_set
+
+    ps = read_prediction_set(src)
+    write_prediction_set(dst, None, ps.test, build_meta("test", [], argv=[], name=dst.name))

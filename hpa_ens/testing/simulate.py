@@ -37,6 +37,11 @@ How the simulation works (per model m, image i, class k), in logit units::
 classes with look-alikes; ``d_mk`` jitters it per model so no single model is best everywhere;
 ``hardness_i`` (shared by all models and classes) makes some images hard for everyone, which per-image
 features (max probability, entropy) can pick up.
+
+**This simulator favours the stacker**: the per-image hardness it plants is exactly what the stacker's
+per-image features (max probability, entropy) read. Use it to test plumbing, not as evidence that
+stacking helps; for that, use :mod:`hpa_ens.testing.label_noise` (errors drawn from the labels only)
+and real data (``benchmarks/stacking_report.py`` compares both and the MULAN sets).
 """
 
 from __future__ import annotations
