@@ -1,12 +1,19 @@
 """``make demo``: the whole pipeline on the embedded synthetic set, from images to a scored submission.
 
-Stages (each skipped when its inputs' hashes are unchanged, so a second run takes seconds)::
+Stages (each skipped when its inputs' hashes are unchanged, so a second run takes seconds, and a run
+killed in the middle resumes at the stage it was in)::
 
-    synth -> folds -> eda -> base models (>= 3 backbones, all folds) -> blend -> stack
+    synth -> folds -> eda -> feature model + CNN base models (all folds) -> blend -> stack
           -> thresholds -> dedup -> submit (thresholds / + duplicates / + leak) -> score + report
 
-Prints one table (macro F1 on the synthetic test truth with a bootstrap interval, and wall time, per
-stage) and writes ``reports/demo/index.html``.
+Prints one table (macro F1 on the synthetic test truth with a bootstrap interval, and wall time: the
+best single model, the mean blend and the stack, each at tuned thresholds, then duplicates and leak)
+and writes ``reports/demo/index.html``. The recipe (3 folds, which backbones, how many epochs) is
+explained in docs/recipe.md.
+
+``--data`` is only ever generated into when it is empty (or absent) or carries the generator's marker
+file (``hpa_ens.synth.generate.MARKER``): a folder holding anything else, such as a user's own data
+set, is refused before any stage runs.
 """
 
 from __future__ import annotations
@@ -20,9 +27,17 @@ from typing import Sequence
 
 from .cli import console, entry, parser
 from ._stages import Stage, py, run_stage
-from ._validation import ContractError
+from ._validation import ContractError, ParameterError
 
 PACKAGE = Path(__file__).resolve().parent
+
+#: Environment of every training stage: one BLAS/OpenMP thread per process and a fixed number of fold
+#: jobs, so the same seed gives the same bytes whatever the machine's core count.
+#: The demo's members (docs/recipe.md): two CNN families on a fixed 12-epoch schedule and the torch-free
+#: image-feature model; 3 folds each.
+DEFAULT_MODELS = ("features", "regnetx_002", "resnet10t")
+
+FIXED_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "JOBS": "2"}
 
 
 def _base_models_dir() -> Path:
@@ -33,12 +48,48 @@ def _base_models_dir() -> Path:
     return Path(spec.origin).parent
 
 
+_ECHOED: list[str] = []
+
+
+def _echo(line: str) -> None:
+    """A finished fold, printed as it happens (one line, also when the output is a log file)."""
+    console.print(f"\n  {line.strip()}", end="", highlight=False, markup=False)
+    _ECHOED.append(line)
+
+
 def _src(*modules: str) -> list[Path]:
     return [PACKAGE / f"{m}.py" for m in modules]
 
 
 def _packaged(name: str) -> Path:
     return Path(str(resources.files("hpa_ens").joinpath(f"data/{name}")))
+
+
+def check_data_folder(data: Path) -> None:
+    """Refuse to generate into a folder the generator did not make (a user's data must never be touched).
+
+    Accepted: an absent or empty folder, or one carrying the generator's marker
+    (:data:`hpa_ens.synth.generate.MARKER`, written before any image).
+
+    Raises
+    ------
+    ContractError
+        When ``data`` is a file, or a non-empty folder without the marker (one line naming it).
+    """
+    from .synth.generate import check_generated_folder
+
+    check_generated_folder(data, overwrite=True)
+
+
+def config_kind(path: Path) -> str:
+    """``features`` for a feature-model config, ``cnn`` otherwise (read without importing base_models)."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ContractError(f"{path}: cannot read this config ({err}).") from None
+    return "features" if isinstance(loaded, dict) and loaded.get("kind") == "features" else "cnn"
 
 
 def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: list[str],
@@ -49,11 +100,15 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     folds = data / "folds.csv"
     stats = reports / "eda" / "channel_stats.json"
     model_dirs = [oof_root / m for m in models]
+    config_dir = _base_models_dir() / "configs"
+    kinds = {m: config_kind(config_dir / f"{m}.yaml") for m in models}
+    cnns = [m for m in models if kinds[m] == "cnn"]
+    feature_models = [m for m in models if kinds[m] == "features"]
     blend_dir, stack_dir = oof_root / "blend_mean", oof_root / "stack"
     thresholds, duplicates = work / "thresholds.json", work / "duplicates.csv"
     base_models_dir = _base_models_dir()
-    base_env = {"DATA": str(data), "OUT": str(oof_root), "MODELS": ",".join(models), "HF_HUB_OFFLINE": "1",
-                "CHANNEL_STATS": str(stats)}
+    base_env = {"DATA": str(data), "OUT": str(oof_root), "MODELS": ",".join(cnns), "HF_HUB_OFFLINE": "1",
+                "CHANNEL_STATS": str(stats), "FOLDS_FILE": str(folds), **FIXED_THREADS}
     if args.epochs:
         base_env["EPOCHS"] = str(args.epochs)
     if args.image_size:
@@ -68,10 +123,20 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         Stage("eda", py("hpa_ens.eda", "--labels", train_csv, "--target-dist", lb_dist, "--images", data / "train",
                         "--n-jobs", 2, "--out", reports / "eda"),
               inputs=_src("eda") + [train_csv], outputs=[reports / "eda" / "index.html", stats]),
-        Stage("base_models", py("base_models.run_all"),
-              inputs=[base_models_dir, train_csv, folds, sample_sub, stats],
-              outputs=[d / "meta.json" for d in model_dirs],
-              env=base_env),
+    ]
+    for m in feature_models:
+        stages.append(Stage(
+            f"features_{m}",
+            py("base_models.features", "--config", config_dir / f"{m}.yaml", "--data", data, "--folds", folds,
+               "--out", oof_root, "--n-jobs", 2),
+            inputs=[base_models_dir / "features.py", config_dir / f"{m}.yaml", train_csv, folds, sample_sub],
+            outputs=[oof_root / m / "meta.json"], env=dict(FIXED_THREADS)))
+    if cnns:
+        code = sorted(p for p in base_models_dir.glob("*.py") if p.name != "features.py")
+        stages.append(Stage("base_models", py("base_models.run_all"),
+                            inputs=code + [config_dir / f"{m}.yaml" for m in cnns] + [train_csv, folds, sample_sub, stats],
+                            outputs=[oof_root / m / "meta.json" for m in cnns], env=base_env))
+    stages += [
         Stage("blend", py("hpa_ens.blend", "--labels", train_csv, "--models", *model_dirs, "--method", "mean",
                           "--out", blend_dir),
               inputs=_src("blend") + [d / "meta.json" for d in model_dirs], outputs=[blend_dir / "meta.json"]),
@@ -101,17 +166,24 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     return stages
 
 
+def default_models() -> list[str]:
+    """Every config in ``base_models/configs`` (CNNs and feature models), by file stem: what --models may name."""
+    return sorted(p.stem for p in (_base_models_dir() / "configs").glob("*.yaml"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = parser("python -m hpa_ens.demo", "Run the whole pipeline on the embedded synthetic set and score it.")
     ap.add_argument("--data", type=Path, default=Path("data/synth"), help="where the synthetic set goes")
     ap.add_argument("--work", type=Path, default=Path("work/demo"), help="thresholds, duplicates, submissions, logs")
     ap.add_argument("--reports", type=Path, default=Path("reports/demo"))
     ap.add_argument("--oof", type=Path, default=Path("oof"), help="prediction sets")
-    ap.add_argument("--models", default=None, help="comma-separated base-model configs (default: all in base_models/configs)")
+    ap.add_argument("--models", default=None, help="comma-separated configs of base_models/configs (CNN or kind: features; default: "
+                    + ",".join(DEFAULT_MODELS) + ")")
     ap.add_argument("--n-train", type=int, default=2500)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--size", type=int, default=64, help="synthetic image side in pixels")
-    ap.add_argument("--n-folds", type=int, default=5)
+    ap.add_argument("--n-folds", type=int, default=3, help="folds of every base model (3: fewer, better fits in "
+                    "the CPU budget; see docs/recipe.md)")
     ap.add_argument("--tolerance", type=float, default=0.3, help="thresholds: relative band around the target share")
     ap.add_argument("--epochs", type=int, default=None, help="override every base-model config's epochs (quick runs)")
     ap.add_argument("--image-size", type=int, default=None, help="override every base-model config's image size")
@@ -124,19 +196,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.models:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
     else:
-        models = sorted(p.stem for p in (_base_models_dir() / "configs").glob("*.yaml"))
+        models = list(DEFAULT_MODELS)
+    known = default_models()
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise ParameterError(f"The 'models' parameter must name configs in base_models/configs ({', '.join(known)}). "
+                             f"Got {unknown[0]!r} instead.")
+    check_data_folder(args.data)
     stages = build_stages(args.data, args.work, args.reports, args.oof, models, args)
     stamps, logs = args.work / "stamps", args.work / "logs"
     timings: dict[str, float] = {}
     total_start = time.perf_counter()
     for stage in stages:
         console.print(f"[bold]{stage.name}[/bold] …", end=" ")
-        ran, seconds = run_stage(stage, stamps, force=args.force, log_dir=logs)
+        _ECHOED.clear()
+        ran, seconds = run_stage(stage, stamps, force=args.force, log_dir=logs, echo=_echo)
         timings[stage.name] = seconds
-        console.print(f"{'done' if ran else 'fresh, skipped'} ({seconds:.1f} s)")
+        prefix = f"\n{stage.name} " if _ECHOED else ""
+        console.print(f"{prefix}{'done' if ran else 'fresh, skipped'} ({seconds:.1f} s)")
     from .demo_report import build_report
 
-    build_report(args.data, args.work, args.reports, args.oof, models, timings, seed=args.seed)
+    build_report(args.data, args.work, args.reports, args.oof, models, timings, seed=args.seed,
+                 target_dist=_packaged("lb_label_distribution.csv"), tolerance=args.tolerance)
     console.print(f"demo finished in {time.perf_counter() - total_start:.1f} s; report: {args.reports / 'index.html'}")
     return 0
 

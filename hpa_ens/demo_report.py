@@ -45,53 +45,103 @@ def _composites_figure(data: Path, ids, truth, predicted, path: Path) -> None:
     save_figure(fig, path, dpi=80)
 
 
+def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: int = 1, max_labels: int | None = 5):
+    """The demo's threshold rule on any prediction set: what ``tune_thresholds --method match
+    --tolerance T`` then ``submit`` do to the stack, so that every "+ thresholds" row is comparable.
+
+    Per class, among the cuts whose test share is within ``tolerance`` of the target share, the one
+    with the best OOF F1; then at least ``min_labels`` and at most ``max_labels`` labels per image
+    (:func:`hpa_ens.decision.apply_thresholds`, its default ranking). Tuned on OOF rows and test
+    probabilities only; never on the test truth.
+
+    Parameters
+    ----------
+    oof : ndarray (n_train, K); y_true : ndarray (n_train, K) of 0/1; test : ndarray (n_test, K)
+    target : ndarray (K,), target shares of the test labels
+
+    Returns
+    -------
+    test_pred : ndarray (n_test, K) of bool
+    oof_macro_f1 : float, macro F1 of the OOF rows under the same thresholds and label rule
+    """
+    from . import thresholds as T
+    from .decision import apply_thresholds
+
+    thresholds = T.match_thresholds_within(T.f1_curves(oof, y_true), test, target, tolerance)
+    oof_pred = apply_thresholds(oof, thresholds, min_labels, max_labels)
+    return (apply_thresholds(test, thresholds, min_labels, max_labels).astype(bool),
+            float(macro_f1(np.asarray(y_true, bool), oof_pred.astype(bool))))
+
+
+def _fmt(r) -> list[str]:
+    return [r["stage"], f"{r['macro_f1']:.4f}", f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]",
+            "" if r["oof_macro_f1"] is None else f"{r['oof_macro_f1']:.4f}", f"{r['seconds']:.1f}"]
+
+
 def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: list[str], timings: dict,
-                 seed: int = 0) -> dict:
-    """Compute the stage table, print it, and write the HTML report (returns the results dict)."""
+                 seed: int = 0, target_dist: Path | None = None, tolerance: float = 0.3) -> dict:
+    """Compute the stage table, print it, and write the HTML report (returns the results dict).
+
+    Rows: the best single model (chosen by its OOF macro F1), the mean blend and the stack, each at the
+    same tuned thresholds, then duplicates and leak on top of the stack. Every base model's own row
+    (at the same thresholds) is in ``members``.
+    """
     from rich.table import Table
+
+    from .labels import read_target_distribution
 
     labels = read_labels(data / "train.csv")
     test_ids = read_sample_submission(data / "sample_submission.csv")
     truth = align(read_labels(data / "truth" / "test_labels.csv"), test_ids, "truth/test_labels.csv", "the sample submission")
     y_train, y_test = labels.to_numpy().astype(bool), truth.to_numpy().astype(bool)
+    target = read_target_distribution(target_dist, labels=labels) if target_dist else y_train.mean(axis=0)
 
-    sets = {m: read_prediction_set(oof_root / m, labels.index, test_ids) for m in models}
-    oof_half = {m: macro_f1(y_train, s.oof.to_numpy() > 0.5) for m, s in sets.items()}
-    best = max(oof_half, key=oof_half.get)
-    blend = read_prediction_set(oof_root / "blend_mean", labels.index, test_ids)
-    stack = read_prediction_set(oof_root / "stack", labels.index, test_ids)
-    thresholds = json.loads((work / "thresholds.json").read_text())
+    def tuned(pset):
+        return tuned_prediction(pset.oof.to_numpy(), y_train, pset.test.to_numpy(), target, tolerance)
 
-    rows = []
-
-    def add(stage, y_pred, seconds, oof_f1=None):
+    def add(into, stage, y_pred, seconds, oof_f1=None):
         result = _score(y_test, y_pred, seed)
-        rows.append({"stage": stage, "macro_f1": result["macro_f1"], "ci": result["ci"], "oof_macro_f1": oof_f1,
+        into.append({"stage": stage, "macro_f1": result["macro_f1"], "ci": result["ci"], "oof_macro_f1": oof_f1,
                      "seconds": seconds, "per_class": result["per_class"].tolist()})
 
-    add(f"best single model ({best}) @0.5", sets[best].test.to_numpy() > 0.5, timings.get("base_models", 0.0), oof_half[best])
-    add("mean blend @0.5", blend.test.to_numpy() > 0.5, timings.get("blend", 0.0),
-        macro_f1(y_train, blend.oof.to_numpy() > 0.5))
-    add("stack @0.5", stack.test.to_numpy() > 0.5, timings.get("stack", 0.0), macro_f1(y_train, stack.oof.to_numpy() > 0.5))
+    members: list[dict] = []
+    tuned_members = {}
+    for m in models:
+        tuned_members[m] = tuned(read_prediction_set(oof_root / m, labels.index, test_ids))
+        seconds = timings.get(f"features_{m}", timings.get("base_models", 0.0))
+        add(members, f"{m} + thresholds", tuned_members[m][0], seconds, tuned_members[m][1])
+    # The best single model is chosen on OOF rows only (never on the test truth).
+    best = max(models, key=lambda m: tuned_members[m][1])
+    blend = read_prediction_set(oof_root / "blend_mean", labels.index, test_ids)
+    stack_oof_f1 = tuned(read_prediction_set(oof_root / "stack", labels.index, test_ids))[1]
+
+    rows: list[dict] = []
+    best_row = next(r for r in members if r["stage"] == f"{best} + thresholds")
+    rows.append(dict(best_row, stage=f"best single model ({best}) + thresholds"))
+    blend_pred, blend_oof = tuned(blend)
+    add(rows, "mean blend + thresholds", blend_pred, timings.get("blend", 0.0), blend_oof)
     for stage, name, keys in (
-        ("+ thresholds (matched, min 1 label)", "submit_thresholds", ("thresholds", "submit_thresholds")),
+        ("stack + thresholds (matched, min 1 label)", "submit_thresholds", ("stack", "thresholds", "submit_thresholds")),
         ("+ duplicates", "submit_duplicates", ("dedup", "submit_duplicates")),
         ("+ leak", "submit_leak", ("submit_leak",)),
     ):
         sub = align(read_submission(work / f"{name}.csv"), test_ids, f"{name}.csv", "the sample submission")
-        oof_f1 = thresholds.get("oof_macro_f1") if name == "submit_thresholds" else None
-        add(stage, sub.to_numpy().astype(bool), sum(timings.get(k, 0.0) for k in keys), oof_f1)
+        oof_f1 = stack_oof_f1 if name == "submit_thresholds" else None
+        add(rows, stage, sub.to_numpy().astype(bool), sum(timings.get(k, 0.0) for k in keys), oof_f1)
 
-    table = Table(title="hpa-ens demo: macro F1 on the synthetic test truth")
-    for col in ("stage", "test macro F1", "95% CI", "OOF macro F1", "wall s"):
-        table.add_column(col, justify="left" if col == "stage" else "right")
-    for r in rows:
-        table.add_row(r["stage"], f"{r['macro_f1']:.4f}", f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]",
-                      "" if r["oof_macro_f1"] is None else f"{r['oof_macro_f1']:.4f}", f"{r['seconds']:.1f}")
-    console.print(table)
+    header = ("stage", "test macro F1", "95% CI", "OOF macro F1", "wall s")
+    for title, table_rows in (("base models at the demo's thresholds (same rule as the stack)", members),
+                              ("hpa-ens demo: macro F1 on the synthetic test truth", rows)):
+        table = Table(title=title)
+        for col in header:
+            table.add_column(col, justify="left" if col == "stage" else "right")
+        for r in table_rows:
+            table.add_row(*_fmt(r))
+        console.print(table)
 
     reports.mkdir(parents=True, exist_ok=True)
-    plot_per_class_f1({"best single": np.array(rows[0]["per_class"]), "stack @0.5": np.array(rows[2]["per_class"]),
+    plot_per_class_f1({"best single + thresholds": np.array(rows[0]["per_class"]),
+                       "mean blend + thresholds": np.array(rows[1]["per_class"]),
                        "final (+ leak)": np.array(rows[-1]["per_class"])}, reports / "per_class_f1.png",
                       title="Per-class F1 on the synthetic test truth")
     final = align(read_submission(work / "submit_leak.csv"), test_ids, "submit_leak.csv", "the sample submission")
@@ -102,12 +152,12 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         if (src_dir / name).exists():
             shutil.copyfile(src_dir / name, reports / name)
 
-    table_html = html_table(
-        ["stage", "test macro F1", "95% CI", "OOF macro F1", "wall s"],
-        [[r["stage"], f"{r['macro_f1']:.4f}", f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]",
-          "" if r["oof_macro_f1"] is None else f"{r['oof_macro_f1']:.4f}", f"{r['seconds']:.1f}"] for r in rows],
-        caption=f"{len(labels)} train / {len(test_ids)} test synthetic images; models: {', '.join(models)}")
-    sections = [("Stages", table_html), ("Per-class F1", html_image("per_class_f1.png", "Per-class F1 on the test truth"))]
+    table_html = html_table(list(header), [_fmt(r) for r in rows],
+                            caption=f"{len(labels)} train / {len(test_ids)} test synthetic images; models: "
+                                    f"{', '.join(models)}; every row at the same threshold rule (tuned on OOF rows)")
+    members_html = html_table(list(header), [_fmt(r) for r in members], caption="Each base model at the same rule")
+    sections = [("Stages", table_html), ("Base models", members_html),
+                ("Per-class F1", html_image("per_class_f1.png", "Per-class F1 on the test truth"))]
     stack_json = oof_root / "stack" / "stack_report.json"
     if stack_json.exists():
         sr = json.loads(stack_json.read_text())
@@ -122,6 +172,7 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
             sections.append((heading, "".join(html_image(f"{folder.name}/{p.name}", p.stem.replace('_', ' '), 480) for p in pngs)))
     sections.append(("Examples", html_image("examples.png", "Test images: true labels and final predictions")))
     write_html(reports / "index.html", "hpa-ens demo report", sections)
-    results = {"rows": rows, "models": models, "best_single": best, "oof_at_half": oof_half, "timings": timings}
+    results = {"rows": rows, "members": members, "models": models, "best_single": best, "timings": timings,
+               "threshold_rule": {"method": "match", "tolerance": tolerance, "min_labels": 1, "max_labels": 5}}
     atomic_write_json(reports / "results.json", results)
     return results

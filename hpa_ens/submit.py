@@ -9,24 +9,33 @@ Steps, in this order (the order the winners used):
 4. leak files, last.
 
 Every row a step changes is logged to ``<out stem>.changes.csv`` (``Id,before,after,source``); a summary
-(rows changed per step, predicted class shares against a target) is printed and written to
-``<out stem>.summary.json``. ``--check`` validates any submission file against the sample submission.
+(rows changed per step, predicted class shares against a target, where each input came from) is printed
+and written to ``<out stem>.summary.json``. ``--check`` validates any submission file against the sample
+submission.
+
+Any task (``--task``, K classes) and any prediction set, test-only ones included. Thresholds are bound to
+the predictions they were tuned on: a ``thresholds.json`` that records another prediction set (or none)
+is refused unless ``--allow-other-pred``, and the summary then says so. The per-row label rule comes
+from, in rising precedence: the task's default, the thresholds file, the ``--min-labels``/``--max-labels``
+flags (:func:`resolve_label_bounds`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, check_param, check_thresholds, read_csv_strings
-from .classes import N_CLASSES
-from .decision import apply_thresholds
+from ._validation import ContractError, ParameterError, check_param, check_thresholds, read_csv_strings
+from .decision import DEFAULT_RANK_RULE, apply_thresholds
 from .labels import matrix_to_targets
-from ._validation import ContractError, ParameterError
+from .task import Task, load_task
+
+PROG = "python -m hpa_ens.submit"
 
 CHANGE_COLUMNS = ["Id", "before", "after", "source"]
 
@@ -79,13 +88,14 @@ def train_twin_labels(
 
     Parameters
     ----------
-    pairs : DataFrame with Id_a (train), Id_b (test) and optionally distance
-    train_labels : DataFrame indexed by train Id, columns 0..27
+    pairs : DataFrame with Id_a (train), Id_b (test) and optionally distance (ints, as
+        :func:`hpa_ens.contract.read_duplicates` gives them; without it every twin is equally near)
+    train_labels : DataFrame indexed by train Id, columns 0..K-1
     test_ids : the test Ids
 
     Returns
     -------
-    labels : DataFrame indexed by test Id, columns 0..27, uint8 (union of the nearest twins' labels)
+    labels : DataFrame indexed by test Id, columns 0..K-1, uint8 (union of the nearest twins' labels)
     sources : Series indexed by test Id, "train-test:<train Id>[+<train Id>] d=<distance>"
     info : dict, ``skipped_not_test``/``skipped_not_train``: pairs whose Id was unknown
     """
@@ -94,11 +104,13 @@ def train_twin_labels(
     known_train = pairs["Id_a"].isin(train_labels.index)
     info = {"skipped_not_test": int((~known_test).sum()), "skipped_not_train": int((known_test & ~known_train).sum())}
     use = pairs.loc[known_test & known_train]
-    distance = pd.to_numeric(use["distance"], errors="coerce") if "distance" in use.columns else pd.Series(0, index=use.index)
-    use = use.assign(distance=distance.fillna(0).to_numpy())
+    if "distance" in use.columns:  # integers 0..64, checked by the duplicates contract (never coerced)
+        use = use.assign(distance=use["distance"].astype(np.int64).to_numpy())
+    else:  # a hand-made pair file without distances: every twin is equally near, their labels are united
+        use = use.assign(distance=np.zeros(len(use), dtype=np.int64))
     nearest = use.loc[use["distance"] == use.groupby("Id_b")["distance"].transform("min")]
     Y = train_labels.loc[nearest["Id_a"]].to_numpy(np.uint8)
-    frame = pd.DataFrame(Y, columns=range(N_CLASSES))
+    frame = pd.DataFrame(Y, columns=range(train_labels.shape[1]))
     frame.insert(0, "Id", nearest["Id_b"].to_numpy())
     labels = frame.groupby("Id", sort=False).max().astype(np.uint8)
     where = nearest.assign(d=nearest["distance"].map(lambda d: f"{d:g}"))
@@ -129,21 +141,24 @@ def build_submission(
     train_pairs: pd.DataFrame | None = None,
     train_labels: pd.DataFrame | None = None,
     leak: tuple[pd.DataFrame, pd.Series] | None = None,
+    rank_by: str = DEFAULT_RANK_RULE,
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Apply the four steps; return the label matrix, the change log and per-step counts.
 
     Parameters
     ----------
     ids : sequence of str, length n (the sample submission's order)
-    probs : ndarray of shape (n, 28), aligned to ``ids``
-    thresholds : float or array-like of shape (28,)
+    probs : ndarray of shape (n, K), aligned to ``ids``
+    thresholds : float or array-like of shape (K,)
     test_pairs : DataFrame Id_a, Id_b (test-test duplicates), optional
     train_pairs : DataFrame Id_a (train), Id_b (test), distance, optional; needs ``train_labels``
     leak : (labels DataFrame indexed by Id, sources Series) from :func:`hpa_ens.leak.leak_labels`
+    rank_by : how the label rule tops up or trims a row (see :data:`hpa_ens.decision.RANK_RULES`); the
+        thresholds file records the one it was tuned with
 
     Returns
     -------
-    y_pred : ndarray of shape (n, 28), bool
+    y_pred : ndarray of shape (n, K), bool
     changes : DataFrame Id,before,after,source
     steps : dict step name -> number of rows changed (plus skip counts)
     """
@@ -153,13 +168,13 @@ def build_submission(
     steps: dict[str, int] = {}
     logs = []
 
-    base = apply_thresholds(probs, thr, min_labels, max_labels)
+    base = apply_thresholds(probs, thr, min_labels, max_labels, rank_by)
     used = probs
     # 1. test-test duplicates: average, then threshold the averaged probabilities.
     if test_pairs is not None and len(test_pairs):
         groups = duplicate_groups(ids_arr.tolist(), zip(test_pairs["Id_a"], test_pairs["Id_b"]))
         averaged = used = average_groups(probs, groups)
-        y_pred = apply_thresholds(averaged, thr, min_labels, max_labels)
+        y_pred = apply_thresholds(averaged, thr, min_labels, max_labels, rank_by)
         members = pd.Series(ids_arr).groupby(groups).agg("+".join).to_numpy()
         sources = np.array(["test-test:" + m for m in members[groups]], dtype=object)
         in_pair = set(test_pairs["Id_a"]) | set(test_pairs["Id_b"])
@@ -209,17 +224,18 @@ def _override(ids_arr, y_pred, labels: pd.DataFrame, sources: pd.Series, row_of,
 
 
 # ------------------------------------------------------------------------------------------ check
-def check_submission_frame(df: pd.DataFrame, sample_ids: Sequence[str], source: str) -> dict:
+def check_submission_frame(df: pd.DataFrame, sample_ids: Sequence[str], source: str, n_classes: int | None = None) -> dict:
     """Validate a submission read as strings; raise ContractError (one line) or return a report.
 
     Errors: header other than ``Id,Predicted``; a missing, extra or repeated Id; Ids in another order
-    than the sample submission; a token that is not a class id 0..27; a class repeated in a row.
+    than the sample submission; a token that is not a class id 0..K-1 (K = ``n_classes``, default the
+    default task's); a class repeated in a row.
     Warnings (counted, not refused; Kaggle accepts them): empty rows, labels not sorted ascending,
     extra spaces.
 
     Returns
     -------
-    report : dict with n_rows, n_empty, n_unsorted, n_spacing, mean_labels, shares (28 floats)
+    report : dict with n_rows, n_empty, n_unsorted, n_spacing, mean_labels, shares (K floats)
     """
     if list(df.columns) != ["Id", "Predicted"]:
         raise ContractError(f"{source}: the header must be exactly Id,Predicted. Got {','.join(map(str, df.columns))} instead.")
@@ -244,7 +260,8 @@ def check_submission_frame(df: pd.DataFrame, sample_ids: Sequence[str], source: 
         if got != want:
             raise ContractError(f"{source}, row {row}: Ids must follow the sample submission's order; expected "
                                 f"{want!r}. Got {got!r} instead.")
-    Y = np.zeros((len(df), N_CLASSES), dtype=bool)
+    K = load_task(None).n_classes if n_classes is None else int(n_classes)
+    Y = np.zeros((len(df), K), dtype=bool)
     n_empty = n_unsorted = n_spacing = 0
     for row, text in enumerate(df["Predicted"].tolist(), start=1):
         text = str(text)
@@ -256,8 +273,8 @@ def check_submission_frame(df: pd.DataFrame, sample_ids: Sequence[str], source: 
             n_spacing += 1
         values = []
         for tok in tokens:
-            if not tok.isdigit() or int(tok) >= N_CLASSES:
-                raise ContractError(f"{source}, row {row}: Predicted must hold class ids 0..{N_CLASSES - 1} separated "
+            if not tok.isdigit() or int(tok) >= K:
+                raise ContractError(f"{source}, row {row}: Predicted must hold class ids 0..{K - 1} separated "
                                     f"by spaces. Got {text!r} instead.")
             values.append(int(tok))
         if len(set(values)) != len(values):
@@ -269,67 +286,128 @@ def check_submission_frame(df: pd.DataFrame, sample_ids: Sequence[str], source: 
             "mean_labels": float(Y.sum(axis=1).mean()), "shares": Y.mean(axis=0).tolist()}
 
 
-def check_submission(path, sample_submission) -> dict:
-    """Validate the submission file at ``path`` against the sample submission file."""
+def check_submission(path, sample_submission, task: Task | str | None = None) -> dict:
+    """Validate the submission file at ``path`` against the sample submission file (class ids of ``task``)."""
     from .labels import read_sample_submission
 
     df = read_csv_strings(path, "a header Id,Predicted and one row per test Id")
-    return check_submission_frame(df, read_sample_submission(sample_submission), str(path))
+    return check_submission_frame(df, read_sample_submission(sample_submission), str(path), load_task(task).n_classes)
+
+
+# ------------------------------------------------------------------------------------ label rule
+def resolve_label_bounds(task: Task, record: dict | None = None, min_flag: int | None = None,
+                         max_flag: int | None = None) -> tuple[int, int | None, dict]:
+    """The per-row label rule, in rising precedence: task default < thresholds file < CLI flags.
+
+    Parameters
+    ----------
+    task : Task
+        ``task.min_labels`` / ``task.max_labels`` (None: no rule, i.e. min 0 and no cap).
+    record : dict, optional
+        The thresholds file; a ``min_labels`` / ``max_labels`` key that is present (even null, "no cap")
+        overrides the task.
+    min_flag, max_flag : int, optional
+        ``--min-labels`` / ``--max-labels``; ``--max-labels 0`` means no cap.
+
+    Returns
+    -------
+    min_labels : int in [0, K]
+    max_labels : int >= max(1, min_labels), or None (no cap)
+    sources : dict, ``{"min_labels": "task"|"thresholds"|"flag", "max_labels": …}``
+    """
+    record = record or {}
+    min_labels, max_labels = task.min_labels or 0, task.max_labels
+    sources = {"min_labels": "task", "max_labels": "task"}
+    if record.get("min_labels") is not None:
+        min_labels, sources["min_labels"] = int(record["min_labels"]), "thresholds"
+    if "max_labels" in record:
+        max_labels, sources["max_labels"] = record["max_labels"], "thresholds"
+    if min_flag is not None:
+        min_labels, sources["min_labels"] = min_flag, "flag"
+    if max_flag is not None:
+        max_labels, sources["max_labels"] = (max_flag or None), "flag"
+    K = task.n_classes
+    check_param("min_labels", min_labels, f"an int in [0, {K}]", 0 <= min_labels <= K, PROG)
+    if max_labels is not None:
+        check_param("max_labels", max_labels, "0/None (no cap) or an int >= max(1, min_labels)",
+                    max_labels >= max(1, min_labels), PROG)
+    return int(min_labels), None if max_labels is None else int(max_labels), sources
 
 
 # -------------------------------------------------------------------------------------------- I/O
-def read_thresholds(path) -> dict:
-    """Read the thresholds JSON: ``thresholds`` (28 floats), optional ``min_labels``/``max_labels``."""
-    path = Path(path)
-    if not path.exists():
-        raise ContractError(f"{path}: file not found.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ContractError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}).") from None
-    if not isinstance(data, dict) or "thresholds" not in data:
-        raise ContractError(f"{path}: expected a JSON object with a 'thresholds' list of {N_CLASSES} floats.")
-    try:
-        thr = check_thresholds(data["thresholds"])
-    except ValueError:
-        raise ContractError(f"{path}: 'thresholds' must be a list of {N_CLASSES} finite floats. "
-                            f"Got {str(data['thresholds'])[:60]} instead.") from None
-    if data["thresholds"] is None or np.ndim(data["thresholds"]) == 0:
-        raise ContractError(f"{path}: 'thresholds' must be a list of {N_CLASSES} floats. Got {data['thresholds']!r} instead.")
-    out = {"thresholds": thr}
-    for key in ("min_labels", "max_labels"):
-        value = data.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise ContractError(f"{path}: '{key}' must be a non-negative int or null. Got {value!r} instead.")
-        out[key] = value
-    return out
+def load_test_probs(pred, ids: Sequence[str], task: Task) -> tuple[pd.DataFrame, dict]:
+    """Test probabilities of a prediction set (test-only sets too) or of an ``Id,0..K-1`` CSV, aligned to ``ids``.
 
+    A set is read through the contract (its seal checked, its task compared with ``task``).
 
-def read_test_probs(pred, ids: Sequence[str]) -> pd.DataFrame:
-    """Test probabilities from a prediction-set folder (its ``test.csv``, checked against meta.json) or a CSV."""
+    Returns
+    -------
+    probs : DataFrame of shape (n_test, K) indexed by Id, in the order of ``ids``
+    record : dict with ``path``, ``test.csv`` and ``oof.csv`` (their sha256: what thresholds are bound to),
+        in the shape :func:`hpa_ens.contract.thresholds.check_thresholds_match` takes (a set's meta)
+    """
+    from .contract import read_prediction_set, read_probs
     from .io import sha256_file
-    from .contract import TEST_FILE, read_meta, read_probs
 
     pred = Path(pred)
     if pred.is_dir():
-        meta = read_meta(pred)
-        target = pred / TEST_FILE
-        if not target.exists() and target.with_suffix(".parquet").exists():
-            target = target.with_suffix(".parquet")
-        digest = meta.get("outputs", {}).get(target.name)
-        if digest and target.exists() and sha256_file(target) != digest:
-            raise ContractError(f"{target}: sha256 differs from the one in {pred / 'meta.json'}; the set was "
-                                f"half-written or edited.")
-        return read_probs(target, ids, "the sample submission")
-    return read_probs(pred, ids, "the sample submission")
+        pset = read_prediction_set(pred, test_ids=ids, task=task)
+        outputs = pset.meta.get("outputs") or {}
+        hashes = {"test.csv": outputs.get("test.csv") or outputs.get("test.parquet"),
+                  "oof.csv": outputs.get("oof.csv") or outputs.get("oof.parquet")}
+        return pset.test, {"path": str(pred), **hashes}
+    return read_probs(pred, ids, "the sample submission", task), {"path": str(pred), "test.csv": sha256_file(pred),
+                                                                  "oof.csv": None}
 
 
-def share_table(y_pred: np.ndarray, target: np.ndarray | None) -> pd.DataFrame:
-    """Predicted positive share per class beside the target share (28 rows)."""
-    from .classes import CLASS_NAMES
+def thresholds_problem(record, pred_record: dict, source: str) -> str | None:
+    """Why the thresholds of ``source`` may not be applied to this prediction set (None: tuned on it).
 
-    frame = pd.DataFrame({"class": range(N_CLASSES), "name": CLASS_NAMES,
-                          "predicted": np.asarray(y_pred, dtype=np.float64).mean(axis=0)})
+    Parameters
+    ----------
+    record : hpa_ens.contract.thresholds.ThresholdsRecord
+    pred_record : dict from :func:`load_test_probs` (the set's path and file hashes)
+    source : the thresholds file, for the message
+    """
+    from .contract import check_thresholds_match
+
+    meta = {"name": pred_record["path"], "outputs": {k: v for k, v in pred_record.items() if k != "path" and v}}
+    try:
+        check_thresholds_match(record, meta)
+    except ContractError as err:
+        return f"{source}: {err}"
+    return None
+
+
+def load_duplicates(path, max_distance: int | None, train_labels) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """test-test and train-test pairs of a duplicates file (through the contract), and its provenance.
+
+    The contract refuses an unparseable distance, ``max_distance`` on a file without distances, and a
+    file edited after ``hpa_ens.dedup`` wrote its sidecar (``<stem>.meta.json``); the sidecar (image
+    folders' listing hashes) is recorded in the summary. Other kinds (train-train, external-…) are not
+    used here.
+    """
+    from .contract import read_duplicates, read_duplicates_meta
+    from .io import sha256_file
+
+    dupes = read_duplicates(path, max_distance=max_distance, kinds=["test-test", "train-test"])
+    sidecar = read_duplicates_meta(path)
+    test_pairs = dupes.loc[dupes["kind"] == "test-test"]
+    train_pairs = dupes.loc[dupes["kind"] == "train-test"]
+    if len(train_pairs) and train_labels is None:
+        raise ParameterError(f"The '--train-labels' option of {PROG} is required: {path} has {len(train_pairs)} "
+                             f"train-test pairs. Got None instead.")
+    return test_pairs, train_pairs, {"path": str(path), "sha256": sha256_file(path), "max_distance": max_distance,
+                                     "sidecar": sidecar}
+
+
+def share_table(y_pred: np.ndarray, target: np.ndarray | None, names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Predicted positive share per class beside the target share (K rows)."""
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    K = y_pred.shape[1]
+    names = list(names) if names is not None else list(load_task(None).class_names)
+    frame = pd.DataFrame({"class": range(K), "name": [names[k] if k < len(names) else str(k) for k in range(K)],
+                          "predicted": y_pred.mean(axis=0)})
     if target is not None:
         frame["target"] = np.asarray(target, dtype=np.float64)
         frame["ratio"] = frame["predicted"] / np.maximum(frame["target"], 1e-12)
@@ -355,108 +433,180 @@ def _print_summary(steps: dict, shares: pd.DataFrame, out: Path) -> None:
     console.print(share)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import console, parser
-    from .io import atomic_open, atomic_write_json
-    from .labels import labels_frame, read_labels, read_sample_submission, read_target_distribution
+# ------------------------------------------------------------------------------------ the stage
+@dataclass
+class SubmitPlan:
+    """Everything a submission needs, read and validated before anything is written."""
 
-    ap = parser("python -m hpa_ens.submit", "Write the Kaggle submission (duplicates and leaks applied), or --check one.")
-    ap.add_argument("--check", default=None, metavar="SUBMISSION", help="only validate this submission file")
-    ap.add_argument("--pred", default=None, help="prediction-set folder (its test.csv) or an Id,0..27 CSV")
-    ap.add_argument("--thresholds", default=None, help="thresholds JSON ('thresholds': 28 floats)")
-    ap.add_argument("--sample-submission", required=True, help="sample_submission.csv (Id order)")
-    ap.add_argument("--out", default=None, help="submission CSV to write")
-    ap.add_argument("--duplicates", default=None, help="Id_a,Id_b,distance,kind from hpa_ens.dedup")
-    ap.add_argument("--max-distance", type=float, default=None, help="use only duplicate pairs within this distance")
-    ap.add_argument("--train-labels", default=None, help="train.csv (for train-test duplicates, or --target-dist train)")
-    ap.add_argument("--leak", nargs="+", default=[], help="leak files (Id,Target or Extra,Test,...,Target)")
-    ap.add_argument("--leak-conflict", choices=["union", "first", "error"], default="union",
-                    help="an Id with different leak labels: union of them, the first row, or refuse")
-    ap.add_argument("--min-labels", type=int, default=None, help="overrides the thresholds file (default 1)")
-    ap.add_argument("--max-labels", type=int, default=None, help="overrides the thresholds file (default none)")
-    ap.add_argument("--target-dist", default=None, help="CSV of per-class target shares (e.g. lb column), or 'train'")
-    ap.add_argument("--strict", action="store_true", help="with --check: warnings (empty, unsorted rows) are errors")
-    args = ap.parse_args(argv)
+    task: Task
+    ids: pd.Index
+    probs: pd.DataFrame
+    thresholds: np.ndarray
+    min_labels: int
+    max_labels: int | None
+    test_pairs: pd.DataFrame | None = None
+    train_pairs: pd.DataFrame | None = None
+    train_labels: pd.DataFrame | None = None
+    leak: tuple | None = None
+    target: np.ndarray | None = None
+    rank_by: str = DEFAULT_RANK_RULE
+    provenance: dict = field(default_factory=dict)
 
-    if args.check:
-        report = check_submission(args.check, args.sample_submission)
-        warnings = {k: report[k] for k in ("n_empty", "n_unsorted", "n_spacing") if report[k]}
-        if warnings and args.strict:
-            raise ContractError(f"{args.check}: {', '.join(f'{v} rows {k[2:]}' for k, v in warnings.items())} (--strict).")
-        note = ("; warnings: " + ", ".join(f"{v} rows {k[2:]}" for k, v in warnings.items())) if warnings else ""
-        console.print(f"{args.check}: OK, {report['n_rows']} rows, {report['mean_labels']:.3f} labels per image{note}",
-                      soft_wrap=True)
-        return 0
 
-    for name in ("pred", "thresholds", "out"):
+def plan_submission(args) -> SubmitPlan:
+    """Read and check every input of ``args`` (the parsed flags); raises before any output is touched."""
+    from .labels import read_labels, read_sample_submission
+
+    for name in ("pred", "out"):
         if getattr(args, name) is None:
-            raise ParameterError(f"The '--{name.replace('_', '-')}' option of hpa_ens.submit is required unless --check is given. Got None instead.")
+            raise ParameterError(f"The '--{name}' option of {PROG} is required unless --check is given. Got None instead.")
+    if (args.thresholds is None) == (args.threshold is None):
+        raise ParameterError(f"The '--thresholds' and '--threshold' options of {PROG} exclude each other and one is "
+                             f"required. Got {'both' if args.thresholds else 'neither'} instead.")
+    task = load_task(args.task)
     ids = read_sample_submission(args.sample_submission)
-    probs = read_test_probs(args.pred, ids)
-    thr = read_thresholds(args.thresholds)
-    min_labels = args.min_labels if args.min_labels is not None else (thr["min_labels"] if thr["min_labels"] is not None else 1)
-    max_labels = args.max_labels if args.max_labels is not None else thr["max_labels"]
-    check_param("min_labels", min_labels, f"an int in [0, {N_CLASSES}]", 0 <= min_labels <= N_CLASSES, "hpa_ens.submit")
-    if max_labels is not None:
-        check_param("max_labels", max_labels, "an int >= max(1, min_labels)", max_labels >= max(1, min_labels), "hpa_ens.submit")
+    probs, pred_record = load_test_probs(args.pred, ids, task)
+    provenance: dict = {"pred": pred_record, "task": task.to_meta()}
+    rank_by = DEFAULT_RANK_RULE
+    if args.thresholds is not None:
+        from .contract import read_thresholds
 
-    train_labels = read_labels(args.train_labels) if args.train_labels else None
-    test_pairs = train_pairs = None
+        record = read_thresholds(args.thresholds, task)  # refuses thresholds made for another class list
+        problem = thresholds_problem(record, pred_record, args.thresholds)
+        if problem and not args.allow_other_pred:
+            raise ContractError(problem)
+        thresholds, rank_by = np.asarray(record.thresholds, dtype=np.float64), record.rank_by
+        rule = {"min_labels": record.min_labels, "max_labels": record.max_labels}
+        provenance["thresholds"] = {"path": args.thresholds, "method": record.method, "rank_by": rank_by,
+                                    "tuned_on": record.prediction_set, "matches_pred": problem is None,
+                                    "allow_other_pred": bool(args.allow_other_pred),
+                                    "problem": problem}
+    else:
+        check_param("threshold", args.threshold, "a finite float", bool(np.isfinite(args.threshold)), PROG)
+        thresholds, rule = np.full(task.n_classes, float(args.threshold)), None
+        provenance["thresholds"] = {"constant": float(args.threshold)}
+    min_labels, max_labels, provenance["label_bounds"] = resolve_label_bounds(task, rule, args.min_labels,
+                                                                              args.max_labels)
+    train_labels = read_labels(args.train_labels, task=task) if args.train_labels else None
+    plan = SubmitPlan(task, ids, probs, thresholds, min_labels, max_labels, train_labels=train_labels,
+                      rank_by=rank_by, provenance=provenance)
     if args.duplicates:
-        from .dedup import read_duplicates
-
-        dupes = read_duplicates(args.duplicates)
-        if args.max_distance is not None and "distance" in dupes.columns:
-            dupes = dupes.loc[pd.to_numeric(dupes["distance"], errors="coerce") <= args.max_distance]
-        test_pairs = dupes.loc[dupes["kind"] == "test-test"]
-        train_pairs = dupes.loc[dupes["kind"] == "train-test"]
-        if len(train_pairs) and train_labels is None:
-            raise ParameterError(f"The '--train-labels' option of hpa_ens.submit is required: {args.duplicates} has "
-                             f"{len(train_pairs)} train-test pairs. Got None instead.")
-    leak = None
-    leak_info = {}
+        plan.test_pairs, plan.train_pairs, provenance["duplicates"] = load_duplicates(
+            args.duplicates, args.max_distance, train_labels)
     if args.leak:
         from .leak import leak_labels
 
-        leak_y, leak_src, leak_info = leak_labels(args.leak, ids, args.leak_conflict)
-        leak = (leak_y, leak_src)
+        leak_y, leak_src, provenance["leak"] = leak_labels(args.leak, ids, args.leak_conflict)
+        if leak_y.shape[1] != task.n_classes:
+            raise ParameterError(f"The '--leak' files of {PROG} hold {leak_y.shape[1]} classes but task {task.name!r} "
+                                 f"has {task.n_classes}. Got {args.leak} instead.")
+        plan.leak = (leak_y, leak_src)
+    if args.target_dist == "train":
+        if train_labels is None:
+            raise ParameterError(f"The '--train-labels' option of {PROG} is required with --target-dist train. Got None instead.")
+        plan.target = train_labels.to_numpy(dtype=np.float64).mean(axis=0)
+    elif args.target_dist:
+        from .contract import read_target_shares
 
+        plan.target = read_target_shares(args.target_dist, task)
+    return plan
+
+
+def make_submission(plan: SubmitPlan) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The four steps on a validated plan: the submission frame, the change log and the summary record."""
     y_pred, changes, steps = build_submission(
-        ids, probs.to_numpy(), thr["thresholds"], min_labels, max_labels,
-        test_pairs=test_pairs, train_pairs=train_pairs, train_labels=train_labels, leak=leak)
+        plan.ids, plan.probs.to_numpy(), plan.thresholds, plan.min_labels, plan.max_labels,
+        test_pairs=plan.test_pairs, train_pairs=plan.train_pairs, train_labels=plan.train_labels, leak=plan.leak,
+        rank_by=plan.rank_by)
+    leak_info = plan.provenance.get("leak") or {}
     if leak_info:
         steps["4. leak rows skipped (Id not in test)"] = int(sum(leak_info["skipped_not_test"].values()))
         steps["4. leak Ids with conflicting labels"] = int(leak_info["conflicts"])
     empty = int((~y_pred.any(axis=1)).sum())
-    if empty and min_labels > 0:  # an override gave an empty label set: never silently
-        raise ContractError(f"{empty} rows would be empty although min_labels is {min_labels}.")
+    if empty and plan.min_labels > 0:  # an override gave an empty label set: never silently
+        raise ContractError(f"{empty} rows would be empty although min_labels is {plan.min_labels}.")
+    from .labels import labels_frame
 
-    out = Path(args.out)
-    frame = labels_frame(list(ids), y_pred, column="Predicted")
-    check_submission_frame(frame, ids, str(out))  # refuse before writing, never after
-    with atomic_open(out, "w", encoding="utf-8", newline="") as handle:
-        frame.to_csv(handle, index=False, lineterminator="\n")
+    frame = labels_frame(list(plan.ids), y_pred, column="Predicted")
+    check_submission_frame(frame, plan.ids, "the submission", plan.task.n_classes)  # refuse before writing
+    shares = share_table(y_pred, plan.target, plan.task.class_names)
+    summary = {"steps": steps, "min_labels": plan.min_labels, "max_labels": plan.max_labels, "leak": leak_info,
+               "n_empty": empty, "mean_labels": float(y_pred.sum(axis=1).mean()),
+               "shares": shares.to_dict(orient="list"), "provenance": plan.provenance}
+    return frame, changes, summary
+
+
+def write_submission(out, frame: pd.DataFrame, changes: pd.DataFrame, summary: dict) -> dict:
+    """Write the submission, ``<stem>.changes.csv`` and ``<stem>.summary.json`` (atomically, summary last)."""
+    from .io import atomic_open, atomic_write_json
+
+    out = Path(out)
     changes_path = out.parent / f"{out.stem}.changes.csv"
-    with atomic_open(changes_path, "w", encoding="utf-8", newline="") as handle:
-        changes.to_csv(handle, index=False, lineterminator="\n")
+    for path, table in ((out, frame), (changes_path, changes)):
+        with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+            table.to_csv(handle, index=False, lineterminator="\n")
+    summary = {"submission": str(out), "changes": str(changes_path), **summary}
+    atomic_write_json(out.parent / f"{out.stem}.summary.json", summary)
+    return summary
 
-    target = None
-    if args.target_dist == "train":
-        if train_labels is None:
-            raise ParameterError("The '--train-labels' option of hpa_ens.submit is required with --target-dist train. Got None instead.")
-        target = read_target_distribution("train", labels=train_labels)
-    elif args.target_dist:
-        target = read_target_distribution(args.target_dist)
-    shares = share_table(y_pred, target)
-    atomic_write_json(out.parent / f"{out.stem}.summary.json", {
-        "submission": str(out), "changes": str(changes_path), "steps": steps,
-        "min_labels": min_labels, "max_labels": max_labels, "leak": leak_info,
-        "n_empty": empty, "mean_labels": float(y_pred.sum(axis=1).mean()),
-        "shares": shares.to_dict(orient="list"),
-    })
-    _print_summary(steps, shares, out)
-    console.print(f"wrote {out} ({len(frame)} rows, {y_pred.sum(axis=1).mean():.3f} labels per image) and {changes_path} "
-                  f"({len(changes)} changes)", soft_wrap=True)
+
+def run_check(args) -> int:
+    """``--check``: validate a submission file, one line."""
+    from .cli import console
+
+    report = check_submission(args.check, args.sample_submission, args.task)
+    warnings = {k: report[k] for k in ("n_empty", "n_unsorted", "n_spacing") if report[k]}
+    if warnings and args.strict:
+        raise ContractError(f"{args.check}: {', '.join(f'{v} rows {k[2:]}' for k, v in warnings.items())} (--strict).")
+    note = ("; warnings: " + ", ".join(f"{v} rows {k[2:]}" for k, v in warnings.items())) if warnings else ""
+    console.print(f"{args.check}: OK, {report['n_rows']} rows, {report['mean_labels']:.3f} labels per image{note}",
+                  soft_wrap=True)
+    return 0
+
+
+def build_parser():
+    from .cli import add_task_argument, parser
+
+    ap = parser(PROG, "Write the submission (duplicates and leaks applied), or --check one.")
+    ap.add_argument("--check", default=None, metavar="SUBMISSION", help="only validate this submission file")
+    ap.add_argument("--pred", default=None, help="prediction-set folder (its test.csv; test-only sets too) or an Id,0..K-1 CSV")
+    ap.add_argument("--thresholds", default=None, help="thresholds JSON from hpa_ens.tune_thresholds (K floats)")
+    ap.add_argument("--threshold", type=float, default=None, help="one threshold for every class instead of --thresholds")
+    ap.add_argument("--allow-other-pred", action="store_true",
+                    help="apply thresholds tuned on another prediction set (or on none recorded); noted in the summary")
+    ap.add_argument("--sample-submission", required=True, help="sample_submission.csv (Id order)")
+    ap.add_argument("--out", default=None, help="submission CSV to write")
+    ap.add_argument("--duplicates", default=None, help="Id_a,Id_b,distance,kind from hpa_ens.dedup")
+    ap.add_argument("--max-distance", type=int, default=None, help="use only duplicate pairs within this hash distance")
+    ap.add_argument("--train-labels", default=None, help="train labels Id,Target (train-test duplicates, --target-dist train)")
+    ap.add_argument("--leak", nargs="+", default=[], help="leak files (Id,Target or Extra,Test,...,Target)")
+    ap.add_argument("--leak-conflict", choices=["union", "first", "error"], default="union",
+                    help="an Id with different leak labels: union of them, the first row, or refuse")
+    ap.add_argument("--min-labels", type=int, default=None,
+                    help="labels forced per row; overrides the thresholds file, which overrides the task's default")
+    ap.add_argument("--max-labels", type=int, default=None,
+                    help="cap on labels per row (0 = no cap); overrides the thresholds file and the task")
+    ap.add_argument("--target-dist", default=None, help="CSV of per-class target shares (e.g. lb column), or 'train'")
+    ap.add_argument("--strict", action="store_true", help="with --check: warnings (empty, unsorted rows) are errors")
+    add_task_argument(ap)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import console
+
+    args = build_parser().parse_args(argv)
+    if args.check:
+        return run_check(args)
+    plan = plan_submission(args)
+    frame, changes, summary = make_submission(plan)
+    summary = write_submission(args.out, frame, changes, summary)
+    _print_summary(summary["steps"], pd.DataFrame(summary["shares"]), Path(args.out))
+    thr = summary["provenance"]["thresholds"]
+    if thr.get("problem"):
+        console.print(f"[yellow]warning:[/yellow] {thr['problem']} (applied: --allow-other-pred)", soft_wrap=True)
+    console.print(f"wrote {args.out} ({len(frame)} rows, {summary['mean_labels']:.3f} labels per image) and "
+                  f"{summary['changes']} ({len(changes)} changes)", soft_wrap=True)
     return 0
 
 

@@ -14,7 +14,16 @@ from hpa_ens import submit
 from hpa_ens.cli import run
 from hpa_ens.contract import probs_frame, write_probs
 from hpa_ens.decision import apply_thresholds
+from hpa_ens.io import sha256_file
 from hpa_ens.labels import read_submission
+from hpa_ens.task import HPA2018, Task, load_task
+
+
+def thresholds_doc(values, task, pred, **extra) -> dict:
+    """A thresholds.json as hpa_ens.tune_thresholds writes it, bound to the prediction set ``pred``."""
+    target = pred / "test.csv" if pred.is_dir() else pred
+    return {"thresholds": list(values), "method": "fixed", "task": task.to_meta(),
+            "prediction_set": {"path": str(pred), "test.csv": sha256_file(target)}, **extra}
 
 
 def test_duplicate_groups_match_scipy_components():
@@ -87,7 +96,7 @@ def setup(tmp_path):
     sample = tmp_path / "sample_submission.csv"
     pd.DataFrame({"Id": ids, "Predicted": "0"}).to_csv(sample, index=False)
     thr = tmp_path / "thr.json"
-    thr.write_text(json.dumps({"thresholds": [0.5] * 28, "min_labels": 1, "max_labels": 2}))
+    thr.write_text(json.dumps(thresholds_doc([0.5] * 28, HPA2018, pred, min_labels=1, max_labels=2)))
     return tmp_path, ids, probs, pred, sample, thr
 
 
@@ -149,7 +158,8 @@ def test_prediction_set_folder_with_edited_test_is_refused(setup, capsys):
     folder = tmp / "oof" / "m"
     frame = probs_frame(ids, probs)
     write_prediction_set(folder, frame, frame, build_meta("test", argv=[]))
-    base = ["--pred", str(folder), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(tmp / "s.csv")]
+    base = ["--pred", str(folder), "--thresholds", str(thr), "--sample-submission", str(sample), "--out",
+            str(tmp / "s.csv"), "--allow-other-pred"]
     assert run(submit.main, base) == 0
     (folder / "test.csv").write_text((folder / "test.csv").read_text().replace("id00,", "id00,0", 1))
     assert run(submit.main, base) == 2
@@ -171,10 +181,8 @@ def test_check_accepts_real_submissions(shared_hpa):
 
 
 def test_submit_on_real_probs_and_leaks(shared_hpa, tmp_path):
-    thr = tmp_path / "thr.json"
-    thr.write_text(json.dumps({"thresholds": [0.3] * 28}))
     out = tmp_path / "submission.csv"
-    argv = ["--pred", str(shared_hpa / "submissions" / "conv_team10_zhu_614_test_probs.csv"), "--thresholds", str(thr),
+    argv = ["--pred", str(shared_hpa / "submissions" / "conv_team10_zhu_614_test_probs.csv"), "--threshold", "0.3",
             "--sample-submission", str(shared_hpa / "sample_submission.csv"), "--out", str(out),
             "--leak", str(shared_hpa / "leak" / "pudae_leak.csv"), str(shared_hpa / "leak" / "test_matches_omlos.csv"),
             "--leak-conflict", "first", "--target-dist", str(shared_hpa / "lb_label_distribution.csv")]
@@ -226,3 +234,137 @@ def test_bad_thresholds_file_is_refused(setup, content):
     assert run(submit.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),
                              "--out", str(tmp / "s.csv")]) == 2
     assert not (tmp / "s.csv").exists()
+
+
+# ---------------------------------------------------------------------- the label rule's precedence
+SIX = Task("six", tuple(f"c{k}" for k in range(6)), min_labels=1, max_labels=3)
+
+
+@pytest.mark.parametrize("task, record, flags, want", [
+    (SIX, None, (None, None), (1, 3, "task", "task")),
+    (Task("free", ("a", "b", "c")), None, (None, None), (0, None, "task", "task")),  # no rule in the task
+    (SIX, {"min_labels": 2}, (None, None), (2, 3, "thresholds", "task")),
+    (SIX, {"min_labels": 0, "max_labels": None}, (None, None), (0, None, "thresholds", "thresholds")),  # null = no cap
+    (SIX, {"min_labels": 2, "max_labels": 2}, (0, None), (0, 2, "flag", "thresholds")),
+    (SIX, {"min_labels": 2, "max_labels": 2}, (None, 0), (2, None, "thresholds", "flag")),  # --max-labels 0 = no cap
+    (SIX, {"max_labels": 4}, (1, 5), (1, 5, "flag", "flag")),
+])
+def test_label_bounds_task_then_thresholds_then_flags(task, record, flags, want):
+    lo, hi, sources = submit.resolve_label_bounds(task, record, *flags)
+    assert (lo, hi, sources["min_labels"], sources["max_labels"]) == want
+
+
+def test_label_bounds_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="min_labels.*Got 7 instead"):
+        submit.resolve_label_bounds(SIX, None, 7, None)
+    with pytest.raises(ValueError, match="max_labels.*Got 1 instead"):
+        submit.resolve_label_bounds(SIX, {"min_labels": 2, "max_labels": 1})
+
+
+# ------------------------------------------------------------------------- thresholds provenance
+def test_thresholds_tuned_on_another_set_are_refused_unless_allowed(setup, capsys):
+    tmp, ids, probs, pred, sample, thr = setup
+    other = tmp / "other.csv"
+    write_probs(other, probs_frame(ids, np.clip(probs + 0.01, 0, 1)))
+    out = tmp / "s.csv"
+    argv = ["--pred", str(other), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out)]
+    assert run(submit.main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "were tuned on" in err and "--allow-other-pred" in err
+    assert not out.exists()
+    assert run(submit.main, argv + ["--allow-other-pred"]) == 0
+    summary = json.loads((tmp / "s.summary.json").read_text())
+    record = summary["provenance"]["thresholds"]
+    assert record["allow_other_pred"] is True and record["matches_pred"] is False
+    assert "were tuned on" in record["problem"]
+    # thresholds that record no set at all are not trusted either
+    bare = tmp / "bare.json"
+    bare.write_text(json.dumps({"thresholds": [0.5] * 28, "method": "fixed", "task": HPA2018.to_meta()}))
+    assert run(submit.main, ["--pred", str(pred), "--thresholds", str(bare), "--sample-submission", str(sample),
+                             "--out", str(out)]) == 2
+    assert "records no prediction set" in capsys.readouterr().err
+
+
+def test_test_only_set_and_another_task(tmp_path):
+    """A K=6 task end to end: an imported test-only set, thresholds matched on it, a checked submission."""
+    from hpa_ens.import_preds import main as import_main
+
+    task_csv = tmp_path / "task.csv"
+    pd.DataFrame({"id": range(6), "name": [f"label {k}" for k in range(6)]}).to_csv(task_csv, index=False)
+    rng = np.random.default_rng(4)
+    ids = [f"x{k}" for k in range(50)]
+    probs = rng.random((50, 6))
+    np.save(tmp_path / "test.npy", probs)
+    pd.DataFrame({"Id": ids, "Predicted": ""}).to_csv(tmp_path / "sample.csv", index=False)
+    folder = tmp_path / "set"
+    assert run(import_main, ["--test", str(tmp_path / "test.npy"), "--ids", str(tmp_path / "sample.csv"),
+                             "--task", str(task_csv), "--out", str(folder)]) == 0
+    thr = tmp_path / "thr.json"
+    thresholds = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    thr.write_text(json.dumps(thresholds_doc(thresholds, load_task(task_csv), folder, min_labels=0, max_labels=None)))
+    out = tmp_path / "sub.csv"
+    assert run(submit.main, ["--pred", str(folder), "--thresholds", str(thr), "--sample-submission",
+                             str(tmp_path / "sample.csv"), "--task", str(task_csv), "--out", str(out)]) == 0
+    sub = pd.read_csv(out, dtype=str, keep_default_na=False)
+    want = apply_thresholds(probs, thresholds, 0, None)
+    assert sub["Predicted"].tolist() == [" ".join(map(str, np.flatnonzero(r))) for r in want]
+    assert submit.check_submission(out, tmp_path / "sample.csv", load_task(task_csv))["n_rows"] == 50
+    # the same set under the default 28-class task is refused in one line: the classes differ
+    assert run(submit.main, ["--pred", str(folder), "--threshold", "0.5", "--sample-submission",
+                             str(tmp_path / "sample.csv"), "--out", str(tmp_path / "x.csv")]) == 2
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_constant_threshold_needs_no_file(setup):
+    tmp, ids, probs, pred, sample, thr = setup
+    out = tmp / "c.csv"
+    assert run(submit.main, ["--pred", str(pred), "--threshold", "0.5", "--sample-submission", str(sample),
+                             "--out", str(out)]) == 0
+    # HPA 2018's default rule applies: at least 1, at most 5 labels per image
+    y = read_submission(out).to_numpy().astype(bool)
+    np.testing.assert_array_equal(y, apply_thresholds(probs, 0.5, HPA2018.min_labels, HPA2018.max_labels))
+    assert run(submit.main, ["--pred", str(pred), "--threshold", "0.5", "--thresholds", str(thr),
+                             "--sample-submission", str(sample), "--out", str(out)]) == 2
+
+
+def test_duplicates_go_through_their_contract(setup, capsys):
+    from hpa_ens.contract import write_duplicates
+
+    tmp, ids, probs, pred, sample, thr = setup
+    dupes = tmp / "dupes.csv"
+    write_duplicates(dupes, pd.DataFrame({"Id_a": ["id00"], "Id_b": ["id11"], "distance": [3], "kind": ["test-test"]}),
+                     {"folders": {"test": {"path": "test", "listing_sha256": "abc", "n_files": 48}}})
+    out = tmp / "s.csv"
+    base = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out),
+            "--duplicates", str(dupes)]
+    assert run(submit.main, base) == 0
+    record = json.loads((tmp / "s.summary.json").read_text())["provenance"]["duplicates"]
+    assert record["sha256"] == sha256_file(dupes) and record["sidecar"]["folders"]["test"]["n_files"] == 48
+    assert run(submit.main, base + ["--max-distance", "2"]) == 0  # the only pair is farther: nothing averaged
+    assert json.loads((tmp / "s.summary.json").read_text())["steps"]["1. test-test average"] == 0
+    # edited after dedup wrote it: refused, nothing written
+    out.unlink()
+    dupes.write_text(dupes.read_text().replace(",3,", ",0,"))
+    assert run(submit.main, base) == 2
+    assert "changed after" in capsys.readouterr().err and not out.exists()
+    # an unparseable distance is refused, not read as 0 (an exact twin)
+    bad = tmp / "bad.csv"
+    bad.write_text("Id_a,Id_b,distance,kind\nid00,id11,near,test-test\n")
+    assert run(submit.main, [*base[:-1], str(bad)]) == 2
+    assert "bad.csv, row 1" in capsys.readouterr().err
+
+
+def test_rank_rule_of_the_thresholds_file_is_applied(setup):
+    tmp, ids, probs, pred, sample, thr = setup
+    doc = json.loads(thr.read_text())
+    cuts = np.linspace(0.2, 0.8, 28)
+    doc.update(thresholds=cuts.tolist(), rank_by="prob", min_labels=2, max_labels=2)
+    thr.write_text(json.dumps(doc))
+    out = tmp / "r.csv"
+    assert run(submit.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),
+                             "--out", str(out)]) == 0
+    y = read_submission(out).to_numpy().astype(bool)
+    want = apply_thresholds(probs, cuts, 2, 2, rank_by="prob")
+    np.testing.assert_array_equal(y, want)
+    assert not np.array_equal(want, apply_thresholds(probs, cuts, 2, 2, rank_by="ratio"))  # the rule matters here
+    assert json.loads((tmp / "r.summary.json").read_text())["provenance"]["thresholds"]["rank_by"] == "prob"
