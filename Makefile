@@ -33,4 +33,4 @@ demo: install
 	$(PY) -m hpa_ens.demo
 
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py && $(PY) scripts/update_figures.py

@@ -98,7 +98,7 @@ def check_probabilities(values: np.ndarray, source: str, ids: Sequence[str] | No
         who = f"Id {ids[r]!r}" if ids is not None else f"row {r + 1}"
         raise ContractError(
             f"{source}: {int((~finite).sum())} values are NaN or infinite; first at {who}, column '{c}'. "
-            f"Got {values[r, c]!r} instead of a probability."
+            f"Got {float(values[r, c])!r} instead of a probability."
         )
     bad = (values < 0.0) | (values > 1.0)
     if bad.any():
