@@ -11,7 +11,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .classes import N_CLASSES
 
 
 class HpaEnsError(Exception):
@@ -112,12 +111,12 @@ def check_probabilities(values: np.ndarray, source: str, ids: Sequence[str] | No
     return values
 
 
-def check_indicator(y: np.ndarray, name: str = "y", n_classes: int = N_CLASSES) -> np.ndarray:
-    """An (n_samples, n_classes) 0/1 matrix, returned as bool."""
+def check_indicator(y: np.ndarray, name: str = "y", n_classes: int | None = None) -> np.ndarray:
+    """An (n_samples, n_classes) 0/1 matrix, returned as bool (any number of classes when ``n_classes`` is None)."""
     arr = np.asarray(y)
-    if arr.ndim != 2 or arr.shape[1] != n_classes:
+    if arr.ndim != 2 or (n_classes is not None and arr.shape[1] != n_classes):
         raise ParameterError(
-            f"The '{name}' parameter must be an indicator matrix of shape (n_samples, {n_classes}). "
+            f"The '{name}' parameter must be an indicator matrix of shape (n_samples, {n_classes or 'n_classes'}). "
             f"Got shape {arr.shape} instead."
         )
     if arr.dtype != bool:
@@ -127,7 +126,7 @@ def check_indicator(y: np.ndarray, name: str = "y", n_classes: int = N_CLASSES) 
     return arr
 
 
-def check_thresholds(thresholds, n_classes: int = N_CLASSES, name: str = "thresholds") -> np.ndarray:
+def check_thresholds(thresholds, n_classes: int, name: str = "thresholds") -> np.ndarray:
     arr = np.asarray(thresholds, dtype=np.float64)
     if arr.ndim == 0:
         arr = np.full(n_classes, float(arr))
