@@ -171,7 +171,7 @@ def default_models() -> list[str]:
     return sorted(p.stem for p in (_base_models_dir() / "configs").glob("*.yaml"))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser():
     ap = parser("python -m hpa_ens.demo", "Run the whole pipeline on the embedded synthetic set and score it.")
     ap.add_argument("--data", type=Path, default=Path("data/synth"), help="where the synthetic set goes")
     ap.add_argument("--work", type=Path, default=Path("work/demo"), help="thresholds, duplicates, submissions, logs")
@@ -189,24 +189,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--image-size", type=int, default=None, help="override every base-model config's image size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true", help="rerun every stage even when fresh")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def resolve_models(spec: str | None) -> list[str]:
+    """The demo's members: ``spec`` (comma-separated config names) or the default recipe; unknown names refused."""
     if importlib.util.find_spec("torch") is None:
         raise ContractError("The base-model stage needs the [train] extra (torch, timm). Got no torch installed instead; run `make install`.")
-    if args.models:
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-    else:
-        models = list(DEFAULT_MODELS)
+    models = [m.strip() for m in spec.split(",") if m.strip()] if spec else list(DEFAULT_MODELS)
     known = default_models()
     unknown = [m for m in models if m not in known]
     if unknown:
         raise ParameterError(f"The 'models' parameter must name configs in base_models/configs ({', '.join(known)}). "
                              f"Got {unknown[0]!r} instead.")
-    check_data_folder(args.data)
+    return models
+
+
+def run_demo(args, models: list[str]) -> dict[str, float]:
+    """Run every stage (fresh ones are skipped), then write the report; returns each stage's seconds."""
     stages = build_stages(args.data, args.work, args.reports, args.oof, models, args)
     stamps, logs = args.work / "stamps", args.work / "logs"
     timings: dict[str, float] = {}
-    total_start = time.perf_counter()
     for stage in stages:
         console.print(f"[bold]{stage.name}[/bold] …", end=" ")
         _ECHOED.clear()
@@ -218,7 +221,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     build_report(args.data, args.work, args.reports, args.oof, models, timings, seed=args.seed,
                  target_dist=_packaged("lb_label_distribution.csv"), tolerance=args.tolerance)
-    console.print(f"demo finished in {time.perf_counter() - total_start:.1f} s; report: {args.reports / 'index.html'}")
+    return timings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    models = resolve_models(args.models)
+    check_data_folder(args.data)
+    start = time.perf_counter()
+    run_demo(args, models)
+    console.print(f"demo finished in {time.perf_counter() - start:.1f} s; report: {args.reports / 'index.html'}")
     return 0
 
 

@@ -404,8 +404,8 @@ def preview(path, size: int = 128, seed: int = 0, kind: str = "classes", n: int 
 # CLI
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from ..cli import console, parser
+def build_parser():
+    from ..cli import add_n_jobs_argument, parser
 
     ap = parser("python -m hpa_ens.synth", "Write a synthetic HPA-like image set in the Kaggle layout, truth kept apart.")
     ap.add_argument("--out", type=Path, help="output folder (train/, test/, CSVs, truth/)")
@@ -414,28 +414,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128, help="image side in pixels (512 = competition format)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target-dist", type=Path, default=None,
-                    help="CSV of 28 class shares (row k = class k, column lb/share) the test labels are drawn toward")
-    ap.add_argument("--n-jobs", type=int, default=-1, help="parallel workers (-1: all cores); output is the same")
+                    help="CSV of the 28 class shares (row k = class k, column lb/share) the test labels are drawn toward")
+    add_n_jobs_argument(ap)
     ap.add_argument("--dup-rate", type=float, default=0.015, help="share of test images that are near-copies of train images")
     ap.add_argument("--leak-rate", type=float, default=0.02, help="share of test Ids whose labels go to leak.csv")
-    ap.add_argument("--overwrite", action="store_true", help="replace a data set already in --out")
+    ap.add_argument("--overwrite", action="store_true", help="replace a data set this generator wrote in --out")
     ap.add_argument("--preview", type=Path, default=None, help="also write a PNG grid of composites with label names")
     ap.add_argument("--preview-kind", choices=("classes", "random"), default="classes",
                     help="classes: one tile per class alone; random: label sets drawn like train")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..cli import console, resolve_n_jobs
+
+    args = build_parser().parse_args(argv)
     if args.out is None and args.preview is None:
         raise ParameterError("The 'out' parameter must be given (or --preview). Got None instead.")
     if args.out is not None:
         start = time.perf_counter()
-        plan = generate(args.out, args.n_train, args.n_test, args.size, args.seed, args.target_dist, args.n_jobs,
-                        dup_rate=args.dup_rate, leak_rate=args.leak_rate, overwrite=args.overwrite, show_progress=True)
-        console.print(
-            f"{args.out}: {args.n_train} train + {args.n_test} test images at {args.size} px, "
-            f"{len(plan.duplicates)} planted duplicates, {len(plan.leak_index)} leaked labels "
-            f"in {time.perf_counter() - start:.1f} s"
-        )
+        plan = generate(args.out, args.n_train, args.n_test, args.size, args.seed, args.target_dist,
+                        resolve_n_jobs(args.n_jobs), dup_rate=args.dup_rate, leak_rate=args.leak_rate,
+                        overwrite=args.overwrite, show_progress=True)
+        console.print(f"{args.out}: {args.n_train} train + {args.n_test} test images at {args.size} px, "
+                      f"{len(plan.duplicates)} planted duplicates, {len(plan.leak_index)} leaked labels "
+                      f"in {time.perf_counter() - start:.1f} s")
     if args.preview is not None:
         preview(args.preview, size=args.size, seed=args.seed, kind=args.preview_kind)
         console.print(f"{args.preview}: preview written")
     return 0
-
