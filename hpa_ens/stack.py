@@ -342,6 +342,16 @@ class Stacker:
                     "Stacker")
         check_param("min_positives", self.min_positives, "an int >= 1",
                     isinstance(self.min_positives, (int, np.integer)) and self.min_positives >= 1, "Stacker")
+        # LightGBM's own errors for these arrive late and as tracebacks; refuse them here, before any work.
+        check_param("learning_rate", self.learning_rate, "a float > 0",
+                    isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0, "Stacker")
+        check_param("num_leaves", self.num_leaves, "an int >= 2",
+                    isinstance(self.num_leaves, (int, np.integer)) and self.num_leaves >= 2, "Stacker")
+        check_param("n_rounds", self.n_rounds, "an int >= 1",
+                    isinstance(self.n_rounds, (int, np.integer)) and self.n_rounds >= 1, "Stacker")
+        check_param("early_stopping_rounds", self.early_stopping_rounds, "an int >= 1",
+                    isinstance(self.early_stopping_rounds, (int, np.integer)) and self.early_stopping_rounds >= 1,
+                    "Stacker")
         if self.params is not None:
             return dict(self.params)
         return default_params(self.seed, self.n_jobs, self.learning_rate, self.num_leaves)
@@ -596,10 +606,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.pred:
         raise ParameterError("The '--pred' parameter is required: one or more prediction-set folders. Got none instead.")
+    stacker = _stacker_from_args(args)
+    stacker._lgb_params()  # parameter errors before any file is read or written
     check_output_folder(args.out)
     inputs = load_inputs(args.pred, args.labels, args.folds, args.task, needs_oof="the stack")
-    stacker = _stacker_from_args(args)
-    stacker._lgb_params()  # parameter errors before any work
     with progress() as bar:
         job = bar.add_task("stacking (fold x class)", total=len(np.unique(inputs.folds)) * inputs.task.n_classes)
         result = stacker.fit_predict(inputs.oof_list, inputs.Y, inputs.folds, inputs.test_list,

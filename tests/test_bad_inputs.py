@@ -229,3 +229,12 @@ def test_pickled_checkpoint_is_refused_without_running_it(tmp_path):
     message = str(err.value)
     assert not marker.exists() and "\n" not in message and "weights_only=False" not in message
     assert "model.pt" in message and len(message) < 300
+
+
+@pytest.mark.parametrize("flag,value,name", [("--learning-rate", "-1", "learning_rate"), ("--num-leaves", "1", "num_leaves"),
+                                             ("--n-rounds", "0", "n_rounds"), ("--n-jobs", "-4", "n_jobs")])
+def test_stack_parameters_refused_before_any_work(world, tmp_path, flag, value, name):
+    out = tmp_path / "stack"
+    proc = _run("hpa_ens.stack", "--labels", world / "train.csv", "--folds", world / "folds.csv",
+                "--pred", world / "m1", world / "m2", "--out", out, flag, value)
+    _assert_refused(proc, rf"The '{name}' parameter", rf"Got {value}(\.0)? instead", absent=out)
