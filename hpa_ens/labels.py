@@ -143,67 +143,21 @@ def write_labels(path: str | os.PathLike, ids: Sequence[str], Y: np.ndarray, col
     atomic_write_text(path, labels_frame(ids, Y, column).to_csv(index=False, lineterminator="\n"))
 
 
-#: Column names that identify the class of each row of a target-distribution file.
-CLASS_ID_COLUMNS = ("class", "class_id", "id", "Id")
-
-
 def read_target_distribution(source, column: str | None = None, labels: pd.DataFrame | None = None,
                              task: Task | str | None = None) -> np.ndarray:
     """Per-class target positive shares, shape (K,).
 
     ``source`` is ``"train"`` (the shares of ``labels``) or a CSV with one row per class, such as the
-    leaderboard probe file (columns ``lb,train``). A class column (``class``, ``class_id``, ``id`` or
-    ``Id``) maps rows to classes, and every class 0..K-1 must appear once. A file without one is
-    read as row k = class k, and only when it has exactly K rows (the real probe file's layout).
-    ``column`` picks the share column; by default ``lb`` if present, else ``share``, else the only
-    other numeric column.
+    leaderboard probe file (columns ``lb,train``), read by the thresholds contract's
+    :func:`~hpa_ens.contract.thresholds.read_target_shares`: a class column maps rows to classes and
+    every class must appear once; without one, row k is class k and the row count must equal K; every
+    share lies in (0, 1).
     """
     task = load_task(task)
-    K = task.n_classes
     if isinstance(source, str) and source == "train":
         if labels is None:
             raise ParameterError("The 'labels' parameter must be given when the target distribution is 'train'. Got None instead.")
         return np.asarray(labels, dtype=np.float64).mean(axis=0)
-    path = Path(source)
-    df = read_csv_strings(path, "a header such as class,share (or lb,train) and one row per class")
-    class_column = next((c for c in CLASS_ID_COLUMNS if c in df.columns), None)
-    candidates = [c for c in df.columns if c != class_column]
-    if column is None:
-        for preferred in ("lb", "share"):
-            if preferred in candidates:
-                column = preferred
-                break
-        else:
-            numeric = [c for c in candidates if pd.to_numeric(df[c], errors="coerce").notna().all()]
-            if len(numeric) != 1:
-                raise ContractError(f"{path}: cannot tell which column holds the shares; pass a column name. "
-                                    f"Got columns {list(df.columns)} instead.")
-            column = numeric[0]
-    if column not in df.columns:
-        raise ContractError(f"{path}: no column {column!r}. Got {list(df.columns)} instead.")
-    shares_raw = pd.to_numeric(df[column], errors="coerce")
-    if class_column is None:
-        if len(df) != K:
-            raise ContractError(f"{path}: no class column ({'/'.join(CLASS_ID_COLUMNS)}), so row k must be class k "
-                                f"of the {K} classes of task {task.name!r}. Got {len(df)} rows instead.")
-        shares = shares_raw.to_numpy(dtype=np.float64)
-    else:
-        ids = df[class_column].tolist()
-        bad = [i for i in ids if not str(i).strip().isdigit() or int(i) >= K]
-        if bad:
-            raise ContractError(f"{path}: column {class_column!r} must hold class ids 0..{K - 1}. Got {bad[0]!r} instead.")
-        as_int = [int(i) for i in ids]
-        repeated = sorted({i for i in as_int if as_int.count(i) > 1})
-        if repeated:
-            raise ContractError(f"{path}: class {repeated[0]} appears more than once in column {class_column!r}.")
-        missing = sorted(set(range(K)) - set(as_int))
-        if missing:
-            raise ContractError(f"{path}: no row for class {missing[0]} ({task.class_names[missing[0]]!r}); expected "
-                                f"one row for each of the {K} classes. {len(missing)} missing.")
-        shares = np.empty(K)
-        shares[as_int] = shares_raw.to_numpy(dtype=np.float64)
-    if not np.isfinite(shares).all() or (shares < 0).any() or (shares > 1).any():
-        k = int(np.flatnonzero(~(np.isfinite(shares) & (shares >= 0) & (shares <= 1)))[0])
-        raise ContractError(f"{path}: column {column!r} must hold shares in [0, 1]; class {k} "
-                            f"({task.class_names[k]!r}). Got {shares_raw.iloc[k] if class_column is None else shares[k]!r} instead.")
-    return shares
+    from .contract.thresholds import read_target_shares
+
+    return read_target_shares(Path(source), task, column)
