@@ -127,16 +127,9 @@ def _fingerprint(sources: Sources, size: int) -> str:
 
 def default_cache_dir(data_dir) -> Path:
     """``DATA/.cache`` when writable, else ``~/.cache/hpa_ens`` (shared, read-only data folders)."""
-    candidate = Path(data_dir) / ".cache"
-    try:
-        candidate.mkdir(parents=True, exist_ok=True)
-        if os.access(candidate, os.W_OK):
-            return candidate
-    except OSError:
-        pass
-    fallback = Path.home() / ".cache" / "hpa_ens"
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
+    from hpa_ens.io import writable_cache_dir
+
+    return writable_cache_dir(data_dir)
 
 
 def build_cache(sources: Sources, size: int, cache_dir, tag: str = "images",

@@ -36,7 +36,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import inspect
-import os
+
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -246,20 +246,14 @@ def image_features(pixels: np.ndarray, names: Sequence[str], channels: Sequence[
 # --------------------------------------------------------------------------------------------- config
 def load_feature_config(path=None, overrides: Mapping | None = None) -> dict:
     """Defaults, then the YAML file, then overrides; every key and feature name checked (no work done)."""
-    import yaml
 
     config = dict(DEFAULTS)
     source = "command line"
     if path is not None:
+        from .config import read_config_file  # torch-free, like this module
+
         path = Path(path)
-        if not path.is_file():
-            raise ContractError(f"{path}: config file not found.")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise ContractError(f"{path}: not valid YAML ({str(err).splitlines()[0]}).") from None
-        if not isinstance(loaded, dict):
-            raise ContractError(f"{path}: a config must be a YAML mapping of keys to values.")
+        loaded = read_config_file(path)
         source = str(path)
         _check_keys(loaded, source)
         config.update(loaded)
@@ -325,16 +319,9 @@ def _module_digest() -> str:
 
 
 def _cache_root(config: dict, data_dir: Path) -> Path:
-    if config["cache_dir"]:
-        return Path(config["cache_dir"])
-    root = data_dir / ".cache" / "features"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        if os.access(root, os.W_OK):
-            return root
-    except OSError:
-        pass
-    return Path.home() / ".cache" / "hpa_ens" / "features"
+    from hpa_ens.io import writable_cache_dir
+
+    return Path(config["cache_dir"]) if config["cache_dir"] else writable_cache_dir(data_dir, "features")
 
 
 def _extract_chunk(folder: str, ids: list[str], config: dict, channels: list[str]) -> np.ndarray:

@@ -70,3 +70,17 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
+
+
+def writable_cache_dir(data_dir: str | os.PathLike, *parts: str) -> Path:
+    """``DATA/.cache/<parts>`` when it can be written, else ``~/.cache/hpa_ens/<parts>`` (read-only data folders)."""
+    candidate = Path(data_dir, ".cache", *parts)
+    try:
+        candidate.mkdir(parents=True, exist_ok=True)
+        if os.access(candidate, os.W_OK):
+            return candidate
+    except OSError:
+        pass
+    fallback = Path.home().joinpath(".cache", "hpa_ens", *parts)
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
