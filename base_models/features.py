@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from hpa_ens import cli
-from hpa_ens._validation import ContractError, ParameterError, check_ids
+from hpa_ens._validation import ContractError, ParameterError
 from hpa_ens.contract import build_meta, fingerprint_of, read_folds, write_prediction_set
 from hpa_ens.images import channel_paths, read_image
 from hpa_ens.io import atomic_open
@@ -422,40 +422,6 @@ def fit_predict_fold(x_fit: np.ndarray, y_fit: np.ndarray, x_pred: Sequence[np.n
 
 
 # ----------------------------------------------------------------------------------------------- data
-def _read_train_labels(path: Path, n_classes: int) -> tuple[list[str], np.ndarray]:
-    """``Id,Target`` with space-separated class ids in 0..K-1 -> (ids, (n, K) uint8)."""
-    if not path.is_file():
-        raise ContractError(f"{path}: file not found.")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if list(df.columns[:2]) != ["Id", "Target"]:
-        raise ContractError(f"{path}: expected columns Id,Target. Got {','.join(map(str, df.columns))} instead.")
-    ids = df["Id"].tolist()
-    check_ids(ids, str(path))
-    y = np.zeros((len(ids), n_classes), np.uint8)
-    for row, text in enumerate(df["Target"].tolist()):
-        try:
-            labels = [int(t) for t in text.split()]
-        except ValueError:
-            raise ContractError(f"{path}, row {row + 1}: Target must be space-separated class ids. "
-                                f"Got {text!r} instead.") from None
-        if not labels or min(labels) < 0 or max(labels) >= n_classes:
-            raise ContractError(f"{path}, row {row + 1}: Target must hold class ids in 0..{n_classes - 1}. "
-                                f"Got {text!r} instead.")
-        y[row, labels] = 1
-    return ids, y
-
-
-def _read_test_ids(path: Path) -> list[str]:
-    if not path.is_file():
-        raise ContractError(f"{path}: file not found.")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "Id" not in df.columns:
-        raise ContractError(f"{path}: expected an Id column. Got {','.join(map(str, df.columns))} instead.")
-    ids = df["Id"].tolist()
-    check_ids(ids, str(path))
-    return ids
-
-
 def _frame(ids: Sequence[str], probs: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(probs, index=pd.Index(list(ids), name="Id"), columns=range(probs.shape[1]))
 
@@ -490,8 +456,11 @@ def train_features(config: dict, data_dir, folds_path, out_root, task=None, n_jo
                                  f"({', '.join(channels)}). Got {config[key]!r} instead.")
     if "cells" in config["features"] and config["nucleus_channel"] is None:
         raise ParameterError("The 'features' parameter names cells, which needs a 'nucleus_channel'. Got null instead.")
-    train_ids, y = _read_train_labels(data_dir / "train.csv", task.n_classes)
-    test_ids = _read_test_ids(data_dir / "sample_submission.csv")
+    from hpa_ens.labels import read_labels, read_sample_submission
+
+    labels = read_labels(data_dir / "train.csv", task=task)
+    train_ids, y = labels.index.tolist(), labels.to_numpy(dtype=np.uint8)
+    test_ids = read_sample_submission(data_dir / "sample_submission.csv").tolist()
     folds = read_folds(folds_path, train_ids).to_numpy()
     # Every file must exist before any decoding starts (names the first missing one).
     for folder, ids in ((data_dir / "train", train_ids), (data_dir / "test", test_ids)):

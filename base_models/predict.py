@@ -15,7 +15,6 @@ images/s is the model time alone (decoding is reported separately, and is cached
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -92,8 +91,10 @@ def load_predictor(path, device: str | torch.device = "cpu") -> Predictor:
     if config["normalize"] == "per_image":
         normalizer = Normalizer(None, None, device, config["channels_last"])
     else:
+        from hpa_ens.contract import read_fold_metrics
+
         metrics_path = folder / "metrics.json"
-        info = json.loads(metrics_path.read_text(encoding="utf-8")).get("normalization", {}) \
+        info = read_fold_metrics(metrics_path, verify_outputs=False).get("normalization", {}) \
             if metrics_path.exists() else {}
         if "mean" not in info:
             raise ContractError(f"{metrics_path}: the fold's channel statistics (normalization.mean/std) are needed "

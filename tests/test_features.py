@@ -163,7 +163,7 @@ def test_any_number_of_classes(data, tmp_path):
     bad = labels.copy()
     bad.loc[0, "Target"] = "3"
     bad.to_csv(root / "train.csv", index=False)
-    with pytest.raises(F.ContractError, match=r"row 1: Target must hold class ids in 0\.\.2"):
+    with pytest.raises(F.ContractError, match=r"row 1: unknown class id '3' in Target '3'; expected integers 0\.\.2"):
         F.run(CONFIG, root, root / "folds3.csv", tmp_path / "oof2", task=str(task))
     assert not (tmp_path / "oof2").exists()
 
