@@ -20,7 +20,8 @@ Cases (one column each; mean ± spread (max - min) over the seeds):
 Rows: OOF-optimal (``exact``), ``match``, every rule of :data:`hpa_ens.shift.METHODS`, and the oracle
 (per-class cuts tuned on the test labels: not reachable honestly). Every prediction is the thresholds
 plus "at least one label per row" (rows of sets where every train row has a label) filled by the
-ratio rule; a second table compares the fill rules for the default method.
+package's default rule (``hpa_ens.decision.DEFAULT_RANK_RULE``); a second table compares the fill rules for
+the default method.
 """
 
 from __future__ import annotations
@@ -49,16 +50,10 @@ FILLS = ("ratio", "margin", "logit", "prob", "calibrated")
 
 
 def run_stack(oof_list, test_list, Y, folds, seed: int):
-    """Stack base models with hpa_ens.stack's public core; returns (oof, test) probabilities.
+    """Stack base models with hpa_ens.stack's public core; returns (oof, test) probabilities."""
+    from hpa_ens.stack import fit_predict_stack
 
-    Kept in one function: stack.py is being refactored, only this call follows it.
-    """
-    from hpa_ens.stack import fit_predict_stack, stack_features
-
-    X, _ = stack_features(oof_list)
-    X_test, _ = stack_features(test_list)
-    blend_oof, blend_test = np.mean(oof_list, axis=0), np.mean(test_list, axis=0)
-    res = fit_predict_stack(X, Y, folds, X_test, blend_oof, blend_test, seed=seed)
+    res = fit_predict_stack(list(oof_list), Y, folds, list(test_list), seed=seed)
     return res.oof, res.test
 
 
@@ -149,9 +144,11 @@ def fill_scores(rule: str, oof, y, test, thr) -> np.ndarray:
 
 
 def score(test, yt, thr, min_labels: int, scores=None) -> float:
+    from hpa_ens.decision import DEFAULT_RANK_RULE, rank_scores
+
     pred = test > thr
-    if min_labels:
-        pred = fill_empty(pred, scores if scores is not None else test / np.maximum(thr, 1e-12))
+    if min_labels:  # rows left empty get the class the package's default rule ranks first
+        pred = fill_empty(pred, scores if scores is not None else rank_scores(test, thr, DEFAULT_RANK_RULE))
     return macro_f1(yt, pred.astype(np.uint8))
 
 

@@ -13,8 +13,8 @@ def test_empty_row_gets_best_ratio_class():
     probs = np.array([[0.30, 0.10, 0.05]])
     thr = [0.9, 0.12, 0.5]  # ratios 0.33, 0.83, 0.1 -> class 1, not the highest probability
     assert apply_thresholds(probs, thr, min_labels=1, rank_by="ratio").tolist() == [[False, True, False]]
-    # The default (measured best on benchmarks/shift.py) tops up by the largest probability.
-    assert apply_thresholds(probs, thr, min_labels=1).tolist() == [[True, False, False]]
+    assert apply_thresholds(probs, thr, min_labels=1).tolist() == [[False, True, False]]  # the default
+    assert apply_thresholds(probs, thr, min_labels=1, rank_by="prob").tolist() == [[True, False, False]]
 
 
 def test_max_labels_keeps_top_ratios_and_min_never_drops():
