@@ -158,3 +158,24 @@ def read_csv_strings(path, expected: str):
     except UnicodeDecodeError:
         raise ContractError(f"{path}: not a text CSV file (cannot decode it as UTF-8); expected {expected}. "
                             f"Binary formats (.npy, .npz, .parquet) go through hpa_ens.import_preds.") from None
+
+
+def read_json_object(path, what: str) -> dict:
+    """A JSON file holding one object, refusing a missing file, undecodable text, invalid JSON or a non-object.
+
+    ``what`` names the file's role in the messages, e.g. ``"a thresholds file"``.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise ContractError(f"{path}: {what} not found.")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ContractError(f"{path}: not a text JSON file (cannot decode it as UTF-8); expected {what}.") from None
+    except json.JSONDecodeError as err:
+        raise ContractError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); expected {what}.") from None
+    if not isinstance(doc, dict):
+        raise ContractError(f"{path}: expected {what} (a JSON object). Got {type(doc).__name__} instead.")
+    return doc

@@ -33,7 +33,6 @@ folder is refused, so a typo never overwrites a user's data.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, ParameterError, check_ids, read_csv_strings
+from ._validation import ContractError, ParameterError, check_ids, read_csv_strings, read_json_object
 from .task import Task, load_task
 
 PROG = "python -m hpa_ens.import_preds"
@@ -89,12 +88,7 @@ def parse_column_map(spec: str | Path | None, task: Task) -> dict[str, str]:
     source = f"--columns {text}"
     if path.suffix.lower() == ".json" and path.is_file():
         source = str(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ContractError(f"{path}: not valid JSON ({err}).") from None
-        if not isinstance(raw, dict):
-            raise ContractError(f"{path}: expected a JSON object column -> class. Got {type(raw).__name__} instead.")
+        raw = read_json_object(path, "a column map (a JSON object column -> class)")
         pairs = [(str(k), str(v)) for k, v in raw.items()]
     elif path.suffix.lower() == ".csv" and path.is_file():
         source = str(path)

@@ -220,7 +220,7 @@ def test_channel_stats_read_refuses_absent_or_constant_channel(tmp_path):
     with pytest.raises(ContractError, match="no statistics for channel"):
         read_channel_stats(path, channels=["yellow"])
     path.write_text("{not json")
-    with pytest.raises(ContractError, match="cs.json: not a JSON"):
+    with pytest.raises(ContractError, match="cs.json: not valid JSON"):
         read_channel_stats(path)
 
 

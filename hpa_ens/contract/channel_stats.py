@@ -13,7 +13,6 @@ Layout::
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .._validation import ContractError, ParameterError
+from .._validation import ContractError, ParameterError, read_json_object
 
 __all__ = ["ChannelStats", "read_channel_stats", "write_channel_stats", "validate_channel_stats"]
 
@@ -99,12 +98,7 @@ def read_channel_stats(path: str | os.PathLike, channels: Sequence[str] | None =
         missing or with std 0 (file named).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ContractError(f"{path}: channel stats file not found.")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ContractError(f"{path}: not a JSON channel-stats file ({type(err).__name__}: {err}).") from None
+    record = read_json_object(path, "a channel stats file")
     validate_channel_stats(record, str(path))
     have = record["channels"]
     order = list(have) if channels is None else list(channels)

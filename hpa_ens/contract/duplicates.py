@@ -27,7 +27,6 @@ the folders a caller has and refuses a mismatch (the pairs were found on other i
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -35,7 +34,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .._validation import ContractError, ParameterError, check_id, read_csv_strings
+from .._validation import ContractError, ParameterError, check_id, read_csv_strings, read_json_object
 
 __all__ = ["DUPLICATE_COLUMNS", "DUPLICATE_KINDS", "read_duplicates", "write_duplicates", "duplicates_meta_path",
            "read_duplicates_meta", "check_duplicates_provenance", "empty_duplicates"]
@@ -181,11 +180,8 @@ def read_duplicates_meta(path: str | os.PathLike) -> dict | None:
     meta_path = duplicates_meta_path(path)
     if not meta_path.exists():
         return None
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ContractError(f"{meta_path}: not a JSON provenance record ({type(err).__name__}: {err}).") from None
-    if not isinstance(meta, dict) or "sha256" not in meta:
+    meta = read_json_object(meta_path, "a duplicates provenance record")
+    if "sha256" not in meta:
         raise ContractError(f"{meta_path}: expected an object with 'sha256'. Got {type(meta).__name__} instead.")
     if path.exists() and meta["sha256"] != sha256_file(path):
         raise ContractError(f"{path}: the file changed after {meta_path.name} was written (sha256 differs); "

@@ -7,11 +7,10 @@ distillation and the demo report read it here, so every reader checks the same k
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping
 
-from .._validation import ContractError
+from .._validation import ContractError, read_json_object
 from ..io import atomic_write_json, sha256_file
 
 __all__ = ["FOLD_METRICS_FILE", "REQUIRED_KEYS", "read_fold_metrics", "write_fold_metrics"]
@@ -67,12 +66,7 @@ def read_fold_metrics(path, fold: int | None = None, verify_outputs: bool = True
         which = f"fold {fold}" if fold is not None else "the fold"
         raise ContractError(f"{path}: {which} is missing or unfinished; train it with python -m base_models.train "
                             f"... --fold {fold if fold is not None else 'K'}.")
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ContractError(f"{path}: not valid JSON ({err}).") from None
-    if not isinstance(metrics, dict):
-        raise ContractError(f"{path}: expected a JSON object. Got {type(metrics).__name__} instead.")
+    metrics = read_json_object(path, "a fold's metrics file")
     if metrics.get("status") != "complete":
         raise ContractError(f"{path}: the fold did not complete. Got status {metrics.get('status')!r} instead.")
     _check(metrics, str(path))

@@ -338,16 +338,10 @@ def write_prediction_set(folder, oof: pd.DataFrame | None, test: pd.DataFrame, m
 
 
 def read_meta(folder) -> dict:
+    from .._validation import read_json_object
+
     path = Path(folder) / META_FILE
-    if not path.exists():
-        return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ContractError(f"{path}: not valid JSON ({getattr(err, 'msg', type(err).__name__)}).") from None
-    if not isinstance(meta, dict):
-        raise ContractError(f"{path}: expected a JSON object. Got {type(meta).__name__} instead.")
-    return meta
+    return read_json_object(path, "a prediction set's seal (meta.json)") if path.exists() else {}
 
 
 def _verify_seal(folder: Path, meta: dict) -> None:

@@ -16,14 +16,13 @@ by class; without one, rows are taken in class order and their count must equal 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from .._validation import ContractError
+from .._validation import ContractError, read_json_object
 from ..io import atomic_write_json, sha256_file
 
 __all__ = [
@@ -164,14 +163,7 @@ def read_thresholds(path, task=None) -> ThresholdsRecord:
     ThresholdsRecord
     """
     path = Path(path)
-    if not path.is_file():
-        raise ContractError(f"{path}: thresholds file not found.")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ContractError(f"{path}: not a text JSON file (cannot decode it as UTF-8).") from None
-    except json.JSONDecodeError as err:
-        raise ContractError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}).") from None
+    doc = read_json_object(path, "a thresholds file")
     record = _validate(doc, str(path))
     if task is not None and tuple(record.class_names) != tuple(task.class_names):
         raise ContractError(f"{path}: thresholds were tuned for {record.n_classes} classes ({record.task_name!r}: "
