@@ -75,7 +75,11 @@ def load_predictor(path, device: str | torch.device = "cpu") -> Predictor:
     # Keys a newer or older trainer added are dropped rather than refused: inference needs few of them.
     from .config import DEFAULTS
 
-    config = load_config(None, {k: v for k, v in saved.items() if k in DEFAULTS}, check_names=False)
+    kept = {k: v for k, v in saved.items() if k in DEFAULTS}
+    # How the epoch was chosen does not matter for inference; a fold trained under an older rule
+    # (monitor without an inner split) still predicts.
+    kept["monitor"] = "none"
+    config = load_config(None, kept, check_names=False)
     device = torch.device(device)
     task = load_task(config["task"])
     model = build_model(config["backbone"], config["head"], config["dropout"], None, n_classes=task.n_classes,

@@ -63,7 +63,10 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--model", default="resnet18", help="timm backbone timed for scale ('' to skip)")
+    ap.add_argument("--quick", action="store_true", help="make bench: 16 images, no backbone timing")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.model = 16, ""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ids = make_images(tmp / "img", args.n, 512)
