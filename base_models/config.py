@@ -152,12 +152,17 @@ def parse_value(text: str):
         return text
 
 
-def _check_keys(keys, source: str) -> None:
-    unknown = [k for k in keys if k not in SPEC]
+def check_known_keys(keys, valid, source: str) -> None:
+    """Refuse the first key not in ``valid``, suggesting the closest valid one (shared by every config reader)."""
+    unknown = [k for k in keys if k not in valid]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], list(SPEC), n=1)
+        close = difflib.get_close_matches(unknown[0], list(valid), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ContractError(f"{source}: unknown config key {unknown[0]!r}.{hint} Valid keys: {', '.join(SPEC)}.")
+        raise ContractError(f"{source}: unknown config key {unknown[0]!r}.{hint} Valid keys: {', '.join(valid)}.")
+
+
+def _check_keys(keys, source: str) -> None:
+    check_known_keys(keys, SPEC, source)
 
 
 def _bad(key: str, expected: str, value) -> ParameterError:

@@ -296,11 +296,9 @@ def load_feature_config(path=None, overrides: Mapping | None = None) -> dict:
 
 
 def _check_keys(keys, source: str) -> None:
-    unknown = [k for k in keys if k not in DEFAULTS]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], list(DEFAULTS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ContractError(f"{source}: unknown config key {unknown[0]!r}.{hint} Valid keys: {', '.join(DEFAULTS)}.")
+    from .config import check_known_keys  # torch-free, like this module
+
+    check_known_keys(keys, DEFAULTS, source)
 
 
 # ---------------------------------------------------------------------------------------------- cache

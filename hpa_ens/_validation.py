@@ -142,22 +142,31 @@ def read_csv_strings(path, expected: str):
 
     ``expected`` describes the header for the messages, e.g. ``"a header Id,Target and rows"``.
     """
-    import pandas as pd
-
     path = Path(path)
     if not path.exists():
         raise ContractError(f"{path}: file not found.")
     if path.is_dir():
         raise ContractError(f"{path}: is a folder; expected a CSV file with {expected}.")
+    return read_csv_checked(path, expected, dtype=str, keep_default_na=False)
+
+
+def read_csv_checked(path, expected: str, binary_hint: str = "Binary formats (.npy, .npz, .parquet) go through "
+                     "hpa_ens.import_preds.", **read_csv_kwargs):
+    """``pandas.read_csv`` with its failures (empty, malformed, not text) as one-line ContractErrors naming the file.
+
+    ``expected`` describes the header for the messages; ``read_csv_kwargs`` go to pandas unchanged.
+    """
+    import pandas as pd
+
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return pd.read_csv(path, **read_csv_kwargs)
     except pd.errors.EmptyDataError:
         raise ContractError(f"{path}: the file is empty; expected {expected}.") from None
     except pd.errors.ParserError as err:
         raise ContractError(f"{path}: not a valid CSV ({str(err).strip().splitlines()[-1]}).") from None
     except UnicodeDecodeError:
         raise ContractError(f"{path}: not a text CSV file (cannot decode it as UTF-8); expected {expected}. "
-                            f"Binary formats (.npy, .npz, .parquet) go through hpa_ens.import_preds.") from None
+                            f"{binary_hint}") from None
 
 
 def read_json_object(path, what: str) -> dict:

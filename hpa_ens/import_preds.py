@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, ParameterError, check_ids, read_csv_strings, read_json_object
+from ._validation import ContractError, ParameterError, check_ids, read_csv_checked, read_csv_strings, read_json_object
 from .task import Task, load_task
 
 PROG = "python -m hpa_ens.import_preds"
@@ -311,17 +311,11 @@ def _read_table(path: Path) -> pd.DataFrame:
             df = df.reset_index()
         return df
     sep = "\t" if suffix == ".tsv" else ","
-    try:
-        header = pd.read_csv(path, nrows=0, sep=sep)
-        str_cols = {c: str for c in header.columns if str(c).lower() == "id"}
-        return pd.read_csv(path, sep=sep, dtype=str_cols, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
-    except pd.errors.EmptyDataError:
-        raise ContractError(f"{path}: the file is empty; expected a header Id,<one column per class>.") from None
-    except pd.errors.ParserError as err:
-        raise ContractError(f"{path}: not a valid CSV ({str(err).strip().splitlines()[-1]}).") from None
-    except UnicodeDecodeError:
-        raise ContractError(f"{path}: not a text CSV (cannot decode it as UTF-8); arrays must end in .npy or .npz, "
-                            f"tables in .csv or .parquet.") from None
+    expected, hint = "a header Id,<one column per class>", "Arrays must end in .npy or .npz, tables in .csv or .parquet."
+    header = read_csv_checked(path, expected, hint, nrows=0, sep=sep)
+    str_cols = {c: str for c in header.columns if str(c).lower() == "id"}
+    return read_csv_checked(path, expected, hint, sep=sep, dtype=str_cols, keep_default_na=False,
+                            na_values=["", "nan", "NaN", "NA"])
 
 
 def _table_matrix(df: pd.DataFrame, source: str, task: Task, mapping: Mapping[str, str]) -> tuple[list | None, np.ndarray, dict]:

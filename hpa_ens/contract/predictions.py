@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_open, atomic_write_json, sha256_file
-from .._validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids
+from .._validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids, read_csv_checked
 from ..task import Task, check_same_task, load_task, task_from_meta
 
 SCHEMA_VERSION = 1
@@ -114,9 +114,9 @@ def _check_columns(columns: Sequence, source: str, task: Task) -> None:
 
 
 def _read_table(path: Path, source: str, task: Task) -> pd.DataFrame:
-    empty = f"{source}: the file is empty; expected a header {_header_text(task)} and one row per Id."
+    expected = f"a header {_header_text(task)} and one row per Id"
     if path.stat().st_size == 0:
-        raise ContractError(empty)
+        raise ContractError(f"{source}: the file is empty; expected {expected}.")
     if path.suffix == ".parquet":
         try:
             df = pd.read_parquet(path)
@@ -128,16 +128,9 @@ def _read_table(path: Path, source: str, task: Task) -> pd.DataFrame:
     if path.suffix in (".npy", ".npz", ".pkl", ".pickle"):
         raise ContractError(f"{source}: a {path.suffix} file is not a prediction CSV; convert it with "
                             f"`python -m hpa_ens.import_preds --test {path} --ids IDS.csv --out DIR`.")
-    try:
-        # pandas parses floats round-trip exactly by default (tested).
-        return pd.read_csv(path, dtype={"Id": str}, keep_default_na=False, na_values=["", "nan", "NaN", "NA"])
-    except pd.errors.EmptyDataError:
-        raise ContractError(empty) from None
-    except UnicodeDecodeError:
-        raise ContractError(f"{source}: not a text CSV (cannot decode it as UTF-8); expected {_header_text(task)}. "
-                            f"Binary matrices go through hpa_ens.import_preds.") from None
-    except pd.errors.ParserError as err:
-        raise ContractError(f"{source}: not a valid CSV ({str(err).strip().splitlines()[-1]}).") from None
+    # pandas parses floats round-trip exactly by default (tested).
+    return read_csv_checked(path, expected, dtype={"Id": str}, keep_default_na=False,
+                            na_values=["", "nan", "NaN", "NA"])
 
 
 def read_probs(path, ids: Sequence[str] | None = None, against: str = "the expected Ids",
