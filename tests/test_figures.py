@@ -33,31 +33,36 @@ def _results():
 
 def test_readme_figure_table_matches_results_json():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = list(figures.BLOCK.finditer(text))
-    assert blocks, "README.md lost its <!-- figures:begin --> / <!-- figures:end --> block"
-    for match in blocks:
-        scripts = match.group("scripts").split() or None
-        assert match.group("body") == figures.render(_results(), scripts), \
-            "README's figure table differs from benchmarks/results.json: run python scripts/update_figures.py"
+    assert figures.blocks(text), "README.md lost its <!-- figures:begin --> / <!-- figures:end --> block"
+    assert figures.rewrite(text, _results()) == text, \
+        "README's figure tables differ from benchmarks/results.json: run python scripts/update_figures.py"
 
 
-def test_docs_figure_tables_match_results_json():
-    checked = 0
-    for path in sorted((ROOT / "docs").glob("*.md")):
-        text = path.read_text(encoding="utf-8")
-        for match in figures.BLOCK.finditer(text):
-            scripts = match.group("scripts").split() or None
-            assert match.group("body") == figures.render(_results(), scripts), f"{path.name}: stale figure table"
-            checked += 1
-    if not checked:
-        pytest.skip("no marked figure table in docs/")
+@pytest.mark.parametrize("path", [p for p in figures.default_files() if p.name != "README.md"],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_docs_figure_tables_match_results_json(path):
+    """Every marked block (list and pivot) in docs/*.md and benchmarks/*.md is what the JSON renders."""
+    text = path.read_text(encoding="utf-8")
+    if not figures.blocks(text):
+        pytest.skip(f"no marked figure table in {path.name}")
+    new = figures.rewrite(text, _results())
+    stale = [marker for (marker, body), (_, fresh) in zip(figures.blocks(text), figures.blocks(new)) if body != fresh]
+    assert not stale, f"{path.name}: stale figure table(s) {stale}: run python scripts/update_figures.py"
+
+
+def test_every_marked_block_has_figures():
+    """A block whose script never emitted (renamed table, failed run) would silently show 'no figures'."""
+    empty = [f"{path.name}: {marker}" for path in figures.default_files() if path.exists()
+             for marker, body in figures.blocks(path.read_text(encoding="utf-8"))
+             if body.startswith("_No figures recorded yet")]
+    assert not empty, f"marked blocks with no figure in results.json: {empty}"
 
 
 def _fig(script, name, value, mode="quick", **kw):
     return {"script": script, "name": name, "figure": value, "unit": kw.pop("unit", "s"), "baseline": kw.pop("baseline", None),
             "baseline_name": kw.pop("baseline_name", None), "ratio": kw.pop("ratio", None), "note": "", "mode": mode,
-            "machine": kw.pop("machine", "cpu A; 2 usable CPUs"), "date": "2026-12-01T08:00:00+00:00",
-            "commit": "abc", "command": "x"}
+            "machine": kw.pop("machine", "cpu A; 2 usable CPUs"), "date": kw.pop("date", "2026-12-01T08:00:00+00:00"),
+            "commit": kw.pop("commit", "abc"), "command": "x", **kw}
 
 
 def test_rewrite_replaces_only_the_marked_blocks_and_is_idempotent():
@@ -104,3 +109,80 @@ def test_emit_parse_and_merge_keep_other_scripts_and_modes(capsys):
     names = [(f["script"], f["mode"], f["name"]) for f in res["figures"]]
     assert names == [("bench_stack", "full", "old"), ("bench_stack", "quick", "stack"), ("bench_x", "quick", "y")]
     assert res["figures"][1]["commit"] == "c" and res["runs"]["bench_stack (quick)"] == run
+
+
+def _cell_fig(row, col, value, mode="quick", **kw):
+    return _fig(kw.pop("script", "bench_t"), f"t: {row}, {col}", value, mode, unit=kw.pop("unit", "macro F1"),
+                table=kw.pop("table", "t"), row=row, col=col, **kw)
+
+
+def test_pivot_renders_rows_and_columns_in_emission_order():
+    res = {"figures": [
+        _cell_fig("exact", "hpa", 0.62651, spread=0.02841),
+        _cell_fig("exact", "yeast", 0.4961),
+        _cell_fig("match", "hpa", 0.6356, bold=True),
+        _cell_fig("match", "scene", 0.7836),  # a column first seen on the second row: last
+        _cell_fig("boot", "hpa", 1.5, unit="s", spread=0.25),
+        _fig("bench_t", "headline", 3.0),  # no table: not in the pivot
+        _cell_fig("exact", "hpa", 0.9, table="other"),  # another table
+    ]}
+    body = figures.render_pivot(res, "t", rowlabel="rule")
+    lines = body.splitlines()
+    assert lines[0] == "| rule | hpa | yeast | scene |"
+    assert lines[1] == "|---|---:|---:|---:|"
+    assert lines[2] == "| exact | 0.6265 ± 0.0284 | 0.4961 | – |"
+    assert lines[3] == "| match | **0.6356** | – | 0.7836 |"
+    assert lines[4] == "| boot | 1.5 ± 0.25 s | – | – |"
+    assert lines[5] == ""
+    assert lines[6] == "Figures from `bench_t` (quick, 2026-12-01, commit `abc`, cpu A, 2 usable CPUs)."
+    assert len(lines) == 7 and "headline" not in body and "0.9" not in body
+    # the default first header cell is the table's name; a table nobody emitted says so
+    assert figures.render_pivot(res, "t").startswith("| t | hpa |")
+    assert figures.render_pivot(res, "nothing").startswith("_No figures recorded yet for table `nothing`")
+
+
+def test_pivot_prefers_full_runs_and_names_every_run():
+    res = {"figures": [
+        _cell_fig("a", "x", 0.1, commit="c1"), _cell_fig("a", "x", 0.2, mode="full", commit="c2"),
+        _cell_fig("b", "x", 0.3, commit="c1", script="bench_u", table="t"),
+    ]}
+    body = figures.render_pivot(res, "t")
+    assert "| a | 0.2000 |" in body and "| b | 0.3000 |" in body and "0.1000" not in body
+    assert body.splitlines()[-1] == ("Figures from `bench_t` (full, 2026-12-01, commit `c2`, cpu A, 2 usable CPUs); "
+                                     "`bench_u` (quick, 2026-12-01, commit `c1`, cpu A, 2 usable CPUs).")
+
+
+def test_pivot_block_rewrite_is_idempotent_and_stale_is_detected(tmp_path):
+    res = {"figures": [_cell_fig("exact", "hpa", 0.6265), _cell_fig("match", "hpa", 0.6356),
+                       _fig("bench_a", "t", 2.0, baseline=8.0, baseline_name="plain", ratio=4.0)]}
+    text = ("intro\n<!-- figures:pivot t rowlabel=threshold_rule -->\n| old | table |\n<!-- figures:end -->\nmid\n"
+            "<!-- figures:begin -->\nold list\n<!-- figures:end -->\ntail\n")
+    new = figures.rewrite(text, res)
+    assert new.startswith("intro\n<!-- figures:pivot t rowlabel=threshold_rule -->\n| threshold rule | hpa |\n")
+    assert "| old | table |" not in new and "old list" not in new and new.endswith("\nmid\n" + new.split("\nmid\n")[1])
+    assert figures.rewrite(new, res) == new
+    # the list block leaves the pivot's cells out
+    listed = figures.marked_block(new)
+    assert "`bench_a`: t" in listed and "exact" not in listed
+    assert [marker for marker, _ in figures.blocks(new)] == ["<!-- figures:pivot t rowlabel=threshold_rule -->",
+                                                              "<!-- figures:begin -->"]
+    # a changed figure makes the file stale; --check says so without touching it, a rewrite fixes it
+    (tmp_path / "r.json").write_text(json.dumps(res))
+    doc = tmp_path / "doc.md"
+    doc.write_text(new)
+    assert figures.main([str(doc), "--results", str(tmp_path / "r.json"), "--check"]) == 0
+    res["figures"][1]["figure"] = 0.7
+    (tmp_path / "r.json").write_text(json.dumps(res))
+    assert figures.main([str(doc), "--results", str(tmp_path / "r.json"), "--check"]) == 1
+    assert doc.read_text() == new
+    assert figures.main([str(doc), "--results", str(tmp_path / "r.json")]) == 0
+    assert "| match | 0.7000 |" in doc.read_text()
+
+
+def test_emit_passes_pivot_fields_through(capsys):
+    record = results_mod.emit("shift: exact, hpa", 0.62651234, "macro F1", table="shift", row="exact", col="hpa",
+                              spread=0.0284123, bold=True)
+    parsed = results_mod.parse(capsys.readouterr().out)
+    assert parsed == [record]
+    assert (record["table"], record["row"], record["col"], record["spread"], record["bold"]) == \
+        ("shift", "exact", "hpa", 0.0284123, True)
