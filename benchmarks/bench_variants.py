@@ -36,6 +36,9 @@ from hpa_ens.labels import read_labels  # noqa: E402
 from hpa_ens.metrics import bootstrap_macro_f1, macro_f1  # noqa: E402
 from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import emit  # noqa: E402
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "base_models" / "configs" / "variants"
 QUICK_VARIANTS = ("plain", "cells_attention", "tiles_noisy_or", "attention", "lovasz", "center_loss", "reg_none")
 GROUPS = {  # table order and the issue item each row answers
@@ -101,6 +104,21 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def emit_table(rows: list[dict], setting: str) -> None:
+    """The pivot table "variants" (benchmarks/variants.md): one row per variant, the plain config as baseline."""
+    base = next((r for r in rows if r["name"] == "plain"), rows[0])
+    for r in rows:
+        row = f"{r['group']}: `{r['name']}`"
+        cols = (("OOF F1 (best thr)", r["oof_f1_best"], "macro F1"), ("90% bootstrap low", r["ci_low"], "macro F1"),
+                ("90% bootstrap high", r["ci_high"], "macro F1"),
+                ("Δ vs plain", r["oof_f1_best"] - base["oof_f1_best"], "macro F1"),
+                ("OOF F1 @0.5", r["oof_f1_at_0.5"], "macro F1"), ("train-subset F1", r["train_f1"], "macro F1"),
+                ("gap (train − fold)", r["train_f1"] - r["fold_f1"], "macro F1"), ("wall", r["seconds"], "s"))
+        for col, value, unit in cols:
+            extra = {"baseline": base["oof_f1_best"], "baseline_name": "plain"} if col == "OOF F1 (best thr)" else {}
+            emit(f"variants: {r['name']}, {col}", value, unit, table="variants", row=row, col=col, note=setting, **extra)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny set, 1 epoch, a subset of variants (< 60 s)")
@@ -131,6 +149,9 @@ def main(argv=None) -> int:
               f"train {r['train_f1']:.3f}  fold {r['fold_f1']:.3f}  {r['seconds']:.0f} s", flush=True)
     text = table(rows)
     print(text)
+    setting = (f"{'quick smoke run: ' if args.quick else ''}backbone {overrides.get('backbone', 'per config')}, "
+               f"epochs {overrides.get('epochs', 'per config')}, data {data}")
+    emit_table(rows, setting)
     base = next((r for r in rows if r["name"] == "plain"), None)
     if base is not None:
         for r in rows:

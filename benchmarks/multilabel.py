@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mulan_data import LEARNERS, MULAN_DIR, SETS, load_mulan, multilabel_folds, oof_and_test  # noqa: E402
 
+from results import emit  # noqa: E402
+
 from hpa_ens.contract import build_meta, probs_frame, write_prediction_set  # noqa: E402
 from hpa_ens.labels import write_labels  # noqa: E402
 from hpa_ens.task import load_task  # noqa: E402
@@ -184,9 +186,33 @@ def main(argv=None) -> int:
     print(f"\ntotal {time.perf_counter() - start:.1f} s on {os.cpu_count()} CPUs (n_jobs {args.n_jobs}, workers "
           f"{args.workers}, load average {load:.1f} at the end); commands and their output: {run.log}")
     print("command seconds (summed over calls): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(run.seconds.items())))
+    emit_figures(rows)
     for failure in run.failures:
         print(f"FAILED: {failure}")
     return 1 if run.failures else 0
+
+
+#: The prediction sets of the README's table "mulan" (the others are in "mulan-sets", docs/import.md).
+HEADLINE = ("logreg", "mean blend", "LightGBM stack")
+
+
+def emit_figures(rows: list[dict]) -> None:
+    """Pivot tables for ``scripts/update_figures.py``: "mulan" (set x {logreg, mean blend, stack} x rule) and
+    "mulan-sets" (set and prediction set x rule; the best OOF-threshold figure of each set in bold)."""
+    measured = [r for r in rows if not r["model"].startswith("reference")]
+    for name in dict.fromkeys(r["set"] for r in measured):
+        of_set = [r for r in measured if r["set"] == name]
+        best = max((r["OOF thresholds"] for r in of_set if r["OOF thresholds"] is not None), default=None)
+        for r in of_set:
+            for rule, value in (("at 0.5", r["at 0.5"]), ("OOF thresholds", r["OOF thresholds"])):
+                emit(f"mulan-sets: {name}, {r['model']}, {rule}", value, "macro F1", table="mulan-sets",
+                     row=f"{name} (K = {r['K']}): {r['model']}", col=rule,
+                     bold=rule == "OOF thresholds" and value is not None and value == best,
+                     note="test macro F1, official MULAN test split")
+                if r["model"] in HEADLINE:
+                    emit(f"mulan: {name}, {r['model']}, {rule}", value, "macro F1", table="mulan",
+                         row=f"{name} (K = {r['K']})", col=f"{r['model']}, {rule}",
+                         note="test macro F1, official MULAN test split")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 ::
 
-    python benchmarks/run_all.py                      # every bench_*.py with --quick (what `make bench` runs)
+    python benchmarks/run_all.py                      # every bench_*.py with --quick + multilabel (`make bench`)
     python benchmarks/run_all.py bench_stack bench_scale   # only these
     python benchmarks/run_all.py --full stacking_report    # a full run; its figures are kept beside the quick ones
+    python benchmarks/run_all.py --full --with-reports     # everything at full size (`make bench-full`; hours)
     python scripts/update_figures.py                  # then rewrite the figure tables in README.md and docs/
 
 Each script runs in its own process with ``--quick`` (unless ``--full``); its output is shown as it
@@ -12,6 +13,25 @@ comes. Lines emitted by ``benchmarks/results.py:emit`` are collected: ``results.
 figure, the script, mode (quick/full), name, figure, unit, baseline, ratio, machine, date and git
 commit. A rerun of a script replaces only that script's figures of that mode. A script that fails (or
 overruns ``--timeout``) is reported with its exit code; the run then exits 1, after the others ran.
+Scripts in :data:`NO_QUICK` have no reduced mode: they always run as they are and record "full".
+
+Which figures only a full run gives (``update_figures`` shows the full figure when there is one,
+else the quick one, and each table says which; quick figures of the model-training benchmarks are
+smoke runs, not results):
+
+- ``bench_stack``: the stack vs the plain loop on the full 31,072 + 11,702 rows x 10 sets;
+- ``bench_scale``: every stage at competition size, 5/10/20 prediction sets;
+- ``bench_variants``: the variants table of ``benchmarks/variants.md`` (1,200 images at 64 px, 3 folds,
+  every config's own epochs; tens of minutes per variant on 2 CPUs);
+- ``bench_distill``: the distillation table of ``docs/scale_out.md`` (teachers and student trained on
+  1,000 images at 64 px, 3 folds);
+- ``bench_folds``: the strategy table of ``docs/folds_eda.md`` as a mean over 5 seeds (quick: 1 seed);
+- ``bench_loader``: 48 images instead of 16, and the resnet18 forward + backward row;
+- ``bench_cells``: 8 synthetic images and 4 real ones for the two watersheds (quick: 8 and 2);
+- ``bench_dedup``: 112 planted base images instead of 56, pair search at 31,072 x 11,702;
+- ``stacking_report``: the full HPA rows (a report: run only when named or with ``--with-reports``);
+- ``baseline_synth``: the baseline of ``docs/synth.md`` on 2,500 + 1,000 images, raw pixels too (a report);
+- ``bench_gpu``: needs a CUDA device (prints "no CUDA device" and emits nothing elsewhere).
 """
 
 from __future__ import annotations
@@ -39,8 +59,12 @@ EXTRA_ARGS = {
     # and which it looks up in base_models/configs/ only: use two teachers that are still there.
     "bench_distill": ["--teacher-models", "regnetx_002,lcnet_075"],
 }
-#: Scripts run only when named (long reports, not `bench_*.py`).
+#: Scripts run only when named or with --with-reports (long reports, not `bench_*.py`).
 REPORTS = ("stacking_report", "baseline_synth")
+#: Scripts beside `bench_*.py` that `make bench` runs too.
+ALSO = ("multilabel",)
+#: Scripts with no --quick: they always run as they are and are recorded as full runs.
+NO_QUICK = {"multilabel": "three MULAN sets through every command line, about 60 s"}
 
 
 def machine() -> str:
@@ -79,8 +103,13 @@ def git_commit() -> str:
         return "unknown"
 
 
+def script_mode(script: Path, full: bool) -> str:
+    return "full" if full or script.stem in NO_QUICK else "quick"
+
+
 def script_args(script: Path, full: bool, extra: list[str]) -> list[str]:
-    return [*([] if full else ["--quick"]), *EXTRA_ARGS.get(script.stem, []), *extra]
+    quick = [] if script_mode(script, full) == "full" else ["--quick"]
+    return [*quick, *EXTRA_ARGS.get(script.stem, []), *extra]
 
 
 def run_script(script: Path, full: bool, timeout: float, env: dict, extra: list[str] = ()) -> tuple[int, float, str]:
@@ -134,6 +163,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("only", nargs="*", help="script names (default: every bench_*.py)")
     ap.add_argument("--full", action="store_true", help="run without --quick (long)")
+    ap.add_argument("--with-reports", action="store_true",
+                    help=f"also run the reports ({', '.join(REPORTS)}) when no name is given")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds one script may run")
     ap.add_argument("--results", default=str(RESULTS), help="the JSON file figures are merged into")
     ap.add_argument("--import-log", default=None, metavar="LOG",
@@ -141,15 +172,15 @@ def main(argv=None) -> int:
                          "by hand, e.g. with nohup) instead of running it; date = the log's time")
     ap.add_argument("--args", default="", help="extra arguments for the script(s), e.g. --args='--stages dedup'")
     args = ap.parse_args(argv)
-    scripts = sorted(HERE.glob("bench_*.py")) + [HERE / f"{name}.py" for name in REPORTS]
-    chosen = [s for s in scripts if (s.stem in args.only if args.only else s.stem not in REPORTS)]
+    scripts = sorted(HERE.glob("bench_*.py")) + [HERE / f"{name}.py" for name in (*ALSO, *REPORTS)]
+    skipped = () if args.with_reports else REPORTS
+    chosen = [s for s in scripts if (s.stem in args.only if args.only else s.stem not in skipped)]
     unknown = sorted(set(args.only) - {s.stem for s in scripts})
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}")
         return 2
     env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", HPA_ENS_NO_PROGRESS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    mode = "full" if args.full else "quick"
     path = Path(args.results)
     common = {"machine": machine(), "commit": git_commit()}
     if args.import_log:
@@ -162,11 +193,12 @@ def main(argv=None) -> int:
                                                                                      args.args.split())])
         figures = parse(log.read_text(encoding="utf-8"))
         run = {**common, "date": date, "exit": 0, "seconds": None, "command": command, "imported_from": log.name}
-        save_results(merge(load_results(path), chosen[0].stem, mode, figures, run), path)
+        save_results(merge(load_results(path), chosen[0].stem, script_mode(chosen[0], args.full), figures, run), path)
         print(f"{len(figures)} figure(s) of {chosen[0].name} recorded in {path}")
         return 0
     failed, total = [], time.perf_counter()
     for script in chosen:
+        mode = script_mode(script, args.full)
         print(f"\n=== {script.name} ({mode}) ===", flush=True)
         date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         extra = args.args.split()
