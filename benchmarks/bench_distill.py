@@ -34,6 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import emit  # noqa: E402
+
+
+def teacher_config(name: str) -> Path:
+    """``base_models/configs/NAME.yaml``, else ``configs/examples/NAME.yaml`` (where resnet18 lives now)."""
+    for folder in (REPO / "base_models" / "configs", REPO / "base_models" / "configs" / "examples"):
+        if (folder / f"{name}.yaml").exists():
+            return folder / f"{name}.yaml"
+    raise SystemExit(f"no config for teacher model {name!r} in base_models/configs/ or configs/examples/")
 
 
 def build(args) -> None:
@@ -62,7 +72,7 @@ def build(args) -> None:
     for name in args.teacher_models:
         if (oof / name / "meta.json").exists():
             continue
-        config = load_config(REPO / "base_models" / "configs" / f"{name}.yaml", common)
+        config = load_config(teacher_config(name), common)
         for fold in range(n_folds):
             fit_fold(config, data, folds_path, fold, oof)
         collect(name, oof, folds_path)
@@ -197,7 +207,35 @@ def main(argv=None) -> int:
               f"{r['test_f1'] / teacher['test_f1']:.3f}x, images/s {r['images_per_s'] / teacher['images_per_s']:.1f}x "
               f"(target >= 0.95x F1 at >= 5x images/s)")
     print(json.dumps({k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in results.items()}))
+    emit_table(results, args)
     return 0
+
+
+def emit_table(results: dict, args) -> None:
+    """The pivot table "distill" (docs/scale_out.md) and the headline figure, each ratio against this run's teacher."""
+    teacher = results["teacher"]
+    student = Path(args.student).stem
+    label = {"teacher": f"teacher (mean of {', '.join(args.teacher_models)})",
+             "student": f"student {student}, all folds", "student_1ckpt": f"student {student}, 1 checkpoint",
+             "plain_student": f"{student} without the teacher (alpha 0), all folds"}
+    setting = (f"{'quick smoke run, ' if args.quick else ''}{args.n_train} train / {args.n_test} test at {args.size} px, "
+               f"{args.n_folds} folds; alpha {args.alpha}, T {args.temperature}, tta {args.tta}, {args.threads} thread(s)")
+    for key, r in results.items():
+        row = label.get(key, f"teacher member {key}")
+        cols = [("OOF F1", r["oof_f1"], "macro F1"), ("test F1", r["test_f1"], "macro F1"),
+                ("test F1 / teacher", r["test_f1"] / teacher["test_f1"] if teacher["test_f1"] else None, "×")]
+        if "images_per_s" in r:
+            cols += [("images/s", r["images_per_s"], "images/s"),
+                     ("images/s / teacher", r["images_per_s"] / teacher["images_per_s"], "×")]
+        if "n_checkpoints" in r:
+            cols.append(("checkpoints", r["n_checkpoints"], ""))
+        for col, value, unit in cols:
+            emit(f"distill: {row}, {col}", value, unit, table="distill", row=row, col=col, note=setting)
+    one = results["student_1ckpt"]
+    emit(f"distill: one {student} checkpoint vs the teacher ensemble, inference", one["images_per_s"], "images/s",
+         baseline=teacher["images_per_s"], baseline_name=f"teacher, {teacher['n_checkpoints']} checkpoints",
+         note=f"test macro F1 {one['test_f1']:.4f} vs {teacher['test_f1']:.4f}; target >= 0.95x F1 at >= 5x "
+              f"images/s; {setting}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import emit  # noqa: E402
+
 AMP = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}
 
 
@@ -102,7 +105,8 @@ def main(argv=None) -> int:
         return 0
     torch.backends.cudnn.benchmark = True
     amp_dtype, n_steps = AMP[args.amp_dtype], (5 if args.quick else 20)
-    print(f"device: {torch.cuda.get_device_name(0)} (torch {torch.__version__}), {args.size}px, channels_last, "
+    device = torch.cuda.get_device_name(0)
+    print(f"device: {device} (torch {torch.__version__}), {args.size}px, channels_last, "
           f"train batch {args.batch}, predict batch {2 * args.batch}")
     print(f"{'backbone':<18} {'train AMP':>10} {'train fp32':>11} {'AMP x':>6} {'predict AMP':>12}  images/s")
     for backbone in args.backbones:
@@ -114,9 +118,18 @@ def main(argv=None) -> int:
             fp32 = float("nan")
         pred = predict_rate(backbone, args.size, 2 * args.batch, amp_dtype, n_steps)
         print(f"{backbone:<18} {amp:10.1f} {fp32:11.1f} {amp / fp32:6.2f} {pred:12.1f}")
+        note = (f"{device}, {args.size} px, channels_last, train batch {args.batch}, predict batch {2 * args.batch}, "
+                f"{args.amp_dtype}")
+        emit(f"gpu: {backbone} training, AMP vs float32", amp, "images/s", baseline=fp32, baseline_name="float32",
+             ratio=amp / fp32 if fp32 == fp32 else None, note=note)  # fp32 is nan after an out-of-memory
+        cols = [("train AMP", amp, "images/s"), ("train fp32", fp32, "images/s"),
+                ("AMP speed-up", amp / fp32, "×"), ("predict AMP", pred, "images/s")]
         if args.compile:
             compiled = train_rate(backbone, args.size, args.batch, amp_dtype, n_steps, compile_model=True)
             print(f"{'  + torch.compile':<18} {compiled:10.1f}  ({compiled / amp:.2f}x of eager AMP)")
+            cols.append(("train AMP + torch.compile", compiled, "images/s"))
+        for col, value, unit in cols:
+            emit(f"gpu table: {backbone}, {col}", value, unit, table="gpu", row=backbone, col=col, note=note)
     return 0
 
 

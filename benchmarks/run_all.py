@@ -54,11 +54,7 @@ sys.path.insert(0, str(HERE))
 from results import parse  # noqa: E402
 
 #: Extra arguments a script needs to run from a fresh clone (see each entry's reason).
-EXTRA_ARGS = {
-    # bench_distill's default teachers include resnet18, whose config moved to base_models/configs/examples/
-    # and which it looks up in base_models/configs/ only: use two teachers that are still there.
-    "bench_distill": ["--teacher-models", "regnetx_002,lcnet_075"],
-}
+EXTRA_ARGS: dict[str, list[str]] = {}
 #: Scripts run only when named or with --with-reports (long reports, not `bench_*.py`).
 REPORTS = ("stacking_report", "baseline_synth")
 #: Scripts beside `bench_*.py` that `make bench` runs too.
