@@ -76,10 +76,18 @@ def build(args) -> None:
         for fold in range(n_folds):
             fit_fold(config, data, folds_path, fold, oof)
         collect(name, oof, folds_path)
-    if not (oof / "teacher" / "meta.json").exists():
+    students = [(args.student_name, args.alpha)] + ([(f"plain_{args.student_name}", 0.0)] if args.plain_student else [])
+    teacher_meta = oof / "teacher" / "meta.json"
+    if teacher_meta.exists() and set(json.loads(teacher_meta.read_text())["inputs"]) != set(args.teacher_models):
+        # A teacher blended from other members (an earlier run's --teacher-models) and the students distilled
+        # from it would be reported under this run's names: build them again.
+        import shutil
+
+        for name in ["teacher", *(name for name, _ in students)]:
+            shutil.rmtree(oof / name, ignore_errors=True)
+    if not teacher_meta.exists():
         blend.main(["--labels", str(data / "train.csv"), "--models", *[str(oof / m) for m in args.teacher_models],
                     "--method", "mean", "--out", str(oof / "teacher")])
-    students = [(args.student_name, args.alpha)] + ([(f"plain_{args.student_name}", 0.0)] if args.plain_student else [])
     for name, alpha in students:
         if (oof / name / "meta.json").exists():
             continue

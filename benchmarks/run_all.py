@@ -22,9 +22,9 @@ smoke runs, not results):
 - ``bench_stack``: the stack vs the plain loop on the full 31,072 + 11,702 rows x 10 sets;
 - ``bench_scale``: every stage at competition size, 5/10/20 prediction sets;
 - ``bench_variants``: the variants table of ``benchmarks/variants.md`` (1,200 images at 64 px, 3 folds,
-  every config's own epochs; tens of minutes per variant on 2 CPUs);
-- ``bench_distill``: the distillation table of ``docs/scale_out.md`` (teachers and student trained on
-  1,000 images at 64 px, 3 folds);
+  3 epochs, the 11 variants of :data:`FULL_ARGS`; about 15 min on 2 idle CPUs);
+- ``bench_distill``: the distillation table of ``docs/scale_out.md`` (teachers regnetx_002 and resnet18
+  and the student trained on 1,000 images at 64 px, 3 folds; about 15-20 min);
 - ``bench_folds``: the strategy table of ``docs/folds_eda.md`` as a mean over 5 seeds (quick: 1 seed);
 - ``bench_loader``: 48 images instead of 16, and the resnet18 forward + backward row;
 - ``bench_cells``: 8 synthetic images and 4 real ones for the two watersheds (quick: 8 and 2);
@@ -55,6 +55,13 @@ from results import parse  # noqa: E402
 
 #: Extra arguments a script needs to run from a fresh clone (see each entry's reason).
 EXTRA_ARGS: dict[str, list[str]] = {}
+#: Extra arguments of a full run (``--full``): the setting the docs' tables were measured in.
+FULL_ARGS = {
+    # benchmarks/variants.md: 3 epochs (the configs say 6) and the 11 variants of its table, ~15 min on 2 CPUs.
+    "bench_variants": ["--epochs", "3", "--threads", "2", "--only", "plain", "cells_max", "cells_attention",
+                       "tiles_max", "tiles_noisy_or", "single_label_first", "attention", "lovasz", "center_loss",
+                       "reg_none", "reg_strong"],
+}
 #: Scripts run only when named or with --with-reports (long reports, not `bench_*.py`).
 REPORTS = ("stacking_report", "baseline_synth")
 #: Scripts beside `bench_*.py` that `make bench` runs too.
@@ -104,8 +111,9 @@ def script_mode(script: Path, full: bool) -> str:
 
 
 def script_args(script: Path, full: bool, extra: list[str]) -> list[str]:
-    quick = [] if script_mode(script, full) == "full" else ["--quick"]
-    return [*quick, *EXTRA_ARGS.get(script.stem, []), *extra]
+    if script_mode(script, full) == "quick":
+        return ["--quick", *EXTRA_ARGS.get(script.stem, []), *extra]
+    return [*EXTRA_ARGS.get(script.stem, []), *(FULL_ARGS.get(script.stem, []) if full else []), *extra]
 
 
 def run_script(script: Path, full: bool, timeout: float, env: dict, extra: list[str] = ()) -> tuple[int, float, str]:
