@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install test demo base-models bench clean
+.PHONY: install test demo base-models bench bench-full clean
 
 install: $(STAMP)
 
@@ -34,3 +34,7 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run_all.py && $(PY) scripts/update_figures.py
+
+# Every benchmark and report at full size (hours on 2 CPUs; see benchmarks/run_all.py for which figures need it).
+bench-full: install
+	$(PY) benchmarks/run_all.py --full --with-reports --timeout 7200 && $(PY) scripts/update_figures.py

@@ -136,7 +136,7 @@ def render_pivot(results: dict, table: str, rowlabel: str | None = None) -> str:
     cells: dict[tuple[str, str], dict] = {}
     runs: list[str] = []
     for fig in figs:
-        row, col = str(fig.get("row", fig["name"])), str(fig.get("col", ""))
+        row, col = str(fig.get("row") or fig["name"]), str(fig.get("col") or "")
         rows += [row] if row not in rows else []
         cols += [col] if col not in cols else []
         cells.setdefault((row, col), fig)  # the first emitted wins; names are unique within a script anyway
