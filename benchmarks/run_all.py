@@ -2,7 +2,7 @@
 
 ::
 
-    python benchmarks/run_all.py                      # every bench_*.py with --quick + multilabel (`make bench`)
+    python benchmarks/run_all.py                      # every bench_*.py with --quick + multilabel, shift (`make bench`)
     python benchmarks/run_all.py bench_stack bench_scale   # only these
     python benchmarks/run_all.py --full stacking_report    # a full run; its figures are kept beside the quick ones
     python benchmarks/run_all.py --full --with-reports     # everything at full size (`make bench-full`; hours)
@@ -64,8 +64,9 @@ FULL_ARGS = {
 }
 #: Scripts run only when named or with --with-reports (long reports, not `bench_*.py`).
 REPORTS = ("stacking_report", "baseline_synth")
-#: Scripts beside `bench_*.py` that `make bench` runs too.
-ALSO = ("multilabel",)
+#: Scripts beside `bench_*.py` that `make bench` runs too (shift: the threshold-rule tables of README.md and
+#: docs/thresholds.md, with --quick on 8,000 HPA rows).
+ALSO = ("multilabel", "shift")
 #: Scripts with no --quick: they always run as they are and are recorded as full runs.
 NO_QUICK = {"multilabel": "three MULAN sets through every command line, about 60 s"}
 
