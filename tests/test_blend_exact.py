@@ -11,7 +11,7 @@ from scipy.stats import rankdata
 from sklearn.metrics import f1_score
 
 from hpa_ens._validation import ContractError, ParameterError
-from hpa_ens.blend import (_ExactMacroF1, _average_ranks, _logloss_and_grad, blend, caruana_weights, fit_weights,
+from hpa_ens.blend import (_ExactMacroF1, _LogLossGrad, _average_ranks, _logloss_and_grad, blend, caruana_weights, fit_weights,
                            rank_blend)
 from hpa_ens.testing.simulate import simple_folds
 from hpa_ens.thresholds import exact_macro_f1, exact_thresholds
@@ -181,10 +181,11 @@ def test_logloss_gradient_shortcut_is_bit_identical():
     arr = np.stack([rng.random((300, 6)) for _ in range(4)])
     arr[0, :10] = 0.0  # outside the clip: no gradient there
     arr[:, 10:20] = 1.0
+    fast = _LogLossGrad(Y, arr)
     for _ in range(5):
         w = rng.random(4)
         w /= w.sum()
-        loss, grad = _logloss_and_grad(w, Y, arr, np.flatnonzero(Y))
+        loss, grad = fast(w)
         loss0, grad0 = _logloss_and_grad(w, Y, arr)
         assert loss == loss0 and np.array_equal(grad, grad0)
 
@@ -205,3 +206,10 @@ def test_same_bytes_whatever_n_jobs(method):
     two = blend(probs, test, method, Y, n_iter=5, folds=folds, n_jobs=2)
     for a, b in zip(one, two):
         assert (a is None and b is None) or a.tobytes() == b.tobytes()
+
+
+def test_weighted_blend_weights_are_fit_weights_on_all_rows():
+    rng = np.random.default_rng(9)
+    Y, probs = tie_heavy(rng, 400, 6, 5, 50)
+    _, _, w = blend(probs, probs, "weighted", Y, folds=simple_folds(len(Y), 3, seed=0), n_jobs=2)
+    assert w.tobytes() == fit_weights(Y, probs).tobytes()
