@@ -232,12 +232,18 @@ def _score(Y: np.ndarray, probs: np.ndarray, objective: str) -> float:
 class _ExactMacroF1:
     """Macro F1 at each class's exact best threshold, for many candidate blends against one label matrix.
 
-    The same float, to the last bit, as :func:`hpa_ens.thresholds.exact_macro_f1` (the same per-class
-    F1 values ``2 tp / (m + P)`` over the same realisable cuts, averaged the same way), with the work
-    shared: labels, positive counts and F1 denominators are prepared once, nothing is re-validated, and
-    a candidate costs one in-place sort of int64 keys ``value bits << 1 | label``. For floats >= 0 the
-    bit pattern orders like the value, and the shift drops the sign bit so -0.0 ties 0.0. Neighbours
-    whose keys differ beyond the label bit hold different values: a realisable cut between them.
+    The same float, to the last bit, as :func:`hpa_ens.thresholds.exact_macro_f1`: the same per-class
+    values ``2 tp / (m + P)`` of realisable cuts, maximised and averaged the same way. The work is
+    shared and cut down: labels and counts are prepared once, nothing is re-validated, a candidate
+    costs one in-place sort of int64 keys ``value bits << 1 | (1 - label)``, and F1 is computed at
+    the positives only. For floats >= 0 the bit pattern orders like the value (the shift drops the
+    sign bit, so -0.0 ties 0.0), and within a run of equal values the positives sort first.
+
+    Why the positives suffice: a best cut's lowest predicted run holds a positive (else the cut just
+    above it scores at least as well), so it is the cut just below that run's first row, a positive.
+    Its true positives are P minus the positives below it, a count fixed by the labels alone. A
+    positive that is not first in its run gives no realisable cut, but its value is that of the cut
+    below its run with positives taken out (tp - j over m - j + P, lower as tp <= m): never the max.
 
     Parameters
     ----------
@@ -245,32 +251,36 @@ class _ExactMacroF1:
     """
 
     def __init__(self, y_cm: np.ndarray):
-        self.y = np.ascontiguousarray(y_cm, dtype=np.int64)
-        n_classes, n = self.y.shape
-        self.n_pos = self.y.sum(axis=1)
-        pos = self.n_pos.astype(np.float64)
-        # In ascending order, the cut before position j (j = 1..n-1) predicts the top n - j rows.
-        self.denom = np.arange(n - 1, 0, -1, dtype=np.float64)[None, :] + pos[:, None]
+        y = np.ascontiguousarray(y_cm, dtype=np.int64)
+        n_classes, n = y.shape
+        self.negative = 1 - y
+        n_pos = y.sum(axis=1)
+        pos = n_pos.astype(np.float64)
         self.f1_all = 2.0 * pos / (n + pos)  # predict every row (n >= 1: never 0/0)
+        # Positives come out of flatnonzero class by class, n_pos[k] of them, ascending.
+        cls = np.repeat(np.arange(n_classes), n_pos)
+        starts = np.concatenate([[0], np.cumsum(n_pos)[:-1]]).astype(np.int64)
+        below = np.arange(len(cls)) - starts[cls]  # positives below each one in its class
+        self.tp2 = 2.0 * (n_pos[cls] - below)  # 2 tp of the cut just below it (exact integers)
+        self.row_end = (cls + 1) * n + pos[cls]  # minus its flat index: m + P of that cut
+        self.has_pos, self.segments = n_pos > 0, starts[n_pos > 0]
         self.keys = np.empty((n_classes, n), dtype=np.int64)
-        self.work = np.empty((n_classes, max(n - 1, 0)), dtype=np.int64)
-        self.f1 = np.empty((n_classes, max(n - 1, 0)))
-        self.valid = np.empty((n_classes, max(n - 1, 0)), dtype=bool)
+        self.is_pos = np.empty((n_classes, n), dtype=bool)
+        self.f1 = np.empty(len(cls))
 
     def per_class(self, cols: np.ndarray) -> np.ndarray:
         """Best F1 of each class, shape (n_classes,); ``cols``: C-contiguous (n_classes, n_samples) in [0, 1]."""
-        keys, work, f1, valid = self.keys, self.work, self.f1, self.valid
+        keys, is_pos = self.keys, self.is_pos
         np.left_shift(cols.view(np.int64), 1, out=keys)
-        np.bitwise_or(keys, self.y, out=keys)
+        np.bitwise_or(keys, self.negative, out=keys)
         keys.sort(axis=1)
-        np.bitwise_xor(keys[:, 1:], keys[:, :-1], out=work)
-        np.greater(work, 1, out=valid)
-        np.bitwise_and(keys[:, :-1], 1, out=work)
-        np.cumsum(work, axis=1, out=work)  # positives below the cut
-        np.subtract(self.n_pos[:, None], work, out=work)  # true positives above it
-        np.multiply(work, 2.0, out=f1)
-        np.divide(f1, self.denom, out=f1)
-        best = np.max(f1, axis=1, where=valid, initial=0.0)  # 0.0: the "predict nothing" cut
+        np.bitwise_and(keys, 1, out=is_pos.view(np.int8), casting="unsafe")
+        np.logical_not(is_pos, out=is_pos)
+        at = np.flatnonzero(is_pos)
+        f1 = np.divide(self.tp2, self.row_end - at, out=self.f1)
+        best = np.zeros(len(keys))  # 0.0: the "predict nothing" cut (and every class without positives)
+        if len(f1):
+            best[self.has_pos] = np.maximum.reduceat(f1, self.segments)
         return np.maximum(best, self.f1_all)
 
     def __call__(self, cols: np.ndarray) -> float:
