@@ -20,8 +20,11 @@ Cases (one column each; mean ± spread (max - min) over the seeds):
 Rows: OOF-optimal (``exact``), ``match``, every rule of :data:`hpa_ens.shift.METHODS`, and the oracle
 (per-class cuts tuned on the test labels: not reachable honestly). Every prediction is the thresholds
 plus "at least one label per row" (rows of sets where every train row has a label) filled by the
-package's default rule (``hpa_ens.decision.DEFAULT_RANK_RULE``); a second table compares the fill rules for
-the default method.
+package's default fill rule (:func:`hpa_ens.decision.default_rank_rule`: the posterior calibrated on the OOF
+rows and corrected to the announced target when there is one, else the ratio score / threshold); a second
+table compares the fill rules for the default method, a third the gain of every rule over the better of
+exact and match. Every figure is emitted for ``benchmarks/results.json`` (tables ``shift``, ``shift_fill``,
+``shift_gap``; ``scripts/update_figures.py`` renders them into README.md and docs/thresholds.md).
 """
 
 from __future__ import annotations
@@ -40,13 +43,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from hpa_ens import shift as S  # noqa: E402
 from hpa_ens import thresholds as T  # noqa: E402
+from hpa_ens.calibration import Posterior  # noqa: E402
+from hpa_ens.decision import default_rank_rule, rank_scores  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
+from results import emit  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 HPA_TRAIN = SHARED / "hpa" / "train.csv"
 HPA_LB = SHARED / "hpa" / "lb_label_distribution.csv"
 RULES = ("exact", "match") + tuple(m for m in S.METHODS if m not in ("exact", "match"))
-FILLS = ("ratio", "margin", "logit", "prob", "calibrated")
+FILLS = ("ratio", "margin", "logit", "prob", "calibrated", "posterior")
 
 
 def run_stack(oof_list, test_list, Y, folds, seed: int):
@@ -135,34 +141,36 @@ def fill_empty(pred: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return pred
 
 
-def fill_scores(rule: str, oof, y, test, thr) -> np.ndarray:
-    from hpa_ens.decision import rank_scores
-
+def fill_scores(rule: str, oof, y, test, thr, target=None) -> np.ndarray:
+    """What a fill rule ranks the classes of an empty row by: a package rule, or ``calibrated`` (isotonic on
+    OOF, no prior correction: the issue's "largest calibrated probability")."""
     if rule == "calibrated":
-        return S.calibrate(oof, y, test)
+        return Posterior.fit(oof, y).calibrated(test)
+    if rule == "posterior":
+        return Posterior.fit(oof, y, target).transform(test)
     return rank_scores(test, thr, rule)
 
 
-def score(test, yt, thr, min_labels: int, scores=None) -> float:
-    from hpa_ens.decision import DEFAULT_RANK_RULE, rank_scores
-
+def score(test, yt, thr, min_labels: int, scores) -> float:
     pred = test > thr
-    if min_labels:  # rows left empty get the class the package's default rule ranks first
-        pred = fill_empty(pred, scores if scores is not None else rank_scores(test, thr, DEFAULT_RANK_RULE))
+    if min_labels:  # rows left empty get the class ``scores`` ranks first
+        pred = fill_empty(pred, scores)
     return macro_f1(yt, pred.astype(np.uint8))
 
 
 def evaluate(case, seed: int, n_boot: int) -> tuple[dict, dict]:
     oof, y, test, yt, target, min_labels = case
+    default_fill = default_rank_rule(has_oof=True, has_target=target is not None)
     out, fills = {}, {}
     for rule in RULES:
         if rule in S.NEEDS_TARGET and target is None:
             continue
         thr, _ = S.tune_thresholds(rule, oof, y, test, target, n_boot=n_boot, seed=seed)
-        out[rule] = score(test, yt, thr, min_labels)
+        out[rule] = score(test, yt, thr, min_labels, fill_scores(default_fill, oof, y, test, thr, target))
         if rule == S.default_method(target is not None) and min_labels:
-            fills = {f: score(test, yt, thr, 1, fill_scores(f, oof, y, test, thr)) for f in FILLS}
-    out["oracle"] = score(test, yt, T.exact_thresholds(yt, test)[0], min_labels)
+            fills = {f: score(test, yt, thr, 1, fill_scores(f, oof, y, test, thr, target)) for f in FILLS}
+    oracle = T.exact_thresholds(yt, test)[0]
+    out["oracle"] = score(test, yt, oracle, min_labels, fill_scores(default_fill, oof, y, test, oracle, target))
     return out, fills
 
 
@@ -176,6 +184,65 @@ def _table(results: dict, rows, title: str) -> str:
             cells.append(f"{np.mean(vals):.4f} ± {np.ptp(vals):.4f}" if vals else "–")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _mean(runs: list, rule: str) -> float:
+    return float(np.mean([r[rule] for r in runs]))
+
+
+def gaps_over_better(results: dict, rule: str) -> dict:
+    """Per case with a target: the rule's mean minus the better of exact's and match's means (issue 15's measure)."""
+    cases = [c for c in results if not c.endswith("-none") and rule in results[c][0]]
+    return {c: _mean(results[c], rule) - max(_mean(results[c], "exact"), _mean(results[c], "match")) for c in cases}
+
+
+def report(results: dict, fills: dict, seeds) -> None:
+    """Print the target check and the winners; emit every table's cells for results.json."""
+    default = S.default_method(True)
+    note = f"mean ± spread (max - min) over seeds {' '.join(map(str, seeds))}"
+    for case, runs in results.items():
+        for rule in RULES + ("oracle",):
+            vals = [r[rule] for r in runs if rule in r]
+            if vals:
+                emit(f"{rule} on {case}", float(np.mean(vals)), "macro F1", note=note, table="shift", row=rule,
+                     col=case, spread=float(np.ptp(vals)), bold=rule == default)
+    for case, runs in fills.items():
+        for fill in FILLS:
+            vals = [r[fill] for r in runs]
+            emit(f"fill {fill} on {case}", float(np.mean(vals)), "macro F1", note=note, table="shift_fill",
+                 row=fill, col=case, spread=float(np.ptp(vals)), bold=fill == default_rank_rule(True, True))
+    # The issue's target: on hpa-lb the default beats the better of exact/match (means over seeds) by >= 0.008,
+    # and on no MULAN case with a target is it worse than the better of the two by more than 0.003.
+    print("Against the better of exact and match (means over seeds): gain on hpa-lb | worst MULAN case")
+    for rule in RULES:
+        gaps = gaps_over_better(results, rule)
+        for case, gap in gaps.items():
+            emit(f"{rule}: gain over the better of exact and match on {case}", gap, "macro F1", note=note,
+                 table="shift_gap", row=rule, col=case, bold=rule == default)
+        mulan = {c: g for c, g in gaps.items() if c != "hpa-lb"}
+        worst = min(mulan, key=mulan.get) if mulan else None
+        if worst:
+            emit(f"{rule}: worst MULAN case vs the better of exact and match", mulan[worst], "macro F1",
+                 note=f"{worst}; {note}", table="shift_gap", row=rule, col="worst MULAN case",
+                 bold=rule == default)
+        print(f"  {rule:9s} " + (f"hpa-lb {gaps['hpa-lb']:+.4f}" if "hpa-lb" in gaps else "hpa-lb –")
+              + (f" | worst {worst} {mulan[worst]:+.4f}" if worst else ""))
+    if fills:
+        print("Fill rules, mean over every case: " + ", ".join(
+            f"{f} {np.mean([_mean(v, f) for v in fills.values()]):.4f}" for f in FILLS))
+    print()
+    # Winner: highest mean over the shifted cases with an announced target.
+    shifted = [c for c in results if c == "hpa-lb" or c.endswith("-shift")]
+    with_target = [c for c in results if not c.endswith("-none")]
+    for label, cases, allowed in (("with a target (shifted cases)", shifted, RULES),
+                                  ("with a target (all target cases)", with_target, RULES),
+                                  ("without a target", [c for c in results if c.endswith("-none")],
+                                   [r for r in RULES if r not in S.NEEDS_TARGET])):
+        if not cases:
+            continue
+        means = {r: np.mean([_mean(results[c], r) for c in cases]) for r in allowed}
+        best = max(means, key=means.get)
+        print(f"best {label}: {best} ({means[best]:.4f}); " + ", ".join(f"{r} {v:.4f}" for r, v in means.items()))
 
 
 def main(argv=None) -> int:
@@ -210,35 +277,7 @@ def main(argv=None) -> int:
     print()
     print(_table(fills, FILLS, "Rows left without a label: fill rule (default method's thresholds)"))
     print()
-    # The issue's target: on hpa-lb the default beats the better of exact/match (means over seeds) by >= 0.008,
-    # and on no MULAN case with a target is it worse than the better of the two by more than 0.003.
-    def mean(case, rule):
-        return float(np.mean([r[rule] for r in results[case]]))
-
-    print("Against the better of exact and match (means over seeds): gain on hpa-lb | worst MULAN case")
-    for rule in RULES:
-        cases = [c for c in results if not c.endswith("-none") and rule in results[c][0]]
-        gaps = {c: mean(c, rule) - max(mean(c, "exact"), mean(c, "match")) for c in cases}
-        mulan = {c: g for c, g in gaps.items() if c != "hpa-lb"}
-        worst = min(mulan, key=mulan.get) if mulan else None
-        print(f"  {rule:9s} " + (f"hpa-lb {gaps['hpa-lb']:+.4f}" if "hpa-lb" in gaps else "hpa-lb –")
-              + (f" | worst {worst} {mulan[worst]:+.4f}" if worst else ""))
-    if fills:
-        print("Fill rules, mean over every case: " + ", ".join(
-            f"{f} {np.mean([np.mean([r[f] for r in v]) for v in fills.values()]):.4f}" for f in FILLS))
-    print()
-    # Winner: highest mean over the shifted cases with an announced target.
-    shifted = [c for c in results if c == "hpa-lb" or c.endswith("-shift")]
-    with_target = [c for c in results if not c.endswith("-none")]
-    for label, cases, allowed in (("with a target (shifted cases)", shifted, RULES),
-                                  ("with a target (all target cases)", with_target, RULES),
-                                  ("without a target", [c for c in results if c.endswith("-none")],
-                                   [r for r in RULES if r not in S.NEEDS_TARGET])):
-        if not cases:
-            continue
-        means = {r: np.mean([np.mean([x[r] for x in results[c]]) for c in cases]) for r in allowed}
-        best = max(means, key=means.get)
-        print(f"best {label}: {best} ({means[best]:.4f}); " + ", ".join(f"{r} {v:.4f}" for r, v in means.items()))
+    report(results, fills, args.seeds)
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 

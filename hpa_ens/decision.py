@@ -15,12 +15,24 @@ _CLIP = 1e-6
 
 #: How a row with too few labels is topped up (and a row with too many trimmed): by the largest
 #: ``ratio`` score / threshold, ``margin`` score - threshold, ``logit`` logit(score) - logit(threshold),
-#: or ``prob`` the largest score itself (the largest calibrated probability when the scores are calibrated).
-RANK_RULES = ("ratio", "margin", "logit", "prob")
-DEFAULT_RANK_RULE = "ratio"  # see docs/thresholds.md: the fill rules differ by less than the seed spread
+#: ``prob`` the largest score itself, or ``posterior`` the largest calibrated probability corrected to the
+#: target shares (:class:`hpa_ens.calibration.Posterior`, fitted on OOF rows).
+RANK_RULES = ("ratio", "margin", "logit", "prob", "posterior")
+#: The rule when no OOF rows (or no target) are at hand; see :func:`default_rank_rule`.
+DEFAULT_RANK_RULE = "ratio"
 
 
-def rank_scores(probs: np.ndarray, thresholds: np.ndarray, rank_by: str = DEFAULT_RANK_RULE) -> np.ndarray:
+def default_rank_rule(has_oof: bool, has_target: bool) -> str:
+    """The fill rule ``benchmarks/shift.py`` ranks first (docs/thresholds.md).
+
+    ``posterior`` with OOF rows (to calibrate on) and a target share (the shift it corrects for); else
+    ``ratio``, which is as good as any rule without a shift and needs nothing but the thresholds.
+    """
+    return "posterior" if has_oof and has_target else DEFAULT_RANK_RULE
+
+
+def rank_scores(probs: np.ndarray, thresholds: np.ndarray, rank_by: str = DEFAULT_RANK_RULE,
+                posterior=None) -> np.ndarray:
     """The score by which :func:`apply_thresholds` orders classes when it tops up or trims a row.
 
     Parameters
@@ -28,12 +40,19 @@ def rank_scores(probs: np.ndarray, thresholds: np.ndarray, rank_by: str = DEFAUL
     probs : ndarray of shape (n_samples, n_classes)
     thresholds : ndarray of shape (n_classes,)
     rank_by : one of :data:`RANK_RULES`
+    posterior : hpa_ens.calibration.Posterior, required for ``rank_by="posterior"``
 
     Returns
     -------
     ndarray of shape (n_samples, n_classes)
     """
     check_param("rank_by", rank_by, f"one of {RANK_RULES}", rank_by in RANK_RULES, "apply_thresholds")
+    if rank_by == "posterior":
+        check_param("posterior", None if posterior is None else type(posterior).__name__,
+                    "a fitted hpa_ens.calibration.Posterior when rank_by='posterior'",
+                    posterior is not None and getattr(posterior, "n_classes", None) == probs.shape[1],
+                    "apply_thresholds")
+        return posterior.transform(probs)
     if rank_by == "ratio":
         return probs / np.maximum(thresholds, _EPS)
     if rank_by == "margin":
@@ -54,12 +73,13 @@ def apply_thresholds(
     min_labels: int = 1,
     max_labels: int | None = None,
     rank_by: str = DEFAULT_RANK_RULE,
+    posterior=None,
 ) -> np.ndarray:
     """Predict class k where ``probs[:, k] > thresholds[k]`` (strictly), then enforce label counts.
 
     An image with fewer than ``min_labels`` labels gets its best remaining classes by ``rank_by``
-    (default the ratio score / threshold, the best of :data:`RANK_RULES` on ``benchmarks/shift.py``);
-    an image with more than ``max_labels`` keeps its top ones by the same score.
+    (default the ratio score / threshold; :func:`default_rank_rule` says which rule ``benchmarks/shift.py``
+    ranks first); an image with more than ``max_labels`` keeps its top ones by the same score.
 
     Parameters
     ----------
@@ -67,7 +87,8 @@ def apply_thresholds(
     thresholds : float or array-like of shape (n_classes,)
     min_labels : int, default 1
     max_labels : int or None, default None (no cap)
-    rank_by : {"ratio", "margin", "logit", "prob"}, default "ratio"
+    rank_by : {"ratio", "margin", "logit", "prob", "posterior"}, default "ratio"
+    posterior : hpa_ens.calibration.Posterior, required for ``rank_by="posterior"``
 
     Returns
     -------
@@ -76,6 +97,8 @@ def apply_thresholds(
     probs = np.asarray(probs, dtype=np.float64)
     thr = check_thresholds(thresholds, probs.shape[1])
     check_param("rank_by", rank_by, f"one of {RANK_RULES}", rank_by in RANK_RULES, "apply_thresholds")
+    if rank_by == "posterior":  # checked before any work, even when no row needs it
+        rank_scores(probs[:0], thr, rank_by, posterior)
     check_param("min_labels", min_labels, "an int in [0, n_classes]", isinstance(min_labels, (int, np.integer))
                 and 0 <= min_labels <= probs.shape[1], "apply_thresholds")
     if max_labels is not None:
@@ -90,7 +113,7 @@ def apply_thresholds(
         fix |= counts > max_labels
     if not fix.any():
         return y_pred
-    ratio = rank_scores(probs[fix], thr, rank_by)
+    ratio = rank_scores(probs[fix], thr, rank_by, posterior)
     # Rank classes by (predicted first, then ratio) so topping up never drops a predicted class and
     # trimming keeps the strongest predicted ones.
     sub = y_pred[fix]

@@ -51,7 +51,8 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
 
     Per class, among the cuts whose test share is within ``tolerance`` of the target share, the one
     with the best OOF F1; then at least ``min_labels`` and at most ``max_labels`` labels per image
-    (:func:`hpa_ens.decision.apply_thresholds`, its default ranking). Tuned on OOF rows and test
+    (:func:`hpa_ens.decision.apply_thresholds`, ranked by ``tune_thresholds``' default fill rule: the
+    posterior calibrated on the OOF rows and corrected to ``target``). Tuned on OOF rows and test
     probabilities only; never on the test truth.
 
     Parameters
@@ -65,11 +66,15 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
     oof_macro_f1 : float, macro F1 of the OOF rows under the same thresholds and label rule
     """
     from . import thresholds as T
-    from .decision import apply_thresholds
+    from .calibration import Posterior
+    from .decision import apply_thresholds, default_rank_rule
 
     thresholds = T.match_thresholds_within(T.f1_curves(oof, y_true), test, target, tolerance)
-    oof_pred = apply_thresholds(oof, thresholds, min_labels, max_labels)
-    return (apply_thresholds(test, thresholds, min_labels, max_labels).astype(bool),
+    rank_by = default_rank_rule(has_oof=True, has_target=True)
+    share = np.clip(np.asarray(target, dtype=np.float64), 0.5 / len(oof), 1 - 0.5 / len(oof))  # a 0 share: half a row
+    posterior = Posterior.fit(oof, y_true, share) if rank_by == "posterior" else None
+    oof_pred = apply_thresholds(oof, thresholds, min_labels, max_labels, rank_by, posterior)
+    return (apply_thresholds(test, thresholds, min_labels, max_labels, rank_by, posterior).astype(bool),
             float(macro_f1(np.asarray(y_true, bool), oof_pred.astype(bool))))
 
 

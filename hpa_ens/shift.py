@@ -31,7 +31,8 @@ import numpy as np
 
 from . import thresholds as T
 from ._validation import ParameterError, check_param
-from .decision import DEFAULT_RANK_RULE, RANK_RULES, apply_thresholds
+from .calibration import Posterior, adjust_priors
+from .decision import RANK_RULES, apply_thresholds, default_rank_rule
 
 __all__ = [
     "METHODS",
@@ -262,29 +263,6 @@ def gated_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share, 
 
 
 # ----------------------------------------------------------------------------------- prior shift
-def adjust_priors(probs, old_share, new_share) -> np.ndarray:
-    """Odds correction of probabilities from ``old_share`` to ``new_share`` (Saerens et al., 2002).
-
-    ``p' = r p / (r p + s (1 - p))``, ``r = new / old``, ``s = (1 - new) / (1 - old)``, per class.
-
-    Parameters
-    ----------
-    probs : array-like of shape (n_samples, K) or (K,)
-    old_share, new_share : array-like of shape (K,), in (0, 1)
-
-    Returns
-    -------
-    ndarray of the shape of ``probs``
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    old = np.clip(np.asarray(old_share, dtype=np.float64), _CLIP, 1 - _CLIP)
-    new = np.clip(np.asarray(new_share, dtype=np.float64), _CLIP, 1 - _CLIP)
-    r, s = new / old, (1.0 - new) / (1.0 - old)
-    num = r * p
-    den = num + s * (1.0 - p)
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-
-
 def em_priors(test_probs, train_share, max_iter: int = 200, tol: float = 1e-7) -> np.ndarray:
     """Saerens-Latinne-Decaestecker EM estimate of each class's share on the test rows.
 
@@ -306,21 +284,11 @@ def em_priors(test_probs, train_share, max_iter: int = 200, tol: float = 1e-7) -
     return pi
 
 
-def _calibrators(oof_probs: np.ndarray, y: np.ndarray):
-    from sklearn.isotonic import IsotonicRegression
-
-    return [IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof_probs[:, k], y[:, k])
-            for k in range(oof_probs.shape[1])]
-
-
 def calibrate(oof_probs, y_true, probs) -> np.ndarray:
     """Isotonic calibration per class fitted on the OOF rows, applied to ``probs`` (monotone: ranks kept)."""
     oof_probs, y = T._check_xy(oof_probs, y_true, "oof_probs")
     probs = T._check_xy(probs, name="probs")
-    out = np.empty_like(probs)
-    for k, iso in enumerate(_calibrators(oof_probs, y)):
-        out[:, k] = iso.predict(probs[:, k])
-    return out
+    return Posterior.fit(oof_probs, y).calibrated(probs)
 
 
 def plugin_thresholds(test_probs, calibrated_test, target_share=None, expected_pos=None) -> np.ndarray:
@@ -461,8 +429,9 @@ class ThresholdTuner:
         Target positive share per class on the test rows (e.g. leaderboard-probed shares).
     min_labels, max_labels : int, int or None
         Labels forced per row / cap per row, applied by :func:`hpa_ens.decision.apply_thresholds`.
-    rank_by : str
-        How rows with too few labels are topped up (see :data:`hpa_ens.decision.RANK_RULES`).
+    rank_by : str or None
+        How rows with too few labels are topped up (see :data:`hpa_ens.decision.RANK_RULES`); None picks
+        :func:`hpa_ens.decision.default_rank_rule` (``posterior`` with OOF rows and a target).
     n_boot, floor, seed : see :func:`tune_thresholds`
 
     Attributes
@@ -471,6 +440,8 @@ class ThresholdTuner:
         Set by ``fit`` (rules that read test rows need ``test_probs`` at ``fit`` or are finished by the
         first ``transform``).
     method_ : str, the rule used
+    rank_by_ : str, the fill rule used
+    posterior_ : hpa_ens.calibration.Posterior or None, fitted on the OOF rows for ``rank_by_ == "posterior"``
     info_ : dict
 
     Examples
@@ -489,12 +460,14 @@ class ThresholdTuner:
     target: object = None
     min_labels: int = 1
     max_labels: int | None = None
-    rank_by: str = DEFAULT_RANK_RULE
+    rank_by: str | None = None
     n_boot: int = 50
     floor: float | None = None
     seed: int = 0
     thresholds_: np.ndarray | None = field(default=None, init=False, repr=False)
     method_: str | None = field(default=None, init=False, repr=False)
+    rank_by_: str | None = field(default=None, init=False, repr=False)
+    posterior_: Posterior | None = field(default=None, init=False, repr=False)
     info_: dict = field(default_factory=dict, init=False, repr=False)
 
     def _resolved(self) -> str:
@@ -508,8 +481,14 @@ class ThresholdTuner:
         oof_probs, y : array-like of shape (n_oof, K)
         test_probs : array-like of shape (n_test, K), optional
         """
-        check_param("rank_by", self.rank_by, f"one of {RANK_RULES}", self.rank_by in RANK_RULES, "ThresholdTuner")
+        check_param("rank_by", self.rank_by, f"None or one of {RANK_RULES}",
+                    self.rank_by is None or self.rank_by in RANK_RULES, "ThresholdTuner")
         self.method_ = self._resolved()
+        has_oof = oof_probs is not None and y is not None
+        self.rank_by_ = self.rank_by or default_rank_rule(has_oof, self.target is not None)
+        check_param("rank_by", self.rank_by_, "a rule other than 'posterior' without OOF rows to calibrate on",
+                    has_oof or self.rank_by_ != "posterior", "ThresholdTuner")
+        self.posterior_ = (Posterior.fit(oof_probs, y, self.target) if self.rank_by_ == "posterior" else None)
         self._oof, self._y = oof_probs, y
         self.thresholds_ = None
         if test_probs is not None or self.method_ not in NEEDS_TEST:
@@ -529,7 +508,7 @@ class ThresholdTuner:
                 self.method_, self._oof, self._y, test_probs, self.target, n_boot=self.n_boot, floor=self.floor,
                 seed=self.seed)
         pred = apply_thresholds(np.asarray(test_probs, dtype=np.float64), self.thresholds_, self.min_labels,
-                                self.max_labels, rank_by=self.rank_by)
+                                self.max_labels, rank_by=self.rank_by_, posterior=self.posterior_)
         return pred.astype(np.uint8)
 
     def fit_transform(self, oof_probs, y, test_probs) -> np.ndarray:

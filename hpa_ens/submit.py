@@ -142,6 +142,7 @@ def build_submission(
     train_labels: pd.DataFrame | None = None,
     leak: tuple[pd.DataFrame, pd.Series] | None = None,
     rank_by: str = DEFAULT_RANK_RULE,
+    posterior=None,
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Apply the four steps; return the label matrix, the change log and per-step counts.
 
@@ -155,6 +156,7 @@ def build_submission(
     leak : (labels DataFrame indexed by Id, sources Series) from :func:`hpa_ens.leak.leak_labels`
     rank_by : how the label rule tops up or trims a row (see :data:`hpa_ens.decision.RANK_RULES`); the
         thresholds file records the one it was tuned with
+    posterior : hpa_ens.calibration.Posterior, required for ``rank_by="posterior"`` (also from the thresholds file)
 
     Returns
     -------
@@ -168,13 +170,13 @@ def build_submission(
     steps: dict[str, int] = {}
     logs = []
 
-    base = apply_thresholds(probs, thr, min_labels, max_labels, rank_by)
+    base = apply_thresholds(probs, thr, min_labels, max_labels, rank_by, posterior)
     used = probs
     # 1. test-test duplicates: average, then threshold the averaged probabilities.
     if test_pairs is not None and len(test_pairs):
         groups = duplicate_groups(ids_arr.tolist(), zip(test_pairs["Id_a"], test_pairs["Id_b"]))
         averaged = used = average_groups(probs, groups)
-        y_pred = apply_thresholds(averaged, thr, min_labels, max_labels, rank_by)
+        y_pred = apply_thresholds(averaged, thr, min_labels, max_labels, rank_by, posterior)
         members = pd.Series(ids_arr).groupby(groups).agg("+".join).to_numpy()
         sources = np.array(["test-test:" + m for m in members[groups]], dtype=object)
         in_pair = set(test_pairs["Id_a"]) | set(test_pairs["Id_b"])
@@ -450,6 +452,7 @@ class SubmitPlan:
     leak: tuple | None = None
     target: np.ndarray | None = None
     rank_by: str = DEFAULT_RANK_RULE
+    posterior: object = None
     provenance: dict = field(default_factory=dict)
 
 
@@ -467,7 +470,7 @@ def plan_submission(args) -> SubmitPlan:
     ids = read_sample_submission(args.sample_submission)
     probs, pred_record = load_test_probs(args.pred, ids, task)
     provenance: dict = {"pred": pred_record, "task": task.to_meta()}
-    rank_by = DEFAULT_RANK_RULE
+    rank_by, posterior = DEFAULT_RANK_RULE, None
     if args.thresholds is not None:
         from .contract import read_thresholds
 
@@ -476,6 +479,7 @@ def plan_submission(args) -> SubmitPlan:
         if problem and not args.allow_other_pred:
             raise ContractError(problem)
         thresholds, rank_by = np.asarray(record.thresholds, dtype=np.float64), record.rank_by
+        posterior = record.posterior_model()
         rule = {"min_labels": record.min_labels, "max_labels": record.max_labels}
         provenance["thresholds"] = {"path": args.thresholds, "method": record.method, "rank_by": rank_by,
                                     "tuned_on": record.prediction_set, "matches_pred": problem is None,
@@ -489,7 +493,7 @@ def plan_submission(args) -> SubmitPlan:
                                                                               args.max_labels)
     train_labels = read_labels(args.train_labels, task=task) if args.train_labels else None
     plan = SubmitPlan(task, ids, probs, thresholds, min_labels, max_labels, train_labels=train_labels,
-                      rank_by=rank_by, provenance=provenance)
+                      rank_by=rank_by, posterior=posterior, provenance=provenance)
     if args.duplicates:
         plan.test_pairs, plan.train_pairs, provenance["duplicates"] = load_duplicates(
             args.duplicates, args.max_distance, train_labels)
@@ -517,7 +521,7 @@ def make_submission(plan: SubmitPlan) -> tuple[pd.DataFrame, pd.DataFrame, dict]
     y_pred, changes, steps = build_submission(
         plan.ids, plan.probs.to_numpy(), plan.thresholds, plan.min_labels, plan.max_labels,
         test_pairs=plan.test_pairs, train_pairs=plan.train_pairs, train_labels=plan.train_labels, leak=plan.leak,
-        rank_by=plan.rank_by)
+        rank_by=plan.rank_by, posterior=plan.posterior)
     leak_info = plan.provenance.get("leak") or {}
     if leak_info:
         steps["4. leak rows skipped (Id not in test)"] = int(sum(leak_info["skipped_not_test"].values()))

@@ -31,7 +31,7 @@ from ._validation import ContractError, ParameterError
 from .cli import add_task_argument, console, entry, parser
 from .contract.thresholds import (ThresholdsRecord, check_share_estimable, prediction_set_hashes,
                                   read_target_shares, write_thresholds)
-from .decision import DEFAULT_RANK_RULE, RANK_RULES
+from .decision import RANK_RULES, default_rank_rule
 from .io import sha256_file
 from .report import save_figure
 from .task import Task, load_task
@@ -58,7 +58,9 @@ def build_parser():
                         "sum|test share - target| / sum(target) <= T")
     p.add_argument("--min-labels", type=int, default=None, help="labels forced per row (default: the task's, else 1)")
     p.add_argument("--max-labels", type=int, default=None, help="cap on labels per row, 0 = no cap (default: the task's)")
-    p.add_argument("--rank-by", choices=RANK_RULES, default=DEFAULT_RANK_RULE, help="how rows are topped up to --min-labels")
+    p.add_argument("--rank-by", choices=RANK_RULES, default=None,
+                   help="how rows are topped up to --min-labels (default: posterior with OOF rows and --target-dist, "
+                        "else ratio; docs/thresholds.md)")
     p.add_argument("--robust", choices=["none", "bootstrap", "shrink"], default="none",
                    help="exact: robust thresholds for rare classes (fewer than --rare-max positives)")
     p.add_argument("--rare-max", type=int, default=100, help="a class with fewer positives is rare")
@@ -299,22 +301,59 @@ def choose(inp: Inputs, args, task: Task) -> ThresholdsRecord:
                                                                       target_or_train, max_labels, K)
         params |= extra
         notes += more
-    report = _report(inp, thresholds, min_labels, max_labels, args.rank_by, notes)
+    rank_by, posterior = resolve_fill_rule(args.rank_by, inp)
+    report = _report(inp, thresholds, min_labels, max_labels, rank_by, notes, posterior)
     return ThresholdsRecord(thresholds=[float(t) for t in thresholds], method=method,
                             class_names=list(task.class_names), task_name=task.name, min_labels=int(min_labels),
-                            max_labels=None if max_labels is None else int(max_labels), rank_by=args.rank_by,
+                            max_labels=None if max_labels is None else int(max_labels), rank_by=rank_by,
+                            posterior=None if posterior is None else posterior.to_json(),
                             prediction_set=inp.pred_hashes, params=params, report=report)
+
+
+def resolve_fill_rule(rank_by: str | None, inp: Inputs):
+    """``--rank-by`` (None: :func:`hpa_ens.decision.default_rank_rule`) and, for ``posterior``, the calibration
+    fitted on the OOF rows toward the target shares (train shares without a target)."""
+    from .calibration import Posterior
+
+    rank_by = rank_by or default_rank_rule(inp.oof is not None, inp.target is not None)
+    if rank_by != "posterior":
+        return rank_by, None
+    if inp.oof is None:
+        raise ParameterError(f"The '--rank-by' parameter of {PROG} must name a rule other than posterior for a test-only "
+                             f"prediction set: posterior calibrates on OOF rows. Got 'posterior' instead.")
+    return rank_by, Posterior.fit(inp.oof, inp.y, inp.target)
 
 
 def _floats(values) -> list:
     return [float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
-def _report(inp: Inputs, thresholds, min_labels, max_labels, rank_by, notes) -> dict:
+def oof_predictions(inp: Inputs, thresholds, min_labels, max_labels, rank_by, n_splits: int = 5) -> np.ndarray:
+    """OOF label sets under the thresholds and the fill rule, for the report.
+
+    A ``posterior`` fill is cross-fitted: each of ``n_splits`` interleaved parts of the OOF rows is filled by
+    a calibration fitted on the other parts, so the reported OOF F1 is not flattered by a calibration that
+    saw the very rows it fills (rows are independent under the rule, so the parts simply concatenate).
+    """
+    from .calibration import Posterior
+    from .decision import apply_thresholds
+
+    if rank_by != "posterior":
+        return apply_thresholds(inp.oof, thresholds, min_labels, max_labels, rank_by=rank_by)
+    out = np.zeros(inp.oof.shape, dtype=bool)
+    part = np.arange(len(inp.oof)) % n_splits
+    for j in range(min(n_splits, len(inp.oof))):
+        rows = part == j
+        posterior = Posterior.fit(inp.oof[~rows], inp.y[~rows], inp.target) if (~rows).any() else None
+        out[rows] = apply_thresholds(inp.oof[rows], thresholds, min_labels, max_labels, rank_by, posterior)
+    return out
+
+
+def _report(inp: Inputs, thresholds, min_labels, max_labels, rank_by, notes, posterior=None) -> dict:
     from .decision import apply_thresholds
     from .metrics import per_class_f1
 
-    test_pred = apply_thresholds(inp.test, thresholds, min_labels, max_labels, rank_by=rank_by)
+    test_pred = apply_thresholds(inp.test, thresholds, min_labels, max_labels, rank_by=rank_by, posterior=posterior)
     out = {"test_share": _floats(test_pred.mean(axis=0)),
            "test_labels_per_image": float(test_pred.sum(axis=1).mean()),
            "target_share": None if inp.target is None else _floats(inp.target),
@@ -322,7 +361,7 @@ def _report(inp: Inputs, thresholds, min_labels, max_labels, rank_by, notes) -> 
            "n_test": int(len(inp.test)), "n_oof": 0 if inp.oof is None else int(len(inp.oof)),
            "inputs": inp.input_hashes, "warnings": list(notes)}
     if inp.oof is not None:
-        f1 = per_class_f1(inp.y, apply_thresholds(inp.oof, thresholds, min_labels, max_labels, rank_by=rank_by))
+        f1 = per_class_f1(inp.y, oof_predictions(inp, thresholds, min_labels, max_labels, rank_by))
         out |= {"oof_macro_f1": float(f1.mean()), "oof_per_class_f1": _floats(f1),
                 "oof_macro_f1_no_rule": float(per_class_f1(inp.y, inp.oof > np.asarray(thresholds)).mean()),
                 "n_positives": [int(v) for v in inp.y.sum(axis=0)]}

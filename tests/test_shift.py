@@ -14,6 +14,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from hpa_ens import shift as S
+from hpa_ens.calibration import Posterior
 from hpa_ens import thresholds as T
 from hpa_ens._validation import ContractError, ParameterError
 from hpa_ens.cli import run
@@ -158,13 +159,64 @@ def test_threshold_tuner_matches_functions():
     assert tuner.method_ == S.DEFAULT_WITH_TARGET
     thr, _ = S.tune_thresholds(S.DEFAULT_WITH_TARGET, probs, y, test, target, n_boot=10)
     np.testing.assert_array_equal(tuner.thresholds_, thr)
-    np.testing.assert_array_equal(tuner.transform(test), apply_thresholds(test, thr, 1).astype(np.uint8))
+    # With OOF rows and a target, rows left empty are filled by the posterior corrected to the target.
+    assert tuner.rank_by_ == "posterior"
+    posterior = Posterior.fit(probs, y, target)
+    want = apply_thresholds(test, thr, 1, rank_by="posterior", posterior=posterior)
+    np.testing.assert_array_equal(tuner.transform(test), want.astype(np.uint8))
+    by_ratio = S.ThresholdTuner(target=target, n_boot=10, min_labels=1, rank_by="ratio").fit(probs, y, test)
+    np.testing.assert_array_equal(by_ratio.transform(test), apply_thresholds(test, thr, 1).astype(np.uint8))
     # A rule reading test rows, fitted without them, is finished by transform.
     late = S.ThresholdTuner(method="match", target=target).fit(probs, y)
     assert late.thresholds_ is None
     late.transform(test)
     np.testing.assert_array_equal(late.thresholds_, T.match_thresholds(test, target))
     assert S.ThresholdTuner().fit(probs, y).method_ == S.DEFAULT_WITHOUT_TARGET
+    assert S.ThresholdTuner().fit(probs, y).rank_by_ == "ratio"  # no target: no shift to correct for
+    with pytest.raises(ParameterError, match="posterior"):
+        S.ThresholdTuner(method="match", target=target, rank_by="posterior").fit(None, None, test)
+
+
+def test_posterior_equals_isotonic_then_odds_correction():
+    from sklearn.isotonic import IsotonicRegression
+
+    y, probs = _data(n=500, seed=3)
+    test = np.vstack([_data(n=100, seed=4)[1], np.zeros((1, 4)), np.ones((1, 4))])  # beyond the OOF range too
+    target = np.array([0.05, 0.3, 0.5, 0.2])
+    post = Posterior.fit(probs, y, target)
+    for k in range(4):
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probs[:, k], y[:, k])
+        q = iso.predict(test[:, k])
+        np.testing.assert_allclose(post.calibrated(test)[:, k], q, atol=1e-12)
+        pi, pt = y[:, k].mean(), target[k]
+        odds = q / (1 - q + 1e-300) * (pt / (1 - pt)) / (pi / (1 - pi))
+        expected = np.where(q >= 1, 1.0, odds / (1 + odds))
+        np.testing.assert_allclose(post.transform(test)[:, k], expected, atol=1e-9)
+    # JSON round trip gives the same map; a broken map is refused naming the class.
+    back = Posterior.from_json(json.loads(json.dumps(post.to_json())), 4, "t.json")
+    np.testing.assert_array_equal(back.transform(test), post.transform(test))
+    broken = post.to_json()
+    broken["y"][2] = broken["y"][2][::-1] if len(broken["y"][2]) > 1 else [2.0]
+    with pytest.raises(ContractError, match="t.json: 'posterior' class 2"):
+        Posterior.from_json(broken, 4, "t.json")
+    with pytest.raises(ContractError, match="one list per class"):
+        Posterior.from_json(post.to_json(), 5, "t.json")
+
+
+def test_posterior_fill_picks_the_likeliest_class_under_the_target():
+    # Two classes, same raw score on an empty row: the one the target makes commoner is chosen,
+    # and flipping the target flips the choice (ratio/prob cannot tell them apart).
+    rng = np.random.default_rng(0)
+    y = (rng.random((2000, 2)) < 0.2).astype(int)
+    oof = 0.3 * y + 0.7 * rng.random((2000, 2))  # overlapping classes: calibrated 0.5 is neither 0 nor 1
+    row = np.array([[0.5, 0.5]])
+    thr = np.array([0.9, 0.9])
+    for target, want in (([0.05, 0.5], 1), ([0.5, 0.05], 0)):
+        post = Posterior.fit(oof, y, np.array(target))
+        pred = apply_thresholds(row, thr, 1, rank_by="posterior", posterior=post)
+        assert pred[0].tolist() == [want == 0, want == 1]
+    with pytest.raises(ParameterError, match="posterior"):
+        apply_thresholds(row, thr, 1, rank_by="posterior")
 
 
 # ------------------------------------------------------------------------------------- decision

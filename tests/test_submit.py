@@ -368,3 +368,30 @@ def test_rank_rule_of_the_thresholds_file_is_applied(setup):
     np.testing.assert_array_equal(y, want)
     assert not np.array_equal(want, apply_thresholds(probs, cuts, 2, 2, rank_by="ratio"))  # the rule matters here
     assert json.loads((tmp / "r.summary.json").read_text())["provenance"]["thresholds"]["rank_by"] == "prob"
+
+
+def test_posterior_fill_of_the_thresholds_file_is_applied(setup, capsys):
+    from hpa_ens.calibration import Posterior
+
+    tmp, ids, probs, pred, sample, thr = setup
+    rng = np.random.default_rng(5)
+    y_oof = (rng.random((300, 28)) < 0.2).astype(int)
+    oof = 0.3 * y_oof + 0.7 * rng.random((300, 28))
+    target = np.linspace(0.01, 0.5, 28)
+    post = Posterior.fit(oof, y_oof, target)
+    doc = json.loads(thr.read_text())
+    cuts = np.full(28, 0.97)  # most rows are empty: the fill decides
+    doc.update(thresholds=cuts.tolist(), rank_by="posterior", posterior=post.to_json(), min_labels=1, max_labels=None)
+    thr.write_text(json.dumps(doc))
+    out = tmp / "p.csv"
+    args = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out)]
+    assert run(submit.main, args) == 0
+    want = apply_thresholds(probs, cuts, 1, None, rank_by="posterior", posterior=post)
+    np.testing.assert_array_equal(read_submission(out).to_numpy().astype(bool), want)
+    assert not np.array_equal(want, apply_thresholds(probs, cuts, 1, None, rank_by="ratio"))
+    # the rule without its calibration is refused in one line, nothing written
+    out.unlink()
+    del doc["posterior"]
+    thr.write_text(json.dumps(doc))
+    assert run(submit.main, args) == 2
+    assert "needs the 'posterior' calibration" in capsys.readouterr().err and not out.exists()

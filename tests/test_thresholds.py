@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from hpa_ens.calibration import Posterior
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -255,11 +257,20 @@ def test_cli_exact_writes_consistent_json_and_plots(tmp_path):
     assert res["method"] == "exact" and thr.shape == (N_CLASSES,)
     np.testing.assert_allclose(thr, T.exact_thresholds(y, oof)[0])
     assert thr[27] == T.NEVER and any("class 27" in w for w in res["warnings"])
-    pred_labels = apply_thresholds(oof, thr, res["min_labels"], res["max_labels"])
+    # With OOF rows and a target, empty rows are filled by the posterior; the OOF report cross-fits it
+    # (5 interleaved parts, each filled by a calibration fitted on the other four).
+    assert res["rank_by"] == "posterior" and len(res["posterior"]["x"]) == N_CLASSES
+    target = np.array(res["target_share"])
+    pred_labels = np.zeros(oof.shape, dtype=bool)
+    for j in range(5):
+        rows = np.arange(len(oof)) % 5 == j
+        post = Posterior.fit(oof[~rows], y[~rows], target)
+        pred_labels[rows] = apply_thresholds(oof[rows], thr, res["min_labels"], res["max_labels"], "posterior", post)
     assert res["oof_macro_f1"] == pytest.approx(f1_score(y, pred_labels, average="macro", zero_division=0))
     np.testing.assert_allclose(res["oof_per_class_f1"], f1_score(y, pred_labels, average=None, zero_division=0))
     np.testing.assert_allclose(res["target_share"], np.clip(y.mean(0), 0.5 / len(y), 1))
-    np.testing.assert_allclose(res["test_share"], apply_thresholds(test, thr, 1, 5).mean(0))
+    full = Posterior.fit(oof, y, target)  # submit applies the calibration fitted on every OOF row
+    np.testing.assert_allclose(res["test_share"], apply_thresholds(test, thr, 1, 5, "posterior", full).mean(0))
     assert res["inputs"]["labels"] == sha256_file(labels)
     assert res["inputs"]["pred"]["oof.csv"] == sha256_file(pred / "oof.csv")
     # Provenance: the prediction set the thresholds were tuned on, and the plots (issue 17.3, 17.6).

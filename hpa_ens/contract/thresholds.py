@@ -4,6 +4,8 @@
 
 - ``thresholds``: one float per class, class k predicted where ``prob > thresholds[k]``;
 - ``method``, ``min_labels``, ``max_labels``, ``rank_by`` (how rows are topped up to ``min_labels``);
+- ``posterior`` (with ``rank_by: posterior`` only): the OOF isotonic breakpoints per class and the train and
+  target shares of :class:`hpa_ens.calibration.Posterior`, so ``submit`` ranks exactly as tuned;
 - ``task``: the task's name and class list (the thresholds mean nothing for another class list);
 - ``prediction_set``: the folder and sha256 of the ``test.csv`` (and ``oof.csv`` when it had one) the
   thresholds were tuned on, so that :func:`check_thresholds_match` can refuse applying them to another set;
@@ -54,6 +56,8 @@ class ThresholdsRecord:
     min_labels : int
     max_labels : int or None
     rank_by : str
+    posterior : dict or None
+        :meth:`hpa_ens.calibration.Posterior.to_json`, required when ``rank_by == "posterior"``.
     prediction_set : dict
         ``{"path": str, "test.csv": sha256, "oof.csv": sha256 or None}``.
     plots : list of str
@@ -69,6 +73,7 @@ class ThresholdsRecord:
     min_labels: int = 1
     max_labels: int | None = None
     rank_by: str = "ratio"
+    posterior: dict | None = None
     prediction_set: dict = field(default_factory=dict)
     plots: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
@@ -78,12 +83,20 @@ class ThresholdsRecord:
     def n_classes(self) -> int:
         return len(self.thresholds)
 
+    def posterior_model(self):
+        """The :class:`hpa_ens.calibration.Posterior` the fill rule ranks by, or None."""
+        from ..calibration import Posterior
+
+        return None if self.posterior is None else Posterior.from_json(self.posterior, self.n_classes)
+
     def to_json(self) -> dict:
         out = {"schema_version": THRESHOLDS_SCHEMA}
         out.update(asdict(self))
         out["thresholds"] = [float(t) for t in self.thresholds]
         out["task"] = {"name": self.task_name, "n_classes": len(self.class_names), "class_names": list(self.class_names)}
         del out["task_name"], out["class_names"]
+        if self.posterior is None:
+            del out["posterior"]
         # Report keys at the top level too: older readers (submit, demo_report) look there.
         for key, value in self.report.items():
             out.setdefault(key, value)
@@ -133,20 +146,27 @@ def _validate(doc: Mapping, source: str) -> ThresholdsRecord:
     rank_by = doc.get("rank_by", "ratio")
     if rank_by not in RANK_RULES:
         raise bad(f"'rank_by' must be one of {RANK_RULES}", rank_by)
+    posterior = doc.get("posterior")
+    if rank_by == "posterior" and posterior is None:
+        raise bad("'rank_by: posterior' needs the 'posterior' calibration it ranks by", None)
+    if posterior is not None:
+        from ..calibration import Posterior
+
+        Posterior.from_json(posterior, len(thr), source)
     pset = doc.get("prediction_set", {})
     if not isinstance(pset, Mapping):
         raise bad("'prediction_set' must be an object with the sha256 of test.csv", pset)
     plots = doc.get("plots", [])
     if not isinstance(plots, list) or not all(isinstance(p, str) for p in plots):
         raise bad("'plots' must be a list of paths", plots)
-    known = {"schema_version", "thresholds", "method", "task", "min_labels", "max_labels", "rank_by",
+    known = {"schema_version", "thresholds", "method", "task", "min_labels", "max_labels", "rank_by", "posterior",
              "prediction_set", "plots", "params", "class_names"}
     report = {k: v for k, v in doc.get("report", {}).items()} if isinstance(doc.get("report"), Mapping) else {}
     report |= {k: v for k, v in doc.items() if k not in known and k != "report"}
     return ThresholdsRecord(thresholds=[float(t) for t in thr], method=method, class_names=names,
                             task_name=str(task.get("name") or "task"), min_labels=int(min_labels),
                             max_labels=None if max_labels is None else int(max_labels), rank_by=rank_by,
-                            prediction_set=dict(pset), plots=list(plots), params=dict(doc.get("params") or {}),
+                            posterior=None if posterior is None else dict(posterior), prediction_set=dict(pset), plots=list(plots), params=dict(doc.get("params") or {}),
                             report=report)
 
 
