@@ -113,16 +113,17 @@ def _average_ranks(cols: np.ndarray) -> np.ndarray:
     last[:-1] = new[1:]
     last[-1] = True
     end = np.minimum.accumulate(np.where(last, idx, size - 1)[::-1])[::-1]
-    base = np.repeat(np.arange(0, size, n), n)  # flat index of each row's start
+    row_start = np.arange(0, size, n)[:, None]  # flat index of each row's first element
+    # The mean of the 1-based ranks first+1 .. end+1 of a run, within its row (a half-integer: exact).
+    mean_rank = (first.reshape(n_rows, n) + end.reshape(n_rows, n) - 2 * row_start + 2) / 2.0
     ranks = np.empty(size)
-    # The mean of the 1-based ranks first+1 .. end+1 of a run (a half-integer: exact in float64).
-    ranks[(order + base.reshape(n_rows, n)[:, :1]).reshape(-1)] = (first + end - 2 * base + 2) / 2.0
+    ranks[(order + row_start).reshape(-1)] = mean_rank.reshape(-1)
     ranks = ranks.reshape(n_rows, n)
     ranks[np.isnan(sorted_[:, -1])] = np.nan  # NaN sorts last
     return ranks
 
 
-def rank_blend(probs_list, weights=None, n_jobs: int | None = 1) -> np.ndarray:
+def rank_blend(probs_list, weights=None, n_jobs: int | None = None) -> np.ndarray:
     """Per-class rank average, rescaled to [0, 1].
 
     Each model's column is replaced by its average rank (ties share a rank) divided by n - 1, then
@@ -133,8 +134,8 @@ def rank_blend(probs_list, weights=None, n_jobs: int | None = 1) -> np.ndarray:
     ----------
     probs_list : sequence of ndarray of shape (n_samples, n_classes)
     weights : array-like of shape (n_models,), optional (equal weights)
-    n_jobs : int, default 1
-        Threads ranking the models (None, 0 or -1: every available CPU); the result does not depend on it.
+    n_jobs : int, optional
+        Threads ranking the models; None, 0 or -1: every available CPU. The result does not depend on it.
 
     Returns
     -------
