@@ -121,6 +121,20 @@ def test_exact_macro_f1_scorer_equals_exact_thresholds_and_sklearn(seed):
         np.testing.assert_allclose(per_class, brute_force_best_f1(Y, p), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_exact_macro_f1_above_any_floor_is_the_same(seed):
+    """Sorting only the rows above a floor gives the same floats, whatever the floor (a bad one falls back)."""
+    rng = np.random.default_rng(10 + seed)
+    for trial in range(150):
+        n, k = int(rng.integers(1, 40)), int(rng.integers(1, 5))
+        Y = (rng.random((n, k)) < rng.random()).astype(np.uint8)
+        levels = int(rng.integers(1, 8))
+        p = rng.random((n, k)) if trial % 2 else rng.integers(0, levels + 1, size=(n, k)) / levels
+        floor = rng.choice([-np.inf, -0.0, 0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0], size=k)
+        got = _ExactMacroF1(Y.T).per_class_above(np.ascontiguousarray(p.T), floor)
+        assert np.array_equal(got, exact_thresholds(Y, p)[1])
+
+
 # ------------------------------------------------------------------------------------------- caruana
 @pytest.mark.parametrize("seed", range(4))
 def test_caruana_picks_what_the_old_loop_picked(seed):
