@@ -288,25 +288,38 @@ class _ExactMacroF1:
     def per_class_above(self, cols: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """:meth:`per_class`, sorting only each class's rows above ``floor[k]`` where that settles it.
 
-        A cut below those ``c`` rows predicts m > c rows, so its F1 ``2 tp / (m + P)`` is at most
-        ``2 P / (c + 1 + P)`` (rounding is monotone, so as floats too). Where that bound does not
-        exceed the best cut among the rows above the floor, no cut below can beat it; otherwise (or
-        for a class with no rows above its floor) the whole columns are sorted. Same result as
-        :meth:`per_class` for any floor; a good floor only makes it faster.
+        Same result as :meth:`per_class` for any floor (see :meth:`region_best`); a good floor only
+        makes it faster.
 
         Parameters
         ----------
         cols : ndarray of shape (n_classes, n_samples), C-contiguous, in [0, 1]
         floor : ndarray of shape (n_classes,)
         """
-        n_classes, n = cols.shape
-        above = cols > floor[:, None]
-        count = np.count_nonzero(above, axis=1)
-        idx = np.flatnonzero(above)  # class by class
-        keys = cols.reshape(-1)[idx].view(np.int64) << 1
+        idx = np.flatnonzero(cols > floor[:, None])  # class by class
+        best = self.region_best(idx, cols.reshape(-1)[idx])
+        return self.per_class(cols) if best is None else best
+
+    def region_best(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+        """Best F1 of each class from the rows above a per-class floor, or None where that cannot settle it.
+
+        A cut below a class's ``c`` rows above its floor predicts m > c rows, so its F1
+        ``2 tp / (m + P)`` is at most ``2 P / (c + 1 + P)`` (rounding is monotone, so as floats too).
+        Where that bound does not exceed the best cut among the ``c`` rows, no cut below can beat it.
+
+        Parameters
+        ----------
+        idx : ndarray of int, ascending
+            Flat class-major indices of every row above its class's floor (all of a class's rows
+            with a value above the floor, no others).
+        values : ndarray of float64, their values in [0, 1]
+        """
+        n_classes, n = self.keys.shape
+        ends = np.searchsorted(idx, np.arange(1, n_classes + 1) * n)
+        starts = np.concatenate([[0], ends[:-1]])
+        count = ends - starts
+        keys = values.view(np.int64) << 1
         keys |= self.negative.reshape(-1)[idx]
-        ends = np.cumsum(count)
-        starts = ends - count
         for k in np.flatnonzero(count > 1):
             keys[starts[k]:ends[k]].sort()
         at = np.flatnonzero((keys & 1) == 0)  # the positives above the floors, class by class, ascending
@@ -322,7 +335,7 @@ class _ExactMacroF1:
             best[has] = np.maximum.reduceat(f1, first[has])
         bound = 2.0 * self.n_pos / (count + 1 + self.n_pos)
         if not ((count == n) | (bound <= best)).all():
-            return self.per_class(cols)
+            return None
         return np.maximum(best, self.f1_all)
 
     def __call__(self, cols: np.ndarray) -> float:
