@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hpa_ens.blend import mean_blend  # noqa: E402
 from hpa_ens.cli import available_cpus, resolve_n_jobs  # noqa: E402
-from hpa_ens.stack import default_params, fit_predict_stack, inner_split, rare_fallback, stack_features  # noqa: E402
+from hpa_ens.stack import (EARLY_STOPPING_ROUNDS, default_params, fit_predict_stack, inner_split,  # noqa: E402
+                           rare_fallback, stack_features)
 from hpa_ens.testing.label_noise import simulate_label_noise_models  # noqa: E402
 from hpa_ens.testing.simulate import simple_folds  # noqa: E402
 from hpa_ens.thresholds import exact_macro_f1  # noqa: E402
@@ -71,7 +72,7 @@ def make_data(n_rows: int, n_test: int, n_models: int, seed: int):
 
 
 def same_work_loop(X, Y, folds, X_test, blend_oof, blend_test, params: dict, seed: int, n_rounds: int = 400,
-                   early_stopping_rounds: int = 30, inner_fraction: float = 0.2, min_positives: int = 20):
+                   early_stopping_rounds: int = EARLY_STOPPING_ROUNDS, inner_fraction: float = 0.2, min_positives: int = 20):
     """The stack's work with a fresh ``LGBMClassifier`` (and so a fresh binned Dataset) per (fold, class)."""
     import lightgbm as lgb
     from lightgbm import LGBMClassifier

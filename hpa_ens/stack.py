@@ -101,6 +101,12 @@ def stack_features(probs_list, features: str = "probs", names: Sequence[str] | N
     return np.hstack(blocks).astype(np.float32), cols
 
 
+#: Early-stopping patience on the inner split. The best round averages about 65 trees on the HPA-shaped
+#: stack, so a patience of 30 grew 46 % more trees than it kept; 20 gives the same OOF F1 (0.7184 vs 0.7180
+#: on 10,000 rows x 10 models) with fewer wasted rounds (docs/stack_blend.md).
+EARLY_STOPPING_ROUNDS = 20
+
+
 def default_params(seed: int = 0, num_threads: int | None = None, learning_rate: float = 0.1,
                    num_leaves: int = 15) -> dict:
     """LightGBM parameters of the stacker.
@@ -327,7 +333,8 @@ class Stacker:
     """
 
     def __init__(self, *, features: str = "probs", dynamic: bool = False, rare: str = "mean",
-                 min_positives: int = 20, n_rounds: int = 400, early_stopping_rounds: int = 30,
+                 min_positives: int = 20, n_rounds: int = 400,
+                 early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
                  inner_fraction: float = 0.2, learning_rate: float = 0.1, num_leaves: int = 15,
                  n_jobs: int | None = None, seed: int = 0, params: dict | None = None):
         self.features, self.dynamic, self.rare = features, dynamic, rare
@@ -425,7 +432,8 @@ class Stacker:
 
 
 def fit_predict_stack(oof_sets, Y, folds, test_sets, *, features: str = "probs", params: dict | None = None,
-                      n_rounds: int = 400, early_stopping_rounds: int = 30, inner_fraction: float = 0.2,
+                      n_rounds: int = 400, early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
+                      inner_fraction: float = 0.2,
                       min_positives: int = 20, rare: str = "mean", dynamic: bool = False, n_jobs: int | None = None,
                       seed: int = 0, progress=None) -> StackResult:
     """Fit the per-class stackers fold by fold and predict OOF and test.
@@ -567,7 +575,8 @@ def build_parser():
     p.add_argument("--min-positives", type=int, default=20,
                    help="positives a class needs in a fold's training rows to get a LightGBM model")
     p.add_argument("--n-rounds", type=int, default=400, help="boosting rounds at most (early stopping decides)")
-    p.add_argument("--early-stopping", type=int, default=30, help="patience in rounds on the inner split")
+    p.add_argument("--early-stopping", type=int, default=EARLY_STOPPING_ROUNDS,
+                   help="patience in rounds on the inner split")
     p.add_argument("--inner-fraction", type=float, default=0.2, help="share of training rows for early stopping")
     p.add_argument("--learning-rate", type=float, default=0.1)
     p.add_argument("--num-leaves", type=int, default=15)
