@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from .thresholds import exact_macro_f1
-from ._validation import check_param
+from ._validation import check_indicator, check_param, check_probabilities
 from ._validation import ContractError, ParameterError
 
 METHODS = ("mean", "rank", "weighted", "caruana")
@@ -66,6 +66,11 @@ def _check_weights(weights, n_models: int) -> np.ndarray:
     return w / w.sum()
 
 
+def _weighted(arr: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``clip(w @ arr)`` of a stacked (n_models, n_samples, n_classes) array."""
+    return np.clip(np.tensordot(w, arr, axes=1), 0.0, 1.0)
+
+
 def weighted_blend(probs_list, weights=None) -> np.ndarray:
     """Weighted mean of the models' probabilities.
 
@@ -79,8 +84,7 @@ def weighted_blend(probs_list, weights=None) -> np.ndarray:
     probs : ndarray of shape (n_samples, n_classes)
     """
     arr = _stack(probs_list)
-    w = _check_weights(weights, len(arr))
-    return np.clip(np.tensordot(w, arr, axes=1), 0.0, 1.0)
+    return _weighted(arr, _check_weights(weights, len(arr)))
 
 
 def mean_blend(probs_list) -> np.ndarray:
@@ -88,28 +92,82 @@ def mean_blend(probs_list) -> np.ndarray:
     return weighted_blend(probs_list)
 
 
-def rank_blend(probs_list, weights=None) -> np.ndarray:
+def _average_ranks(cols: np.ndarray) -> np.ndarray:
+    """1-based average ranks (ties share their mean rank) along the last axis of a 2-d array.
+
+    Equals ``scipy.stats.rankdata(cols, axis=-1, method="average")`` (a row holding NaN is all NaN):
+    one unstable argsort per row (tied values get the same mean whatever their order), tie runs found
+    by comparing sorted neighbours on the flattened array (row starts always open a run).
+    """
+    n_rows, n = cols.shape
+    size = n_rows * n
+    order = np.argsort(cols, axis=1)
+    sorted_ = np.take_along_axis(cols, order, axis=1)
+    new = np.empty((n_rows, n), dtype=bool)  # a tie run starts here
+    new[:, 0] = True
+    np.not_equal(sorted_[:, 1:], sorted_[:, :-1], out=new[:, 1:])
+    new = new.reshape(-1)
+    idx = np.arange(size)
+    first = np.maximum.accumulate(np.where(new, idx, 0))
+    last = np.empty(size, dtype=bool)  # a tie run ends here
+    last[:-1] = new[1:]
+    last[-1] = True
+    end = np.minimum.accumulate(np.where(last, idx, size - 1)[::-1])[::-1]
+    row_start = np.arange(0, size, n)[:, None]  # flat index of each row's first element
+    # The mean of the 1-based ranks first+1 .. end+1 of a run, within its row (a half-integer: exact).
+    mean_rank = (first.reshape(n_rows, n) + end.reshape(n_rows, n) - 2 * row_start + 2) / 2.0
+    ranks = np.empty(size)
+    ranks[(order + row_start).reshape(-1)] = mean_rank.reshape(-1)
+    ranks = ranks.reshape(n_rows, n)
+    ranks[np.isnan(sorted_[:, -1])] = np.nan  # NaN sorts last
+    return ranks
+
+
+def rank_blend(probs_list, weights=None, n_jobs: int | None = None) -> np.ndarray:
     """Per-class rank average, rescaled to [0, 1].
 
     Each model's column is replaced by its average rank (ties share a rank) divided by n - 1, then
     the (weighted) mean is taken. Ranks are taken within the rows given, so OOF and test are ranked
     separately: a threshold tuned on OOF ranks acts as a quantile on test.
 
+    Parameters
+    ----------
+    probs_list : sequence of ndarray of shape (n_samples, n_classes)
+    weights : array-like of shape (n_models,), optional (equal weights)
+    n_jobs : int, optional
+        Threads ranking the models; None, 0 or -1: every available CPU. The result does not depend on it.
+
     Returns
     -------
     probs : ndarray of shape (n_samples, n_classes), in [0, 1]
     """
-    from scipy.stats import rankdata
+    from .cli import resolve_n_jobs
 
-    arr = _stack(probs_list)
+    return _rank_blend(_stack(probs_list), weights, resolve_n_jobs(n_jobs))
+
+
+def _rank_blend(arr: np.ndarray, weights, n_jobs: int) -> np.ndarray:
+    """:func:`rank_blend` of a stacked (n_models, n_samples, n_classes) array."""
     n = arr.shape[1]
-    ranks = (rankdata(arr, axis=1, method="average") - 1.0) / max(n - 1, 1)
-    return weighted_blend(ranks, weights)
+    w = _check_weights(weights, len(arr))
+    ranks = np.empty_like(arr)
+
+    def rank_model(i):  # one model at a time: the sort's work arrays stay small
+        ranks[i] = _average_ranks(np.ascontiguousarray(arr[i].T)).T
+
+    _parallel(rank_model, list(range(len(arr))), n_jobs)
+    ranks -= 1.0  # the same floats as (rankdata(arr, axis=1) - 1.0) / (n - 1)
+    ranks /= max(n - 1, 1)
+    return _weighted(ranks, w)
 
 
 def _logloss(Y: np.ndarray, probs: np.ndarray) -> float:
     p = np.clip(probs, _EPS, 1 - _EPS)
     return float(-np.mean(Y * np.log(p) + (1 - Y) * np.log1p(-p)))
+
+
+def _is_indicator(Y: np.ndarray) -> bool:
+    return bool(((Y == 0) | (Y == 1)).all())
 
 
 def _logloss_and_grad(w: np.ndarray, Y: np.ndarray, arr: np.ndarray) -> tuple[float, np.ndarray]:
@@ -126,15 +184,234 @@ def _logloss_and_grad(w: np.ndarray, Y: np.ndarray, arr: np.ndarray) -> tuple[fl
     return loss, np.tensordot(arr, r, axes=([1, 2], [0, 1])) / r.size
 
 
+class _LogLossGrad:
+    """:func:`_logloss_and_grad` for 0/1 labels: the same floats to the last bit, in about half the time.
+
+    Each element takes its one non-zero term (``log p`` or ``log1p(-p)``; ``-1/p`` or ``1/(1-p)``)
+    instead of both (``x + -0.0 == x`` and ``0.0 - x == -x``), the blend is the same BLAS product as
+    ``np.tensordot`` written into a kept buffer, and the work arrays are allocated once per fit.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes), 0/1
+    arr : ndarray of shape (n_models, n_samples, n_classes), C-contiguous float64
+    """
+
+    def __init__(self, Y: np.ndarray, arr: np.ndarray):
+        self.arr = arr
+        self.rows = arr.reshape(len(arr), -1)  # what tensordot hands to BLAS
+        self.positives = np.flatnonzero(Y)
+        shape = arr.shape[1:]
+        self.blend, self.p, self.work = np.empty((1, self.rows.shape[1])), np.empty(shape), np.empty(shape)
+        self.inside, self.outside = np.empty(shape, dtype=bool), np.empty(shape, dtype=bool)
+
+    def __call__(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        np.dot(w[None, :], self.rows, out=self.blend)  # tensordot(w, arr, axes=1) is this dot
+        blend, p, work, pos = self.blend.reshape(self.p.shape), self.p, self.work, self.positives
+        np.clip(blend, _EPS, 1 - _EPS, out=p)
+        flat_p, flat_work = p.reshape(-1), work.reshape(-1)
+        np.negative(p, out=work)
+        np.log1p(work, out=work)
+        flat_work[pos] = np.log(flat_p[pos])
+        loss = float(-np.mean(work))
+        np.greater(blend, _EPS, out=self.inside)
+        np.less(blend, 1 - _EPS, out=self.outside)
+        np.logical_and(self.inside, self.outside, out=self.inside)
+        np.logical_not(self.inside, out=self.outside)  # the clip is flat outside: no gradient there
+        np.subtract(1, p, out=work)
+        np.divide(1.0, work, out=work)
+        flat_work[pos] = -(1.0 / flat_p[pos])
+        np.copyto(work, 0.0, where=self.outside)
+        return loss, np.tensordot(self.arr, work, axes=([1, 2], [0, 1])) / work.size
+
+
 def _score(Y: np.ndarray, probs: np.ndarray, objective: str) -> float:
     """Lower is better."""
     return _logloss(Y, probs) if objective == "logloss" else -exact_macro_f1(Y, probs)
 
 
+class _ExactMacroF1:
+    """Macro F1 at each class's exact best threshold, for many candidate blends against one label matrix.
+
+    The same float, to the last bit, as :func:`hpa_ens.thresholds.exact_macro_f1`: the same per-class
+    values ``2 tp / (m + P)`` of realisable cuts, maximised and averaged the same way. The work is
+    shared and cut down: labels and counts are prepared once, nothing is re-validated, a candidate
+    costs one in-place sort of int64 keys ``value bits << 1 | (1 - label)``, and F1 is computed at
+    the positives only. For floats >= 0 the bit pattern orders like the value (the shift drops the
+    sign bit, so -0.0 ties 0.0), and within a run of equal values the positives sort first.
+
+    Why the positives suffice: a best cut's lowest predicted run holds a positive (else the cut just
+    above it scores at least as well), so it is the cut just below that run's first row, a positive.
+    Its true positives are P minus the positives below it, a count fixed by the labels alone. A
+    positive that is not first in its run gives no realisable cut, but its value is that of the cut
+    below its run with positives taken out (tp - j over m - j + P, lower as tp <= m): never the max.
+
+    Parameters
+    ----------
+    y_cm : ndarray of shape (n_classes, n_samples), 0/1, class-major
+    """
+
+    def __init__(self, y_cm: np.ndarray):
+        y = np.ascontiguousarray(y_cm, dtype=np.int64)
+        n_classes, n = y.shape
+        self.negative = 1 - y
+        n_pos = y.sum(axis=1)
+        pos = n_pos.astype(np.float64)
+        self.f1_all = 2.0 * pos / (n + pos)  # predict every row (n >= 1: never 0/0)
+        # Positives come out of flatnonzero class by class, n_pos[k] of them, ascending.
+        cls = np.repeat(np.arange(n_classes), n_pos)
+        starts = np.concatenate([[0], np.cumsum(n_pos)[:-1]]).astype(np.int64)
+        below = np.arange(len(cls)) - starts[cls]  # positives below each one in its class
+        self.tp2 = 2.0 * (n_pos[cls] - below)  # 2 tp of the cut just below it (exact integers)
+        self.row_end = (cls + 1) * n + pos[cls]  # minus its flat index: m + P of that cut
+        self.has_pos, self.segments = n_pos > 0, starts[n_pos > 0]
+        self.keys = np.empty((n_classes, n), dtype=np.int64)
+        self.is_pos = np.empty((n_classes, n), dtype=bool)
+        self.f1 = np.empty(len(cls))
+        self.n_pos = pos
+
+    def per_class(self, cols: np.ndarray) -> np.ndarray:
+        """Best F1 of each class, shape (n_classes,); ``cols``: C-contiguous (n_classes, n_samples) in [0, 1]."""
+        keys, is_pos = self.keys, self.is_pos
+        np.left_shift(cols.view(np.int64), 1, out=keys)
+        np.bitwise_or(keys, self.negative, out=keys)
+        keys.sort(axis=1)
+        np.bitwise_and(keys, 1, out=is_pos.view(np.int8), casting="unsafe")
+        np.logical_not(is_pos, out=is_pos)
+        at = np.flatnonzero(is_pos)
+        f1 = np.divide(self.tp2, self.row_end - at, out=self.f1)
+        best = np.zeros(len(keys))  # 0.0: the "predict nothing" cut (and every class without positives)
+        if len(f1):
+            best[self.has_pos] = np.maximum.reduceat(f1, self.segments)
+        return np.maximum(best, self.f1_all)
+
+    def per_class_above(self, cols: np.ndarray, floor: np.ndarray) -> np.ndarray:
+        """:meth:`per_class`, sorting only each class's rows above ``floor[k]`` where that settles it.
+
+        Same result as :meth:`per_class` for any floor (see :meth:`region_best`); a good floor only
+        makes it faster.
+
+        Parameters
+        ----------
+        cols : ndarray of shape (n_classes, n_samples), C-contiguous, in [0, 1]
+        floor : ndarray of shape (n_classes,)
+        """
+        idx = np.flatnonzero(cols > floor[:, None])  # class by class
+        best = self.region_best(idx, cols.reshape(-1)[idx])
+        return self.per_class(cols) if best is None else best
+
+    def region_best(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+        """Best F1 of each class from the rows above a per-class floor, or None where that cannot settle it.
+
+        A cut below a class's ``c`` rows above its floor predicts m > c rows, so its F1
+        ``2 tp / (m + P)`` is at most ``2 P / (c + 1 + P)`` (rounding is monotone, so as floats too).
+        Where that bound does not exceed the best cut among the ``c`` rows, no cut below can beat it.
+
+        Parameters
+        ----------
+        idx : ndarray of int, ascending
+            Flat class-major indices of every row above its class's floor (all of a class's rows
+            with a value above the floor, no others).
+        values : ndarray of float64, their values in [0, 1]
+        """
+        n_classes, n = self.keys.shape
+        ends = np.searchsorted(idx, np.arange(1, n_classes + 1) * n)
+        starts = np.concatenate([[0], ends[:-1]])
+        count = ends - starts
+        keys = values.view(np.int64) << 1
+        keys |= self.negative.reshape(-1)[idx]
+        for k in np.flatnonzero(count > 1):
+            keys[starts[k]:ends[k]].sort()
+        at = np.flatnonzero((keys & 1) == 0)  # the positives above the floors, class by class, ascending
+        first = np.searchsorted(at, starts)
+        n_above = np.searchsorted(at, ends) - first
+        cls = np.repeat(np.arange(n_classes), n_above)
+        # The cut just below a positive predicts the rows from it to its class's end: m = end - at,
+        # tp = the positives among them; the same operands, so the same floats, as per_class.
+        f1 = 2.0 * (n_above[cls] - (np.arange(len(at)) - first[cls])) / ((ends[cls] - at) + self.n_pos[cls])
+        best = np.zeros(n_classes)
+        has = n_above > 0
+        if has.any():
+            best[has] = np.maximum.reduceat(f1, first[has])
+        bound = 2.0 * self.n_pos / (count + 1 + self.n_pos)
+        if not ((count == n) | (bound <= best)).all():
+            return None
+        return np.maximum(best, self.f1_all)
+
+    def __call__(self, cols: np.ndarray) -> float:
+        return float(self.per_class(cols).mean())
+
+
+def _floors(score: _ExactMacroF1, running: np.ndarray, size, best: np.ndarray, margin: float = 0.9) -> np.ndarray:
+    """Per-class floors for :meth:`_ExactMacroF1.per_class_above` at the next Caruana step.
+
+    A candidate is ``(running * size + p) / (size + 1) >= running * size / (size + 1)`` (p >= 0,
+    rounding monotone). If its best F1 is near the running blend's (``best``), only cuts of at most
+    ``P (2 / L - 1)`` rows with ``L = margin * best`` can matter, so the floor is the value that many
+    rows above in that lower bound. A wrong guess costs time (a full sort), never a different result.
+    """
+    n = running.shape[1]
+    low = np.sort(running * size / (size + 1), axis=1)
+    guess = margin * best
+    with np.errstate(divide="ignore"):
+        rows = np.where(guess > 0, np.floor(score.n_pos * (2.0 / guess - 1.0)) + 1, n)
+    rows = np.clip(rows, 1, n).astype(np.int64)
+    return np.where(rows < n, low[np.arange(len(rows)), np.clip(n - rows - 1, 0, n - 1)], -np.inf)
+
+
+def _class_major(arr: np.ndarray) -> np.ndarray:
+    """(n_models, n_samples, n_classes) -> C-contiguous (n_models, n_classes, n_samples)."""
+    return np.ascontiguousarray(arr.transpose(0, 2, 1))
+
+
+def _check_probs_and_labels(arr: np.ndarray, Y, caller: str) -> np.ndarray:
+    """The checks :func:`exact_macro_f1` made on every candidate, made once: Y 0/1 of the sets' shape, probabilities in [0, 1]."""
+    y = check_indicator(Y, "Y", arr.shape[2])
+    if y.shape != arr.shape[1:]:
+        raise ParameterError(f"The 'Y' parameter of {caller} must have the shape of each set {arr.shape[1:]}. "
+                             f"Got {y.shape} instead.")
+    for i, probs in enumerate(arr):
+        check_probabilities(probs, f"set {i}")
+    return y
+
+
+def _fit_weights(Y: np.ndarray, arr: np.ndarray, objective: str) -> np.ndarray:
+    """:func:`fit_weights` on a stacked (n_models, n_samples, n_classes) float64 array."""
+    from scipy.optimize import minimize
+
+    Y = np.asarray(Y, dtype=np.float64)
+    n_models = len(arr)
+    if n_models == 1:
+        return np.ones(1)
+    start = np.full(n_models, 1.0 / n_models)
+    if objective == "logloss":
+        arr = np.ascontiguousarray(arr)
+        fun, args = (_LogLossGrad(Y, arr), ()) if _is_indicator(Y) else (_logloss_and_grad, (Y, arr))
+        result = minimize(fun, start, args=args, jac=True, method="SLSQP",
+                          bounds=[(0.0, 1.0)] * n_models,
+                          constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},),
+                          options={"maxiter": 200, "ftol": 1e-10})
+        w = np.clip(result.x, 0.0, None)
+    else:
+        score = _ExactMacroF1(_check_probs_and_labels(arr, Y, "fit_weights").T)
+
+        def loss(z):
+            w = np.abs(z)
+            return 0.0 if w.sum() == 0 else -score(np.ascontiguousarray(np.tensordot(w / w.sum(), arr, axes=1).T))
+
+        result = minimize(loss, start, method="Nelder-Mead",
+                          options={"maxfev": 60 * n_models, "xatol": 1e-3, "fatol": 1e-6})
+        w = np.abs(result.x)
+        if loss(w) > loss(start):  # never return worse than the equal-weight start
+            w = start
+    return w / w.sum()
+
+
 def fit_weights(Y, oof_list, objective: str = "logloss") -> np.ndarray:
     """Non-negative weights summing to 1 that minimise log-loss or maximise macro F1 on OOF.
 
-    Log-loss is smooth: SLSQP on the simplex. Macro F1 at exact per-class thresholds is piecewise
+    Log-loss is smooth: SLSQP on the simplex, with one BLAS thread (so the gradient's sum, and the
+    weights, are the same floats on every machine). Macro F1 at exact per-class thresholds is piecewise
     constant: Nelder-Mead on unconstrained parameters mapped to the simplex by ``|z| / sum |z|``
     (the F1 at exact thresholds is scale-invariant), started from equal weights.
 
@@ -148,32 +425,60 @@ def fit_weights(Y, oof_list, objective: str = "logloss") -> np.ndarray:
     -------
     weights : ndarray of shape (n_models,)
     """
-    from scipy.optimize import minimize
+    import scipy.optimize  # noqa: F401 - loads scipy's own OpenBLAS first, so the limit reaches it too
+    from threadpoolctl import threadpool_limits
 
     check_param("objective", objective, f"one of {OBJECTIVES}", objective in OBJECTIVES, "fit_weights")
-    arr = _stack(oof_list)
-    Y = np.asarray(Y, dtype=np.float64)
-    n_models = len(arr)
-    if n_models == 1:
-        return np.ones(1)
-    start = np.full(n_models, 1.0 / n_models)
-    if objective == "logloss":
-        result = minimize(_logloss_and_grad, start, args=(Y, arr), jac=True, method="SLSQP",
-                          bounds=[(0.0, 1.0)] * n_models,
-                          constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},),
-                          options={"maxiter": 200, "ftol": 1e-10})
-        w = np.clip(result.x, 0.0, None)
-    else:
-        def loss(z):
-            w = np.abs(z)
-            return 0.0 if w.sum() == 0 else _score(Y, np.tensordot(w / w.sum(), arr, axes=1), "f1")
+    with threadpool_limits(limits=1, user_api="blas"):  # as in blend: one BLAS summation order everywhere
+        return _fit_weights(Y, _stack(oof_list), objective)
 
-        result = minimize(loss, start, method="Nelder-Mead",
-                          options={"maxfev": 60 * n_models, "xatol": 1e-3, "fatol": 1e-6})
-        w = np.abs(result.x)
-        if loss(w) > loss(start):  # never return worse than the equal-weight start
-            w = start
-    return w / w.sum()
+
+def _caruana_f1(y_cm: np.ndarray, arr_cm: np.ndarray, n_iter: int) -> np.ndarray:
+    """Caruana selection counts under exact macro F1, class-major: ``y_cm`` (K, n), ``arr_cm`` (n_models, K, n).
+
+    The same candidates, floats and tie rule as the generic loop of :func:`caruana_weights`: a
+    candidate is ``(running * size + p) / (size + 1)`` elementwise (the layout does not change a
+    float), scored by :class:`_ExactMacroF1`.
+    """
+    score = _ExactMacroF1(y_cm)
+    counts = np.zeros(len(arr_cm), dtype=np.int64)
+    per_class = [score.per_class(p) for p in arr_cm]
+    first = int(np.argmin([-float(f.mean()) for f in per_class]))
+    counts[first] = 1
+    best = per_class[first]
+    running = arr_cm[first].copy()
+    cand = np.empty_like(running)
+    for _ in range(n_iter):
+        size = counts.sum()
+        floor = _floors(score, running, size, best)
+        scaled = running * size
+        per_class = []
+        for p in arr_cm:
+            np.add(scaled, p, out=cand)
+            np.divide(cand, size + 1, out=cand)
+            per_class.append(score.per_class_above(cand, floor))
+        pick = int(np.argmin([-float(f.mean()) for f in per_class]))
+        counts[pick] += 1
+        best = per_class[pick]
+        running = (running * size + arr_cm[pick]) / (size + 1)
+    return counts
+
+
+def _caruana_generic(Y: np.ndarray, arr: np.ndarray, n_iter: int, objective: str) -> np.ndarray:
+    """Caruana selection counts, any objective of :func:`_score`, row-major ``arr`` (n_models, n, K)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    counts = np.zeros(len(arr), dtype=np.int64)
+    singles = [_score(Y, p, objective) for p in arr]
+    first = int(np.argmin(singles))
+    counts[first] = 1
+    running = arr[first].copy()
+    for _ in range(n_iter):
+        size = counts.sum()
+        trial = [_score(Y, (running * size + p) / (size + 1), objective) for p in arr]
+        pick = int(np.argmin(trial))
+        counts[pick] += 1
+        running = (running * size + arr[pick]) / (size + 1)
+    return counts
 
 
 def caruana_weights(Y, oof_list, n_iter: int = 25, objective: str = "f1") -> np.ndarray:
@@ -196,61 +501,126 @@ def caruana_weights(Y, oof_list, n_iter: int = 25, objective: str = "f1") -> np.
     -------
     weights : ndarray of shape (n_models,)
     """
-    check_param("objective", objective, f"one of {OBJECTIVES}", objective in OBJECTIVES, "caruana_weights")
-    check_param("n_iter", n_iter, "an int >= 0", isinstance(n_iter, (int, np.integer)) and n_iter >= 0, "caruana_weights")
+    _check_caruana_params(n_iter, objective)
     arr = _stack(oof_list)
-    Y = np.asarray(Y, dtype=np.float64)
-    counts = np.zeros(len(arr), dtype=np.int64)
-    singles = [_score(Y, p, objective) for p in arr]
-    first = int(np.argmin(singles))
-    counts[first] = 1
-    running = arr[first].copy()
-    for _ in range(n_iter):
-        size = counts.sum()
-        trial = [_score(Y, (running * size + p) / (size + 1), objective) for p in arr]
-        pick = int(np.argmin(trial))
-        counts[pick] += 1
-        running = (running * size + arr[pick]) / (size + 1)
+    if objective == "logloss":
+        counts = _caruana_generic(Y, arr, n_iter, objective)
+    else:
+        y = _check_probs_and_labels(arr, Y, "caruana_weights")
+        counts = _caruana_f1(y.T, _class_major(arr), n_iter)
     return counts / counts.sum()
 
 
+def _check_caruana_params(n_iter, objective) -> None:
+    check_param("objective", objective, f"one of {OBJECTIVES}", objective in OBJECTIVES, "caruana_weights")
+    check_param("n_iter", n_iter, "an int >= 0", isinstance(n_iter, (int, np.integer)) and n_iter >= 0,
+                "caruana_weights")
+
+
+def _fit_blend(arr: np.ndarray, method: str, Y, objective: str | None, n_iter: int, folds,
+               n_jobs: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The OOF blend and the weights of one method on stacked OOF rows (the work of ``blend`` but the test rows).
+
+    Weighted and caruana fit their weights once on all rows and, with ``folds``, once per fold on
+    the other folds: independent fits run in ``n_jobs`` threads (numpy's sorts and BLAS release the
+    GIL) and are gathered in order, so the result does not depend on ``n_jobs``.
+    """
+    from .cli import resolve_n_jobs
+
+    check_param("method", method, f"one of {METHODS}", method in METHODS, "blend")
+    n_jobs = resolve_n_jobs(n_jobs)
+    if method == "mean":
+        w = _check_weights(None, len(arr))
+        return _weighted(arr, w), w
+    if method == "rank":
+        return _rank_blend(arr, None, n_jobs), None
+    if Y is None:
+        raise ParameterError(f"The 'Y' parameter of blend must be given for method {method!r}. Got None instead.")
+    objective = objective or ("logloss" if method == "weighted" else "f1")
+    if method == "weighted":
+        check_param("objective", objective, f"one of {OBJECTIVES}", objective in OBJECTIVES, "fit_weights")
+    else:
+        _check_caruana_params(n_iter, objective)
+    if method == "caruana" and objective == "f1":
+        y_cm, arr_cm = _check_probs_and_labels(arr, Y, "blend").T, _class_major(arr)
+
+        def fit(rows):
+            if rows is None:
+                return _caruana_f1(y_cm, arr_cm, n_iter)
+            return _caruana_f1(np.compress(rows, y_cm, axis=1), np.compress(rows, arr_cm, axis=2), n_iter)
+    else:
+        Y = np.asarray(Y)
+
+        def fit(rows):
+            sub, y = (arr, Y) if rows is None else (np.compress(rows, arr, axis=1), Y[rows])
+            if method == "weighted":
+                return _fit_weights(y, sub, objective)
+            return _caruana_generic(y, sub, n_iter, objective)
+
+    parts = [None]  # all rows, then each fold's complement
+    if folds is not None:
+        folds = np.asarray(folds)
+        parts += [folds != k for k in np.unique(folds)]
+    if method == "weighted":
+        # One BLAS thread per fit: the log-loss gradient's BLAS sum then has one order whatever the
+        # machine (OpenBLAS splits it per thread), and SLSQP's tiny BLAS calls stop waiting on a
+        # thread pool that a busy box does not schedule (a fit took 3.2 s with 2 BLAS threads, 0.46 s with 1).
+        import scipy.optimize  # noqa: F401 - loads scipy's own OpenBLAS first, so the limit reaches it too
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            fitted = _parallel(fit, parts, n_jobs)
+    else:
+        fitted = _parallel(fit, parts, n_jobs)
+    if method == "caruana":
+        fitted = [c / c.sum() for c in fitted]
+    weights = fitted[0]
+    if folds is None:
+        return _weighted(arr, _check_weights(weights, len(arr))), weights
+    oof = np.empty(arr.shape[1:])
+    for rows, w in zip(parts[1:], fitted[1:]):
+        oof[~rows] = _weighted(np.compress(~rows, arr, axis=1), _check_weights(w, len(arr)))
+    return oof, weights
+
+
+def _parallel(func, items, n_jobs: int) -> list:
+    """``[func(x) for x in items]``, in up to ``n_jobs`` threads, in order."""
+    if n_jobs <= 1 or len(items) <= 1:
+        return [func(x) for x in items]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=min(n_jobs, len(items)), backend="threading")(delayed(func)(x) for x in items)
+
+
 def blend(oof_list, test_list, method: str = "mean", Y=None, objective: str | None = None,
-          n_iter: int = 25, folds=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+          n_iter: int = 25, folds=None, n_jobs: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Blend OOF and test probabilities with one method.
 
     ``weighted`` and ``caruana`` fit their weights on all OOF rows for the test blend; with ``folds``
     the OOF blend is cross-fitted (fold k blended with weights fitted on the other folds), so the
     OOF score of the blend is not flattered by its own fitting.
 
+    Parameters
+    ----------
+    n_jobs : int, optional
+        Threads for the independent fits (and the rank blend's models); None, 0 or -1: every
+        available CPU. The result does not depend on it.
+
     Returns
     -------
     oof, test : ndarrays of shape (n_train, n_classes) and (n_test, n_classes)
     weights : ndarray of shape (n_models,) or None (rank)
     """
-    check_param("method", method, f"one of {METHODS}", method in METHODS, "blend")
-    if method == "mean":
-        return mean_blend(oof_list), mean_blend(test_list), _check_weights(None, len(oof_list))
+    oof, weights = _fit_blend(_stack(oof_list), method, Y, objective, n_iter, folds, n_jobs)
+    return oof, _predict_blend(_stack(test_list), method, weights, n_jobs), weights
+
+
+def _predict_blend(arr: np.ndarray, method: str, weights, n_jobs) -> np.ndarray:
+    from .cli import resolve_n_jobs
+
     if method == "rank":
-        return rank_blend(oof_list), rank_blend(test_list), None
-    if Y is None:
-        raise ParameterError(f"The 'Y' parameter of blend must be given for method {method!r}. Got None instead.")
-    objective = objective or ("logloss" if method == "weighted" else "f1")
-
-    def fit(rows):
-        sub = [np.asarray(p)[rows] for p in oof_list]
-        if method == "weighted":
-            return fit_weights(np.asarray(Y)[rows], sub, objective)
-        return caruana_weights(np.asarray(Y)[rows], sub, n_iter, objective)
-
-    weights = fit(slice(None))
-    oof = weighted_blend(oof_list, weights)
-    if folds is not None:
-        folds = np.asarray(folds)
-        oof = np.empty_like(oof)
-        for k in np.unique(folds):
-            rows = folds == k
-            oof[rows] = weighted_blend([np.asarray(p)[rows] for p in oof_list], fit(~rows))
-    return oof, weighted_blend(test_list, weights), weights
+        return _rank_blend(arr, None, resolve_n_jobs(n_jobs))
+    return _weighted(arr, _check_weights(None if method == "mean" else weights, len(arr)))
 
 
 def vote(matrices, weights=None, threshold: float = 0.5, min_labels: int = 1) -> np.ndarray:
@@ -350,6 +720,9 @@ class Blender:
         What ``weighted``/``caruana`` optimise (default: logloss for weighted, f1 for caruana).
     n_iter : int
         Caruana: models added after the first.
+    n_jobs : int, optional
+        Threads for the independent fits (all rows, then each fold's complement) and the rank
+        blend's models; None, 0 or -1: every available CPU. The result does not depend on it.
 
     Attributes
     ----------
@@ -358,8 +731,9 @@ class Blender:
         The OOF blend (cross-fitted when ``folds`` was given to ``fit``).
     """
 
-    def __init__(self, method: str = "mean", objective: str | None = None, n_iter: int = 25):
-        self.method, self.objective, self.n_iter = method, objective, n_iter
+    def __init__(self, method: str = "mean", objective: str | None = None, n_iter: int = 25,
+                 n_jobs: int | None = None):
+        self.method, self.objective, self.n_iter, self.n_jobs = method, objective, n_iter, n_jobs
 
     @property
     def needs_oof(self) -> bool:
@@ -378,8 +752,8 @@ class Blender:
         if self.needs_oof and y is None:
             raise ParameterError(f"The 'y' parameter of Blender.fit must be given for method {self.method!r}. "
                                  f"Got None instead.")
-        oof, _, weights = blend(arrays, arrays, self.method,
-                                None if y is None else np.asarray(y), self.objective, self.n_iter, folds)
+        oof, weights = _fit_blend(_stack(arrays), self.method, None if y is None else np.asarray(y),
+                                  self.objective, self.n_iter, folds, self.n_jobs)
         self.weights_, self.oof_, self.n_sets_ = weights, oof, len(arrays)
         return self
 
@@ -388,9 +762,7 @@ class Blender:
         if not hasattr(self, "n_sets_"):
             raise ParameterError("This Blender is not fitted yet. Call 'fit' first (mean/rank: fit(None)).")
         arrays, _ = as_arrays(test_sets, None, "test_sets", n_sets=self.n_sets_)
-        if self.method == "rank":
-            return rank_blend(arrays)
-        return weighted_blend(arrays, self.weights_ if self.method != "mean" else None)
+        return _predict_blend(_stack(arrays), self.method, self.weights_, self.n_jobs)
 
 
 # ----------------------------------------------------------------------------------------------- I/O
@@ -530,7 +902,7 @@ def build_parser():
     """The ``python -m hpa_ens.blend`` argument parser."""
     import argparse
 
-    from .cli import add_task_argument, parser
+    from .cli import add_n_jobs_argument, add_task_argument, parser
 
     p = parser("python -m hpa_ens.blend", "Blend prediction sets (or vote submission files).")
     p.add_argument("--pred", nargs="+", help="prediction-set folders to blend (test-only sets: mean and rank only)")
@@ -542,6 +914,7 @@ def build_parser():
     p.add_argument("--n-iter", type=int, default=25, help="caruana: models added after the first")
     p.add_argument("--folds", help="folds.csv: cross-fit weighted/caruana weights so the OOF blend is honest")
     add_task_argument(p)
+    add_n_jobs_argument(p)
     p.add_argument("--name", default=None, help="name recorded in meta.json (default: the --out folder's name)")
     p.add_argument("--submissions", nargs="+", help="submission files Id,Predicted to vote across")
     p.add_argument("--weights", nargs="+", type=float, default=None, help="one vote weight per submission")
@@ -564,9 +937,9 @@ def check_blend_args(args) -> None:
                              f"OOF rows). Got none instead.")
 
 
-def blend_sets(inputs: Inputs, method: str, objective=None, n_iter: int = 25) -> tuple:
+def blend_sets(inputs: Inputs, method: str, objective=None, n_iter: int = 25, n_jobs: int | None = None) -> tuple:
     """Blend what :func:`load_inputs` read. Returns (oof or None, test, weights or None, OOF scores or {})."""
-    blender = Blender(method, objective, n_iter).fit(inputs.oof_list, inputs.Y, inputs.folds)
+    blender = Blender(method, objective, n_iter, n_jobs).fit(inputs.oof_list, inputs.Y, inputs.folds)
     test = blender.predict(inputs.test_list)
     if inputs.oof_list is None:
         return None, test, blender.weights_, {}
@@ -591,7 +964,7 @@ def _blend_meta(args, argv, inputs: Inputs, weights, scores) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import console
+    from .cli import console, resolve_n_jobs
 
     args = build_parser().parse_args(argv)
     argv_list = list(argv) if argv is not None else None
@@ -601,7 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_output_folder(args.out)
     needs = f"the {args.method} blend" if args.method in ("weighted", "caruana") else None
     inputs = load_inputs(args.pred, args.labels, args.folds, args.task, needs_oof=needs)
-    oof, test, weights, scores = blend_sets(inputs, args.method, args.objective, args.n_iter)
+    oof, test, weights, scores = blend_sets(inputs, args.method, args.objective, args.n_iter, resolve_n_jobs(args.n_jobs))
     write_set(args.out, inputs, oof, test, _blend_meta(args, argv_list, inputs, weights, scores))
     for i, n in enumerate(inputs.names):
         w = "" if weights is None else f"  weight {weights[i]:.3f}"
