@@ -6,6 +6,7 @@
     python benchmarks/run_all.py bench_stack bench_scale   # only these
     python benchmarks/run_all.py --full stacking_report    # a full run; its figures are kept beside the quick ones
     python benchmarks/run_all.py --full --with-reports     # everything at full size (`make bench-full`; hours)
+    python benchmarks/run_all.py --full --forget shift     # drop shift's full-run figures (its protocol changed)
     python scripts/update_figures.py                  # then rewrite the figure tables in README.md and docs/
 
 Each script runs in its own process with ``--quick`` (unless ``--full``); its output is shown as it
@@ -152,6 +153,13 @@ def merge(results: dict, script: str, mode: str, figures: list[dict], run: dict)
     return {"schema": 1, "runs": dict(sorted(runs.items())), "figures": ordered}
 
 
+def forget(results: dict, script: str, mode: str) -> dict:
+    """``results`` without ``script``'s figures and run record of ``mode`` (e.g. after its protocol changed)."""
+    figures = [f for f in results.get("figures", []) if not (f["script"] == script and f["mode"] == mode)]
+    runs = {k: v for k, v in results.get("runs", {}).items() if k != f"{script} ({mode})"}
+    return {"schema": 1, "runs": runs, "figures": figures}
+
+
 def load_results(path: Path = RESULTS) -> dict:
     if not path.exists():
         return {"schema": 1, "runs": {}, "figures": []}
@@ -175,6 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--import-log", default=None, metavar="LOG",
                     help="record the figures a run of the one named script already printed to LOG (a long run done "
                          "by hand, e.g. with nohup) instead of running it; date = the log's time")
+    ap.add_argument("--forget", action="store_true",
+                    help="run nothing: drop the named scripts' recorded figures of this mode (quick, or --full)")
     ap.add_argument("--args", default="", help="extra arguments for the script(s), e.g. --args='--stages dedup'")
     args = ap.parse_args(argv)
     scripts = sorted(HERE.glob("bench_*.py")) + [HERE / f"{name}.py" for name in (*ALSO, *REPORTS)]
@@ -187,6 +197,16 @@ def main(argv=None) -> int:
     env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", HPA_ENS_NO_PROGRESS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     path = Path(args.results)
+    if args.forget:
+        if not args.only:
+            print("--forget needs script names")
+            return 2
+        results = load_results(path)
+        for script in chosen:
+            results = forget(results, script.stem, script_mode(script, args.full))
+        save_results(results, path)
+        print(f"forgot {', '.join(f'{s.stem} ({script_mode(s, args.full)})' for s in chosen)} in {path}")
+        return 0
     common = {"machine": machine(), "commit": git_commit()}
     if args.import_log:
         if len(chosen) != 1:

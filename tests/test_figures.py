@@ -186,3 +186,16 @@ def test_emit_passes_pivot_fields_through(capsys):
     assert parsed == [record]
     assert (record["table"], record["row"], record["col"], record["spread"], record["bold"]) == \
         ("shift", "exact", "hpa", 0.0284123, True)
+
+
+def test_forget_drops_one_script_and_mode_only(tmp_path):
+    res = {"runs": {"a (full)": {}, "a (quick)": {}, "b (full)": {}},
+           "figures": [_fig("a", "x", 1.0, mode="full"), _fig("a", "x", 2.0), _fig("b", "x", 3.0, mode="full")]}
+    path = tmp_path / "r.json"
+    run_all.save_results(res, path)
+    assert run_all.main(["--full", "--forget", "--results", str(path), "shift"]) == 0
+    left = run_all.load_results(path)
+    assert left == run_all.forget(res, "shift", "full") and len(left["figures"]) == 3  # nothing recorded: kept
+    kept = run_all.forget(res, "a", "full")
+    assert [(f["script"], f["mode"]) for f in kept["figures"]] == [("a", "quick"), ("b", "full")]
+    assert sorted(kept["runs"]) == ["a (quick)", "b (full)"]
