@@ -248,8 +248,10 @@ def open_storage(spec: str):
         return journal_storage(spec)
     import optuna
 
+    # SQLite lets one writer in at a time; its default 5 s lock wait fails workers on a busy machine.
+    engine_kwargs = {"connect_args": {"timeout": 120}} if spec.startswith("sqlite") else None
     try:
-        return optuna.storages.RDBStorage(spec, heartbeat_interval=None)
+        return optuna.storages.RDBStorage(spec, heartbeat_interval=None, engine_kwargs=engine_kwargs)
     except Exception as err:  # noqa: BLE001 - SQLAlchemy/driver errors of every kind: one line naming the URL
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ContractError(f"{spec}: cannot open the Optuna storage ({type(err).__name__}: {reason[:200]}).") from None
