@@ -79,17 +79,23 @@ def run_candidate(name: str, data: Path, folds: Path, fold: int, out: Path, thre
     if proc.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
     metrics = json.loads((out / slug / f"fold{fold}" / "metrics.json").read_text())
+    curve = _curve(metrics)
+    return {"name": name, "config": str(config.relative_to(REPO)), "overrides": overrides, "fold": fold,
+            "folds_file": folds.name, "threads": threads, "curve": curve, "final_f1": curve[-1]["f1"],
+            "cache_seconds": metrics["timing"]["cache_seconds"], "wall_seconds": wall,
+            "load_before": load_before, "load_after": _load(),
+            "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+
+
+def _curve(metrics: dict) -> list[dict]:
+    """Fold F1, cumulative seconds and training speed per epoch from a fold's ``metrics.json``."""
     seconds, curve = 0.0, []
     for h in metrics["history"]:
         seconds += h["train_seconds"] + h["val_seconds"]
         curve.append({"epoch": h["epoch"], "f1": h["val_f1"], "seconds": seconds,
                       "images_per_s": h["train_images_per_s"],
                       "images": round(h["train_images_per_s"] * h["train_seconds"])})
-    return {"name": name, "config": str(config.relative_to(REPO)), "overrides": overrides, "fold": fold,
-            "folds_file": folds.name, "threads": threads, "curve": curve, "final_f1": curve[-1]["f1"],
-            "cache_seconds": metrics["timing"]["cache_seconds"], "wall_seconds": wall,
-            "load_before": load_before, "load_after": _load(),
-            "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    return curve
 
 
 def _commit() -> str:
@@ -109,12 +115,7 @@ def _save(results: dict, path: Path) -> None:
 def record_from_metrics(name: str, metrics_path: Path, config: str, overrides: dict, threads: int = 1) -> dict:
     """A curve record from a finished fold's ``metrics.json`` (a run made outside :func:`cmd_run`)."""
     metrics = json.loads(Path(metrics_path).read_text())
-    seconds, curve = 0.0, []
-    for h in metrics["history"]:
-        seconds += h["train_seconds"] + h["val_seconds"]
-        curve.append({"epoch": h["epoch"], "f1": h["val_f1"], "seconds": seconds,
-                      "images_per_s": h["train_images_per_s"],
-                      "images": round(h["train_images_per_s"] * h["train_seconds"])})
+    curve = _curve(metrics)
     return {"name": name, "config": config, "overrides": overrides, "fold": metrics.get("fold"),
             "threads": threads, "curve": curve, "final_f1": curve[-1]["f1"],
             "cache_seconds": metrics["timing"]["cache_seconds"], "wall_seconds": metrics["timing"]["total_seconds"],

@@ -150,14 +150,13 @@ def fill_empty(pred: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return pred
 
 
-def fill_scores(rule: str, oof, y, test, thr, target=None) -> np.ndarray:
+def fill_scores(rule: str, test, thr, posterior: Posterior) -> np.ndarray:
     """What a fill rule ranks the classes of an empty row by: a package rule, or ``calibrated`` (isotonic on
-    OOF, no prior correction: the issue's "largest calibrated probability")."""
+    OOF, no prior correction: the issue's "largest calibrated probability"). ``posterior`` is the case's one
+    calibration, fitted on its OOF rows toward its target (the thresholds do not enter it)."""
     if rule == "calibrated":
-        return Posterior.fit(oof, y).calibrated(test)
-    if rule == "posterior":
-        return Posterior.fit(oof, y, target).transform(test)
-    return rank_scores(test, thr, rule)
+        return posterior.calibrated(test)
+    return rank_scores(test, thr, rule, posterior)
 
 
 def score(test, yt, thr, min_labels: int, scores) -> float:
@@ -170,16 +169,17 @@ def score(test, yt, thr, min_labels: int, scores) -> float:
 def evaluate(case, seed: int, n_boot: int) -> tuple[dict, dict]:
     oof, y, test, yt, target, min_labels = case
     default_fill = default_rank_rule(has_oof=True, has_target=target is not None)
+    posterior = Posterior.fit(oof, y, target)  # without a target: toward the train shares, i.e. no correction
     out, fills = {}, {}
     for rule in RULES:
         if rule in S.NEEDS_TARGET and target is None:
             continue
         thr, _ = S.tune_thresholds(rule, oof, y, test, target, n_boot=n_boot, seed=seed)
-        out[rule] = score(test, yt, thr, min_labels, fill_scores(default_fill, oof, y, test, thr, target))
+        out[rule] = score(test, yt, thr, min_labels, fill_scores(default_fill, test, thr, posterior))
         if rule == S.default_method(target is not None) and min_labels:
-            fills = {f: score(test, yt, thr, 1, fill_scores(f, oof, y, test, thr, target)) for f in FILLS}
+            fills = {f: score(test, yt, thr, 1, fill_scores(f, test, thr, posterior)) for f in FILLS}
     oracle = T.exact_thresholds(yt, test)[0]
-    out["oracle"] = score(test, yt, oracle, min_labels, fill_scores(default_fill, oof, y, test, oracle, target))
+    out["oracle"] = score(test, yt, oracle, min_labels, fill_scores(default_fill, test, oracle, posterior))
     return out, fills
 
 

@@ -31,6 +31,12 @@ def default_rank_rule(has_oof: bool, has_target: bool) -> str:
     return "posterior" if has_oof and has_target else DEFAULT_RANK_RULE
 
 
+def _check_posterior(posterior, n_classes: int) -> None:
+    check_param("posterior", None if posterior is None else type(posterior).__name__,
+                "a fitted hpa_ens.calibration.Posterior when rank_by='posterior'",
+                posterior is not None and getattr(posterior, "n_classes", None) == n_classes, "apply_thresholds")
+
+
 def rank_scores(probs: np.ndarray, thresholds: np.ndarray, rank_by: str = DEFAULT_RANK_RULE,
                 posterior=None) -> np.ndarray:
     """The score by which :func:`apply_thresholds` orders classes when it tops up or trims a row.
@@ -48,10 +54,7 @@ def rank_scores(probs: np.ndarray, thresholds: np.ndarray, rank_by: str = DEFAUL
     """
     check_param("rank_by", rank_by, f"one of {RANK_RULES}", rank_by in RANK_RULES, "apply_thresholds")
     if rank_by == "posterior":
-        check_param("posterior", None if posterior is None else type(posterior).__name__,
-                    "a fitted hpa_ens.calibration.Posterior when rank_by='posterior'",
-                    posterior is not None and getattr(posterior, "n_classes", None) == probs.shape[1],
-                    "apply_thresholds")
+        _check_posterior(posterior, probs.shape[1])
         return posterior.transform(probs)
     if rank_by == "ratio":
         return probs / np.maximum(thresholds, _EPS)
@@ -98,7 +101,7 @@ def apply_thresholds(
     thr = check_thresholds(thresholds, probs.shape[1])
     check_param("rank_by", rank_by, f"one of {RANK_RULES}", rank_by in RANK_RULES, "apply_thresholds")
     if rank_by == "posterior":  # checked before any work, even when no row needs it
-        rank_scores(probs[:0], thr, rank_by, posterior)
+        _check_posterior(posterior, probs.shape[1])
     check_param("min_labels", min_labels, "an int in [0, n_classes]", isinstance(min_labels, (int, np.integer))
                 and 0 <= min_labels <= probs.shape[1], "apply_thresholds")
     if max_labels is not None:

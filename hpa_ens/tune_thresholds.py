@@ -303,7 +303,7 @@ def choose(inp: Inputs, args, task: Task) -> ThresholdsRecord:
                                                                       target_or_train, max_labels, K)
         params |= extra
         notes += more
-    rank_by, posterior = resolve_fill_rule(args.rank_by, inp)
+    rank_by, posterior = resolve_fill_rule(args.rank_by, inp.oof, inp.y, inp.target)
     report = _report(inp, thresholds, min_labels, max_labels, rank_by, notes, posterior)
     return ThresholdsRecord(thresholds=[float(t) for t in thresholds], method=method,
                             class_names=list(task.class_names), task_name=task.name, min_labels=int(min_labels),
@@ -312,26 +312,26 @@ def choose(inp: Inputs, args, task: Task) -> ThresholdsRecord:
                             prediction_set=inp.pred_hashes, params=params, report=report)
 
 
-def resolve_fill_rule(rank_by: str | None, inp: Inputs):
+def resolve_fill_rule(rank_by: str | None, oof=None, y=None, target=None):
     """``--rank-by`` (None: :func:`hpa_ens.decision.default_rank_rule`) and, for ``posterior``, the calibration
-    fitted on the OOF rows toward the target shares (train shares without a target)."""
+    fitted on the OOF rows ``oof``/``y`` ``(n, K)`` toward ``target`` ``(K,)`` (train shares without a target)."""
     from .calibration import Posterior
 
-    rank_by = rank_by or default_rank_rule(inp.oof is not None, inp.target is not None)
+    rank_by = rank_by or default_rank_rule(oof is not None, target is not None)
     if rank_by != "posterior":
         return rank_by, None
-    if inp.oof is None:
+    if oof is None:
         raise ParameterError(f"The '--rank-by' parameter of {PROG} must name a rule other than posterior for a test-only "
                              f"prediction set: posterior calibrates on OOF rows. Got 'posterior' instead.")
-    return rank_by, Posterior.fit(inp.oof, inp.y, inp.target)
+    return rank_by, Posterior.fit(oof, y, target)
 
 
 def _floats(values) -> list:
     return [float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
-def oof_predictions(inp: Inputs, thresholds, min_labels, max_labels, rank_by, n_splits: int = 5) -> np.ndarray:
-    """OOF label sets under the thresholds and the fill rule, for the report.
+def oof_predictions(oof, y, target, thresholds, min_labels, max_labels, rank_by, n_splits: int = 5) -> np.ndarray:
+    """OOF label sets ``(n, K)`` under the thresholds and the fill rule, for reports.
 
     A ``posterior`` fill is cross-fitted: each of ``n_splits`` interleaved parts of the OOF rows is filled by
     a calibration fitted on the other parts, so the reported OOF F1 is not flattered by a calibration that
@@ -341,13 +341,13 @@ def oof_predictions(inp: Inputs, thresholds, min_labels, max_labels, rank_by, n_
     from .decision import apply_thresholds
 
     if rank_by != "posterior":
-        return apply_thresholds(inp.oof, thresholds, min_labels, max_labels, rank_by=rank_by)
-    out = np.zeros(inp.oof.shape, dtype=bool)
-    part = np.arange(len(inp.oof)) % n_splits
-    for j in range(min(n_splits, len(inp.oof))):
+        return apply_thresholds(oof, thresholds, min_labels, max_labels, rank_by=rank_by)
+    out = np.zeros(oof.shape, dtype=bool)
+    part = np.arange(len(oof)) % n_splits
+    for j in range(min(n_splits, len(oof))):
         rows = part == j
-        posterior = Posterior.fit(inp.oof[~rows], inp.y[~rows], inp.target) if (~rows).any() else None
-        out[rows] = apply_thresholds(inp.oof[rows], thresholds, min_labels, max_labels, rank_by, posterior)
+        posterior = Posterior.fit(oof[~rows], y[~rows], target) if (~rows).any() else None
+        out[rows] = apply_thresholds(oof[rows], thresholds, min_labels, max_labels, rank_by, posterior)
     return out
 
 
@@ -363,7 +363,8 @@ def _report(inp: Inputs, thresholds, min_labels, max_labels, rank_by, notes, pos
            "n_test": int(len(inp.test)), "n_oof": 0 if inp.oof is None else int(len(inp.oof)),
            "inputs": inp.input_hashes, "warnings": list(notes)}
     if inp.oof is not None:
-        f1 = per_class_f1(inp.y, oof_predictions(inp, thresholds, min_labels, max_labels, rank_by))
+        f1 = per_class_f1(inp.y, oof_predictions(inp.oof, inp.y, inp.target, thresholds, min_labels,
+                                                          max_labels, rank_by))
         out |= {"oof_macro_f1": float(f1.mean()), "oof_per_class_f1": _floats(f1),
                 "oof_macro_f1_no_rule": float(per_class_f1(inp.y, inp.oof > np.asarray(thresholds)).mean()),
                 "n_positives": [int(v) for v in inp.y.sum(axis=0)]}
