@@ -52,8 +52,8 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
     Per class, among the cuts whose test share is within ``tolerance`` of the target share, the one
     with the best OOF F1; then at least ``min_labels`` and at most ``max_labels`` labels per image
     (:func:`hpa_ens.decision.apply_thresholds`, ranked by ``tune_thresholds``' default fill rule: the
-    posterior calibrated on the OOF rows and corrected to ``target``). Tuned on OOF rows and test
-    probabilities only; never on the test truth.
+    posterior calibrated on the OOF rows and corrected to ``target``; cross-fitted for the OOF score). Tuned on
+    OOF rows and test probabilities only; never on the test truth.
 
     Parameters
     ----------
@@ -66,14 +66,14 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
     oof_macro_f1 : float, macro F1 of the OOF rows under the same thresholds and label rule
     """
     from . import thresholds as T
-    from .calibration import Posterior
-    from .decision import apply_thresholds, default_rank_rule
+    from .decision import apply_thresholds
+    from .tune_thresholds import oof_predictions, resolve_fill_rule
 
     thresholds = T.match_thresholds_within(T.f1_curves(oof, y_true), test, target, tolerance)
-    rank_by = default_rank_rule(has_oof=True, has_target=True)
     share = np.clip(np.asarray(target, dtype=np.float64), 0.5 / len(oof), 1 - 0.5 / len(oof))  # a 0 share: half a row
-    posterior = Posterior.fit(oof, y_true, share) if rank_by == "posterior" else None
-    oof_pred = apply_thresholds(oof, thresholds, min_labels, max_labels, rank_by, posterior)
+    rank_by, posterior = resolve_fill_rule(None, oof, y_true, share)  # the fill rule tune_thresholds defaults to
+    # The OOF score cross-fits the fill's calibration, as tune_thresholds' report does.
+    oof_pred = oof_predictions(oof, y_true, share, thresholds, min_labels, max_labels, rank_by)
     return (apply_thresholds(test, thresholds, min_labels, max_labels, rank_by, posterior).astype(bool),
             float(macro_f1(np.asarray(y_true, bool), oof_pred.astype(bool))))
 
