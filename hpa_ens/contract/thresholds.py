@@ -166,7 +166,8 @@ def _validate(doc: Mapping, source: str) -> ThresholdsRecord:
     return ThresholdsRecord(thresholds=[float(t) for t in thr], method=method, class_names=names,
                             task_name=str(task.get("name") or "task"), min_labels=int(min_labels),
                             max_labels=None if max_labels is None else int(max_labels), rank_by=rank_by,
-                            posterior=None if posterior is None else dict(posterior), prediction_set=dict(pset), plots=list(plots), params=dict(doc.get("params") or {}),
+                            posterior=None if posterior is None else dict(posterior), prediction_set=dict(pset),
+                            plots=list(plots), params=dict(doc.get("params") or {}),
                             report=report)
 
 
