@@ -31,6 +31,7 @@ smoke runs, not results):
 - ``bench_cells``: 8 synthetic images and 4 real ones for the two watersheds (quick: 8 and 2);
 - ``bench_dedup``: 112 planted base images instead of 56, pair search at 31,072 x 11,702;
 - ``stacking_report``: the full HPA rows (a report: run only when named or with ``--with-reports``);
+- ``shift_gates``: docs/thresholds.md's gate shapes, chosen on seeds 0..9 and checked on 10..19 (a report);
 - ``baseline_synth``: the baseline of ``docs/synth.md`` on 2,500 + 1,000 images, raw pixels too (a report);
 - ``bench_gpu``: needs a CUDA device (prints "no CUDA device" and emits nothing elsewhere).
 """
@@ -62,9 +63,12 @@ FULL_ARGS = {
     "bench_variants": ["--epochs", "3", "--threads", "2", "--only", "plain", "cells_max", "cells_attention",
                        "tiles_max", "tiles_noisy_or", "single_label_first", "attention", "lovasz", "center_loss",
                        "reg_none", "reg_strong"],
+    # docs/thresholds.md: 20 seeds of shift.py's stacks (about 30 min from scratch); the cache folder is made if
+    # missing and is keyed by the stack defaults, so a rerun takes about a minute.
+    "shift_gates": ["--cache", "/tmp/hpa_shift_cache"],
 }
 #: Scripts run only when named or with --with-reports (long reports, not `bench_*.py`).
-REPORTS = ("stacking_report", "baseline_synth")
+REPORTS = ("stacking_report", "baseline_synth", "shift_gates")
 #: Scripts beside `bench_*.py` that `make bench` runs too (shift: the threshold-rule tables of README.md and
 #: docs/thresholds.md, with --quick on 8,000 HPA rows).
 ALSO = ("multilabel", "shift")

@@ -478,3 +478,23 @@ def test_docstring_examples_run():
     import doctest
 
     assert doctest.testmod(S, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_shift_gates_benchmark_scores_the_shipped_default():
+    """benchmarks/shift_gates.py's `gated` row must be tune_thresholds('gated'), and its blend must reduce to
+    the OOF side at weight 0 and to the matched cut at weight 1 (else the table compares something else)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import shift_gates as G
+
+    rng = np.random.default_rng(3)
+    y = (rng.random((600, 4)) < [0.3, 0.1, 0.05, 0.2]).astype(np.uint8)
+    oof = np.clip(0.5 * y + 0.6 * rng.random(y.shape), 0, 1)
+    test = np.clip(0.5 * (rng.random((300, 4)) < 0.15) + 0.6 * rng.random((300, 4)), 0, 1)
+    target = np.array([0.2, 0.15, 0.05, 0.1])  # class 2 unshifted: gate shut, the OOF side alone
+    side = G.sides(oof, y, test, target, seed=0)
+    shipped, _ = S.tune_thresholds("gated", oof, y, test, target, seed=0)
+    np.testing.assert_array_equal(G.thresholds_of("gated", side, y.mean(axis=0), target), shipped)
+    np.testing.assert_array_equal(G.blend(side, np.zeros(4)), side["boot"])
+    np.testing.assert_allclose(G.blend(side, np.ones(4)), side["match"], rtol=1e-9)
+    w = G.SHAPES["exp 0.5"](side)
+    assert w[2] < 0.2 < w[0]  # class 0's announced shift is larger than class 2's
