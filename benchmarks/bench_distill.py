@@ -1,7 +1,7 @@
 """Student vs teacher ensemble on the synthetic set: OOF and test macro F1, inference images/s.
 
 ``.venv/bin/python benchmarks/bench_distill.py [--quick] [--work DIR | --data DIR --oof DIR] [--teacher-models
-regnetx_002,resnet18] [--student base_models/configs/mobilenetv3_small_100.yaml] [--alpha 0.7]
+regnetx_002,resnet18] [--student base_models/configs/mobilenetv3_small_100.yaml [MORE.yaml ...]] [--alpha 0.7]
 [--temperature 2] [--self-train] [--plain-student] [--tta flips] [--threads 1]``
 
 Builds what is missing (synthetic set, folds, each teacher model per fold, the teacher = their
@@ -13,6 +13,9 @@ Builds what is missing (synthetic set, folds, each teacher model per fold, the t
 - inference images/s on the test images at the same TTA and threads: every checkpoint of every
   teacher model (how the teacher's test.csv was made) vs the student's fold checkpoints and vs one
   student checkpoint (the fast predictor you would ship).
+
+Several ``--student`` configs are distilled from the same teacher and reported side by side (the first is named
+``--student-name``, the others ``student_<config stem>``).
 
 Target (issue 11): student >= 0.95x the teacher's macro F1 at >= 5x its images/s.
 ``--quick`` (< 60 s) runs it all on a tiny set at 32 px with one epoch: a smoke run, not a result.
@@ -46,6 +49,14 @@ def teacher_config(name: str) -> Path:
     raise SystemExit(f"no config for teacher model {name!r} in base_models/configs/ or configs/examples/")
 
 
+def student_sets(args) -> list[tuple[str, str]]:
+    """(prediction-set name, config path) per ``--student``: the first is ``--student-name``, then ``student_STEM``."""
+    names = [args.student_name] + [f"student_{Path(c).stem}" for c in args.student[1:]]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"--student: two configs give the same set name ({', '.join(names)}); pass distinct configs")
+    return list(zip(names, args.student))
+
+
 def build(args) -> None:
     """Everything the comparison reads, skipping what exists."""
     from base_models.collect import collect
@@ -76,22 +87,24 @@ def build(args) -> None:
         for fold in range(n_folds):
             fit_fold(config, data, folds_path, fold, oof)
         collect(name, oof, folds_path)
-    students = [(args.student_name, args.alpha)] + ([(f"plain_{args.student_name}", 0.0)] if args.plain_student else [])
+    students = [(name, args.alpha, config) for name, config in student_sets(args)]
+    if args.plain_student:
+        students += [(f"plain_{name}", 0.0, config) for name, config in student_sets(args)]
     teacher_meta = oof / "teacher" / "meta.json"
     if teacher_meta.exists() and set(json.loads(teacher_meta.read_text())["inputs"]) != set(args.teacher_models):
         # A teacher blended from other members (an earlier run's --teacher-models) and the students distilled
         # from it would be reported under this run's names: build them again.
         import shutil
 
-        for name in ["teacher", *(name for name, _ in students)]:
+        for name in ["teacher", *(name for name, _, _ in students)]:
             shutil.rmtree(oof / name, ignore_errors=True)
     if not teacher_meta.exists():
         blend.main(["--labels", str(data / "train.csv"), "--models", *[str(oof / m) for m in args.teacher_models],
                     "--method", "mean", "--out", str(oof / "teacher")])
-    for name, alpha in students:
+    for name, alpha, student_config in students:
         if (oof / name / "meta.json").exists():
             continue
-        config = load_config(args.student, dict(common, name=name))
+        config = load_config(student_config, dict(common, name=name))
         distill(config, oof / "teacher", data, folds_path, "all", oof, alpha=alpha, temperature=args.temperature,
                 self_train=args.self_train and alpha > 0)
 
@@ -136,36 +149,34 @@ def compare(args) -> dict:
     train = read_labels(data / "train.csv")
     truth = read_labels(data / "truth" / "test_labels.csv")
     sets = {m: m for m in args.teacher_models + ["teacher"]}
-    sets["student"] = args.student_name
+    for name, _ in student_sets(args):
+        sets[name] = name
     if args.plain_student:
-        sets["plain_student"] = f"plain_{args.student_name}"
+        sets.update({f"plain_{name}": f"plain_{name}" for name, _ in student_sets(args)})
     results = {}
     for key, name in sets.items():
         pset = read_prediction_set(oof / name, train_ids=train.index.tolist())
         results[key] = scores(pset, train.to_numpy(), truth.loc[pset.test.index].to_numpy())
     folds_of = lambda name: sorted(p for p in (oof / name).glob("fold*") if p.is_dir())  # noqa: E731
-    teacher_dirs = [d for m in args.teacher_models for d in folds_of(m)]
-    student_dirs = folds_of(args.student_name)
-    # One student fold model alone: its own test F1 (the shipped predictor) from that fold's test.csv.
+    dirs = {"teacher": [d for m in args.teacher_models for d in folds_of(m)]}
     from hpa_ens.contract import PredictionSet, read_probs
 
-    single = PredictionSet(oof=read_prediction_set(oof / args.student_name).oof,
-                           test=read_probs(student_dirs[0] / "test.csv"))
-    results["student_1ckpt"] = scores(single, train.loc[single.oof.index].to_numpy(),
-                                      truth.loc[single.test.index].to_numpy())
-    results["student_1ckpt"]["oof_f1"] = float("nan")  # one fold model has OOF rows for its fold only
+    for name, _ in student_sets(args):
+        dirs[name] = folds_of(name)
+        dirs[f"{name}_1ckpt"] = dirs[name][:1]
+        # One student fold model alone: its own test F1 (the shipped predictor) from that fold's test.csv.
+        single = PredictionSet(oof=read_prediction_set(oof / name).oof, test=read_probs(dirs[name][0] / "test.csv"))
+        results[f"{name}_1ckpt"] = scores(single, train.loc[single.oof.index].to_numpy(),
+                                          truth.loc[single.test.index].to_numpy())
+        results[f"{name}_1ckpt"]["oof_f1"] = float("nan")  # one fold model has OOF rows for its fold only
     # Interleaved, best of N: the machine is shared, so one slow pass should not decide a ratio.
-    rates = {"teacher": 0.0, "student": 0.0, "student_1ckpt": 0.0}
+    rates = dict.fromkeys(dirs, 0.0)
     for _ in range(args.repeats):
-        rates["teacher"] = max(rates["teacher"], speed(teacher_dirs, data, args.tta, args.threads, 1))
-        rates["student"] = max(rates["student"], speed(student_dirs, data, args.tta, args.threads, 1))
-        rates["student_1ckpt"] = max(rates["student_1ckpt"],
-                                     speed(student_dirs[:1], data, args.tta, args.threads, 1))
+        for key in rates:
+            rates[key] = max(rates[key], speed(dirs[key], data, args.tta, args.threads, 1))
     for key, rate in rates.items():
         results[key]["images_per_s"] = rate
-    results["teacher"]["n_checkpoints"] = len(teacher_dirs)
-    results["student"]["n_checkpoints"] = len(student_dirs)
-    results["student_1ckpt"]["n_checkpoints"] = 1
+        results[key]["n_checkpoints"] = len(dirs[key])
     return results
 
 
@@ -176,8 +187,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None)
     ap.add_argument("--oof", default=None)
     ap.add_argument("--teacher-models", default="regnetx_002,resnet18")
-    ap.add_argument("--student", default=str(REPO / "base_models" / "configs" / "mobilenetv3_small_100.yaml"))
-    ap.add_argument("--student-name", default="student", help="the student's prediction-set name under OOF")
+    ap.add_argument("--student", nargs="+", default=[str(REPO / "base_models" / "configs" / "mobilenetv3_small_100.yaml")],
+                    help="one or more student configs, each distilled from the same teacher")
+    ap.add_argument("--student-name", default="student", help="the first student's prediction-set name under OOF")
     ap.add_argument("--alpha", type=float, default=0.7)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--self-train", action="store_true")
@@ -202,14 +214,14 @@ def main(argv=None) -> int:
     results = compare(args)
     teacher = results["teacher"]
     print(f"distillation benchmark ({'quick smoke run' if args.quick else 'synthetic set'}: {args.data}; "
-          f"student {Path(args.student).stem} alpha {args.alpha} T {args.temperature} self-train {args.self_train}; "
+          f"students {', '.join(Path(c).stem for c in args.student)} alpha {args.alpha} T {args.temperature} self-train {args.self_train}; "
           f"tta {args.tta}, {args.threads} thread(s); build {built:.0f} s)")
-    print(f"{'set':<16}{'OOF F1':>8}{'test F1':>9}{'images/s':>10}  checkpoints")
+    print(f"{'set':<28}{'OOF F1':>8}{'test F1':>9}{'images/s':>10}  checkpoints")
     for name, r in results.items():
         rate = f"{r['images_per_s']:10.1f}" if "images_per_s" in r else f"{'':>10}"
         oof_f1 = f"{r['oof_f1']:8.4f}" if np.isfinite(r["oof_f1"]) else f"{'-':>8}"
-        print(f"{name:<16}{oof_f1}{r['test_f1']:9.4f}{rate}  {r.get('n_checkpoints', '')}")
-    for name in ("student", "student_1ckpt"):
+        print(f"{name:<28}{oof_f1}{r['test_f1']:9.4f}{rate}  {r.get('n_checkpoints', '')}")
+    for name in [key for student, _ in student_sets(args) for key in (student, f"{student}_1ckpt")]:
         r = results[name]
         print(f"{name} / teacher: OOF F1 {r['oof_f1'] / teacher['oof_f1']:.3f}x, test F1 "  # nan for 1 ckpt
               f"{r['test_f1'] / teacher['test_f1']:.3f}x, images/s {r['images_per_s'] / teacher['images_per_s']:.1f}x "
@@ -222,10 +234,11 @@ def main(argv=None) -> int:
 def emit_table(results: dict, args) -> None:
     """The pivot table "distill" (docs/scale_out.md) and the headline figure, each ratio against this run's teacher."""
     teacher = results["teacher"]
-    student = Path(args.student).stem
-    label = {"teacher": f"teacher (mean of {', '.join(args.teacher_models)})",
-             "student": f"student {student}, all folds", "student_1ckpt": f"student {student}, 1 checkpoint",
-             "plain_student": f"{student} without the teacher (alpha 0), all folds"}
+    label = {"teacher": f"teacher (mean of {', '.join(args.teacher_models)})"}
+    for name, config in student_sets(args):
+        stem = Path(config).stem
+        label |= {name: f"student {stem}, all folds", f"{name}_1ckpt": f"student {stem}, 1 checkpoint",
+                  f"plain_{name}": f"{stem} without the teacher (alpha 0), all folds"}
     setting = (f"{'quick smoke run, ' if args.quick else ''}{args.n_train} train / {args.n_test} test at {args.size} px, "
                f"{args.n_folds} folds; alpha {args.alpha}, T {args.temperature}, tta {args.tta}, {args.threads} thread(s)")
     for key, r in results.items():
@@ -239,11 +252,12 @@ def emit_table(results: dict, args) -> None:
             cols.append(("checkpoints", r["n_checkpoints"], ""))
         for col, value, unit in cols:
             emit(f"distill: {row}, {col}", value, unit, table="distill", row=row, col=col, note=setting)
-    one = results["student_1ckpt"]
-    emit(f"distill: one {student} checkpoint vs the teacher ensemble, inference", one["images_per_s"], "images/s",
-         baseline=teacher["images_per_s"], baseline_name=f"teacher, {teacher['n_checkpoints']} checkpoints",
-         note=f"test macro F1 {one['test_f1']:.4f} vs {teacher['test_f1']:.4f}; target >= 0.95x F1 at >= 5x "
-              f"images/s; {setting}")
+    for name, config in student_sets(args):
+        one, student = results[f"{name}_1ckpt"], Path(config).stem
+        emit(f"distill: one {student} checkpoint vs the teacher ensemble, inference", one["images_per_s"], "images/s",
+             baseline=teacher["images_per_s"], baseline_name=f"teacher, {teacher['n_checkpoints']} checkpoints",
+             note=f"test macro F1 {one['test_f1']:.4f} vs {teacher['test_f1']:.4f}; target >= 0.95x F1 at >= 5x "
+                  f"images/s; {setting}")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ smoke runs, not results):
 - ``bench_scale``: every stage at competition size, 5/10/20 prediction sets;
 - ``bench_variants``: the variants table of ``benchmarks/variants.md`` (1,200 images at 64 px, 3 folds,
   3 epochs, the 11 variants of :data:`FULL_ARGS`; about 15 min on 2 idle CPUs);
-- ``bench_distill``: the distillation table of ``docs/scale_out.md`` (teachers regnetx_002 and resnet18
-  and the student trained on 1,000 images at 64 px, 3 folds; about 15-20 min);
+- ``bench_distill``: the distillation table of ``docs/scale_out.md`` (teachers regnetx_002 and resnet18,
+  students mobilenetv3_small_100 and regnetx_002 with and without the teacher, 1,000 images at 64 px, 3 folds;
+  about 10 min on 2 idle CPUs);
 - ``bench_folds``: the strategy table of ``docs/folds_eda.md`` as a mean over 5 seeds (quick: 1 seed);
 - ``bench_loader``: 48 images instead of 16, and the resnet18 forward + backward row;
 - ``bench_cells``: 8 synthetic images and 4 real ones for the two watersheds (quick: 8 and 2);
@@ -63,6 +64,10 @@ FULL_ARGS = {
     "bench_variants": ["--epochs", "3", "--threads", "2", "--only", "plain", "cells_max", "cells_attention",
                        "tiles_max", "tiles_noisy_or", "single_label_first", "attention", "lovasz", "center_loss",
                        "reg_none", "reg_strong"],
+    # docs/scale_out.md: both students of its table (mobilenetv3_small_100, regnetx_002), self-training on, and
+    # each student's config trained without the teacher (alpha 0) beside it; about 10 min on 2 idle CPUs.
+    "bench_distill": ["--self-train", "--plain-student", "--student", "base_models/configs/mobilenetv3_small_100.yaml",
+                      "base_models/configs/regnetx_002.yaml"],
     # docs/thresholds.md: 20 seeds of shift.py's stacks (about 30 min from scratch); the cache folder is made if
     # missing and is keyed by the stack defaults, so a rerun takes about a minute.
     "shift_gates": ["--cache", "/tmp/hpa_shift_cache"],
