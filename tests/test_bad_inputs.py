@@ -209,6 +209,7 @@ def test_user_data_folder_without_train_csv_is_never_generated_into(tmp_path):
     assert sorted(p.name for p in data.rglob("*")) == before
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # the point: a foreign pickle
 def test_pickled_checkpoint_is_refused_without_running_it(tmp_path):
     pytest.importorskip("torch")
     marker = tmp_path / "pwned"
