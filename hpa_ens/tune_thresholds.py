@@ -7,8 +7,9 @@ Methods (docs/thresholds.md has the benchmark that ranks them):
 - ``match``: the cut whose predicted share on the test rows meets the target share (needs no OOF rows: a
   test-only prediction set is accepted); ``--tolerance T``: the OOF-F1-best cut within ±T (relative) of it;
 - ``blend``: per-class trust-weighted blend of the bootstrap OOF cut and the matched cut; ``gated``: the
-  same blend opened per class only as far as the target share differs from train (the default with
-  ``--target-dist``);
+  same blend opened per class only as far as the target share differs from train; ``directional``: ``gated``
+  where the target share rises, the matched cut (weighted up with the size of the fall) where it falls (the
+  default with ``--target-dist``);
 - ``prior``, ``reweight``, ``plugin``: prior-shift corrections (known target, or an EM estimate without one);
 - ``optuna``: TPE over what couples the classes (exact→matched mix, global logit offset, min/max labels,
   optional per-class offsets), on a journal file or an RDB storage URL.
@@ -66,7 +67,7 @@ def build_parser():
     p.add_argument("--rare-max", type=int, default=100, help="a class with fewer positives is rare")
     p.add_argument("--n-boot", type=int, default=50, help="bootstrap resamples (boot, blend, reweight, --robust bootstrap)")
     p.add_argument("--blend-floor", type=float, default=None,
-                   help="blend rules: common logit spread floor (default: blend 0.25, gated 1.0)")
+                   help="blend rules: common logit spread floor (default: blend 0.25, gated and directional 1.0)")
     p.add_argument("--shrink-strength", type=float, default=50.0,
                    help="positives at which exact cut and F1*/2 weigh equally (--robust shrink)")
     p.add_argument("--storage", default=None,

@@ -131,6 +131,25 @@ def test_gated_blend_shut_without_shift_open_with_it():
     assert thr[1] == pytest.approx(blend[1], abs=1e-6)
 
 
+def test_directional_blend_is_gated_where_the_share_rises_and_leans_on_match_where_it_falls():
+    oof, matched = np.array([0.2, 0.2, 0.2, 0.2]), np.array([0.6, 0.6, 0.05, 0.05])
+    spread = np.array([0.3, 0.0, 0.2, 0.0])
+    train = np.array([0.1, 0.1, 0.1, 0.1])
+    target = np.array([0.1, 0.3, 0.05, 0.001])  # unshifted, rises, falls a little, falls a lot
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    thr, w = S.directional_blend(oof, spread, matched, spread, train, target)
+    gated, w_gated = S.gated_blend(oof, spread, matched, spread, train, target)
+    np.testing.assert_array_equal(thr[:2], gated[:2])  # no fall: exactly gated (the OOF cut when unshifted)
+    np.testing.assert_array_equal(w[:2], w_gated[:2])
+    assert thr[0] == 0.2
+    d = np.abs(logit(target[2:]) - logit(train[2:]))
+    np.testing.assert_allclose(w[2:], np.exp(-d / S.FALL_SCALE))
+    np.testing.assert_allclose(logit(thr[2:]), w[2:] * logit(0.2) + (1 - w[2:]) * logit(0.05), rtol=1e-9)
+    assert w[3] < 0.001 < w[2] < w_gated[2]  # a large fall: (almost) the matched cut, beyond gated's trust cap
+    with pytest.raises(ParameterError, match="fall_scale"):
+        S.directional_blend(oof, spread, matched, spread, train, target, fall_scale=0.0)
+
+
 @pytest.mark.parametrize("method", S.METHODS)
 def test_every_rule_returns_valid_thresholds(method):
     y, probs = _data(seed=7)
@@ -494,6 +513,10 @@ def test_shift_gates_benchmark_scores_the_shipped_default():
     side = G.sides(oof, y, test, target, seed=0)
     shipped, _ = S.tune_thresholds("gated", oof, y, test, target, seed=0)
     np.testing.assert_array_equal(G.thresholds_of("gated", side, y.mean(axis=0), target), shipped)
+    directional, _ = S.tune_thresholds("directional", oof, y, test, target, seed=0)
+    np.testing.assert_array_equal(G.thresholds_of("directional", side, y.mean(axis=0), target), directional)
+    falls = target < y.mean(axis=0)
+    np.testing.assert_allclose(directional[falls], G.thresholds_of("exp 0.5", side, y.mean(axis=0), target)[falls])
     np.testing.assert_array_equal(G.blend(side, np.zeros(4)), side["boot"])
     np.testing.assert_allclose(G.blend(side, np.ones(4)), side["match"], rtol=1e-9)
     w = G.SHAPES["exp 0.5"](side)
