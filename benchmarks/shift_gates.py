@@ -25,7 +25,7 @@ blocks is held out; a third block, seeds 20..29 (*fresh*), was drawn afterwards 
   ``gated`` for those whose share rises.
 
 A per-class table for hpa-lb over every seed (table ``shift_classes``): test positives, the announced shift, and
-the class F1 of ``exact``, ``gated`` and the oracle minus that of ``match`` -- where the rules win and lose, and
+the class F1 of ``exact``, ``gated``, ``directional`` and the oracle minus that of ``match`` -- where the rules win and lose, and
 how much of the oracle's lead sits in classes no honest cut can steady (fewer than 20 test positives).
 
 Issue 15's measure per rule and seed block: the mean gain on hpa-lb over the better of ``exact`` and ``match``
@@ -222,19 +222,19 @@ def report_classes(per_class: dict, seeds) -> None:
     positives, shift = f1.pop("positives").mean(axis=0), f1.pop("shift").mean(axis=0)
     note = f"hpa-lb, means over seeds {seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else f"hpa-lb, seed {seeds[0]}"
     print(f"\nhpa-lb per class (means over {len(seeds)} seeds): class F1 minus match's")
-    print(f"{'class':<28}{'test pos':>9}{'shift d':>8}{'exact':>8}{'gated':>8}{'oracle':>8}")
+    print(f"{'class':<28}{'test pos':>9}{'shift d':>8}{'exact':>8}{'gated':>8}{'direct.':>8}{'oracle':>8}")
     for k, name in enumerate(names):
         row = f"{k} {name}"
         emit(f"classes: {row}, test positives", positives[k], "rows", table="shift_classes", row=row,
              col="test positives", note=note)
         emit(f"classes: {row}, shift", shift[k], "logit", table="shift_classes", row=row, col="shift d", note=note)
-        diffs = {r: float((f1[r][:, k] - f1["match"][:, k]).mean()) for r in ("exact", "gated", "oracle")}
+        diffs = {r: float((f1[r][:, k] - f1["match"][:, k]).mean()) for r in ("exact", "gated", "directional", "oracle")}
         for rule, value in diffs.items():
             emit(f"classes: {row}, {rule} - match", value, "class F1", table="shift_classes", row=row,
                  col=f"{rule} − match", note=note)
         print(f"{row[:27]:<28}{positives[k]:9.0f}{shift[k]:8.2f}" + "".join(f"{v:+8.3f}" for v in diffs.values()))
     rare = positives < RARE
-    for rule in ("exact", "gated", "oracle"):
+    for rule in ("exact", "gated", "directional", "oracle"):
         lead = (f1[rule] - f1["match"]).mean(axis=0) / len(names)  # each class's share of the macro difference
         emit(f"classes: {rule} - match, macro share of classes with < {RARE} test positives", float(lead[rare].sum()),
              "macro F1", table="shift_classes_sum", row=rule, col=f"classes with < {RARE} test positives", note=note)
