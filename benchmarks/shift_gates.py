@@ -225,12 +225,13 @@ def report_classes(per_class: dict, seeds) -> None:
     print(f"{'class':<28}{'test pos':>9}{'shift d':>8}{'exact':>8}{'gated':>8}{'direct.':>8}{'oracle':>8}")
     for k, name in enumerate(names):
         row = f"{k} {name}"
-        emit(f"classes: {row}, test positives", positives[k], "rows", table="shift_classes", row=row,
+        emit(f"classes: {row}, test positives", round(float(positives[k]), 1), "", table="shift_classes", row=row,
              col="test positives", note=note)
-        emit(f"classes: {row}, shift", shift[k], "logit", table="shift_classes", row=row, col="shift d", note=note)
+        emit(f"classes: {row}, shift", round(float(shift[k]), 2), "", table="shift_classes", row=row,
+             col="shift d (logit)", note=note)
         diffs = {r: float((f1[r][:, k] - f1["match"][:, k]).mean()) for r in ("exact", "gated", "directional", "oracle")}
         for rule, value in diffs.items():
-            emit(f"classes: {row}, {rule} - match", value, "class F1", table="shift_classes", row=row,
+            emit(f"classes: {row}, {rule} - match", value, "F1", table="shift_classes", row=row,
                  col=f"{rule} − match", note=note)
         print(f"{row[:27]:<28}{positives[k]:9.0f}{shift[k]:8.2f}" + "".join(f"{v:+8.3f}" for v in diffs.values()))
     rare = positives < RARE
