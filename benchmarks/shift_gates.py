@@ -1,4 +1,4 @@
-"""How far can a blend of the OOF cut and the matched cut go? Shapes chosen on seeds 0..9, checked on 10..19 and 20..29.
+"""How far can a blend of the OOF cut and the matched cut go? Chosen on seeds 0..9, checked on 10..19 and 20..29.
 
     .venv/bin/python benchmarks/shift_gates.py [--select 0 .. 9] [--check 10 .. 19] [--fresh 20 .. 29]
                                                [--cache DIR] [--quick]
@@ -9,7 +9,7 @@ class -- the bootstrap-median OOF cut pulled toward the matched cut -- and diffe
 ``w`` as a function of ``d = |logit target - logit train|`` (the announced shift of the class) and the two
 cuts' bootstrap spreads ``s_oof``, ``s_match``:
 
-- ``gated`` (the package default, :func:`hpa_ens.shift.gated_blend`): ``(1 - exp(-d / 0.1)) * trust``, with
+- ``gated`` (the default before ``directional``, :func:`hpa_ens.shift.gated_blend`): ``(1 - exp(-d / 0.1)) * trust``, with
   ``trust = (s_oof^2 + 1) / (s_oof^2 + s_match^2 + 2)``;
 - ``exp c``: ``1 - exp(-d / c)`` (no trust term): the further the shift, the more the matched cut;
 - ``sq c``: ``d^2 / (d^2 + c^2)``;
@@ -21,12 +21,12 @@ blocks is held out; a third block, seeds 20..29 (*fresh*), was drawn afterwards 
 
 - ``match+fill``: the matched cut counting the labels the min-one-label fill adds (each class's cut predicts
   ``target * n`` minus its filled rows, iterated to a fixed point);
-- ``directional`` (:func:`hpa_ens.shift.directional_blend`): ``exp 0.5`` for classes whose share falls on test,
-  ``gated`` for those whose share rises.
+- ``directional`` (:func:`hpa_ens.shift.directional_blend`, the package default with a target since this
+  check): ``exp 0.5`` for classes whose share falls on test, ``gated`` for those whose share rises.
 
 A per-class table for hpa-lb over every seed (table ``shift_classes``): test positives, the announced shift, and
-the class F1 of ``exact``, ``gated``, ``directional`` and the oracle minus that of ``match`` -- where the rules win and lose, and
-how much of the oracle's lead sits in classes no honest cut can steady (fewer than 20 test positives).
+the class F1 of ``exact``, ``gated``, ``directional`` and the oracle minus that of ``match`` -- where the rules
+win and lose, and how much of the oracle's lead sits in classes no honest cut can steady (< 20 test positives).
 
 Issue 15's measure per rule and seed block: the mean gain on hpa-lb over the better of ``exact`` and ``match``
 (means over the block's seeds), and the worst MULAN case with a target. The *select* block (seeds 0..9) is
