@@ -159,11 +159,15 @@ def fill_scores(rule: str, test, thr, posterior: Posterior) -> np.ndarray:
     return rank_scores(test, thr, rule, posterior)
 
 
-def score(test, yt, thr, min_labels: int, scores) -> float:
+def predictions(test, thr, min_labels: int, scores) -> np.ndarray:
+    """0/1 predictions (bool, shape of ``test``): the thresholds, then rows left empty get the class ``scores``
+    ranks first (``min_labels`` 1)."""
     pred = test > thr
-    if min_labels:  # rows left empty get the class ``scores`` ranks first
-        pred = fill_empty(pred, scores)
-    return macro_f1(yt, pred.astype(np.uint8))
+    return fill_empty(pred, scores) if min_labels else pred
+
+
+def score(test, yt, thr, min_labels: int, scores) -> float:
+    return macro_f1(yt, predictions(test, thr, min_labels, scores).astype(np.uint8))
 
 
 def evaluate(case, seed: int, n_boot: int) -> tuple[dict, dict]:

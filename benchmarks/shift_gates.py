@@ -66,11 +66,9 @@ def sides(oof, y, test, target, seed: int, n_boot: int = 50) -> dict:
 
 
 def blend(side: dict, w_match: np.ndarray) -> np.ndarray:
-    """The logit blend with matched weight ``w_match``, with :func:`hpa_ens.shift.tune_thresholds`' edge rules."""
-    out = S._sigmoid((1.0 - w_match) * S._logit(side["boot"]) + w_match * S._logit(side["match"]))
-    out = np.where(w_match <= 0, side["boot"], out)
-    out = np.where(side["no_pos"], side["match"], out)
-    return np.where((side["boot"] >= T.NEVER) & (side["match"] >= T.NEVER), T.NEVER, out)
+    """The package's logit blend with matched weight ``w_match``, with :func:`hpa_ens.shift.tune_thresholds`' rule
+    for classes without OOF positives (the matched cut alone)."""
+    return np.where(side["no_pos"], side["match"], S._logit_blend(side["boot"], side["match"], 1.0 - w_match))
 
 
 def match_after_fill(test, target, fill_scores, max_iter: int = 8) -> np.ndarray:
@@ -149,9 +147,7 @@ def run_seeds(seeds, cache, rows=None, sets=("hpa", "yeast", "emotions", "scene"
                 cuts = {rule: thresholds_of(rule, side, y.mean(axis=0), target, test, fill) for rule in RULES}
                 cuts["oracle"] = T.exact_thresholds(yt, test)[0]
                 for rule, thr in cuts.items():
-                    pred = test > thr
-                    if min_labels:
-                        pred = B.fill_empty(pred, fill(thr))
+                    pred = B.predictions(test, thr, min_labels, fill(thr) if min_labels else None)
                     if rule != "oracle":
                         f1 = macro_f1(yt, pred.astype(np.uint8))
                         out.setdefault(case_name, {}).setdefault(rule, []).append(f1)

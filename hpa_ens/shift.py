@@ -261,11 +261,17 @@ def gated_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share, 
     _, w_trust = trust_blend(oof_cut, oof_spread, matched_cut, matched_spread_, floor)
     gate = 1.0 - np.exp(-np.abs(_logit(target_share) - _logit(train_share)) / scale)
     w = 1.0 - gate * (1.0 - w_trust)
+    return _logit_blend(oof_cut, matched_cut, w), w
+
+
+def _logit_blend(oof_cut, matched_cut, w_oof) -> np.ndarray:
+    """``sigmoid(w logit(oof_cut) + (1 - w) logit(matched_cut))`` per class, shape (K,): exactly the OOF cut where
+    ``w >= 1`` (no logit round trip), :data:`hpa_ens.thresholds.NEVER` where both cuts are NEVER."""
     oof_cut = np.asarray(oof_cut, dtype=np.float64)
     matched_cut = np.asarray(matched_cut, dtype=np.float64)
-    out = _sigmoid(w * _logit(oof_cut) + (1.0 - w) * _logit(matched_cut))
-    out = np.where(w >= 1.0, oof_cut, out)  # exactly the OOF cut where the gate is shut (no logit round trip)
-    return np.where((oof_cut >= T.NEVER) & (matched_cut >= T.NEVER), T.NEVER, out), w
+    out = _sigmoid(w_oof * _logit(oof_cut) + (1.0 - w_oof) * _logit(matched_cut))
+    out = np.where(w_oof >= 1.0, oof_cut, out)
+    return np.where((oof_cut >= T.NEVER) & (matched_cut >= T.NEVER), T.NEVER, out)
 
 
 def directional_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share, target_share,
@@ -292,15 +298,10 @@ def directional_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_s
     weight : ndarray of shape (K,), the OOF side's weight
     """
     check_param("fall_scale", fall_scale, "a float > 0", np.isscalar(fall_scale) and fall_scale > 0)
-    rises, w = gated_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share, target_share, scale, floor)
+    _, w_gated = gated_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share, target_share, scale, floor)
     target, train = np.asarray(target_share, dtype=np.float64), np.asarray(train_share, dtype=np.float64)
-    falls = target < train
-    w_fall = np.exp(-np.abs(_logit(target) - _logit(train)) / fall_scale)
-    oof_cut = np.asarray(oof_cut, dtype=np.float64)
-    matched_cut = np.asarray(matched_cut, dtype=np.float64)
-    fell = _sigmoid(w_fall * _logit(oof_cut) + (1.0 - w_fall) * _logit(matched_cut))
-    fell = np.where((oof_cut >= T.NEVER) & (matched_cut >= T.NEVER), T.NEVER, fell)
-    return np.where(falls, fell, rises), np.where(falls, w_fall, w)
+    w = np.where(target < train, np.exp(-np.abs(_logit(target) - _logit(train)) / fall_scale), w_gated)
+    return _logit_blend(oof_cut, matched_cut, w), w
 
 
 # ----------------------------------------------------------------------------------- prior shift
