@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from hpa_ens._validation import ContractError
+from hpa_ens.validation import ContractError
 from hpa_ens.io import atomic_write_bytes
 
 

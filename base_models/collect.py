@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hpa_ens import cli
-from hpa_ens._validation import ContractError
+from hpa_ens.validation import ContractError
 from hpa_ens.contract import build_meta, read_fold_metrics, read_folds, read_probs, write_prediction_set
 from hpa_ens.io import sha256_file
 from hpa_ens.metrics import macro_f1

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.validation import ContractError, ParameterError
 
 
 @dataclass(frozen=True)

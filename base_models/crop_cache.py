@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hpa_ens._validation import ParameterError
+from hpa_ens.validation import ParameterError
 from hpa_ens.io import atomic_open
 
 from .segment import CellCrops, CellParams, extract_cells

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.classes import CHANNELS
 from hpa_ens.images import IMAGE_EXTENSIONS, read_image
 from hpa_ens.io import atomic_write_json

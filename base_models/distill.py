@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from hpa_ens import cli
-from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.contract import read_folds, read_meta, read_prediction_set, write_prediction_set
 from hpa_ens.io import sha256_file
 from hpa_ens.labels import read_sample_submission

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as tdist
-from hpa_ens._validation import ParameterError  # noqa: E402
+from hpa_ens.validation import ParameterError  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from hpa_ens import cli
-from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.contract import build_meta, fingerprint_of, read_folds, write_prediction_set
 from hpa_ens.images import channel_paths, read_image
 from hpa_ens.io import atomic_open

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from hpa_ens._validation import ContractError  # noqa: E402
+from hpa_ens.validation import ContractError  # noqa: E402
 from hpa_ens.images import composite_rgb  # noqa: E402
 from hpa_ens.report import save_figure  # noqa: E402
 from hpa_ens.task import DEFAULT_TASK  # noqa: E402

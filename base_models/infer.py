@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hpa_ens._validation import ParameterError
+from hpa_ens.validation import ParameterError
 
 from .data import batches, dihedral, load_batches, tta_transforms
 

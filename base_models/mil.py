@@ -17,7 +17,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from hpa_ens._validation import ParameterError  # noqa: E402
+from hpa_ens.validation import ParameterError  # noqa: E402
 from hpa_ens.task import DEFAULT_TASK  # noqa: E402
 
 POOLINGS = ("max", "mean", "noisy_or", "lse", "attention")

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from timm.models import adapt_input_conv  # noqa: E402
 from torch import nn  # noqa: E402
 
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
 from hpa_ens.task import DEFAULT_TASK  # noqa: E402
 
 from .registry import HEADS  # noqa: E402

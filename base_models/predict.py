@@ -37,7 +37,7 @@ from .config import load_config  # noqa: E402
 from .data import IMAGE_FORMATS, Sources, default_cache_dir, open_images  # noqa: E402
 from .infer import Normalizer, predict  # noqa: E402
 from .models import build_model  # noqa: E402
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
 
 TTA_ALIASES = {"none": "none", "flips": "flips", "d8": "dihedral", "dihedral": "dihedral"}
 

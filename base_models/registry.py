@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable, Iterator, Sequence
 
-from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.validation import ContractError, ParameterError
 
 
 class Registry:

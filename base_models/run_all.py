@@ -29,7 +29,7 @@ from typing import Sequence
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hpa_ens import cli  # noqa: E402
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_DATA = Path("data/synth")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpa_ens._validation import ParameterError
+from hpa_ens.validation import ParameterError
 
 from .registry import SAMPLERS
 

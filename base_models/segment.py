@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from hpa_ens._validation import ParameterError
+from hpa_ens.validation import ParameterError
 from hpa_ens.images import composite_rgb
 
 RED, GREEN, BLUE, YELLOW = range(4)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
 
 COMBINE_METHODS = ("max", "mean", "noisy_or")
 

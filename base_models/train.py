@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from hpa_ens import cli  # noqa: E402
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
 from hpa_ens.contract import probs_frame, read_folds, write_fold_metrics, write_probs  # noqa: E402
 from hpa_ens.io import atomic_write_text, sha256_file  # noqa: E402
 from hpa_ens.labels import read_labels, read_sample_submission  # noqa: E402

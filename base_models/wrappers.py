@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hpa_ens._validation import ParameterError
+from hpa_ens.validation import ParameterError
 from hpa_ens.thresholds import exact_thresholds
 
 from .crop_cache import CropCache

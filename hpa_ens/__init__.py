@@ -4,7 +4,7 @@ The public API is re-exported here (scikit-learn-shaped objects and the contract
 writers); stage modules are pure cores plus a thin ``main``. Nothing in this package imports torch.
 """
 
-from ._validation import ContractError, HpaEnsError, ParameterError
+from .validation import ContractError, HpaEnsError, ParameterError
 from .classes import CHANNELS, CLASS_COLUMNS, CLASS_NAMES, N_CLASSES
 from .contract import (
     PredictionSet,

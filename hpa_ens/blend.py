@@ -25,8 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from .thresholds import exact_macro_f1
-from ._validation import check_indicator, check_param, check_probabilities
-from ._validation import ContractError, ParameterError
+from .validation import check_indicator, check_param, check_probabilities
+from .validation import ContractError, ParameterError
 
 METHODS = ("mean", "rank", "weighted", "caruana")
 OBJECTIVES = ("logloss", "f1")
@@ -688,7 +688,7 @@ def as_arrays(sets, ids=None, name: str = "sets", n_classes: int | None = None,
         if isinstance(s, pd.DataFrame):
             if ids is None:
                 ids = [str(v) for v in s.index]
-            from ._validation import check_same_ids
+            from .validation import check_same_ids
 
             frame = s.copy()
             frame.index = [str(v) for v in frame.index]
@@ -766,108 +766,16 @@ class Blender:
 
 
 # ----------------------------------------------------------------------------------------------- I/O
-def check_output_folder(out) -> None:
-    """Refuse an ``--out`` that exists and is not a prediction set (no ``meta.json``): never clobber a folder."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").exists())):
-        raise ContractError(f"{out}: exists and is not a prediction set (no meta.json); refusing to replace it. "
-                            f"Choose another --out, or remove the folder yourself.")
-
-
-def _has_oof(folder: Path) -> bool:
-    return (folder / "oof.csv").exists() or (folder / "oof.parquet").exists()
-
-
-@dataclass
-class Inputs:
-    """Prediction sets read for a stage, aligned by Id (``oof_list`` is None when a set is test-only)."""
-
-    task: object
-    names: list
-    sets: list
-    test_ids: list
-    test_list: list
-    train_ids: list | None = None
-    Y: np.ndarray | None = None
-    folds: np.ndarray | None = None
-    oof_list: list | None = None
-
-
-def load_inputs(pred_dirs: Sequence, labels=None, folds=None, task=None, needs_oof: str | None = None) -> Inputs:
-    """Read the labels, folds and prediction sets a stage combines; everything checked before any work.
-
-    A set with a different class list than another (or than ``task``) is refused in one line naming
-    both; a test-only set (no ``oof.csv``) is refused in one line when ``needs_oof`` names the stage
-    that needs OOF rows. When any set is test-only, ``oof_list`` is None (the output is test-only).
-    """
-    from .contract import read_folds, read_meta, read_prediction_set
-    from .labels import read_labels
-    from .task import check_same_task, load_task, task_from_meta
-
-    task = load_task(task)
-    folders = [Path(p) for p in pred_dirs]
-    for folder in folders:
-        if not folder.is_dir():
-            raise ContractError(f"{folder}: not a prediction-set folder (expected oof.csv, test.csv, meta.json).")
-    # Sets against each other first, so the message names the two sets that disagree.
-    check_same_task([(str(f), task_from_meta(read_meta(f), str(f / "meta.json")) or task) for f in folders])
-    test_only = not all(_has_oof(f) for f in folders)
-    if test_only and needs_oof:
-        bad = next(f for f in folders if not _has_oof(f))
-        raise ContractError(f"{bad}: a test-only prediction set (no oof.csv); {needs_oof} needs OOF rows to fit on. "
-                            f"Give sets with oof.csv, or use a mean/rank blend.")
-    train_ids = Y = None
-    if labels is not None and not test_only:
-        frame = read_labels(labels, task=task)
-        train_ids, Y = frame.index.tolist(), frame.to_numpy()
-    sets, test_ids = [], None
-    for folder in folders:
-        ps = read_prediction_set(folder, train_ids, test_ids, task=task)
-        test_ids = ps.test.index.tolist() if test_ids is None else test_ids
-        sets.append(ps)
-    inputs = Inputs(task, _unique_names(folders), sets, test_ids, [ps.test.to_numpy() for ps in sets], train_ids, Y)
-    if train_ids is not None:
-        inputs.oof_list = [ps.oof.to_numpy() for ps in sets]
-        if folds is not None:
-            inputs.folds = read_folds(folds, train_ids).to_numpy()
-    return inputs
-
-
-def _unique_names(folders) -> list[str]:
-    names: list[str] = []
-    for folder in folders:
-        base = folder.name or str(folder)
-        name, i = base, 2
-        while name in names:
-            name, i = f"{base}_{i}", i + 1
-        names.append(name)
-    return names
-
-
-def load_sets(labels_path, model_dirs: Sequence, task=None) -> tuple[list[str], np.ndarray, list[str], list, list[str]]:
-    """Read labels and prediction sets (each with OOF rows), aligned by Id to the labels and the first set's test Ids.
-
-    Returns
-    -------
-    train_ids, Y (n_train, K) uint8, test_ids, sets (list of PredictionSet), names (unique)
-    """
-    inputs = load_inputs(model_dirs, labels_path, None, task, needs_oof="this stage")
-    return inputs.train_ids, inputs.Y, inputs.test_ids, inputs.sets, inputs.names
-
-
-def write_set(out, inputs: Inputs, oof, test, meta: dict) -> Path:
-    """Write a stage's output prediction set (test-only when ``oof`` is None) and return its folder."""
-    from .contract import probs_frame, write_prediction_set
-
-    oof_frame = None if oof is None else probs_frame(inputs.train_ids, oof)
-    return Path(write_prediction_set(out, oof_frame, probs_frame(inputs.test_ids, test), meta, task=inputs.task))
+from .contract.inputs import StageInputs as Inputs, meta_inputs, read_stage_inputs as load_inputs  # noqa: E402
+from .contract.inputs import write_stage_set as write_set  # noqa: E402
+from .contract import check_output_folder  # noqa: E402
 
 
 def _vote_main(args, argv) -> int:
     from rich.table import Table
 
     from .cli import console
-    from ._validation import check_same_ids
+    from .validation import check_same_ids
     from .labels import read_sample_submission, read_submission, write_labels
 
     frames = [read_submission(p) for p in args.submissions]
@@ -946,10 +854,6 @@ def blend_sets(inputs: Inputs, method: str, objective=None, n_iter: int = 25, n_
     scores = {n: exact_macro_f1(inputs.Y, o) for n, o in zip(inputs.names, inputs.oof_list)}
     return blender.oof_, test, blender.weights_, {**scores, "blend": exact_macro_f1(inputs.Y, blender.oof_)}
 
-
-def meta_inputs(inputs: Inputs) -> dict:
-    """name -> what ``build_meta`` hashes: the set's folder, or its test file for a test-only set."""
-    return {n: (ps.path if _has_oof(Path(ps.path)) else Path(ps.path) / "test.csv") for n, ps in zip(inputs.names, inputs.sets)}
 
 
 def _blend_meta(args, argv, inputs: Inputs, weights, scores) -> dict:

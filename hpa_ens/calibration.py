@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ._validation import ContractError, ParameterError
+from .validation import ContractError, ParameterError
 
 __all__ = ["Posterior", "adjust_priors"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_param, check_thresholds
+from .validation import check_param, check_thresholds
 
 _EPS = 1e-12
 _CLIP = 1e-6

@@ -34,7 +34,7 @@ import pandas as pd
 import scipy.fft
 
 from . import image_sets, images
-from ._validation import ContractError, ParameterError, check_param
+from .validation import ContractError, ParameterError, check_param
 from .classes import CHANNELS
 from .contract.duplicates import (DUPLICATE_COLUMNS, DUPLICATE_KINDS, empty_duplicates, read_duplicates,  # noqa: F401
                                   write_duplicates)

@@ -26,8 +26,8 @@ from typing import Sequence
 
 
 from .cli import console, entry, parser
-from ._stages import Stage, py, run_stage
-from ._validation import ContractError, ParameterError
+from .commands._stages import Stage, py, run_stage
+from .validation import ContractError, ParameterError
 
 PACKAGE = Path(__file__).resolve().parent
 

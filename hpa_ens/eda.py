@@ -23,7 +23,7 @@ import numpy as np
 
 from .cli import console, entry, parser, progress
 from .io import atomic_write_json, atomic_write_text
-from ._validation import ContractError, ParameterError, check_param
+from .validation import ContractError, ParameterError, check_param
 from .classes import CHANNELS
 from .report import save_figure
 

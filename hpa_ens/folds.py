@@ -39,9 +39,9 @@ import pandas as pd
 
 from .cli import console, entry, parser
 from .io import atomic_write_json
-from ._validation import check_param
+from .validation import check_param
 from .report import save_figure
-from ._validation import ContractError
+from .validation import ContractError
 
 STRATEGIES: tuple[str, ...] = ("iterative", "rarest", "single-first")
 

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ._validation import ContractError, check_id, read_csv_strings
+from .validation import ContractError, check_id, read_csv_strings
 
 __all__ = [
     "read_pairs",

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, _preview
+from .validation import ContractError, _preview
 from .images import IMAGE_EXTENSIONS
 from .task import Task, load_task
 

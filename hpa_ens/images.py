@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validation import ContractError
+from .validation import ContractError
 from .classes import CHANNELS
 
 #: Extensions tried, in this order, when a channel file is looked up without one.

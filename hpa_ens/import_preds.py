@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, ParameterError, check_ids, read_csv_checked, read_csv_strings, read_json_object
+from .validation import ContractError, ParameterError, check_ids, read_csv_checked, read_csv_strings, read_json_object
 from .task import Task, load_task
 
 PROG = "python -m hpa_ens.import_preds"
@@ -452,7 +452,7 @@ def read_matrix(path: str | Path, task: Task, ids: Sequence[str] | None = None, 
     probs, transform = to_probabilities(values, source, row_ids, from_logits, from_percent)
     if row_ids is not None and ids is not None and info.get("id_column"):
         # A table with its own Ids and an Id list: the same Ids, put in the list's order.
-        from ._validation import check_same_ids
+        from .validation import check_same_ids
 
         check_same_ids(row_ids, list(ids), source, ids_source)
         position = {i: k for k, i in enumerate(row_ids)}

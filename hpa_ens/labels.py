@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, ParameterError, check_ids, read_csv_strings
+from .validation import ContractError, ParameterError, check_ids, read_csv_strings
 from .task import Task, load_task
 
 

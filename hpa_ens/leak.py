@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, check_id, check_param, read_csv_strings
+from .validation import ContractError, check_id, check_param, read_csv_strings
 from .labels import targets_to_matrix
 from .task import Task, load_task
 

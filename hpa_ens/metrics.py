@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classes import CLASS_NAMES
-from ._validation import ContractError, ParameterError, check_same_ids
+from .validation import ContractError, ParameterError, check_same_ids
 
 __all__ = ["macro_f1", "per_class_f1", "class_report", "ClassReport", "bootstrap_macro_f1", "confusion_counts",
            "f1_from_counts", "check_indicator_pair", "report_table"]

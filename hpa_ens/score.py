@@ -1,26 +1,21 @@
-"""Score a submission against a truth file: ``python -m hpa_ens.score --truth truth.csv --submission sub.csv``.
+"""Score a submission against a truth file (the ``hpa-ens score`` command is :mod:`hpa_ens.commands.score`).
 
-Prints macro F1 with its bootstrap interval and the per-class table. Rows are matched by Id: the
-submission's Ids must be exactly the truth's, or, with ``--partial-truth`` (a truth that labels only
+:func:`score_submission` gives macro F1 with its bootstrap interval and the per-class report. Rows are
+matched by Id: the submission's Ids must be exactly the truth's, or, with ``--partial-truth`` (a truth that labels only
 some test rows, e.g. the leaked ones), a superset of them, scored on the truth's Ids only. Any task:
 ``--task`` gives K and the class names (default HPA 2018).
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Sequence
 
-from .cli import add_task_argument, console, entry, parser
 from .contract import align
-from .io import atomic_write_json
 from .labels import read_labels, read_submission
-from .metrics import bootstrap_macro_f1, class_report, report_table
+from .metrics import bootstrap_macro_f1, class_report
 from .task import Task, load_task
-from ._validation import ParameterError
 
-__all__ = ["score_submission", "main"]
+__all__ = ["score_submission"]
 
 
 def score_submission(truth_path, submission_path, n_boot: int = 1000, seed: int = 0, task: Task | None = None,
@@ -48,36 +43,7 @@ def score_submission(truth_path, submission_path, n_boot: int = 1000, seed: int 
             "report": report}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = parser("python -m hpa_ens.score", __doc__.splitlines()[0])
-    ap.add_argument("--truth", type=Path, default=None, help="test truth, Id,Target")
-    ap.add_argument("--labels", dest="truth_alias", type=Path, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--submission", required=True, type=Path, help="submission, Id,Predicted")
-    ap.add_argument("--partial-truth", action="store_true", help="the truth labels some test Ids only: score those")
-    ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for the interval")
-    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
-    add_task_argument(ap)
-    args = ap.parse_args(argv)
-    truth = args.truth or args.truth_alias
-    if truth is None:
-        raise ParameterError("The '--truth' parameter of python -m hpa_ens.score is required. Got None instead.")
-    task = load_task(args.task)
-    result = score_submission(truth, args.submission, args.n_boot, args.seed, task, args.partial_truth)
-    report = result["report"]
-    console.print(report_table(report, title=f"{args.submission.name} vs {truth.name}", names=task.class_names))
-    ignored = f"; {result['n_ignored']} submission rows not in the truth ignored" if args.partial_truth else ""
-    print(f"macro F1 {result['macro_f1']:.4f}  95% CI [{result['ci_low']:.4f}, {result['ci_high']:.4f}]  "
-          f"(n={result['n']}{ignored})")
-    if args.json:
-        atomic_write_json(args.json, {
-            "macro_f1": result["macro_f1"], "ci": [result["ci_low"], result["ci_high"]], "n": result["n"],
-            "n_ignored": result["n_ignored"], "task": task.name, "per_class_f1": report.f1.tolist(),
-            "precision": report.precision.tolist(), "recall": report.recall.tolist(),
-            "support": report.support.tolist(),
-        })
-    return 0
+if __name__ == "__main__":  # python -m hpa_ens.score: the command lives in hpa_ens.commands.score
+    from hpa_ens.commands import launch
 
-
-if __name__ == "__main__":
-    entry(main)
+    launch("score", __spec__.name)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import thresholds as T
-from ._validation import ParameterError, check_param
+from .validation import ParameterError, check_param
 from .calibration import Posterior, adjust_priors
 from .decision import RANK_RULES, apply_thresholds, default_rank_rule
 

@@ -41,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validation import ContractError, ParameterError, check_param
+from .validation import ContractError, ParameterError, check_param
 from .blend import as_arrays, mean_blend
 from .thresholds import exact_macro_f1, exact_thresholds
 

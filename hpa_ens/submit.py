@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import ContractError, ParameterError, check_param, check_thresholds, read_csv_strings
+from .validation import ContractError, ParameterError, check_param, check_thresholds, read_csv_strings
 from .decision import DEFAULT_RANK_RULE, apply_thresholds
 from .labels import matrix_to_targets
 from .task import Task, load_task

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ._validation import ContractError
+from .validation import ContractError
 from .classes import CHANNELS, CLASS_NAMES
 
 __all__ = ["Task", "BUILTIN_TASKS", "DEFAULT_TASK", "HPA2018", "HPA2021", "load_task", "task_from_meta"]
@@ -83,7 +83,7 @@ DEFAULT_TASK = HPA2018
 def _read_task_csv(path: Path) -> Task:
     import pandas as pd
 
-    from ._validation import read_csv_strings
+    from .validation import read_csv_strings
 
     df = read_csv_strings(path, "a header id,name and one row per class")
     if list(df.columns[:2]) != ["id", "name"]:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_indicator, check_param, check_probabilities
+from .validation import check_indicator, check_param, check_probabilities
 from .decision import apply_thresholds
 from .metrics import per_class_f1
-from ._validation import ParameterError
+from .validation import ParameterError
 
 #: Threshold that never predicts (probabilities are <= 1 and prediction is strict ``>``).
 NEVER = 1.0

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import shift as S
 from . import thresholds as T
-from ._validation import ContractError, ParameterError
+from .validation import ContractError, ParameterError
 from .cli import add_task_argument, console, entry, parser
 from .contract.thresholds import (ThresholdsRecord, check_share_estimable, prediction_set_hashes,
                                   read_target_shares, write_thresholds)

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import rankdata
 from sklearn.metrics import f1_score
 
-from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.blend import (_ExactMacroF1, _LogLossGrad, _average_ranks, _logloss_and_grad, blend, caruana_weights, fit_weights,
                            rank_blend)
 from hpa_ens.testing.simulate import simple_folds

@@ -7,7 +7,7 @@ import pytest
 
 from hpa_ens import cli
 from hpa_ens.__main__ import COMMANDS, main
-from hpa_ens._validation import ContractError
+from hpa_ens.validation import ContractError
 
 
 def test_help_lists_every_stage(capsys):
@@ -76,5 +76,41 @@ def test_help_shows_defaults_but_not_none():
 def test_n_jobs_default_is_every_available_cpu():
     assert cli.resolve_n_jobs(-1) == cli.available_cpus() >= 1
     assert cli.resolve_n_jobs(3) == 3
-    with pytest.raises(ValueError, match="The 'n_jobs' parameter must be a positive integer"):
-        cli.resolve_n_jobs(-5)
+    # joblib's convention: -2 is all but one CPU, never fewer than one.
+    assert cli.resolve_n_jobs(-2) == max(1, cli.available_cpus() - 1)
+    assert cli.resolve_n_jobs(-1000) == 1
+    with pytest.raises(ValueError, match="The 'n_jobs' parameter must be an integer"):
+        cli.resolve_n_jobs(1.5)
+
+
+def test_usage_and_errors_name_the_command_as_typed(tmp_path):
+    """`hpa-ens score` from the dispatcher, `python -m hpa_ens.score` from the module's main guard."""
+    help_text = subprocess.run([sys.executable, "-m", "hpa_ens", "score", "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0 and help_text.stdout.startswith("usage: hpa-ens score")
+    module_help = subprocess.run([sys.executable, "-m", "hpa_ens.score", "--help"], capture_output=True, text=True)
+    assert module_help.returncode == 0 and module_help.stdout.startswith("usage: python -m hpa_ens.score")
+    sub = tmp_path / "s.csv"
+    sub.write_text("Id,Predicted\na,0\n")
+    for argv, name in (([sys.executable, "-m", "hpa_ens", "score"], "hpa-ens score"),
+                       ([sys.executable, "-m", "hpa_ens.score"], "python -m hpa_ens.score")):
+        proc = subprocess.run([*argv, "--submission", str(sub)], capture_output=True, text=True)
+        assert proc.returncode == 2 and f"of {name} is required" in proc.stderr, proc.stderr
+
+
+def test_quiet_silences_information_but_not_errors(tmp_path, capsys):
+    from hpa_ens.commands._cli import console, parser, run, say, verbosity, warn
+
+    def command(argv):
+        ap = parser("x", "a test command")
+        ap.parse_args(argv)
+        say("informational line")
+        warn("a warning line")
+        return verbosity()
+
+    assert run(command, ["-q"]) == -1
+    err = capsys.readouterr().err
+    assert "informational line" not in err and "a warning line" in err
+    assert run(command, []) == 0
+    assert "informational line" in capsys.readouterr().err
+    assert run(command, ["-v"]) == 1
+    assert console.quiet is False  # run() restores the default after each command

@@ -186,7 +186,7 @@ def test_precision_recall_counts():
 
 # ------------------------------------------------------------------- duplicates.csv contract
 from hpa_ens.contract.duplicates import read_duplicates, write_duplicates  # noqa: E402
-from hpa_ens._validation import ContractError, ParameterError  # noqa: E402
+from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
 
 
 @pytest.mark.parametrize("distance", ["x", "", "3.5", "-1", "65", "nan"])

@@ -158,7 +158,7 @@ def test_real_labels_report(shared_hpa, tmp_path):
 
 # ------------------------------------------------------------ bad images, the contract, any K
 from hpa_ens.contract.channel_stats import read_channel_stats, write_channel_stats  # noqa: E402
-from hpa_ens._validation import ContractError  # noqa: E402
+from hpa_ens.validation import ContractError  # noqa: E402
 
 
 @pytest.mark.parametrize("n_jobs", ["1", "2"])

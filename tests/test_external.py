@@ -21,7 +21,7 @@ from hpa_ens.contract.duplicates import check_duplicates_provenance, read_duplic
 from hpa_ens.contract.extra_folds import extra_fit_mask, read_extra_folds
 from hpa_ens.image_sets import folder_record, hpav18_id, list_image_ids, load_external, scan_images
 from hpa_ens.labels import write_labels
-from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.validation import ContractError, ParameterError
 
 
 def _smooth_images(rng, n, size=128):

@@ -13,7 +13,7 @@ from hpa_ens.cli import run
 from hpa_ens.contract import read_folds
 from hpa_ens.groups import duplicate_groups, group_codes, group_members, merge_pairs, read_groups, read_pairs
 from hpa_ens.labels import read_labels, write_labels
-from hpa_ens._validation import ContractError
+from hpa_ens.validation import ContractError
 
 
 def _random_labels(n: int, n_classes: int = 28, seed: int = 0) -> np.ndarray:

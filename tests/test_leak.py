@@ -8,7 +8,7 @@ import pytest
 
 from hpa_ens.labels import parse_target, read_sample_submission
 from hpa_ens.leak import leak_labels, read_leak, resolve_conflicts
-from hpa_ens._validation import ContractError
+from hpa_ens.validation import ContractError
 
 
 def _norm(text):

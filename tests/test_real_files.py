@@ -21,7 +21,7 @@ import pytest
 from hpa_ens.cli import run
 from hpa_ens.import_preds import main as import_main
 from hpa_ens.io import sha256_file
-from hpa_ens.score import main as score_main
+from hpa_ens.commands.score import main as score_main
 from hpa_ens.submit import main as submit_main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from hpa_ens.labels import write_labels
-from hpa_ens.score import main
+from hpa_ens.commands.score import main
 
 
 def test_score_cli_matches_sklearn_and_checks_ids(tmp_path, capsys):

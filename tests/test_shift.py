@@ -16,7 +16,7 @@ from sklearn.metrics import f1_score
 from hpa_ens import shift as S
 from hpa_ens.calibration import Posterior
 from hpa_ens import thresholds as T
-from hpa_ens._validation import ContractError, ParameterError
+from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.cli import run
 from hpa_ens.contract import probs_frame, read_prediction_set, write_prediction_set
 from hpa_ens.contract.thresholds import (ThresholdsRecord, check_share_estimable, check_thresholds_match,

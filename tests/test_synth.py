@@ -201,7 +201,7 @@ def test_cli_writes_data_and_preview(tmp_path):
 
 
 def test_never_generates_into_a_user_folder(tmp_path):
-    from hpa_ens._validation import ContractError
+    from hpa_ens.validation import ContractError
 
     user = tmp_path / "hpa"
     (user / "train").mkdir(parents=True)

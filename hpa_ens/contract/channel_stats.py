@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .._validation import ContractError, ParameterError, read_json_object
+from ..validation import ContractError, ParameterError, read_json_object
 
 __all__ = ["ChannelStats", "read_channel_stats", "write_channel_stats", "validate_channel_stats"]
 

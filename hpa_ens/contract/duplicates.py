@@ -34,7 +34,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .._validation import ContractError, ParameterError, check_id, read_csv_strings, read_json_object
+from ..validation import ContractError, ParameterError, check_id, read_csv_strings, read_json_object
 
 __all__ = ["DUPLICATE_COLUMNS", "DUPLICATE_KINDS", "read_duplicates", "write_duplicates", "duplicates_meta_path",
            "read_duplicates_meta", "check_duplicates_provenance", "empty_duplicates"]

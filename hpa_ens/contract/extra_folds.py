@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .._validation import ContractError, ParameterError, check_ids, check_same_ids, read_csv_strings
+from ..validation import ContractError, ParameterError, check_ids, check_same_ids, read_csv_strings
 
 __all__ = ["NO_FOLD", "read_extra_folds", "write_extra_folds", "extra_fit_mask", "extra_folds_path"]
 

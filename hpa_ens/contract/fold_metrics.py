@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from .._validation import ContractError, read_json_object
+from ..validation import ContractError, read_json_object
 from ..io import atomic_write_json, sha256_file
 
 __all__ = ["FOLD_METRICS_FILE", "REQUIRED_KEYS", "read_fold_metrics", "write_fold_metrics"]

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_open, atomic_write_json, sha256_file
-from .._validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids, read_csv_checked
+from ..validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids, read_csv_checked
 from ..task import Task, check_same_task, load_task, task_from_meta
 
 SCHEMA_VERSION = 1
@@ -331,7 +331,7 @@ def write_prediction_set(folder, oof: pd.DataFrame | None, test: pd.DataFrame, m
 
 
 def read_meta(folder) -> dict:
-    from .._validation import read_json_object
+    from ..validation import read_json_object
 
     path = Path(folder) / META_FILE
     return read_json_object(path, "a prediction set's seal (meta.json)") if path.exists() else {}

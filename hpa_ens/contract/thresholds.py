@@ -24,7 +24,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._validation import ContractError, read_json_object
+from ..validation import ContractError, read_json_object
 from ..io import atomic_write_json, sha256_file
 
 __all__ = [
@@ -270,7 +270,7 @@ def read_target_shares(path, task, column: str | None = None) -> np.ndarray:
     """
     import pandas as pd
 
-    from .._validation import read_csv_strings
+    from ..validation import read_csv_strings
 
     path = Path(path)
     df = read_csv_strings(path, "one row per class and a share column")

@@ -35,11 +35,11 @@ import pandas as pd
 
 from ..io import atomic_write_text
 from .draw import render, transform_copy
-from .._validation import ContractError, check_param
+from ..validation import ContractError, check_param
 from ..classes import CHANNELS, CLASS_NAMES, N_CLASSES
 from ..labels import labels_frame, parse_target, read_target_distribution
 from ..report import save_figure
-from .._validation import ParameterError
+from ..validation import ParameterError
 
 SPLIT_TRAIN, SPLIT_TEST, _STREAM_LABELS, _STREAM_COPY, _STREAM_PREVIEW = 0, 1, 2, 3, 4
 #: The fixed tail of every Kaggle HPA Id (uuid1 with the organisers' node); we keep it for realism.

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .contract import fingerprint_of, is_current, write_stamp
-from .io import sha256_file
+from ..contract import fingerprint_of, is_current, write_stamp
+from ..io import sha256_file
 
 #: A line a stage prints when one fold of a base model is finished (echoed to the console).
 FOLD_LINE = re.compile(r"\bfold \d+: .*(F1|already complete)")
