@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hpa_ens.classes import CHANNELS, CLASS_NAMES, N_CLASSES  # noqa: E402
-from hpa_ens.decision import apply_thresholds  # noqa: E402
+from hpa_ens.thresholds import apply_thresholds  # noqa: E402
 from hpa_ens.labels import read_labels  # noqa: E402
 from hpa_ens.metrics import macro_f1, per_class_f1  # noqa: E402
 from hpa_ens.thresholds import exact_thresholds  # noqa: E402

@@ -111,7 +111,7 @@ def build(args) -> None:
 
 def scores(pset, train_labels, test_labels) -> dict:
     """OOF macro F1 (per-class best thresholds) and test macro F1 at those thresholds."""
-    from hpa_ens.decision import apply_thresholds
+    from hpa_ens.thresholds import apply_thresholds
     from hpa_ens.metrics import macro_f1
     from hpa_ens.thresholds import exact_thresholds
 

@@ -31,7 +31,7 @@ from base_models import train as train_mod  # noqa: E402
 from base_models.config import load_config  # noqa: E402
 from hpa_ens.io import atomic_write_text  # noqa: E402
 from hpa_ens.contract import read_prediction_set, write_folds  # noqa: E402
-from hpa_ens.decision import apply_thresholds  # noqa: E402
+from hpa_ens.thresholds import apply_thresholds  # noqa: E402
 from hpa_ens.labels import read_labels  # noqa: E402
 from hpa_ens.metrics import bootstrap_macro_f1, macro_f1  # noqa: E402
 from hpa_ens.thresholds import exact_thresholds  # noqa: E402

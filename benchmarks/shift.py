@@ -21,10 +21,11 @@ Cases (one column each; mean ± spread (max - min) over the seeds):
   seeded log-normal factor (sd 0.5); the announced target is the drawn rows' shares.
 - ``NAME-none``: as-is, no target given (the rules that need none; EM estimates the shares).
 
-Rows: OOF-optimal (``exact``), ``match``, every rule of :data:`hpa_ens.shift.METHODS`, and the oracle
+Rows: OOF-optimal (``exact``), ``match``, every rule of :data:`hpa_ens.thresholds.RULES` but the ``optuna`` search
+(the legacy rules too: this is the table that retired them), and the oracle
 (per-class cuts tuned on the test labels: not reachable honestly). Every prediction is the thresholds
 plus "at least one label per row" (rows of sets where every train row has a label) filled by the
-package's default fill rule (:func:`hpa_ens.decision.default_rank_rule`: the posterior calibrated on the OOF
+package's default fill rule (:func:`hpa_ens.thresholds.default_rank_rule`: the posterior calibrated on the OOF
 rows and corrected to the announced target when there is one, else the ratio score / threshold); a second
 table compares the fill rules for the default method, a third the gain of every rule over the better of
 exact and match. Every figure is emitted for ``benchmarks/results.json`` (tables ``shift``, ``shift_fill``,
@@ -45,10 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hpa_ens import shift as S  # noqa: E402
 from hpa_ens import thresholds as T  # noqa: E402
-from hpa_ens.calibration import Posterior  # noqa: E402
-from hpa_ens.decision import default_rank_rule, rank_scores  # noqa: E402
+from hpa_ens.thresholds import Posterior, default_rank_rule, rank_scores  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
 from hpa_ens.stack import EARLY_STOPPING_ROUNDS  # noqa: E402
 from results import emit  # noqa: E402
@@ -56,7 +55,8 @@ from results import emit  # noqa: E402
 SHARED = ROOT.parent / "shared"
 HPA_TRAIN = SHARED / "hpa" / "train.csv"
 HPA_LB = SHARED / "hpa" / "lb_label_distribution.csv"
-RULES = ("exact", "match") + tuple(m for m in S.METHODS if m not in ("exact", "match"))
+RULES = ("exact", "match", "boot", "blend", "gated", "directional", "prior", "reweight", "plugin")
+NEEDS_TARGET = tuple(r for r in RULES if T.get_rule(r).needs_target)
 FILLS = ("ratio", "margin", "logit", "prob", "calibrated", "posterior")
 
 
@@ -176,11 +176,11 @@ def evaluate(case, seed: int, n_boot: int) -> tuple[dict, dict]:
     posterior = Posterior.fit(oof, y, target)  # without a target: toward the train shares, i.e. no correction
     out, fills = {}, {}
     for rule in RULES:
-        if rule in S.NEEDS_TARGET and target is None:
+        if rule in NEEDS_TARGET and target is None:
             continue
-        thr, _ = S.tune_thresholds(rule, oof, y, test, target, n_boot=n_boot, seed=seed)
+        thr, _ = T.choose(rule, oof, y, test, target, n_boot=n_boot, seed=seed)
         out[rule] = score(test, yt, thr, min_labels, fill_scores(default_fill, test, thr, posterior))
-        if rule == S.default_method(target is not None) and min_labels:
+        if rule == T.default_method(target is not None) and min_labels:
             fills = {f: score(test, yt, thr, 1, fill_scores(f, test, thr, posterior)) for f in FILLS}
     oracle = T.exact_thresholds(yt, test)[0]
     out["oracle"] = score(test, yt, oracle, min_labels, fill_scores(default_fill, test, oracle, posterior))
@@ -211,7 +211,7 @@ def gaps_over_better(results: dict, rule: str) -> dict:
 
 def report(results: dict, fills: dict, seeds) -> None:
     """Print the target check and the winners; emit every table's cells for results.json."""
-    default = S.default_method(True)
+    default = T.default_method(True)
     note = f"mean ± spread (max - min) over seeds {' '.join(map(str, seeds))}"
     for case, runs in results.items():
         for rule in RULES + ("oracle",):
@@ -250,7 +250,7 @@ def report(results: dict, fills: dict, seeds) -> None:
     for label, cases, allowed in (("with a target (shifted cases)", shifted, RULES),
                                   ("with a target (all target cases)", with_target, RULES),
                                   ("without a target", [c for c in results if c.endswith("-none")],
-                                   [r for r in RULES if r not in S.NEEDS_TARGET])):
+                                   [r for r in RULES if r not in NEEDS_TARGET])):
         if not cases:
             continue
         means = {r: np.mean([_mean(results[c], r) for c in cases]) for r in allowed}

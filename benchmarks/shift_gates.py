@@ -9,7 +9,7 @@ class -- the bootstrap-median OOF cut pulled toward the matched cut -- and diffe
 ``w`` as a function of ``d = |logit target - logit train|`` (the announced shift of the class) and the two
 cuts' bootstrap spreads ``s_oof``, ``s_match``:
 
-- ``gated`` (the default before ``directional``, :func:`hpa_ens.shift.gated_blend`): ``(1 - exp(-d / 0.1)) * trust``, with
+- ``gated`` (the default before ``directional``, :func:`hpa_ens.thresholds.gated_blend`): ``(1 - exp(-d / 0.1)) * trust``, with
   ``trust = (s_oof^2 + 1) / (s_oof^2 + s_match^2 + 2)``;
 - ``exp c``: ``1 - exp(-d / c)`` (no trust term): the further the shift, the more the matched cut;
 - ``sq c``: ``d^2 / (d^2 + c^2)``;
@@ -21,7 +21,7 @@ blocks is held out; a third block, seeds 20..29 (*fresh*), was drawn afterwards 
 
 - ``match+fill``: the matched cut counting the labels the min-one-label fill adds (each class's cut predicts
   ``target * n`` minus its filled rows, iterated to a fixed point);
-- ``directional`` (:func:`hpa_ens.shift.directional_blend`, the package default with a target since this
+- ``directional`` (:func:`hpa_ens.thresholds.directional_blend`, the package default with a target since this
   check): ``exp 0.5`` for classes whose share falls on test, ``gated`` for those whose share rises.
 
 A per-class table for hpa-lb over every seed (table ``shift_classes``): test positives, the announced shift, and
@@ -49,9 +49,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import shift as B  # noqa: E402
-from hpa_ens import shift as S  # noqa: E402
 from hpa_ens import thresholds as T  # noqa: E402
-from hpa_ens.calibration import Posterior  # noqa: E402
+from hpa_ens.thresholds import Posterior  # noqa: E402
+from hpa_ens.utils import logit  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
 from results import emit  # noqa: E402
 
@@ -59,16 +59,16 @@ from results import emit  # noqa: E402
 def sides(oof, y, test, target, seed: int, n_boot: int = 50) -> dict:
     """What every gate shape reads, computed once per case: both cuts, their spreads, the shift per class."""
     train = y.mean(axis=0)
-    boot = S.bootstrap_cuts(y, oof, n_boot, seed, train_share=train)
+    boot = T.bootstrap_cuts(y, oof, n_boot, seed, train_share=train)
     return {"boot": boot.median, "boot_spread": boot.spread, "exact": boot.exact,
-            "match": T.match_thresholds(test, target), "match_spread": S.matched_spread(test, target, n_boot, seed),
-            "shift": np.abs(S._logit(target) - S._logit(train)), "no_pos": y.sum(axis=0) == 0}
+            "match": T.match_thresholds(test, target), "match_spread": T.matched_spread(test, target, n_boot, seed),
+            "shift": np.abs(logit(target) - logit(train)), "no_pos": y.sum(axis=0) == 0}
 
 
 def blend(side: dict, w_match: np.ndarray) -> np.ndarray:
-    """The package's logit blend with matched weight ``w_match``, with :func:`hpa_ens.shift.tune_thresholds`' rule
+    """The package's logit blend with matched weight ``w_match``, with :func:`hpa_ens.thresholds.choose`' rule
     for classes without OOF positives (the matched cut alone)."""
-    return np.where(side["no_pos"], side["match"], S._logit_blend(side["boot"], side["match"], 1.0 - w_match))
+    return np.where(side["no_pos"], side["match"], T.logit_blend(side["boot"], side["match"], 1.0 - w_match))
 
 
 def match_after_fill(test, target, fill_scores, max_iter: int = 8) -> np.ndarray:
@@ -114,7 +114,7 @@ def thresholds_of(rule: str, side: dict, train, target, test=None, fill_scores=N
     if rule == "match+fill":
         return side["match"] if fill_scores is None else match_after_fill(test, target, fill_scores)
     if rule in ("gated", "directional"):  # the package's own functions, so the table checks the shipped code
-        shipped = S.gated_blend if rule == "gated" else S.directional_blend
+        shipped = T.gated_blend if rule == "gated" else T.directional_blend
         thr, _ = shipped(side["boot"], side["boot_spread"], side["match"], side["match_spread"], train, target)
         return np.where(side["no_pos"], side["match"], thr)
     return blend(side, SHAPES[rule](side))
@@ -200,9 +200,9 @@ def main(argv=None) -> int:
             se = per_seed.std(ddof=1) / np.sqrt(len(per_seed)) if len(per_seed) > 1 else float("nan")
             col = note_of[block]
             emit(f"gate {rule}: gain on hpa-lb, {col}", hpa, "macro F1", table="shift_gates", row=rule,
-                 col=f"hpa-lb, {block} ({col})", bold=rule == S.default_method(True))
+                 col=f"hpa-lb, {block} ({col})", bold=rule == T.default_method(True))
             emit(f"gate {rule}: worst MULAN case, {col}", worst_gain, "macro F1", note=worst, table="shift_gates",
-                 row=rule, col=f"worst MULAN, {block} ({col})", bold=rule == S.default_method(True))
+                 row=rule, col=f"worst MULAN, {block} ({col})", bold=rule == T.default_method(True))
             cells.append(f"{block}: hpa-lb {hpa:+.4f} (SE {se:.4f}), worst {worst} {worst_gain:+.4f}")
         print(f"  {rule:10s} " + " | ".join(cells))
     report_classes(per_class, [s for seeds in blocks.values() for s in seeds])  # every block: a diagnosis

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hpa_ens.blend import mean_blend  # noqa: E402
-from hpa_ens.decision import apply_thresholds  # noqa: E402
+from hpa_ens.thresholds import apply_thresholds  # noqa: E402
 from hpa_ens.metrics import bootstrap_macro_f1, per_class_f1  # noqa: E402
 from hpa_ens.stack import fit_predict_stack  # noqa: E402
 from hpa_ens.thresholds import exact_thresholds  # noqa: E402
@@ -49,7 +49,8 @@ def hpa_source(kind: str, quick: bool, seed: int, n_models: int = 4):
     """(oof_list, test_list, Y, Y_test, folds, min_labels) on the real HPA labels, or None without them."""
     if not (SHARED / "train.csv").exists():
         return None
-    from hpa_ens.labels import read_labels, read_target_distribution
+    from hpa_ens.contract import read_target_distribution
+    from hpa_ens.labels import read_labels
     from hpa_ens.testing.label_noise import simulate_label_noise_models
     from hpa_ens.testing.simulate import holdout_split, simple_folds, simulate_base_models
 

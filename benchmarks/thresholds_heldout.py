@@ -21,15 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HPA_ENS_NO_PROGRESS", "1")
 
 from hpa_ens.contract import read_prediction_set  # noqa: E402
-from hpa_ens.decision import apply_thresholds  # noqa: E402
+from hpa_ens.thresholds import apply_thresholds  # noqa: E402
 from hpa_ens.contract.thresholds import read_target_shares  # noqa: E402
 from hpa_ens.labels import read_labels  # noqa: E402
-from hpa_ens.shift import DEFAULT_WITH_TARGET  # noqa: E402
+from hpa_ens.thresholds import DEFAULT_WITH_TARGET  # noqa: E402
 from hpa_ens.task import load_task  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
 from hpa_ens.testing.simulate import write_simulated_sets  # noqa: E402
 from hpa_ens.thresholds import distribution_gap  # noqa: E402
-from hpa_ens.tune_thresholds import main as tune  # noqa: E402
+from hpa_ens.commands.thresholds import main as tune  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa"
 

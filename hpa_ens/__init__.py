@@ -20,7 +20,7 @@ from .contract import (
     write_probs,
     write_thresholds,
 )
-from .decision import apply_thresholds
+from .thresholds import apply_thresholds
 from .labels import matrix_to_targets, read_labels, read_sample_submission, read_submission, targets_to_matrix
 from .metrics import bootstrap_macro_f1, class_report, macro_f1, per_class_f1
 from .task import BUILTIN_TASKS, Task, load_task
@@ -29,7 +29,7 @@ __version__ = "0.2.0"
 
 # The estimators are imported on first use (PEP 562): ``import hpa_ens`` stays light, and
 # ``python -m hpa_ens.stack`` does not find its own module half-imported by the package.
-_LAZY = {"Blender": ".blend", "Stacker": ".stack", "ThresholdTuner": ".shift"}
+_LAZY = {"Blender": ".blend", "Stacker": ".stack", "ThresholdTuner": ".thresholds"}
 
 
 def __getattr__(name: str):

@@ -66,8 +66,8 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
     oof_macro_f1 : float, macro F1 of the OOF rows under the same thresholds and label rule
     """
     from . import thresholds as T
-    from .decision import apply_thresholds
-    from .tune_thresholds import oof_predictions, resolve_fill_rule
+    from .thresholds import apply_thresholds
+    from .thresholds import oof_predictions, resolve_fill_rule
 
     thresholds = T.match_thresholds_within(T.f1_curves(oof, y_true), test, target, tolerance)
     share = np.clip(np.asarray(target, dtype=np.float64), 0.5 / len(oof), 1 - 0.5 / len(oof))  # a 0 share: half a row
@@ -93,7 +93,7 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     """
     from rich.table import Table
 
-    from .labels import read_target_distribution
+    from .contract import read_target_distribution
 
     labels = read_labels(data / "train.csv")
     test_ids = read_sample_submission(data / "sample_submission.csv")

@@ -496,7 +496,7 @@ def explore(labels_path=None, images=None, task=None, target_dist=None, target_c
     -------
     result : dict with ``summary`` (or None), ``Y`` (or None), ``stats`` (channel stats or None)
     """
-    from .labels import read_target_distribution
+    from .contract import read_target_distribution
     from .task import load_task
 
     task = load_task(task)

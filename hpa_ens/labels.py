@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .validation import ContractError, ParameterError, check_ids, read_csv_strings
+from .validation import ContractError, check_ids, read_csv_strings
 from .task import Task, load_task
 
 
@@ -141,23 +141,3 @@ def write_labels(path: str | os.PathLike, ids: Sequence[str], Y: np.ndarray, col
     from .io import atomic_write_text
 
     atomic_write_text(path, labels_frame(ids, Y, column).to_csv(index=False, lineterminator="\n"))
-
-
-def read_target_distribution(source, column: str | None = None, labels: pd.DataFrame | None = None,
-                             task: Task | str | None = None) -> np.ndarray:
-    """Per-class target positive shares, shape (K,).
-
-    ``source`` is ``"train"`` (the shares of ``labels``) or a CSV with one row per class, such as the
-    leaderboard probe file (columns ``lb,train``), read by the thresholds contract's
-    :func:`~hpa_ens.contract.thresholds.read_target_shares`: a class column maps rows to classes and
-    every class must appear once; without one, row k is class k and the row count must equal K; every
-    share lies in (0, 1).
-    """
-    task = load_task(task)
-    if isinstance(source, str) and source == "train":
-        if labels is None:
-            raise ParameterError("The 'labels' parameter must be given when the target distribution is 'train'. Got None instead.")
-        return np.asarray(labels, dtype=np.float64).mean(axis=0)
-    from .contract.thresholds import read_target_shares
-
-    return read_target_shares(Path(source), task, column)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .validation import ContractError, ParameterError, check_param, check_thresholds, read_csv_strings
-from .decision import DEFAULT_RANK_RULE, apply_thresholds
+from .thresholds import DEFAULT_RANK_RULE, Posterior, apply_thresholds
 from .labels import matrix_to_targets
 from .task import Task, load_task
 
@@ -479,7 +479,7 @@ def plan_submission(args) -> SubmitPlan:
         if problem and not args.allow_other_pred:
             raise ContractError(problem)
         thresholds, rank_by = np.asarray(record.thresholds, dtype=np.float64), record.rank_by
-        posterior = record.posterior_model()
+        posterior = Posterior.from_record(record)
         rule = {"min_labels": record.min_labels, "max_labels": record.max_labels}
         provenance["thresholds"] = {"path": args.thresholds, "method": record.method, "rank_by": rank_by,
                                     "tuned_on": record.prediction_set, "matches_pred": problem is None,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hpa_ens.decision import apply_thresholds
+from hpa_ens.thresholds import apply_thresholds
 
 
 def test_strictly_greater():

@@ -76,7 +76,8 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path):
 
     from hpa_ens.contract import align, read_prediction_set
     from hpa_ens.demo_report import tuned_prediction
-    from hpa_ens.labels import read_labels, read_sample_submission, read_submission, read_target_distribution
+    from hpa_ens.contract import read_target_distribution
+    from hpa_ens.labels import read_labels, read_sample_submission, read_submission
 
     labels = read_labels(tmp_path / "data" / "train.csv")
     test_ids = read_sample_submission(tmp_path / "data" / "sample_submission.csv")

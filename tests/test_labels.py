@@ -2,14 +2,13 @@ import numpy as np
 import pytest
 
 from hpa_ens import CLASS_NAMES, N_CLASSES
-from hpa_ens.contract import ContractError
+from hpa_ens.contract import ContractError, read_target_distribution
 from hpa_ens.labels import (
     matrix_to_targets,
     parse_target,
     read_labels,
     read_sample_submission,
     read_submission,
-    read_target_distribution,
     targets_to_matrix,
     write_labels,
 )
@@ -112,7 +111,7 @@ def test_labels_of_any_k(tmp_path):
 
 
 def test_target_distribution_class_column(tmp_path):
-    from hpa_ens.labels import read_target_distribution
+    from hpa_ens.contract import read_target_distribution
 
     task = tmp_path / "t.csv"
     task.write_text("id,name\n0,x\n1,y\n2,z\n")

@@ -1,4 +1,4 @@
-"""Label-shift threshold rules (hpa_ens.shift), the thresholds contract, and the CLI's new paths."""
+"""Label-shift threshold rules (hpa_ens.thresholds), the registry, the thresholds contract, and the command's paths."""
 
 from __future__ import annotations
 
@@ -13,20 +13,18 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from hpa_ens import shift as S
-from hpa_ens.calibration import Posterior
 from hpa_ens import thresholds as T
 from hpa_ens.validation import ContractError, ParameterError
-from hpa_ens.cli import run
+from hpa_ens.commands._cli import run
+from hpa_ens.commands.thresholds import main
 from hpa_ens.contract import probs_frame, read_prediction_set, write_prediction_set
 from hpa_ens.contract.thresholds import (ThresholdsRecord, check_share_estimable, check_thresholds_match,
                                          read_target_shares, read_thresholds, write_thresholds)
-from hpa_ens.decision import apply_thresholds
 from hpa_ens.io import sha256_file
 from hpa_ens.labels import write_labels
 from hpa_ens.task import Task, load_task
 from hpa_ens.testing.label_noise import simulate_label_noise_models
-from hpa_ens.tune_thresholds import main, no_positive_rule, open_storage, resolve_method
+from hpa_ens.thresholds import Posterior, apply_thresholds, no_positive_rule, open_storage, resolve_method
 
 REPO = Path(__file__).resolve().parents[1]
 NEW_CONTRACT = "require_oof" in inspect.signature(read_prediction_set).parameters
@@ -43,10 +41,10 @@ def _data(n=600, K=4, seed=0, prevalence=(0.05, 0.15, 0.3, 0.5)):
 # ---------------------------------------------------------------------------------- bootstrap cuts
 def test_bootstrap_cuts_full_sample_equals_exact():
     y, probs = _data()
-    boot = S.bootstrap_cuts(y, probs, n_boot=5, seed=1)
+    boot = T.bootstrap_cuts(y, probs, n_boot=5, seed=1)
     np.testing.assert_array_equal(boot.exact, T.exact_thresholds(y, probs)[0])
     # The same target as the rows' own shares re-weights nothing.
-    same = S.bootstrap_cuts(y, probs, n_boot=5, seed=1, target_share=y.mean(0))
+    same = T.bootstrap_cuts(y, probs, n_boot=5, seed=1, target_share=y.mean(0))
     np.testing.assert_array_equal(same.exact, boot.exact)
     np.testing.assert_array_equal(same.median, boot.median)
     assert (boot.spread >= 0).all()
@@ -55,7 +53,7 @@ def test_bootstrap_cuts_full_sample_equals_exact():
 def test_reweighted_cut_maximises_sklearn_weighted_f1():
     y, probs = _data(n=300, seed=3)
     target = np.array([0.2, 0.05, 0.6, 0.3])
-    boot = S.bootstrap_cuts(y, probs, n_boot=1, target_share=target)
+    boot = T.bootstrap_cuts(y, probs, n_boot=1, target_share=target)
     train = y.mean(0)
     for k in range(y.shape[1]):
         w = np.where(y[:, k] == 1, target[k] / train[k], (1 - target[k]) / (1 - train[k]))
@@ -68,8 +66,8 @@ def test_reweighted_cut_maximises_sklearn_weighted_f1():
 def test_bootstrap_median_is_seeded_and_class_without_positives_never():
     y, probs = _data(seed=2)
     y[:, 0] = 0
-    a = S.bootstrap_cuts(y, probs, n_boot=20, seed=4)
-    b = S.bootstrap_cuts(y, probs, n_boot=20, seed=4)
+    a = T.bootstrap_cuts(y, probs, n_boot=20, seed=4)
+    b = T.bootstrap_cuts(y, probs, n_boot=20, seed=4)
     np.testing.assert_array_equal(a.median, b.median)
     assert a.median[0] == T.NEVER
 
@@ -78,10 +76,10 @@ def test_bootstrap_median_is_seeded_and_class_without_positives_never():
 def test_adjust_priors_identity_and_round_trip():
     p = np.random.default_rng(0).random((50, 3))
     old, new = np.array([0.2, 0.5, 0.7]), np.array([0.05, 0.5, 0.9])
-    np.testing.assert_allclose(S.adjust_priors(p, old, old), p)
-    np.testing.assert_allclose(S.adjust_priors(S.adjust_priors(p, old, new), new, old), p, atol=1e-12)
+    np.testing.assert_allclose(T.adjust_priors(p, old, old), p)
+    np.testing.assert_allclose(T.adjust_priors(T.adjust_priors(p, old, new), new, old), p, atol=1e-12)
     # Bayes' rule by hand for one value.
-    q = S.adjust_priors(np.array([[0.5, 0.5, 0.5]]), old, new)[0, 0]
+    q = T.adjust_priors(np.array([[0.5, 0.5, 0.5]]), old, new)[0, 0]
     assert q == pytest.approx(0.5 * 0.05 / 0.2 / (0.5 * 0.05 / 0.2 + 0.5 * 0.95 / 0.8))
 
 
@@ -93,7 +91,7 @@ def test_em_recovers_a_known_prior_shift():
     # Exact posterior under the train prior (calibrated for it).
     lik = np.exp(-0.5 * (x - 1.5) ** 2) / (np.exp(-0.5 * (x - 1.5) ** 2) + np.exp(-0.5 * (x + 1.5) ** 2))
     p = lik * train_prior / (lik * train_prior + (1 - lik) * (1 - train_prior))
-    est = S.em_priors(p[:, None], np.array([train_prior]))
+    est = T.em_priors(p[:, None], np.array([train_prior]))
     assert est[0] == pytest.approx(y.mean(), abs=0.01)
 
 
@@ -101,7 +99,7 @@ def test_plugin_maximises_expected_f1_brute_force():
     rng = np.random.default_rng(5)
     test = rng.random((40, 2))
     q = test ** 2  # a monotone "calibration"
-    thr = S.plugin_thresholds(test, q)
+    thr = T.plugin_thresholds(test, q)
     for k in range(2):
         def expected(t):
             pred = test[:, k] > t
@@ -112,7 +110,7 @@ def test_plugin_maximises_expected_f1_brute_force():
 
 def test_trust_blend_weights():
     oof, matched = np.array([0.2, 0.2, 0.2]), np.array([0.6, 0.6, 0.6])
-    thr, w = S.trust_blend(oof, [0.0, 10.0, 0.0], matched, [0.0, 0.0, 10.0], floor=0.25)
+    thr, w = T.trust_blend(oof, [0.0, 10.0, 0.0], matched, [0.0, 0.0, 10.0], floor=0.25)
     assert w[0] == pytest.approx(0.5)
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     assert logit(thr[0]) == pytest.approx((logit(0.2) + logit(0.6)) / 2)
@@ -123,10 +121,10 @@ def test_gated_blend_shut_without_shift_open_with_it():
     oof, matched = np.array([0.2, 0.2]), np.array([0.6, 0.6])
     spread = np.zeros(2)
     train = np.array([0.1, 0.1])
-    thr, w = S.gated_blend(oof, spread, matched, spread, train, np.array([0.1, 0.5]))
+    thr, w = T.gated_blend(oof, spread, matched, spread, train, np.array([0.1, 0.5]))
     assert thr[0] == 0.2 and w[0] == 1.0  # no announced shift: the OOF cut, bit for bit
-    blend, _ = S.trust_blend(oof, spread, matched, spread, S.GATED_FLOOR)
-    gate = 1 - np.exp(-abs(np.log(0.5 / 0.5) - np.log(0.1 / 0.9)) / S.GATE_SCALE)
+    blend, _ = T.trust_blend(oof, spread, matched, spread, T.GATED_FLOOR)
+    gate = 1 - np.exp(-abs(np.log(0.5 / 0.5) - np.log(0.1 / 0.9)) / T.GATE_SCALE)
     assert w[1] == pytest.approx(1 - gate * 0.5) and gate > 0.999
     assert thr[1] == pytest.approx(blend[1], abs=1e-6)
 
@@ -137,63 +135,63 @@ def test_directional_blend_is_gated_where_the_share_rises_and_leans_on_match_whe
     train = np.array([0.1, 0.1, 0.1, 0.1])
     target = np.array([0.1, 0.3, 0.05, 0.001])  # unshifted, rises, falls a little, falls a lot
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    thr, w = S.directional_blend(oof, spread, matched, spread, train, target)
-    gated, w_gated = S.gated_blend(oof, spread, matched, spread, train, target)
+    thr, w = T.directional_blend(oof, spread, matched, spread, train, target)
+    gated, w_gated = T.gated_blend(oof, spread, matched, spread, train, target)
     np.testing.assert_array_equal(thr[:2], gated[:2])  # no fall: exactly gated (the OOF cut when unshifted)
     np.testing.assert_array_equal(w[:2], w_gated[:2])
     assert thr[0] == 0.2
     d = np.abs(logit(target[2:]) - logit(train[2:]))
-    np.testing.assert_allclose(w[2:], np.exp(-d / S.FALL_SCALE))
+    np.testing.assert_allclose(w[2:], np.exp(-d / T.FALL_SCALE))
     np.testing.assert_allclose(logit(thr[2:]), w[2:] * logit(0.2) + (1 - w[2:]) * logit(0.05), rtol=1e-9)
     assert w[3] < 0.001 < w[2] < w_gated[2]  # a large fall: (almost) the matched cut, beyond gated's trust cap
     with pytest.raises(ParameterError, match="fall_scale"):
-        S.directional_blend(oof, spread, matched, spread, train, target, fall_scale=0.0)
+        T.directional_blend(oof, spread, matched, spread, train, target, fall_scale=0.0)
 
 
-@pytest.mark.parametrize("method", S.METHODS)
+@pytest.mark.parametrize("method", T.available_rules(include_legacy=True))
 def test_every_rule_returns_valid_thresholds(method):
     y, probs = _data(seed=7)
     test = _data(n=300, seed=8)[1]
-    thr, _ = S.tune_thresholds(method, probs, y, test, np.array([0.1, 0.1, 0.2, 0.4]), n_boot=10)
+    thr, _ = T.choose(method, probs, y, test, np.array([0.1, 0.1, 0.2, 0.4]), n_boot=10)
     assert thr.shape == (4,) and np.isfinite(thr).all() and ((thr >= -1e-9) & (thr <= 1.0)).all()
 
 
 def test_rules_refuse_missing_inputs_in_one_line():
     y, probs = _data()
     with pytest.raises(ParameterError, match="test-only"):
-        S.tune_thresholds("exact", None, None, probs, None)
+        T.choose("exact", None, None, probs, None)
     with pytest.raises(ParameterError, match="target"):
-        S.tune_thresholds("match", None, None, probs, None)
+        T.choose("match", None, None, probs, None)
     with pytest.raises(ParameterError, match=r"Got 'nope' instead"):
-        S.tune_thresholds("nope", probs, y, probs, None)
+        T.choose("nope", probs, y, probs, None)
     with pytest.raises(ParameterError, match=r"\(0, 1\)"):
-        S.tune_thresholds("match", None, None, probs, [0.0, 0.1, 0.1, 0.1])
+        T.choose("match", None, None, probs, [0.0, 0.1, 0.1, 0.1])
 
 
 def test_threshold_tuner_matches_functions():
     y, probs = _data(seed=11)
     test = _data(n=200, seed=12)[1]
     target = np.array([0.1, 0.2, 0.25, 0.45])
-    tuner = S.ThresholdTuner(target=target, n_boot=10, min_labels=1).fit(probs, y, test)
-    assert tuner.method_ == S.DEFAULT_WITH_TARGET
-    thr, _ = S.tune_thresholds(S.DEFAULT_WITH_TARGET, probs, y, test, target, n_boot=10)
+    tuner = T.ThresholdTuner(target=target, n_boot=10, min_labels=1).fit(probs, y, test)
+    assert tuner.method_ == T.DEFAULT_WITH_TARGET
+    thr, _ = T.choose(T.DEFAULT_WITH_TARGET, probs, y, test, target, n_boot=10)
     np.testing.assert_array_equal(tuner.thresholds_, thr)
     # With OOF rows and a target, rows left empty are filled by the posterior corrected to the target.
     assert tuner.rank_by_ == "posterior"
     posterior = Posterior.fit(probs, y, target)
     want = apply_thresholds(test, thr, 1, rank_by="posterior", posterior=posterior)
     np.testing.assert_array_equal(tuner.transform(test), want.astype(np.uint8))
-    by_ratio = S.ThresholdTuner(target=target, n_boot=10, min_labels=1, rank_by="ratio").fit(probs, y, test)
+    by_ratio = T.ThresholdTuner(target=target, n_boot=10, min_labels=1, rank_by="ratio").fit(probs, y, test)
     np.testing.assert_array_equal(by_ratio.transform(test), apply_thresholds(test, thr, 1).astype(np.uint8))
-    # A rule reading test rows, fitted without them, is finished by transform.
-    late = S.ThresholdTuner(method="match", target=target).fit(probs, y)
-    assert late.thresholds_ is None
-    late.transform(test)
-    np.testing.assert_array_equal(late.thresholds_, T.match_thresholds(test, target))
-    assert S.ThresholdTuner().fit(probs, y).method_ == S.DEFAULT_WITHOUT_TARGET
-    assert S.ThresholdTuner().fit(probs, y).rank_by_ == "ratio"  # no target: no shift to correct for
+    # A rule reading test rows learns from them at fit (transform only applies): without them, fit refuses.
+    matched = T.ThresholdTuner(method="match", target=target).fit(probs, y, test_probs=test)
+    np.testing.assert_array_equal(matched.thresholds_, T.match_thresholds(test, target))
+    with pytest.raises(ParameterError, match="'test_probs' parameter of ThresholdTuner.fit must be given"):
+        T.ThresholdTuner(method="match", target=target).fit(probs, y)
+    assert T.ThresholdTuner().fit(probs, y).method_ == T.DEFAULT_WITHOUT_TARGET
+    assert T.ThresholdTuner().fit(probs, y).rank_by_ == "ratio"  # no target: no shift to correct for
     with pytest.raises(ParameterError, match="posterior"):
-        S.ThresholdTuner(method="match", target=target, rank_by="posterior").fit(None, None, test)
+        T.ThresholdTuner(method="match", target=target, rank_by="posterior").fit(None, None, test)
 
 
 def test_posterior_equals_isotonic_then_odds_correction():
@@ -361,8 +359,8 @@ def test_no_positive_rule():
 
 
 def test_resolve_method():
-    assert resolve_method(None, True, True) == S.DEFAULT_WITH_TARGET
-    assert resolve_method(None, False, True) == S.DEFAULT_WITHOUT_TARGET
+    assert resolve_method(None, True, True) == T.DEFAULT_WITH_TARGET
+    assert resolve_method(None, False, True) == T.DEFAULT_WITHOUT_TARGET
     assert resolve_method(None, True, False) == "match"
     assert resolve_method("exact", True, True) == "exact"
 
@@ -389,9 +387,9 @@ def test_cli_default_with_target_is_benchmark_winner(tmp_path):
     assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(target),
                       "--n-boot", "10"]) == 0
     rec = read_thresholds(out)
-    assert rec.method == S.DEFAULT_WITH_TARGET
+    assert rec.method == T.DEFAULT_WITH_TARGET
     shares = read_target_shares(target, load_task("hpa2018"))
-    expected, _ = S.tune_thresholds(S.DEFAULT_WITH_TARGET, oof, y, test, shares, n_boot=10)
+    expected, _ = T.choose(T.DEFAULT_WITH_TARGET, oof, y, test, shares, n_boot=10)
     np.testing.assert_allclose(rec.thresholds, expected)
     check_thresholds_match(rec, pred)
 
@@ -495,8 +493,11 @@ def test_cli_mulan_task_through_command_line(tmp_path, name):
 
 def test_docstring_examples_run():
     import doctest
+    import importlib
 
-    assert doctest.testmod(S, optionflags=doctest.ELLIPSIS).failed == 0
+    for name in ("_tuner", "_choose", "_rules", "_shift", "_cuts", "_calibration", "_decision"):
+        module = importlib.import_module(f"hpa_ens.thresholds.{name}")
+        assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0, name
 
 
 def test_shift_gates_benchmark_scores_the_shipped_default():
@@ -511,9 +512,9 @@ def test_shift_gates_benchmark_scores_the_shipped_default():
     test = np.clip(0.5 * (rng.random((300, 4)) < 0.15) + 0.6 * rng.random((300, 4)), 0, 1)
     target = np.array([0.2, 0.15, 0.05, 0.1])  # class 2 unshifted: gate shut, the OOF side alone
     side = G.sides(oof, y, test, target, seed=0)
-    shipped, _ = S.tune_thresholds("gated", oof, y, test, target, seed=0)
+    shipped, _ = T.choose("gated", oof, y, test, target, seed=0)
     np.testing.assert_array_equal(G.thresholds_of("gated", side, y.mean(axis=0), target), shipped)
-    directional, _ = S.tune_thresholds("directional", oof, y, test, target, seed=0)
+    directional, _ = T.choose("directional", oof, y, test, target, seed=0)
     np.testing.assert_array_equal(G.thresholds_of("directional", side, y.mean(axis=0), target), directional)
     falls = target < y.mean(axis=0)
     np.testing.assert_allclose(directional[falls], G.thresholds_of("exp 0.5", side, y.mean(axis=0), target)[falls])

@@ -13,7 +13,7 @@ from scipy.sparse.csgraph import connected_components
 from hpa_ens import submit
 from hpa_ens.cli import run
 from hpa_ens.contract import probs_frame, write_probs
-from hpa_ens.decision import apply_thresholds
+from hpa_ens.thresholds import apply_thresholds
 from hpa_ens.io import sha256_file
 from hpa_ens.labels import read_submission
 from hpa_ens.task import HPA2018, Task, load_task
@@ -371,7 +371,7 @@ def test_rank_rule_of_the_thresholds_file_is_applied(setup):
 
 
 def test_posterior_fill_of_the_thresholds_file_is_applied(setup, capsys):
-    from hpa_ens.calibration import Posterior
+    from hpa_ens.thresholds import Posterior
 
     tmp, ids, probs, pred, sample, thr = setup
     rng = np.random.default_rng(5)

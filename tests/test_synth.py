@@ -15,7 +15,8 @@ from hpa_ens import synth
 from hpa_ens.cli import run
 from hpa_ens.synth.draw import PATTERNS, Scene, render, transform_copy
 from hpa_ens.classes import CHANNELS, N_CLASSES
-from hpa_ens.labels import read_labels, read_sample_submission, read_target_distribution
+from hpa_ens.contract import read_target_distribution
+from hpa_ens.labels import read_labels, read_sample_submission
 
 SIZE = 32
 ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-11e8-b2b[0-9a-f]-ac1f6b6435d0$")

@@ -1,4 +1,5 @@
-"""Threshold tuning: exact search vs brute force and sklearn, matching, robust variants, Optuna, CLI."""
+"""Threshold tuning (hpa_ens.thresholds): exact search vs brute force and sklearn, matching, robust variants,
+Optuna, the command."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hpa_ens.calibration import Posterior
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,14 +18,14 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import f1_score
 
 from hpa_ens import thresholds as T
-from hpa_ens.cli import run
+from hpa_ens.commands._cli import run
 from hpa_ens.io import sha256_file
 from hpa_ens.classes import N_CLASSES
 from hpa_ens.contract import probs_frame, write_prediction_set
-from hpa_ens.decision import apply_thresholds
 from hpa_ens.labels import write_labels
 from hpa_ens.metrics import macro_f1
-from hpa_ens.tune_thresholds import main
+from hpa_ens.commands.thresholds import main
+from hpa_ens.thresholds import Posterior, apply_thresholds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -324,7 +324,7 @@ def test_two_processes_share_one_journal(tmp_path):
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()[-2000:]
     import optuna
-    from hpa_ens.tune_thresholds import journal_storage
+    from hpa_ens.thresholds import journal_storage
 
     names = optuna.get_all_study_names(journal_storage(str(journal)))
     assert len(names) == 1

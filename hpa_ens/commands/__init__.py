@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("hpa_ens.import_preds", "turn a team's saved predictions (CSV, npy, npz, parquet) into a prediction set"),
     "blend": ("hpa_ens.blend", "blend prediction sets (mean, rank, weighted, caruana) or vote submissions"),
     "stack": ("hpa_ens.stack", "per-class LightGBM stacker over every set's class probabilities"),
-    "thresholds": ("hpa_ens.tune_thresholds", "per-class thresholds maximising macro F1 (under a target distribution)"),
+    "thresholds": ("hpa_ens.commands.thresholds", "per-class thresholds maximising macro F1 (under a target distribution)"),
     "dedup": ("hpa_ens.dedup", "near-duplicate images between train, external and test"),
     "submit": ("hpa_ens.submit", "thresholds, duplicates and leaks -> submission.csv"),
     "score": ("hpa_ens.commands.score", "macro F1 of a submission against a truth file"),

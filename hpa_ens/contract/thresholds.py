@@ -5,7 +5,8 @@
 - ``thresholds``: one float per class, class k predicted where ``prob > thresholds[k]``;
 - ``method``, ``min_labels``, ``max_labels``, ``rank_by`` (how rows are topped up to ``min_labels``);
 - ``posterior`` (with ``rank_by: posterior`` only): the OOF isotonic breakpoints per class and the train and
-  target shares of :class:`hpa_ens.calibration.Posterior`, so ``submit`` ranks exactly as tuned;
+  target shares of :class:`hpa_ens.thresholds.Posterior`, so ``submit`` ranks exactly as tuned (checked here by
+  :func:`read_posterior`, which returns plain arrays; ``Posterior.from_record`` builds the calibration);
 - ``task``: the task's name and class list (the thresholds mean nothing for another class list);
 - ``prediction_set``: the folder and sha256 of the ``test.csv`` (and ``oof.csv`` when it had one) the
   thresholds were tuned on, so that :func:`check_thresholds_match` can refuse applying them to another set;
@@ -14,6 +15,9 @@
 A *target-share file* (``--target-dist``) is a CSV with one row per class and a share column. With a class
 column (``class``, ``class_id``, ``id`` or ``name``: ids 0..K-1 or the task's class names) rows are matched
 by class; without one, rows are taken in class order and their count must equal K.
+
+The vocabulary the file uses (:data:`RANK_RULES`, the fill rules ``rank_by`` may name) is defined here, in the
+contract, and imported by :mod:`hpa_ens.thresholds`, which implements the rules.
 """
 
 from __future__ import annotations
@@ -29,18 +33,31 @@ from ..io import atomic_write_json, sha256_file
 
 __all__ = [
     "THRESHOLDS_SCHEMA",
+    "RANK_RULES",
+    "DEFAULT_RANK_RULE",
     "ThresholdsRecord",
     "write_thresholds",
     "read_thresholds",
     "prediction_set_hashes",
     "check_thresholds_match",
     "read_target_shares",
+    "read_target_distribution",
+    "read_posterior",
     "check_share_estimable",
 ]
 
 THRESHOLDS_SCHEMA = 2
 _CLASS_COLUMNS = ("class", "class_id", "id", "name")
 _SHARE_COLUMNS = ("lb", "share")
+
+#: How a row with too few labels is topped up (and a row with too many trimmed): by the largest
+#: ``ratio`` score / threshold, ``margin`` score - threshold, ``logit`` logit(score) - logit(threshold),
+#: ``prob`` the largest score itself, or ``posterior`` the largest calibrated probability corrected to the
+#: target shares (:class:`hpa_ens.thresholds.Posterior`, fitted on OOF rows). ``rank_by`` names one of them.
+RANK_RULES = ("ratio", "margin", "logit", "prob", "posterior")
+#: The fill rule of a file that names none (and without OOF rows or a target, see
+#: :func:`hpa_ens.thresholds.default_rank_rule`).
+DEFAULT_RANK_RULE = "ratio"
 
 
 @dataclass
@@ -57,7 +74,7 @@ class ThresholdsRecord:
     max_labels : int or None
     rank_by : str
     posterior : dict or None
-        :meth:`hpa_ens.calibration.Posterior.to_json`, required when ``rank_by == "posterior"``.
+        :meth:`hpa_ens.thresholds.Posterior.to_json`, required when ``rank_by == "posterior"``.
     prediction_set : dict
         ``{"path": str, "test.csv": sha256, "oof.csv": sha256 or None}``.
     plots : list of str
@@ -72,7 +89,7 @@ class ThresholdsRecord:
     task_name: str = "task"
     min_labels: int = 1
     max_labels: int | None = None
-    rank_by: str = "ratio"
+    rank_by: str = DEFAULT_RANK_RULE
     posterior: dict | None = None
     prediction_set: dict = field(default_factory=dict)
     plots: list = field(default_factory=list)
@@ -82,12 +99,6 @@ class ThresholdsRecord:
     @property
     def n_classes(self) -> int:
         return len(self.thresholds)
-
-    def posterior_model(self):
-        """The :class:`hpa_ens.calibration.Posterior` the fill rule ranks by, or None."""
-        from ..calibration import Posterior
-
-        return None if self.posterior is None else Posterior.from_json(self.posterior, self.n_classes)
 
     def to_json(self) -> dict:
         out = {"schema_version": THRESHOLDS_SCHEMA}
@@ -141,18 +152,14 @@ def _validate(doc: Mapping, source: str) -> ThresholdsRecord:
     if max_labels is not None and (not isinstance(max_labels, int) or isinstance(max_labels, bool)
                                    or max_labels < max(1, min_labels)):
         raise bad("'max_labels' must be null or an int >= max(1, min_labels)", max_labels)
-    from ..decision import RANK_RULES
-
-    rank_by = doc.get("rank_by", "ratio")
+    rank_by = doc.get("rank_by", DEFAULT_RANK_RULE)
     if rank_by not in RANK_RULES:
         raise bad(f"'rank_by' must be one of {RANK_RULES}", rank_by)
     posterior = doc.get("posterior")
     if rank_by == "posterior" and posterior is None:
         raise bad("'rank_by: posterior' needs the 'posterior' calibration it ranks by", None)
     if posterior is not None:
-        from ..calibration import Posterior
-
-        Posterior.from_json(posterior, len(thr), source)
+        read_posterior(posterior, len(thr), source)
     pset = doc.get("prediction_set", {})
     if not isinstance(pset, Mapping):
         raise bad("'prediction_set' must be an object with the sha256 of test.csv", pset)
@@ -191,6 +198,56 @@ def read_thresholds(path, task=None) -> ThresholdsRecord:
                             f"{', '.join(record.class_names[:2])}…), not for the task {task.name!r} "
                             f"({task.n_classes} classes, {', '.join(task.class_names[:2])}…).")
     return record
+
+
+def read_posterior(doc, n_classes: int, source: str = "posterior") -> dict:
+    """Check the ``posterior`` object of a thresholds file and return its arrays.
+
+    Parameters
+    ----------
+    doc : mapping with ``x``, ``y`` (one list of isotonic breakpoints per class), ``train_share`` and
+        ``target_share`` (``n_classes`` shares in (0, 1) each), as :meth:`hpa_ens.thresholds.Posterior.to_json`
+        writes it
+    n_classes : int
+    source : str, the file named in errors
+
+    Returns
+    -------
+    dict with ``x`` and ``y`` (tuples of ``n_classes`` float64 arrays, each class's breakpoints: ``x``
+    non-decreasing raw scores, ``y`` non-decreasing values in [0, 1]) and ``train_share``, ``target_share``
+    (float64 arrays of shape (n_classes,))
+
+    Raises
+    ------
+    ContractError
+        Naming ``source`` and what is wrong (a class's map, a share).
+    """
+    def bad(what, got):
+        return ContractError(f"{source}: 'posterior' {what}. Got {got!r} instead.")
+
+    if not isinstance(doc, Mapping):
+        raise bad("must be an object with x, y, train_share and target_share", type(doc).__name__)
+    arrays = {}
+    for key in ("x", "y"):
+        value = doc.get(key)
+        if not isinstance(value, list) or len(value) != n_classes:
+            raise bad(f"'{key}' must hold one list per class ({n_classes})",
+                      f"{len(value)} lists" if isinstance(value, list) else value)
+        try:
+            arrays[key] = tuple(np.asarray(v, dtype=np.float64).reshape(-1) for v in value)
+        except (TypeError, ValueError):
+            raise bad(f"'{key}' must hold lists of numbers", str(value)[:60]) from None
+    for k, (x, y) in enumerate(zip(arrays["x"], arrays["y"])):
+        if len(x) == 0 or len(x) != len(y) or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise bad(f"class {k} must have as many finite x as y breakpoints (at least one)", (len(x), len(y)))
+        if (np.diff(x) < 0).any() or (np.diff(y) < 0).any() or y.min() < 0 or y.max() > 1:
+            raise bad(f"class {k} must be a non-decreasing map into [0, 1]", (x[:3].tolist(), y[:3].tolist()))
+    for key in ("train_share", "target_share"):
+        s = np.asarray(doc.get(key, []), dtype=np.float64) if isinstance(doc.get(key), list) else np.empty(0)
+        if s.shape != (n_classes,) or not (np.isfinite(s).all() and ((s > 0) & (s < 1)).all()):
+            raise bad(f"'{key}' must be {n_classes} shares in (0, 1)", doc.get(key))
+        arrays[key] = s
+    return arrays
 
 
 # ---------------------------------------------------------------------------------- provenance
@@ -317,6 +374,32 @@ def read_target_shares(path, task, column: str | None = None) -> np.ndarray:
             raise ContractError(f"{path}, row {row}: the share of class {k} ({task.class_names[k]}) must lie in (0, 1). "
                                 f"Got {df[column].iloc[row - 1]!r} instead.")
     return shares
+
+
+def read_target_distribution(source, column: str | None = None, labels=None, task=None) -> np.ndarray:
+    """Per-class target positive shares, shape (K,): ``"train"`` (the shares of ``labels``) or a share file.
+
+    ``source`` is ``"train"`` (the column means of ``labels``, an ``(n, K)`` 0/1 frame or array) or a CSV with
+    one row per class, such as the leaderboard probe file (columns ``lb,train``), read by
+    :func:`read_target_shares`: a class column maps rows to classes and every class must appear once; without
+    one, row k is class k and the row count must equal K; every share lies in (0, 1).
+
+    Parameters
+    ----------
+    source : "train", str or Path
+    column : str, optional, the share column (default ``lb``, else ``share``)
+    labels : DataFrame or ndarray of shape (n_samples, K), required for ``"train"``
+    task : hpa_ens.task.Task, str or None (default HPA 2018)
+    """
+    from ..task import load_task
+    from ..validation import ParameterError
+
+    task = load_task(task)
+    if isinstance(source, str) and source == "train":
+        if labels is None:
+            raise ParameterError("The 'labels' parameter must be given when the target distribution is 'train'. Got None instead.")
+        return np.asarray(labels, dtype=np.float64).mean(axis=0)
+    return read_target_shares(Path(source), task, column)
 
 
 def check_share_estimable(shares, n_test: int, task) -> list[str]:

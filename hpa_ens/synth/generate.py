@@ -37,7 +37,8 @@ from ..io import atomic_write_text
 from .draw import render, transform_copy
 from ..validation import ContractError, check_param
 from ..classes import CHANNELS, CLASS_NAMES, N_CLASSES
-from ..labels import labels_frame, parse_target, read_target_distribution
+from ..contract.thresholds import read_target_distribution
+from ..labels import labels_frame, parse_target
 from ..report import save_figure
 from ..validation import ParameterError
 

@@ -1,4 +1,4 @@
-"""From probabilities to label sets: thresholds plus the min/max-labels rule.
+"""From probabilities to label sets: thresholds plus the min/max-labels rule, and the row fill rules.
 
 This is the single implementation used when tuning thresholds (scoring OOF) and when writing the
 submission, so what was tuned is exactly what is applied.
@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import check_param, check_thresholds
+from ..contract.thresholds import DEFAULT_RANK_RULE, RANK_RULES
+from ..utils import logit
+from ..validation import ParameterError, check_param, check_thresholds
+from ._calibration import Posterior
+
+__all__ = ["RANK_RULES", "DEFAULT_RANK_RULE", "default_rank_rule", "rank_scores", "apply_thresholds",
+           "resolve_fill_rule", "oof_predictions"]
 
 _EPS = 1e-12
-_CLIP = 1e-6
-
-#: How a row with too few labels is topped up (and a row with too many trimmed): by the largest
-#: ``ratio`` score / threshold, ``margin`` score - threshold, ``logit`` logit(score) - logit(threshold),
-#: ``prob`` the largest score itself, or ``posterior`` the largest calibrated probability corrected to the
-#: target shares (:class:`hpa_ens.calibration.Posterior`, fitted on OOF rows).
-RANK_RULES = ("ratio", "margin", "logit", "prob", "posterior")
-#: The rule when no OOF rows (or no target) are at hand; see :func:`default_rank_rule`.
-DEFAULT_RANK_RULE = "ratio"
 
 
 def default_rank_rule(has_oof: bool, has_target: bool) -> str:
@@ -33,7 +30,7 @@ def default_rank_rule(has_oof: bool, has_target: bool) -> str:
 
 def _check_posterior(posterior, n_classes: int) -> None:
     check_param("posterior", None if posterior is None else type(posterior).__name__,
-                "a fitted hpa_ens.calibration.Posterior when rank_by='posterior'",
+                "a fitted hpa_ens.thresholds.Posterior when rank_by='posterior'",
                 posterior is not None and getattr(posterior, "n_classes", None) == n_classes, "apply_thresholds")
 
 
@@ -46,7 +43,7 @@ def rank_scores(probs: np.ndarray, thresholds: np.ndarray, rank_by: str = DEFAUL
     probs : ndarray of shape (n_samples, n_classes)
     thresholds : ndarray of shape (n_classes,)
     rank_by : one of :data:`RANK_RULES`
-    posterior : hpa_ens.calibration.Posterior, required for ``rank_by="posterior"``
+    posterior : hpa_ens.thresholds.Posterior, required for ``rank_by="posterior"``
 
     Returns
     -------
@@ -62,11 +59,6 @@ def rank_scores(probs: np.ndarray, thresholds: np.ndarray, rank_by: str = DEFAUL
         return probs - thresholds
     if rank_by == "prob":
         return probs.copy()
-
-    def logit(p):
-        p = np.clip(p, _CLIP, 1 - _CLIP)
-        return np.log(p) - np.log1p(-p)
-
     return logit(probs) - logit(thresholds)
 
 
@@ -91,7 +83,7 @@ def apply_thresholds(
     min_labels : int, default 1
     max_labels : int or None, default None (no cap)
     rank_by : {"ratio", "margin", "logit", "prob", "posterior"}, default "ratio"
-    posterior : hpa_ens.calibration.Posterior, required for ``rank_by="posterior"``
+    posterior : hpa_ens.thresholds.Posterior, required for ``rank_by="posterior"``
 
     Returns
     -------
@@ -129,3 +121,46 @@ def apply_thresholds(
     np.put_along_axis(ranks, order, np.arange(order.shape[1])[None, :].repeat(len(order), 0), axis=1)
     y_pred[fix] = ranks < n_keep[:, None]
     return y_pred
+
+
+def resolve_fill_rule(rank_by: str | None, oof=None, y=None, target=None) -> tuple[str, Posterior | None]:
+    """The fill rule to use and, for ``posterior``, its calibration.
+
+    Parameters
+    ----------
+    rank_by : one of :data:`RANK_RULES`, or None for :func:`default_rank_rule`
+    oof, y : array-like of shape (n, K), the OOF rows and their labels, optional
+    target : array-like of shape (K,), optional (without it the calibration corrects toward the train shares,
+        i.e. not at all)
+
+    Returns
+    -------
+    rank_by : str
+    posterior : Posterior fitted on ``oof``/``y`` toward ``target`` for ``posterior``, else None
+    """
+    rank_by = rank_by or default_rank_rule(oof is not None, target is not None)
+    check_param("rank_by", rank_by, f"one of {RANK_RULES}", rank_by in RANK_RULES)
+    if rank_by != "posterior":
+        return rank_by, None
+    if oof is None:
+        raise ParameterError("The 'rank_by' parameter must name a rule other than posterior without OOF rows: "
+                             "posterior calibrates on OOF rows. Got 'posterior' instead.")
+    return rank_by, Posterior.fit(oof, y, target)
+
+
+def oof_predictions(oof, y, target, thresholds, min_labels, max_labels, rank_by, n_splits: int = 5) -> np.ndarray:
+    """OOF label sets ``(n, K)`` under the thresholds and the fill rule, for reports.
+
+    A ``posterior`` fill is cross-fitted: each of ``n_splits`` interleaved parts of the OOF rows is filled by
+    a calibration fitted on the other parts, so the reported OOF F1 is not flattered by a calibration that
+    saw the very rows it fills (rows are independent under the rule, so the parts simply concatenate).
+    """
+    if rank_by != "posterior":
+        return apply_thresholds(oof, thresholds, min_labels, max_labels, rank_by=rank_by)
+    out = np.zeros(oof.shape, dtype=bool)
+    part = np.arange(len(oof)) % n_splits
+    for j in range(min(n_splits, len(oof))):
+        rows = part == j
+        posterior = Posterior.fit(oof[~rows], y[~rows], target) if (~rows).any() else None
+        out[rows] = apply_thresholds(oof[rows], thresholds, min_labels, max_labels, rank_by, posterior)
+    return out

@@ -1,6 +1,6 @@
 """Calibrated class probabilities for a shifted test set: isotonic per class on OOF rows, then a prior correction.
 
-:class:`Posterior` is what the ``posterior`` fill rule of :func:`hpa_ens.decision.apply_thresholds` ranks by
+:class:`Posterior` is what the ``posterior`` fill rule of :func:`hpa_ens.thresholds.apply_thresholds` ranks by
 (a row left without a label gets the class most likely to be right on the *target* distribution), and
 what ``thresholds.json`` carries so that ``submit`` applies exactly the rule that was tuned.
 
@@ -8,7 +8,8 @@ what ``thresholds.json`` carries so that ``submit`` applies exactly the rule tha
   their labels (monotone, so it never reorders a column); only its breakpoints are kept, and
   :meth:`Posterior.calibrated` interpolates them as ``IsotonicRegression.predict`` does;
 - prior correction (Saerens, Latinne and Decaestecker, 2002): :func:`adjust_priors` moves the calibrated
-  probabilities from the OOF rows' class shares to the target shares (identity without a target).
+  probabilities from the OOF rows' class shares to the target shares (identity without a target);
+- :func:`em_priors`: the same authors' EM estimate of the test shares when none is announced.
 
 Arrays: ``probs`` ``(n_samples, K)`` in [0, 1]; shares ``(K,)`` in (0, 1).
 """
@@ -16,15 +17,17 @@ Arrays: ``probs`` ``(n_samples, K)`` in [0, 1]; shares ``(K,)`` in (0, 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
-from .validation import ContractError, ParameterError
+from ..contract.thresholds import read_posterior
+from ..validation import ParameterError
+from ._cuts import check_probs
 
-__all__ = ["Posterior", "adjust_priors"]
+__all__ = ["Posterior", "adjust_priors", "em_priors", "calibrate"]
 
-_CLIP = 1e-6
+#: Shares are kept inside [1e-6, 1 - 1e-6] so that odds stay finite.
+_SHARE_CLIP = 1e-6
 
 
 def adjust_priors(probs, old_share, new_share) -> np.ndarray:
@@ -42,12 +45,40 @@ def adjust_priors(probs, old_share, new_share) -> np.ndarray:
     ndarray of the shape of ``probs``
     """
     p = np.asarray(probs, dtype=np.float64)
-    old = np.clip(np.asarray(old_share, dtype=np.float64), _CLIP, 1 - _CLIP)
-    new = np.clip(np.asarray(new_share, dtype=np.float64), _CLIP, 1 - _CLIP)
+    old = np.clip(np.asarray(old_share, dtype=np.float64), _SHARE_CLIP, 1 - _SHARE_CLIP)
+    new = np.clip(np.asarray(new_share, dtype=np.float64), _SHARE_CLIP, 1 - _SHARE_CLIP)
     r, s = new / old, (1.0 - new) / (1.0 - old)
     num = r * p
     den = num + s * (1.0 - p)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def em_priors(test_probs, train_share, max_iter: int = 200, tol: float = 1e-7) -> np.ndarray:
+    """Saerens-Latinne-Decaestecker EM estimate of each class's share on the test rows.
+
+    Iterates ``pi <- mean(adjust_priors(p, train, pi))`` per class (a binary problem per class) until
+    the shares move by less than ``tol``. Assumes the probabilities are calibrated for ``train_share``.
+
+    Parameters
+    ----------
+    test_probs : array-like of shape (n_test, K), calibrated probabilities
+    train_share : array-like of shape (K,)
+    max_iter : int
+    tol : float
+
+    Returns
+    -------
+    shares : ndarray of shape (K,)
+    """
+    p = np.asarray(test_probs, dtype=np.float64)
+    train = np.clip(np.asarray(train_share, dtype=np.float64), _SHARE_CLIP, 1 - _SHARE_CLIP)
+    pi = train.copy()
+    for _ in range(max_iter):
+        new = np.clip(adjust_priors(p, train, pi).mean(axis=0), _SHARE_CLIP, 1 - _SHARE_CLIP)
+        if np.max(np.abs(new - pi)) < tol:
+            return new
+        pi = new
+    return pi
 
 
 @dataclass(frozen=True)
@@ -113,36 +144,34 @@ class Posterior:
         return adjust_priors(self.calibrated(p), self.train_share, self.target_share)
 
     def to_json(self) -> dict:
+        """The ``posterior`` object of ``thresholds.json`` (:func:`hpa_ens.contract.thresholds.read_posterior`)."""
         return {"x": [v.tolist() for v in self.x], "y": [v.tolist() for v in self.y],
                 "train_share": self.train_share.tolist(), "target_share": self.target_share.tolist()}
 
     @classmethod
     def from_json(cls, doc, n_classes: int, source: str = "posterior") -> "Posterior":
         """Read and check the ``to_json`` form; a ContractError names ``source`` and what is wrong."""
-        def bad(what, got):
-            return ContractError(f"{source}: 'posterior' {what}. Got {got!r} instead.")
+        arrays = read_posterior(doc, n_classes, source)
+        return cls(arrays["x"], arrays["y"], arrays["train_share"], arrays["target_share"])
 
-        if not isinstance(doc, Mapping):
-            raise bad("must be an object with x, y, train_share and target_share", type(doc).__name__)
-        arrays = {}
-        for key in ("x", "y"):
-            value = doc.get(key)
-            if not isinstance(value, list) or len(value) != n_classes:
-                raise bad(f"'{key}' must hold one list per class ({n_classes})",
-                          f"{len(value)} lists" if isinstance(value, list) else value)
-            try:
-                arrays[key] = tuple(np.asarray(v, dtype=np.float64).reshape(-1) for v in value)
-            except (TypeError, ValueError):
-                raise bad(f"'{key}' must hold lists of numbers", str(value)[:60]) from None
-        for k, (x, y) in enumerate(zip(arrays["x"], arrays["y"])):
-            if len(x) == 0 or len(x) != len(y) or not (np.isfinite(x).all() and np.isfinite(y).all()):
-                raise bad(f"class {k} must have as many finite x as y breakpoints (at least one)", (len(x), len(y)))
-            if (np.diff(x) < 0).any() or (np.diff(y) < 0).any() or y.min() < 0 or y.max() > 1:
-                raise bad(f"class {k} must be a non-decreasing map into [0, 1]", (x[:3].tolist(), y[:3].tolist()))
-        shares = {}
-        for key in ("train_share", "target_share"):
-            s = np.asarray(doc.get(key, []), dtype=np.float64) if isinstance(doc.get(key), list) else np.empty(0)
-            if s.shape != (n_classes,) or not (np.isfinite(s).all() and ((s > 0) & (s < 1)).all()):
-                raise bad(f"'{key}' must be {n_classes} shares in (0, 1)", doc.get(key))
-            shares[key] = s
-        return cls(arrays["x"], arrays["y"], shares["train_share"], shares["target_share"])
+    @classmethod
+    def from_record(cls, record) -> "Posterior | None":
+        """The calibration a :class:`hpa_ens.contract.ThresholdsRecord` fills by, or None when it has none."""
+        return None if record.posterior is None else cls.from_json(record.posterior, record.n_classes)
+
+
+def calibrate(oof_probs, y_true, probs) -> np.ndarray:
+    """Isotonic calibration per class fitted on the OOF rows, applied to ``probs`` (monotone: ranks kept).
+
+    Parameters
+    ----------
+    oof_probs, y_true : array-like of shape (n_oof, K)
+    probs : array-like of shape (n, K)
+
+    Returns
+    -------
+    ndarray of shape (n, K)
+    """
+    oof_probs, y = check_probs(oof_probs, y_true, "oof_probs")
+    probs = check_probs(probs, name="probs")
+    return Posterior.fit(oof_probs, y).calibrated(probs)

@@ -1,0 +1,121 @@
+"""The documented threshold rules, registered in :data:`hpa_ens.thresholds.RULES`.
+
+Each is the one implementation of its rule (the command, :class:`~hpa_ens.thresholds.ThresholdTuner` and the
+benchmarks all run it through :func:`~hpa_ens.thresholds.choose`); docs/thresholds.md says when to pick each.
+Inputs arrive checked by :func:`~hpa_ens.thresholds.choose`: ``oof_probs``/``test_probs`` float64 ``(n, K)``
+in [0, 1], ``y`` bool ``(n, K)``, ``target`` ``(K,)`` in (0, 1) or None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._calibration import adjust_priors, calibrate, em_priors
+from ._coupled import tune_coupled
+from ._cuts import ROBUST_METHODS, f1_curves, match_thresholds, match_thresholds_within, robust_thresholds
+from ._registry import register_rule
+from ._shift import GATED_FLOOR, bootstrap_cuts, directional_blend, matched_spread, plugin_thresholds
+from ..validation import check_param
+
+__all__ = ["SHIFT_RECORD", "oof_and_matched", "target_or_estimate"]
+
+#: The settings ``thresholds.json`` has always recorded for the label-shift rules (``params`` of the file).
+SHIFT_RECORD = ("n_boot", "seed", "blend_floor")
+
+
+def oof_and_matched(oof, y, test, target, n_boot: int, seed: int):
+    """What the blend rules weigh: the bootstrap OOF side and the matched cut, each with its logit spread.
+
+    Returns
+    -------
+    train : ndarray of shape (K,), the OOF label shares
+    side : BootCuts of the OOF rows
+    matched : ndarray of shape (K,), :func:`~hpa_ens.thresholds.match_thresholds` of the test rows
+    spread : ndarray of shape (K,), :func:`~hpa_ens.thresholds.matched_spread`
+    """
+    train = y.mean(axis=0)
+    side = bootstrap_cuts(y, oof, n_boot, seed, train_share=train)
+    return train, side, match_thresholds(test, target), matched_spread(test, target, n_boot, seed)
+
+
+def target_or_estimate(oof, y, test, target, info: dict):
+    """``target``, or without one the test shares estimated by EM on calibrated probabilities (recorded in
+    ``info["estimated_share"]``); returns ``(train shares, target)``."""
+    train = y.mean(axis=0)
+    if target is None:
+        target = em_priors(calibrate(oof, y, test), train)
+        info["estimated_share"] = target
+    return train, target
+
+
+@register_rule("exact", summary="the OOF-F1-best cut of each class (the baseline; robust options for rare classes)",
+               params=dict(robust="none", rare_max=100, n_boot=50, strength=50.0, seed=0), records=("robust",))
+def _exact(oof, y, test, target, *, robust, rare_max, n_boot, strength, seed):
+    check_param("robust", robust, f"one of {ROBUST_METHODS}", robust in ROBUST_METHODS)
+    thresholds, rare = robust_thresholds(oof, y, robust, rare_max, n_boot, strength, seed)
+    return thresholds, {"rare_classes": [int(k) for k in np.flatnonzero(rare)]}
+
+
+@register_rule("boot", summary="the median OOF-F1-best cut over bootstrap resamples (the default without a target)",
+               params=dict(n_boot=50, seed=0), records=SHIFT_RECORD)
+def _boot(oof, y, test, target, *, n_boot, seed):
+    boot = bootstrap_cuts(y, oof, n_boot, seed)
+    return boot.median, {"oof_spread": boot.spread}
+
+
+@register_rule("match", summary="the cut giving the target share on the test rows (the only rule for a test-only set)",
+               needs_oof=False, needs_test=True, needs_target=True, reads_target=True, params=dict(tolerance=None),
+               oof_when=("tolerance",), fixes_no_positive=False,
+               records=lambda p: () if p["tolerance"] is not None else SHIFT_RECORD)
+def _match(oof, y, test, target, *, tolerance):
+    if tolerance is None:
+        return match_thresholds(test, target), {}
+    # The OOF-best cut whose test share lies within tolerance * target of the target.
+    return match_thresholds_within(f1_curves(oof, y), test, target, tolerance), {}
+
+
+@register_rule("directional", summary="gated blend where the target share rises, the matched cut where it falls "
+               "(the default with a target)", needs_test=True, needs_target=True, reads_target=True,
+               params=dict(n_boot=50, seed=0, floor=None), records=SHIFT_RECORD)
+def _directional(oof, y, test, target, *, n_boot, seed, floor):
+    train, side, matched, spread = oof_and_matched(oof, y, test, target, n_boot, seed)
+    thr, w = directional_blend(side.median, side.spread, matched, spread, train, target,
+                               floor=GATED_FLOOR if floor is None else floor)
+    return thr, {"trust_weight": w, "oof_spread": side.spread}
+
+
+@register_rule("plugin", summary="the expected-F1 cut of calibrated, prior-corrected test rows (best single rule on "
+               "shifted MULAN sets)", needs_test=True, reads_target=True, records=SHIFT_RECORD)
+def _plugin(oof, y, test, target):
+    info: dict = {}
+    train, target = target_or_estimate(oof, y, test, target, info)
+    q = adjust_priors(calibrate(oof, y, test), train, target)
+    return plugin_thresholds(test, q, target), info
+
+
+@register_rule("optuna", summary="TPE over what couples the classes (exact->matched mix, logit offset, min/max labels)",
+               needs_test=True, reads_target=True, refines=True, fixes_no_positive=False, records=("robust",),
+               params=dict(base="exact", robust="none", rare_max=100, n_boot=50, strength=50.0, seed=0, n_trials=100,
+                           tolerance=None, min_labels=1, max_labels=None, offset_range=1.0, class_offsets=0.0,
+                           storage=None, study_name=None, progress=None))
+def _optuna(oof, y, test, target, *, base, seed, n_trials, tolerance, min_labels, max_labels, offset_range,
+            class_offsets, storage, study_name, progress, **base_params):
+    # base_params (robust, rare_max, n_boot, strength) were the base rule's; ``base`` is its cut.
+    n, K = oof.shape
+    share = target if target is not None else np.clip(y.mean(axis=0), 0.5 / n, 1 - 0.5 / n)
+    result = tune_coupled(
+        oof, y, test, base, match_thresholds(test, share), share, n_trials=n_trials, seed=seed, tolerance=tolerance,
+        min_labels_range=(0, min_labels), max_labels_range=(max(1, min_labels), max_labels or K),
+        offset_range=offset_range, class_offset_range=class_offsets, storage=storage, study_name=study_name,
+        progress=progress)
+    info = {"trials": n_trials, "seed": seed,
+            "storage": storage if storage is None or isinstance(storage, str) else type(storage).__name__,
+            "study_name": study_name, "offset_range": offset_range, "class_offsets": class_offsets,
+            "best_params": result["params"], "best_trial": result["best_trial"],
+            "n_trials_total": result["n_trials_total"], "feasible": result["feasible"],
+            "distribution_gap": result["distribution_gap"],
+            "min_labels": result["min_labels"], "max_labels": result["max_labels"]}
+    if not result["feasible"] and tolerance is not None:
+        info["warnings"] = [f"no trial met the distribution constraint (gap <= {tolerance}); "
+                            f"the best infeasible trial was kept."]
+    return result["thresholds"], info
