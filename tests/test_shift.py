@@ -365,6 +365,75 @@ def test_resolve_method():
     assert resolve_method("exact", True, True) == "exact"
 
 
+# ------------------------------------------------------------------------------------- registry
+def test_registry_menu_legacy_names_and_errors():
+    assert T.available_rules() == ("exact", "boot", "match", "directional", "plugin", "optuna")
+    assert set(T.available_rules(include_legacy=True)) - set(T.available_rules()) == {"blend", "gated", "prior", "reweight"}
+    assert all(T.get_rule(n).summary and T.get_rule(n).legacy == (n not in T.available_rules())
+               for n in T.available_rules(include_legacy=True))
+    with pytest.raises(ParameterError, match=r"one of exact, boot, match, directional, plugin, optuna "
+                                             r"\(or a legacy rule: blend, gated, prior, reweight\)\. Got 'nope' instead"):
+        T.get_rule("nope")
+    # The metadata says what each rule reads; choose refuses in one line what a rule cannot run without.
+    assert T.get_rule("match").reads_oof() is False and T.get_rule("match").reads_oof({"tolerance": 0.1}) is True
+    assert T.get_rule("exact").needs_test is False and T.get_rule("directional").needs_target is True
+    registry = T.RuleRegistry()
+
+    @registry.register("half", summary="every cut at 0.5", needs_oof=False, params={"level": 0.5})
+    def _half(oof, y, test, target, *, level):
+        return np.full(test.shape[1], level), {"level": level}
+
+    assert registry.names() == ("half",) and registry["half"](None, None, np.zeros((2, 3)), None)[0].tolist() == [0.5] * 3
+    with pytest.raises(ParameterError, match="not one of the rule 'half'"):
+        registry["half"](None, None, np.zeros((2, 3)), None, lvl=1)
+    with pytest.raises(ParameterError, match="new rule name"):
+        registry.register("half", summary="again")(_half)
+
+
+def test_choose_checks_params_columns_and_applies_the_no_positive_rule():
+    y, probs = _data(seed=5)
+    test = _data(n=300, seed=6)[1]
+    target = np.array([0.1, 0.1, 0.2, 0.4])
+    with pytest.raises(ParameterError, match="'floor' parameter of choose\\('boot'\\)"):
+        T.choose("boot", probs, y, test, floor=1.0)
+    with pytest.raises(ParameterError, match="must have 4 columns like 'oof_probs'"):
+        T.choose("boot", probs, y, test[:, :3])
+    # n_boot and seed are accepted by every rule and reach the rules that resample.
+    assert T.choose("match", None, None, test, target, n_boot=3, seed=1)[1]["params"] == {"tolerance": None}
+    a, _ = T.choose("boot", probs, y, n_boot=5, seed=0)
+    np.testing.assert_array_equal(a, T.bootstrap_cuts(y, probs, 5, 0).median)
+    y0 = y.copy()
+    y0[:, 1] = 0
+    cuts, report = T.choose("boot", probs, y0, test, class_names=list("abcd"), labels_name="train.csv", n_boot=5)
+    assert cuts[1] == T.NEVER and report["warnings"] == [
+        "class 1 (b) has no positives in train.csv; threshold set to never predict (1.0)."]
+    cuts, report = T.choose("exact", probs, y0, test, target)
+    assert cuts[1] == T.match_thresholds(test, target)[1] and "matched to target share 0.1" in report["warnings"][0]
+    assert report["info"] == {"rare_classes": []} and report["method"] == "exact"
+    cuts, report = T.choose("match", probs, y0, test, target)  # the matched cut is the rule itself: no warning
+    np.testing.assert_array_equal(cuts, T.match_thresholds(test, target))
+    assert report["warnings"] == []
+    # Without a method: the default with a target, boot without, match for test rows alone.
+    assert T.choose(None, probs, y, test, target, n_boot=5)[1]["method"] == "directional"
+    assert T.choose(None, probs, y, n_boot=5)[1]["method"] == "boot"
+    assert T.choose(None, None, None, test, target)[1]["method"] == "match"
+
+
+def test_optuna_refines_the_exact_cut_with_its_no_positive_rule():
+    y, probs = _data(seed=9)
+    test = _data(n=200, seed=10)[1]
+    y[:, 0] = 0
+    target = np.array([0.1, 0.1, 0.2, 0.4])
+    cuts, report = T.choose("optuna", probs, y, test, target, n_trials=3, tolerance=None, min_labels=0, max_labels=2)
+    base, _ = T.choose("exact", probs, y, test, target)
+    first = T.tune_coupled(probs, y, test, base, T.match_thresholds(test, target), target, n_trials=3, seed=0,
+                           tolerance=None, min_labels_range=(0, 0), max_labels_range=(1, 2))
+    np.testing.assert_array_equal(cuts, first["thresholds"])
+    assert report["min_labels"] == first["min_labels"] and report["max_labels"] == first["max_labels"]
+    assert list(report["info"])[:3] == ["rare_classes", "trials", "seed"] and "min_labels" not in report["info"]
+    assert len(report["warnings"]) == 1 and "class 0 (0)" in report["warnings"][0]
+
+
 # ------------------------------------------------------------------------------------------- CLI
 def _hpa_set(tmp_path, seed=0, n=150, n_test=90):
     K = 28
@@ -407,6 +476,23 @@ def test_cli_bad_target_file_writes_nothing(tmp_path, capsys):
                       "--plots", str(tmp_path / "plots")]) == 2
     assert "class 4 (Nuclear speckles)" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "plots").exists()
+
+
+def test_cli_legacy_method_still_runs_but_is_not_in_the_usage(tmp_path):
+    from hpa_ens.commands.thresholds import build_parser
+
+    usage = build_parser().format_usage()
+    assert "{exact,boot,match,directional,plugin,optuna}" in usage and "gated" not in usage
+    labels, pred, target, y, oof, test = _hpa_set(tmp_path)
+    out = tmp_path / "gated.json"
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(target),
+                      "--method", "gated", "--n-boot", "10", "--blend-floor", "0.5"]) == 0
+    rec = read_thresholds(out)
+    shares = read_target_shares(target, load_task("hpa2018"))
+    expected, report = T.choose("gated", oof, y, test, shares, n_boot=10, floor=0.5)
+    assert rec.method == "gated" and rec.params["blend_floor"] == 0.5 and rec.params["n_boot"] == 10
+    np.testing.assert_array_equal(rec.thresholds, expected)
+    np.testing.assert_array_equal(rec.params["trust_weight"], report["info"]["trust_weight"])
 
 
 @pytest.mark.parametrize("flags, name", [

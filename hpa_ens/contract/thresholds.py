@@ -28,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..validation import ContractError, read_json_object
+from ..validation import ContractError, ParameterError, read_json_object
 from ..io import atomic_write_json, sha256_file
 
 __all__ = [
@@ -392,7 +392,6 @@ def read_target_distribution(source, column: str | None = None, labels=None, tas
     task : hpa_ens.task.Task, str or None (default HPA 2018)
     """
     from ..task import load_task
-    from ..validation import ParameterError
 
     task = load_task(task)
     if isinstance(source, str) and source == "train":

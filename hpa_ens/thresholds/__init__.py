@@ -61,7 +61,7 @@ from ._shift import (
     trust_blend,
 )
 from ._coupled import coupled_thresholds, evaluate_thresholds, journal_storage, open_storage, study_name_for, tune_coupled
-from ._registry import RULES, Rule, available_rules, get_rule, register_rule
+from ._registry import RULES, Rule, RuleRegistry, available_rules, get_rule, register_rule
 from . import _rules, _legacy  # noqa: F401  (register the rules)
 from ._choose import (
     DEFAULT_WITH_TARGET,
@@ -84,7 +84,7 @@ __all__ = [
     "GATE_SCALE", "GATED_FLOOR", "FALL_SCALE", "BootCuts", "bootstrap_cuts", "matched_spread", "logit_blend",
     "trust_blend", "gated_blend", "directional_blend", "plugin_thresholds",
     "coupled_thresholds", "evaluate_thresholds", "tune_coupled", "journal_storage", "open_storage", "study_name_for",
-    "Rule", "RULES", "register_rule", "get_rule", "available_rules",
+    "Rule", "RuleRegistry", "RULES", "register_rule", "get_rule", "available_rules",
     "DEFAULT_WITH_TARGET", "DEFAULT_WITHOUT_TARGET", "default_method", "resolve_method", "check_rule_inputs", "choose",
     "no_positive_rule",
     "save_threshold_plots", "ThresholdTuner",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_param
 from ._calibration import adjust_priors, calibrate, em_priors
 from ._coupled import tune_coupled
 from ._cuts import ROBUST_METHODS, f1_curves, match_thresholds, match_thresholds_within, robust_thresholds
 from ._registry import register_rule
 from ._shift import GATED_FLOOR, bootstrap_cuts, directional_blend, matched_spread, plugin_thresholds
-from ..validation import check_param
 
 __all__ = ["SHIFT_RECORD", "oof_and_matched", "target_or_estimate"]
 
