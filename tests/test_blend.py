@@ -1,4 +1,4 @@
-"""Blending prediction sets and voting submissions (hpa_ens.blend)."""
+"""Blending prediction sets and voting submissions (hpa_ens.ensemble, hpa-ens blend and vote)."""
 
 import json
 
@@ -7,9 +7,10 @@ import pytest
 from scipy.stats import rankdata
 
 from hpa_ens.thresholds import exact_macro_f1
-from hpa_ens.cli import run
-from hpa_ens.blend import (Blender, _logloss, blend, caruana_weights, fit_weights, main, mean_blend, rank_blend,
-                           vote)
+from hpa_ens.commands._cli import run
+from hpa_ens.commands.blend import main
+from hpa_ens.ensemble import Blender, blend, caruana_weights, fit_weights, mean_blend, rank_blend, vote
+from hpa_ens.ensemble._blend import _logloss
 from hpa_ens.contract import read_prediction_set
 from hpa_ens.labels import read_sample_submission, read_submission
 from hpa_ens.testing.simulate import simple_folds, simulate_base_models, write_simulated_sets
@@ -157,7 +158,7 @@ def test_blender_api_matches_blend(sim, method):
     frames[0] = frames[0].loc[ids]
     np.testing.assert_allclose(blender.predict(frames), test)
     if method in ("weighted", "caruana"):
-        with pytest.raises(ValueError, match="oof_sets|'y'"):
+        with pytest.raises(ValueError, match="'X'|'y'"):
             Blender(method).fit(None)
         with pytest.raises(ValueError, match="'y'"):
             Blender(method).fit(list(probs))
