@@ -222,3 +222,41 @@ def _test_only_copy(src, dst):
 
     ps = read_prediction_set(src)
     write_prediction_set(dst, None, ps.test, build_meta("test", [], argv=[], name=dst.name))
+
+
+@pytest.mark.parametrize("user_policy", [None, "ACTIVE"])
+def test_stack_command_sets_passive_omp_wait_before_lightgbm_loads(tmp_path, user_policy):
+    """The command (not the library import) sets OMP_WAIT_POLICY=PASSIVE, before lightgbm is imported,
+    unless the user set a policy."""
+    import os
+    import subprocess
+    import sys
+
+    paths = write_simulated_sets(tmp_path / "data", _labels(120, 6), n_models=2, seed=0, n_folds=2)
+    code = (
+        "import importlib.abc, os, sys\n"
+        "seen = []\n"
+        "class Watch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lightgbm' and not seen:\n"
+        "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "import hpa_ens, hpa_ens.stack, hpa_ens.ensemble, hpa_ens.commands.stack\n"
+        "assert os.environ.get('OMP_WAIT_POLICY') == os.environ.get('EXPECT_BEFORE'), 'set at import'\n"
+        "from hpa_ens.commands import main\n"
+        "assert main(sys.argv[1:]) == 0\n"
+        "print('policy when lightgbm loaded:', seen[0])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user_policy:
+        env["OMP_WAIT_POLICY"] = user_policy
+    env["EXPECT_BEFORE"] = user_policy or ""
+    if not user_policy:
+        code = code.replace("os.environ.get('EXPECT_BEFORE')", "None")
+    argv = ["stack", "--labels", str(paths["labels"]), "--folds", str(paths["folds"]),
+            "--pred", *map(str, paths["models"]), "--n-rounds", "3", "--min-positives", "5", "--n-jobs", "1",
+            "--out", str(tmp_path / "s")]
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"policy when lightgbm loaded: {user_policy or 'PASSIVE'}" in proc.stdout

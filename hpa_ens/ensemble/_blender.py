@@ -96,8 +96,8 @@ class Blender(SetsEstimator):
             self.n_sets_ = self.n_classes_ = self.n_features_in_ = None
             return self
         if self.needs_oof and y is None:
-            raise ParameterError(f"The 'y' parameter of Blender.fit must be given for method {self.method!r}. "
-                                 f"Got None instead.")
+            raise ParameterError(f"The 'y' parameter of Blender.fit must be given for method {self.method!r}: the "
+                                 f"{self.method} blend requires y to be passed, but the target y is None.")
         arrays, _ = self._fit_sets(X, y)
         oof, weights = _fit_blend(_stack(arrays), self.method, None if y is None else np.asarray(y),
                                   self.objective, self.n_iter, folds, self.n_jobs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin
+from sklearn.utils import ClassifierTags
 
 from ..validation import ContractError, ParameterError, check_same_ids
 
@@ -132,9 +133,6 @@ def sets_from_input(X, ids=None, name: str = "X", n_classes: int | None = None, 
     if _is_list_of_sets(X):
         arrays, ids = as_arrays(list(X), ids, name, n_classes, n_sets)
     else:
-        if n_classes is None:
-            raise ParameterError(f"The '{name}' parameter is one 2-d array, whose sets side by side need K to be cut "
-                                 f"apart: give y (its columns are the K classes), or a list of (n, K) sets.")
         if isinstance(X, pd.DataFrame) and ids is not None:
             ids = [str(i) for i in ids]
             frame = X.copy()
@@ -142,6 +140,9 @@ def sets_from_input(X, ids=None, name: str = "X", n_classes: int | None = None, 
             check_same_ids(frame.index.tolist(), ids, name, "y's Ids")
             X = frame.loc[ids]
         flat = check_array(X, dtype=np.float64, input_name=name)
+        if n_classes is None:
+            raise ParameterError(f"The '{name}' parameter is one 2-d array of sets side by side, which K cuts apart: "
+                                 f"give y of shape (n, K) (its columns are the K classes), or a list of (n, K) sets.")
         width = flat.shape[1]
         if n_sets is not None and width != n_sets * n_classes:
             # scikit-learn's wording, which its estimator checks look for.
@@ -171,7 +172,7 @@ class SetsEstimator(MultiOutputMixin, BaseEstimator):
 
     def _fit_sets(self, X, y, name: str = "X") -> tuple[list[np.ndarray], list | None]:
         """The sets of ``X`` at ``fit``, checked against ``y``; records ``n_sets_``, ``n_classes_``, ``n_features_in_``."""
-        n_classes = None if y is None or _is_list_of_sets(X) else _n_columns(y)
+        n_classes = None if y is None or _is_list_of_sets(X) or np.ndim(y) != 2 else int(np.shape(y)[1])
         arrays, ids = sets_from_input(X, getattr(y, "index", None), name, n_classes, owner=type(self).__name__)
         n, K = arrays[0].shape
         if y is not None and np.shape(y) != (n, K):
@@ -198,17 +199,13 @@ class SetsEstimator(MultiOutputMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.single_output = False  # y is an (n, K) 0/1 matrix, one column per class
+        # y is an (n, K) 0/1 matrix: multi-label, each column binary. The classifier tags say so (they
+        # also make scikit-learn's estimator checks draw 0/1 targets); the estimator type stays unset,
+        # as predict returns probabilities, not labels.
+        tags.target_tags.single_output = False
         tags.target_tags.multi_output = True
+        tags.classifier_tags = ClassifierTags(multi_class=False, multi_label=True)
         return tags
-
-
-def _n_columns(y) -> int:
-    shape = np.shape(y)
-    if len(shape) != 2:
-        raise ParameterError(f"The 'y' parameter must be an indicator matrix of shape (n_samples, n_classes). "
-                             f"Got shape {shape} instead.")
-    return int(shape[1])
 
 
 def _labels_like(y, X):

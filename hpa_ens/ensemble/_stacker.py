@@ -417,8 +417,8 @@ class Stacker(SetsEstimator):
         if folds is not None:
             return _check_folds(folds, n)
         if n < self.cv:
-            raise ParameterError(f"The 'cv' parameter of Stacker must be at most the number of OOF rows ({n}) when "
-                                 f"fit is given no folds. Got {self.cv} instead.")
+            raise ParameterError(f"The 'cv' parameter of Stacker must be at most the number of OOF rows when fit is "
+                                 f"given no folds ({n} samples). Got {self.cv} instead.")
         from sklearn.model_selection import KFold
 
         drawn = np.empty(n, dtype=np.int64)
@@ -449,8 +449,8 @@ class Stacker(SetsEstimator):
         """
         params = self.lightgbm_params()
         if y is None:
-            raise ParameterError("The 'y' parameter of Stacker.fit must be the (n_train, K) 0/1 labels. "
-                                 "Got None instead.")
+            raise ParameterError("The 'y' parameter of Stacker.fit must be the (n_train, K) 0/1 labels: Stacker "
+                                 "requires y to be passed, but the target y is None.")
         oof_arrays, _ = self._fit_sets(X, y)
         Y = check_indicator(np.asarray(y), "y", self.n_classes_).astype(np.float64)
         folds = self._folds(folds, len(Y))
