@@ -115,8 +115,9 @@ def test_vote_real_submissions(shared_hpa, tmp_path):
 
 def test_vote_command_is_blend_submissions(tmp_path, capsys):
     """``hpa-ens vote`` and ``hpa-ens blend --submissions`` are one implementation: same file, same table."""
-    from hpa_ens.commands import main as hpa_ens
+    from hpa_ens.commands import COMMANDS, main as hpa_ens
 
+    assert COMMANDS["vote"][0] == "hpa_ens.commands.vote"
     rng = np.random.default_rng(4)
     ids = [f"i{k}" for k in range(40)]
     paths = []

@@ -180,7 +180,7 @@ def test_one_array_of_sets_side_by_side_is_the_list_of_sets(make, world):
 
 
 def test_a_2d_array_needs_y_for_k():
-    with pytest.raises(ParameterError, match="give y of shape"):
+    with pytest.raises(ParameterError, match="K comes from y of shape"):
         Blender("mean").fit(np.full((10, 8), 0.5))
     with pytest.raises(ContractError, match="not a multiple"):
         Blender("mean").fit(np.full((10, 7), 0.5), np.zeros((10, 2)))

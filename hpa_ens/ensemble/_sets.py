@@ -97,9 +97,9 @@ def _is_list_of_sets(X) -> bool:
 
     if isinstance(X, np.ndarray):
         return X.ndim == 3
-    if not isinstance(X, (list, tuple)) or not len(X):
+    if not isinstance(X, (list, tuple)):
         return False
-    return any(isinstance(s, pd.DataFrame) or np.ndim(s) == 2 for s in X)
+    return not len(X) or any(isinstance(s, pd.DataFrame) or np.ndim(s) == 2 for s in X)
 
 
 def sets_from_input(X, ids=None, name: str = "X", n_classes: int | None = None, n_sets: int | None = None,
@@ -142,7 +142,7 @@ def sets_from_input(X, ids=None, name: str = "X", n_classes: int | None = None, 
         flat = check_array(X, dtype=np.float64, input_name=name)
         if n_classes is None:
             raise ParameterError(f"The '{name}' parameter is one 2-d array of sets side by side, which K cuts apart: "
-                                 f"give y of shape (n, K) (its columns are the K classes), or a list of (n, K) sets.")
+                                 f"K comes from y of shape (n, K) at fit; else give a list of (n, K) sets.")
         width = flat.shape[1]
         if n_sets is not None and width != n_sets * n_classes:
             # scikit-learn's wording, which its estimator checks look for.
@@ -171,7 +171,7 @@ class SetsEstimator(MultiOutputMixin, BaseEstimator):
     """
 
     def _fit_sets(self, X, y, name: str = "X") -> tuple[list[np.ndarray], list | None]:
-        """The sets of ``X`` at ``fit``, checked against ``y``; records ``n_sets_``, ``n_classes_``, ``n_features_in_``."""
+        """The sets of ``X`` at ``fit``, checked against ``y``; sets ``n_sets_``, ``n_classes_``, ``n_features_in_``."""
         n_classes = None if y is None or _is_list_of_sets(X) or np.ndim(y) != 2 else int(np.shape(y)[1])
         arrays, ids = sets_from_input(X, getattr(y, "index", None), name, n_classes, owner=type(self).__name__)
         n, K = arrays[0].shape

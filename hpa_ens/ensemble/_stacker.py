@@ -289,6 +289,10 @@ def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 class Stacker(SetsEstimator):
     """Per-class LightGBM stacking over prediction sets, a scikit-learn estimator.
 
@@ -382,8 +386,7 @@ class Stacker(SetsEstimator):
         check_param("dynamic", self.dynamic, "a bool", isinstance(self.dynamic, (bool, np.bool_)), "Stacker")
         check_param("rare", self.rare, f"one of {RARE_FALLBACKS}", self.rare in RARE_FALLBACKS, "Stacker")
         check_param("inner_fraction", self.inner_fraction, "a float in (0, 0.5]",
-                    isinstance(self.inner_fraction, (int, float, np.floating)) and not isinstance(self.inner_fraction, bool)
-                    and 0.0 < self.inner_fraction <= 0.5, "Stacker")
+                    _is_number(self.inner_fraction) and 0.0 < self.inner_fraction <= 0.5, "Stacker")
         check_param("min_positives", self.min_positives, "an int >= 1",
                     _is_int(self.min_positives) and self.min_positives >= 1, "Stacker")
         # LightGBM's own errors for these arrive late and as tracebacks; refuse them here, before any work.
