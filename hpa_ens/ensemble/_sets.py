@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin
 from sklearn.utils import ClassifierTags
 
+from ..thresholds import exact_macro_f1
 from ..validation import ContractError, ParameterError, check_same_ids
 
 __all__ = ["as_arrays", "sets_from_input", "normalize_weights", "SetsEstimator"]
@@ -192,8 +193,6 @@ class SetsEstimator(MultiOutputMixin, BaseEstimator):
         The figure the stack's report compares; higher is better. ``y`` is the ``(n, K)`` 0/1 truth,
         aligned by Id to DataFrame sets when it is a DataFrame.
         """
-        from ..thresholds import exact_macro_f1
-
         probs = self.predict(X)
         return exact_macro_f1(_labels_like(y, X), probs)
 
