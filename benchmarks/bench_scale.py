@@ -5,8 +5,9 @@ HPA-like rates if absent), 11,702 test rows drawn from it with replacement, and 
 sets from ``hpa_ens.testing.label_noise``; 5 folds. Stages, each in its own forked process so its peak
 memory is its own (peak RSS includes the inputs it inherits):
 
-- ``stack``: ``hpa_ens.stack.fit_predict_stack`` at its defaults (every CPU);
-- ``blend-mean|rank|weighted|caruana``: ``hpa_ens.blend.Blender(method).fit(oof, Y, folds).predict(test)``;
+- ``stack``: ``hpa_ens.ensemble.Stacker(keep_models=False).fit(oof, Y, folds, X_test=test)`` at its defaults
+  (every CPU; OOF and test in one pass, as ``hpa-ens stack`` runs it);
+- ``blend-mean|rank|weighted|caruana``: ``hpa_ens.ensemble.Blender(method).fit(oof, Y, folds).predict(test)``;
 - ``thresholds-exact|match|bootstrap|coupled``: ``hpa_ens.thresholds`` on the mean blend
   (``exact_thresholds``, ``match_thresholds`` to the train shares, ``robust_thresholds(method="bootstrap")``,
   ``tune_coupled`` with 50 TPE trials);
@@ -57,13 +58,15 @@ def _rss_mb() -> float:
 
 def run_stage(stage: str, data: dict, n_models: int, folds: np.ndarray, seed: int):
     """Do one stage's work on the first ``n_models`` sets (called in a forked child)."""
-    from hpa_ens.blend import Blender, mean_blend
+    from hpa_ens.ensemble import Blender, mean_blend
 
     oof, test, Y = data["oof"][:n_models], data["test"][:n_models], data["Y"]
     if stage == "stack":
-        from hpa_ens.stack import fit_predict_stack
+        from hpa_ens.commands.stack import prefer_passive_omp_wait
+        from hpa_ens.ensemble import Stacker
 
-        return fit_predict_stack(oof, Y, folds, test, seed=seed).test.shape
+        prefer_passive_omp_wait()  # as hpa-ens stack runs it, before lightgbm loads
+        return Stacker(seed=seed, keep_models=False).fit(oof, Y, folds, X_test=test).result_.test.shape
     if stage.startswith("blend-"):
         blender = Blender(stage.split("-")[1], n_iter=25).fit(oof, Y, folds)
         return blender.predict(test).shape

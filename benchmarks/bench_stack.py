@@ -36,16 +36,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hpa_ens.blend import mean_blend  # noqa: E402
-from hpa_ens.cli import available_cpus, resolve_n_jobs  # noqa: E402
-from hpa_ens.stack import (EARLY_STOPPING_ROUNDS, default_params, fit_predict_stack, inner_split,  # noqa: E402
-                           rare_fallback, stack_features)
+from hpa_ens.commands.stack import prefer_passive_omp_wait  # noqa: E402
+from hpa_ens.ensemble import (EARLY_STOPPING_ROUNDS, Stacker, default_params, inner_split, mean_blend,  # noqa: E402
+                              rare_fallback, stack_features)
+from hpa_ens.utils import available_cpus, resolve_n_jobs  # noqa: E402
 from hpa_ens.testing.label_noise import simulate_label_noise_models  # noqa: E402
 from hpa_ens.testing.simulate import simple_folds  # noqa: E402
 from hpa_ens.thresholds import exact_macro_f1  # noqa: E402
 from results import emit  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa" / "train.csv"
+
+
+def one_pass_stack(oof_sets, Y, folds, test_sets, **params):
+    """OOF and test in one pass, no boosters kept (as ``hpa-ens stack`` stacks): the StackResult."""
+    return Stacker(keep_models=False, **params).fit(oof_sets, Y, folds, X_test=test_sets).result_
 
 
 def load_labels(seed: int) -> np.ndarray:
@@ -136,6 +141,7 @@ def timed(fn, *args, **kwargs):
 
 
 def main(argv=None) -> int:
+    prefer_passive_omp_wait()  # as hpa-ens stack runs it, before lightgbm loads (every row alike)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2,000 + 600 rows x 3 models, 2 folds")
     p.add_argument("--rows", type=int, default=31072)
@@ -162,7 +168,7 @@ def main(argv=None) -> int:
           f"K={Y.shape[1]}), {args.folds} folds, {n_jobs} thread(s) of {available_cpus()} available, load "
           f"{os.getloadavg()[0]:.1f}; labels from {'real train.csv' if SHARED.exists() else 'simulation'}")
 
-    res, t_stack, cpu_stack, *load = timed(fit_predict_stack, oof_sets, Y, folds, test_sets, n_jobs=n_jobs,
+    res, t_stack, cpu_stack, *load = timed(one_pass_stack, oof_sets, Y, folds, test_sets, n_jobs=n_jobs,
                                            seed=args.seed)
     f1_stack = exact_macro_f1(Y, res.oof)
     trees = res.n_trees[res.n_trees > 0]

@@ -13,7 +13,7 @@ Cases (one column each; mean ± spread (max - min) over the seeds):
   leaderboard-probed shares (../shared/hpa/lb_label_distribution.csv, announced to the rules as the
   competition announced them); 4 base models from :func:`hpa_ens.testing.label_noise.simulate_label_noise_models`
   (errors from per-class noise, missed positives, 8/9/10 look-alikes, over/under-confidence -- nothing the
-  stacker's features can read) are stacked with :mod:`hpa_ens.stack` on 5 folds of the train part.
+  stacker's features can read) are stacked with :class:`hpa_ens.ensemble.Stacker` on 5 folds of the train part.
 - ``NAME`` (yeast, emotions, scene: ../shared/multilabel/): official split, the 3 OOF base learners of
   ``benchmarks/mulan_data.py`` stacked the same way; the announced target is the train shares
   (``--target-dist train``, what a user without a probe passes).
@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from hpa_ens import thresholds as T  # noqa: E402
 from hpa_ens.thresholds import Posterior, default_rank_rule, rank_scores  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
-from hpa_ens.stack import EARLY_STOPPING_ROUNDS  # noqa: E402
+from hpa_ens.ensemble import EARLY_STOPPING_ROUNDS  # noqa: E402
 from results import emit  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -61,10 +61,12 @@ FILLS = ("ratio", "margin", "logit", "prob", "calibrated", "posterior")
 
 
 def run_stack(oof_list, test_list, Y, folds, seed: int):
-    """Stack base models with hpa_ens.stack's public core; returns (oof, test) probabilities."""
-    from hpa_ens.stack import fit_predict_stack
+    """Stack base models with hpa_ens.ensemble.Stacker as hpa-ens stack does; returns (oof, test) probabilities."""
+    from hpa_ens.commands.stack import prefer_passive_omp_wait
+    from hpa_ens.ensemble import Stacker
 
-    res = fit_predict_stack(list(oof_list), Y, folds, list(test_list), seed=seed)
+    prefer_passive_omp_wait()  # as hpa-ens stack runs it, before lightgbm loads
+    res = Stacker(seed=seed, keep_models=False).fit(list(oof_list), Y, folds, X_test=list(test_list)).result_
     return res.oof, res.test
 
 

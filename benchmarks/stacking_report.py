@@ -34,15 +34,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hpa_ens.blend import mean_blend  # noqa: E402
+from hpa_ens.commands.stack import prefer_passive_omp_wait  # noqa: E402
 from hpa_ens.thresholds import apply_thresholds  # noqa: E402
 from hpa_ens.metrics import bootstrap_macro_f1, per_class_f1  # noqa: E402
-from hpa_ens.stack import fit_predict_stack  # noqa: E402
+from hpa_ens.ensemble import Stacker, mean_blend  # noqa: E402
 from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 from results import emit  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa"
 SOURCES = ("hpa/simulate", "hpa/label_noise", "mulan/yeast", "mulan/emotions", "mulan/scene")
+
+
+def one_pass_stack(oof_sets, Y, folds, test_sets, **params):
+    """OOF and test in one pass, no boosters kept (as ``hpa-ens stack`` stacks): the StackResult."""
+    return Stacker(keep_models=False, **params).fit(oof_sets, Y, folds, X_test=test_sets).result_
 
 
 def hpa_source(kind: str, quick: bool, seed: int, n_models: int = 4):
@@ -93,9 +98,9 @@ def evaluate(source: str, data, seed: int, n_jobs: int | None) -> dict:
     oof_list, test_list, Y, Y_test, folds, min_labels = data
     blend_oof, blend_test = mean_blend(oof_list), mean_blend(test_list)
     t0 = time.perf_counter()
-    stack = fit_predict_stack(oof_list, Y, folds, test_list, seed=seed, n_jobs=n_jobs)
+    stack = one_pass_stack(oof_list, Y, folds, test_list, seed=seed, n_jobs=n_jobs)
     t_stack = time.perf_counter() - t0
-    dyn = fit_predict_stack(oof_list, Y, folds, test_list, seed=seed, n_jobs=n_jobs, dynamic=True)
+    dyn = one_pass_stack(oof_list, Y, folds, test_list, seed=seed, n_jobs=n_jobs, dynamic=True)
     singles = [exact_thresholds(Y, o)[1].mean() for o in oof_list]
     best = int(np.argmax(singles))  # chosen on train OOF, as a user would
 
@@ -129,6 +134,7 @@ def verdict(res: dict) -> str:
 
 
 def main(argv=None) -> int:
+    prefer_passive_omp_wait()  # as hpa-ens stack runs it, before lightgbm loads
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="6,000 HPA rows (the MULAN sets are small anyway)")
     p.add_argument("--only", nargs="+", choices=SOURCES, default=None)

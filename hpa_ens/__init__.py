@@ -27,9 +27,9 @@ from .task import BUILTIN_TASKS, Task, load_task
 
 __version__ = "0.2.0"
 
-# The estimators are imported on first use (PEP 562): ``import hpa_ens`` stays light, and
-# ``python -m hpa_ens.stack`` does not find its own module half-imported by the package.
-_LAZY = {"Blender": ".blend", "Stacker": ".stack", "ThresholdTuner": ".thresholds"}
+# The estimators are imported on first use (PEP 562): ``import hpa_ens`` stays light (no scikit-learn
+# until an estimator is asked for).
+_LAZY = {"Blender": ".ensemble", "Stacker": ".ensemble", "ThresholdTuner": ".thresholds"}
 
 
 def __getattr__(name: str):

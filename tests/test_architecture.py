@@ -23,7 +23,7 @@ CORE = ("hpa_ens", "hpa_ens.validation", "hpa_ens.utils", "hpa_ens.io", "hpa_ens
         "hpa_ens.labels", "hpa_ens.metrics")
 #: Modules the transition to the command layer has not reached yet (emptied as they move; see git log).
 TRANSITIONAL = {
-    "hpa_ens.cli", "hpa_ens.blend", "hpa_ens.stack", "hpa_ens.submit", "hpa_ens.folds",
+    "hpa_ens.cli", "hpa_ens.submit", "hpa_ens.folds",
     "hpa_ens.eda", "hpa_ens.dedup", "hpa_ens.import_preds", "hpa_ens.demo", "hpa_ens.demo_report",
     "hpa_ens.synth.generate", "base_models.run_all", "base_models.train", "base_models.collect",
     "base_models.features", "base_models.predict", "base_models.distill", "base_models.config",
@@ -198,10 +198,12 @@ def test_hpa_ens_library_never_imports_torch_or_base_models():
     assert not bad, f"torch-free library importing the [train] side: {bad}"
 
 
-@pytest.mark.xfail(strict=True, reason="transitional: hpa_ens.stack still sets OMP_WAIT_POLICY at import")
 def test_importing_the_library_leaves_the_environment_alone():
-    code = ("import os, json; before = dict(os.environ)\n"
-            "import hpa_ens, hpa_ens.stack, hpa_ens.blend, hpa_ens.tune_thresholds, hpa_ens.submit, hpa_ens.commands\n"
+    # scikit-learn sets KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK when it is first imported (its own
+    # doing, not the library's): it is imported before the snapshot, so only hpa_ens's writes count.
+    code = ("import os, json, sklearn; before = dict(os.environ)\n"
+            "import hpa_ens, hpa_ens.stack, hpa_ens.blend, hpa_ens.ensemble, hpa_ens.tune_thresholds, hpa_ens.submit, "
+            "hpa_ens.commands\n"
             "hpa_ens.Stacker, hpa_ens.Blender, hpa_ens.ThresholdTuner\n"
             "after = dict(os.environ)\n"
             "print(json.dumps(sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))))")

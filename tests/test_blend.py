@@ -1,4 +1,4 @@
-"""Blending prediction sets and voting submissions (hpa_ens.blend)."""
+"""Blending prediction sets and voting submissions (hpa_ens.ensemble, hpa-ens blend and vote)."""
 
 import json
 
@@ -7,9 +7,10 @@ import pytest
 from scipy.stats import rankdata
 
 from hpa_ens.thresholds import exact_macro_f1
-from hpa_ens.cli import run
-from hpa_ens.blend import (Blender, _logloss, blend, caruana_weights, fit_weights, main, mean_blend, rank_blend,
-                           vote)
+from hpa_ens.commands._cli import run
+from hpa_ens.commands.blend import main
+from hpa_ens.ensemble import Blender, blend, caruana_weights, fit_weights, mean_blend, rank_blend, vote
+from hpa_ens.ensemble._blend import _logloss
 from hpa_ens.contract import read_prediction_set
 from hpa_ens.labels import read_sample_submission, read_submission
 from hpa_ens.testing.simulate import simple_folds, simulate_base_models, write_simulated_sets
@@ -112,6 +113,42 @@ def test_vote_real_submissions(shared_hpa, tmp_path):
     np.testing.assert_array_equal(read_submission(out2).loc[first.index].to_numpy(), first.to_numpy())
 
 
+def test_vote_command_is_blend_submissions(tmp_path, capsys):
+    """``hpa-ens vote`` and ``hpa-ens blend --submissions`` are one implementation: same file, same table."""
+    from hpa_ens.commands import COMMANDS, main as hpa_ens
+
+    assert COMMANDS["vote"][0] == "hpa_ens.commands.vote"
+    rng = np.random.default_rng(4)
+    ids = [f"i{k}" for k in range(40)]
+    paths = []
+    for j in range(3):
+        path = tmp_path / f"s{j}.csv"
+        rows = [" ".join(map(str, np.flatnonzero(rng.random(28) < 0.1))) for _ in ids]
+        path.write_text("Id,Predicted\n" + "".join(f"{i},{r}\n" for i, r in zip(ids, rows)))
+        paths.append(str(path))
+    flags = ["--submissions", *paths, "--weights", "2", "1", "1", "--vote-threshold", "0.4", "--min-labels", "2"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert hpa_ens(["vote", *flags, "--out", str(tmp_path / "a" / "voted.csv")]) == 0
+    vote_err = capsys.readouterr().err
+    assert hpa_ens(["blend", *flags, "--out", str(tmp_path / "b" / "voted.csv")]) == 0
+    blend_err = capsys.readouterr().err
+    assert (tmp_path / "a" / "voted.csv").read_bytes() == (tmp_path / "b" / "voted.csv").read_bytes()
+    assert vote_err.replace(f"{tmp_path}/a", "X") == blend_err.replace(f"{tmp_path}/b", "X")
+    assert "Submission vote" in vote_err
+    expected = vote([read_submission(p).loc[ids].to_numpy() for p in paths], [2, 1, 1], 0.4, 2)
+    np.testing.assert_array_equal(read_submission(tmp_path / "a" / "voted.csv").loc[ids].to_numpy(), expected)
+    # vote needs its submissions; the one-line errors name the command as typed.
+    with pytest.raises(SystemExit) as exit_:
+        hpa_ens(["vote", "--out", str(tmp_path / "x.csv")])
+    assert exit_.value.code == 2 and "required: --submissions" in capsys.readouterr().err
+    assert hpa_ens(["vote", "--submissions", *paths, "--weights", "1", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "The '--weights' parameter of hpa-ens vote" in capsys.readouterr().err
+    assert hpa_ens(["blend", "--submissions", *paths, "--weights", "1", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "The '--weights' parameter of hpa-ens blend" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_vote_refuses_mismatched_ids(tmp_path, capsys):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     a.write_text("Id,Predicted\nx,0\ny,1 2\n")
@@ -157,7 +194,7 @@ def test_blender_api_matches_blend(sim, method):
     frames[0] = frames[0].loc[ids]
     np.testing.assert_allclose(blender.predict(frames), test)
     if method in ("weighted", "caruana"):
-        with pytest.raises(ValueError, match="oof_sets|'y'"):
+        with pytest.raises(ValueError, match="'X'|'y'"):
             Blender(method).fit(None)
         with pytest.raises(ValueError, match="'y'"):
             Blender(method).fit(list(probs))

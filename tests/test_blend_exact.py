@@ -1,4 +1,4 @@
-"""The fast blend paths give the old results exactly (hpa_ens.blend, issue 20).
+"""The fast blend paths give the old results exactly (hpa_ens.ensemble, issue 20).
 
 Oracles: ``scipy.stats.rankdata`` for ranks, sklearn's ``f1_score`` at every distinct cut for the
 exact macro F1, and the pre-speed-up Caruana / Nelder-Mead loops (copied below, scoring every
@@ -11,8 +11,9 @@ from scipy.stats import rankdata
 from sklearn.metrics import f1_score
 
 from hpa_ens.validation import ContractError, ParameterError
-from hpa_ens.blend import (_ExactMacroF1, _LogLossGrad, _average_ranks, _logloss_and_grad, blend, caruana_weights, fit_weights,
-                           rank_blend)
+from hpa_ens.ensemble import blend, caruana_weights, fit_weights, rank_blend
+from hpa_ens.ensemble._blend import _LogLossGrad, _average_ranks, _logloss_and_grad
+from hpa_ens.ensemble._exact_f1 import _ExactMacroF1
 from hpa_ens.testing.simulate import simple_folds
 from hpa_ens.thresholds import exact_macro_f1, exact_thresholds
 

@@ -1,4 +1,4 @@
-"""Per-class LightGBM stacking (hpa_ens.stack)."""
+"""Per-class LightGBM stacking (hpa_ens.ensemble.Stacker, hpa-ens stack)."""
 
 import json
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from hpa_ens.io import sha256_file
-from hpa_ens.blend import mean_blend
+from hpa_ens.commands.stack import main
 from hpa_ens.contract import read_prediction_set
+from hpa_ens.ensemble import Stacker, default_params, mean_blend, stack_features
 from hpa_ens.testing.simulate import simple_folds, simulate_base_models, write_simulated_sets
-from hpa_ens.stack import Stacker, default_params, fit_predict_stack, main, stack_features
 
 
 def _labels(n, seed=0):
@@ -29,6 +29,11 @@ def small():
 
 
 FAST = dict(n_rounds=20, early_stopping_rounds=5, min_positives=10)
+
+
+def one_pass_stack(oof_sets, Y, folds, test_sets, **params):
+    """OOF and test in one pass, no fold models kept (the command line's way): the StackResult."""
+    return Stacker(keep_models=False, **params).fit(oof_sets, Y, folds, X_test=test_sets).result_
 
 
 def test_stack_features_shapes():
@@ -56,11 +61,11 @@ def test_shared_dataset_with_set_label_equals_fresh_dataset():
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
 
-def test_fit_predict_stack_is_honest_and_deterministic(small):
+def test_stack_is_honest_and_deterministic(small):
     Y, probs, folds = small
     sets, tests = list(probs), [p[:50] for p in probs]
-    r1 = fit_predict_stack(sets, Y, folds, tests, **FAST)
-    r2 = fit_predict_stack(sets, Y, folds, tests, **FAST)
+    r1 = one_pass_stack(sets, Y, folds, tests, **FAST)
+    r2 = one_pass_stack(sets, Y, folds, tests, **FAST)
     assert r1.oof.shape == Y.shape and r1.test.shape == (50, 28)
     assert np.array_equal(r1.oof, r2.oof) and np.array_equal(r1.test, r2.test)
     assert ((r1.oof >= 0) & (r1.oof <= 1)).all()
@@ -69,7 +74,7 @@ def test_fit_predict_stack_is_honest_and_deterministic(small):
     Y2 = Y.copy()
     rows = np.flatnonzero(folds == 0)
     Y2[rows] = Y[np.random.default_rng(1).permutation(rows)]
-    r3 = fit_predict_stack(sets, Y2, folds, tests, **FAST)
+    r3 = one_pass_stack(sets, Y2, folds, tests, **FAST)
     np.testing.assert_array_equal(r3.oof[rows], r1.oof[rows])
     assert not np.array_equal(r3.oof[folds != 0], r1.oof[folds != 0])
 
@@ -82,7 +87,7 @@ def test_stack_learns_what_a_blend_cannot():
     probs[0, :, 0] = 0.3 + 0.6 * Y[:, 1] * rng.random(900) + 0.1 * rng.random(900)
     folds = simple_folds(900, 3, seed=0)
     blend = mean_blend(list(probs))
-    res = fit_predict_stack(list(probs), Y, folds, [p[:10] for p in probs], n_rounds=40, early_stopping_rounds=10)
+    res = one_pass_stack(list(probs), Y, folds, [p[:10] for p in probs], n_rounds=40, early_stopping_rounds=10)
     from hpa_ens.thresholds import exact_thresholds
 
     assert exact_thresholds(Y, res.oof)[1][1] > exact_thresholds(Y, blend)[1][1] + 0.2
@@ -91,10 +96,10 @@ def test_stack_learns_what_a_blend_cannot():
 def test_rare_fallbacks_and_dynamic(small):
     Y, probs, folds = small
     few = slice(0, 200)
-    lr = fit_predict_stack([p[few] for p in probs], Y[few], folds[few], [p[:20] for p in probs], rare="logistic",
-                           n_rounds=5, early_stopping_rounds=2, min_positives=10_000)
+    lr = one_pass_stack([p[few] for p in probs], Y[few], folds[few], [p[:20] for p in probs], rare="logistic",
+                        n_rounds=5, early_stopping_rounds=2, min_positives=10_000)
     assert set(lr.method.ravel()) == {"logistic"} and (lr.n_trees == 0).all()
-    dyn = fit_predict_stack(list(probs), Y, folds, [p[:20] for p in probs], dynamic=True, **FAST)
+    dyn = one_pass_stack(list(probs), Y, folds, [p[:20] for p in probs], dynamic=True, **FAST)
     boosted = dyn.method == "lgbm"
     kept_blend = np.isfinite(dyn.inner_gain) & (dyn.method == "mean")
     assert boosted.any()
@@ -123,7 +128,7 @@ def test_cli_writes_prediction_set_and_report(tmp_path):
 
 
 def test_cli_refuses_misaligned_folds(tmp_path, capsys):
-    from hpa_ens.cli import run
+    from hpa_ens.commands._cli import run
 
     paths = write_simulated_sets(tmp_path / "data", _labels(200, 2), n_models=2, seed=0, n_folds=3)
     lines = paths["folds"].read_text().splitlines()
@@ -133,12 +138,12 @@ def test_cli_refuses_misaligned_folds(tmp_path, capsys):
     assert code == 2 and "missing" in capsys.readouterr().err
 
 
-def test_stacker_api_matches_fit_predict_and_aligns_frames_by_id(small):
+def test_stacker_api_matches_the_one_pass_stack_and_aligns_frames_by_id(small):
     import pandas as pd
 
     Y, probs, folds = small
     sets, tests = list(probs), [p[:40] for p in probs]
-    one_pass = fit_predict_stack(sets, Y, folds, tests, **FAST)
+    one_pass = one_pass_stack(sets, Y, folds, tests, **FAST)
     stacker = Stacker(n_rounds=20, early_stopping_rounds=5, min_positives=10).fit(sets, Y, folds)
     np.testing.assert_allclose(stacker.oof_, one_pass.oof, atol=1e-12)
     np.testing.assert_allclose(stacker.predict(tests), one_pass.test, atol=1e-12)
@@ -157,7 +162,7 @@ def test_stack_works_for_any_number_of_classes():
     rng = np.random.default_rng(4)
     Y = (rng.random((300, 6)) < [0.5, 0.3, 0.3, 0.2, 0.2, 0.1]).astype(np.uint8)
     probs = simulate_base_models(Y, n_models=2, seed=1)
-    res = fit_predict_stack(list(probs), Y, simple_folds(300, 3, 0), [p[:7] for p in probs], **FAST)
+    res = one_pass_stack(list(probs), Y, simple_folds(300, 3, 0), [p[:7] for p in probs], **FAST)
     assert res.oof.shape == (300, 6) and res.test.shape == (7, 6) and res.method.shape == (3, 6)
 
 
@@ -167,12 +172,12 @@ def test_dynamic_falls_back_to_the_blend_when_the_stack_does_not_beat_it():
     rng = np.random.default_rng(5)
     Y = _labels(500, 5)
     probs = np.stack([np.clip(0.2 + 0.6 * Y + 0.05 * rng.standard_normal(Y.shape), 0.01, 0.99) for _ in range(2)])
-    res = fit_predict_stack(list(probs), Y, simple_folds(500, 3, 0), [p[:9] for p in probs], dynamic=True, **FAST)
+    res = one_pass_stack(list(probs), Y, simple_folds(500, 3, 0), [p[:9] for p in probs], dynamic=True, **FAST)
     assert res.fallback == "blend"
     np.testing.assert_allclose(res.oof, mean_blend(list(probs)))
     np.testing.assert_allclose(res.test, mean_blend([p[:9] for p in probs]))
     assert res.oof_macro["stack"] <= res.oof_macro["mean blend"] == pytest.approx(1.0)
-    plain = fit_predict_stack(list(probs), Y, simple_folds(500, 3, 0), [p[:9] for p in probs], **FAST)
+    plain = one_pass_stack(list(probs), Y, simple_folds(500, 3, 0), [p[:9] for p in probs], **FAST)
     assert plain.fallback is None
 
 
@@ -184,7 +189,7 @@ def _cli_args(paths, out):
 def test_cli_refuses_test_only_sets_other_tasks_and_foreign_out_folders(tmp_path, capsys):
     import shutil
 
-    from hpa_ens.cli import run
+    from hpa_ens.commands._cli import run
 
     paths = write_simulated_sets(tmp_path / "data", _labels(200, 2), n_models=2, seed=0, n_folds=2)
     a, b = map(str, paths["models"])
@@ -217,3 +222,41 @@ def _test_only_copy(src, dst):
 
     ps = read_prediction_set(src)
     write_prediction_set(dst, None, ps.test, build_meta("test", [], argv=[], name=dst.name))
+
+
+@pytest.mark.parametrize("user_policy", [None, "ACTIVE"])
+def test_stack_command_sets_passive_omp_wait_before_lightgbm_loads(tmp_path, user_policy):
+    """The command (not the library import) sets OMP_WAIT_POLICY=PASSIVE, before lightgbm is imported,
+    unless the user set a policy."""
+    import os
+    import subprocess
+    import sys
+
+    paths = write_simulated_sets(tmp_path / "data", _labels(120, 6), n_models=2, seed=0, n_folds=2)
+    code = (
+        "import importlib.abc, os, sys\n"
+        "seen = []\n"
+        "class Watch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lightgbm' and not seen:\n"
+        "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "import hpa_ens, hpa_ens.stack, hpa_ens.ensemble, hpa_ens.commands.stack\n"
+        "assert os.environ.get('OMP_WAIT_POLICY') == os.environ.get('EXPECT_BEFORE'), 'set at import'\n"
+        "from hpa_ens.commands import main\n"
+        "assert main(sys.argv[1:]) == 0\n"
+        "print('policy when lightgbm loaded:', seen[0])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user_policy:
+        env["OMP_WAIT_POLICY"] = user_policy
+    env["EXPECT_BEFORE"] = user_policy or ""
+    if not user_policy:
+        code = code.replace("os.environ.get('EXPECT_BEFORE')", "None")
+    argv = ["stack", "--labels", str(paths["labels"]), "--folds", str(paths["folds"]),
+            "--pred", *map(str, paths["models"]), "--n-rounds", "3", "--min-positives", "5", "--n-jobs", "1",
+            "--out", str(tmp_path / "s")]
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"policy when lightgbm loaded: {user_policy or 'PASSIVE'}" in proc.stdout
