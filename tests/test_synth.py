@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from hpa_ens import synth
-from hpa_ens.cli import run
+from hpa_ens.commands import synth as synth_command
+from hpa_ens.commands._cli import run
 from hpa_ens.synth.draw import PATTERNS, Scene, render, transform_copy
 from hpa_ens.classes import CHANNELS, N_CLASSES
 from hpa_ens.labels import read_labels, read_sample_submission, read_target_distribution
@@ -191,13 +192,13 @@ def test_transform_copy_description_is_faithful():
 
 def test_cli_writes_data_and_preview(tmp_path):
     out = tmp_path / "cli"
-    code = run(synth.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--seed", "1",
+    code = run(synth_command.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--seed", "1",
                             "--n-jobs", "1", "--preview", str(tmp_path / "p.png"), "--preview-kind", "random"])
     assert code == 0
     assert len(read_labels(out / "train.csv")) == 6
     assert Image.open(tmp_path / "p.png").size[0] > 100
     # a second run into the same folder without --overwrite is a one-line error, exit 2
-    assert run(synth.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--n-jobs", "1"]) == 2
+    assert run(synth_command.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--n-jobs", "1"]) == 2
 
 
 def test_never_generates_into_a_user_folder(tmp_path):
