@@ -277,3 +277,27 @@ def test_same_picture_at_another_resolution_is_an_exact_twin(tmp_path):
     small = np.stack([dedup.downscale(i) for i in base])
     for got, want in zip(dedup.hash_small_images(small), dedup.hash_images(base)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_compute_hashes_reports_progress_per_set_and_skips_it_when_cached(tmp_path):
+    for k, image in enumerate(_smooth_images(np.random.default_rng(9), 3, size=32)):
+        _write(tmp_path / "train", f"tr{k}", image)
+    calls, cache = [], {}
+    dedup.compute_hashes(tmp_path / "train", cache=cache, description="train", batch_size=2,
+                         progress=lambda *c: calls.append(c))
+    assert calls == [(0, 3, "train (0 cached)"), (2, 3, "train (0 cached)"), (3, 3, "train (0 cached)")]
+    calls.clear()
+    dedup.compute_hashes(tmp_path / "train", cache=cache, progress=lambda *c: calls.append(c))
+    assert calls == []  # nothing to hash: no progress to report
+
+
+def test_run_dedup_refuses_bad_parameters_before_reading_an_image(tmp_path):
+    from hpa_ens.validation import ParameterError
+
+    folders = {"train": tmp_path / "nowhere", "test": tmp_path / "nowhere"}
+    with pytest.raises(ParameterError, match="'kinds' parameter of run_dedup asks for 'external-test'.*'external'"):
+        dedup.run_dedup(folders, ["external-test"])
+    with pytest.raises(ParameterError, match="'max_distance' parameter of run_dedup"):
+        dedup.run_dedup(folders, ["train-test"], max_distance=65)
+    with pytest.raises(ParameterError, match="'cache' parameter of run_dedup"):
+        dedup.run_dedup(folders, ["train-test"], cache_path=tmp_path / "c.npy")

@@ -250,3 +250,55 @@ def test_cli_on_a_k_class_task(tmp_path):
     assert summary["class_counts"] == [1, 1, 2] and summary["n_no_label"] == 1
     assert summary["class_names"] == ["alpha", "beta", "gamma"]
     assert "2 gamma" in (out / "index.md").read_text()
+
+
+def test_channel_stats_reports_progress_per_file(tmp_path):
+    _write_images(tmp_path / "img", n_ids=5, size=6)
+    calls = []
+    CS.channel_stats(tmp_path / "img", chunk_size=3, progress=lambda *c: calls.append(c))
+    assert calls == [(0, 20, "channel stats"), (3, 20, "channel stats"), (6, 20, "channel stats"),
+                     (9, 20, "channel stats"), (12, 20, "channel stats"), (15, 20, "channel stats"),
+                     (18, 20, "channel stats"), (20, 20, "channel stats")]
+
+
+def test_array_channel_stats_floors_the_std_only_when_asked():
+    cache = np.zeros((3, 2, 4, 4), dtype=np.uint8)
+    cache[:, 1] = np.arange(16, dtype=np.uint8).reshape(4, 4) * 10  # channel 0 is constant
+    plain = CS.array_channel_stats(cache, channels=["a", "b"])
+    floored = CS.array_channel_stats(cache, channels=["a", "b"], min_std=1e-3)
+    assert plain["std"][0] == 0.0 and floored["std"][0] == 1e-3
+    assert floored["std"][1] == plain["std"][1] == pytest.approx((np.arange(16) * 10 / 255).std(), rel=1e-12)
+    with pytest.raises(ValueError, match="'min_std' parameter of array_channel_stats"):
+        CS.array_channel_stats(cache, min_std=-1.0)
+
+
+def test_base_models_normalisation_is_the_one_channel_stats_core():
+    """base_models.data.channel_stats: evenly spaced images, std floored at 1e-3, numbers of the one core
+    (the sums of pixels and of their squares it used before agree to rounding)."""
+    pytest.importorskip("torch")
+    from base_models.data import channel_stats as base_channel_stats
+
+    rng = np.random.default_rng(11)
+    cache = rng.integers(0, 256, size=(30, 4, 8, 8), dtype=np.uint8)
+    cache[:, 3] = 7  # a constant channel: std floored
+    mean, std = base_channel_stats(cache, max_images=12)
+    rows = np.unique(np.linspace(0, 29, 12).astype(int))
+    block = cache[rows].astype(np.float64) / 255.0
+    want_mean = block.mean(axis=(0, 2, 3))
+    want_std = np.sqrt(np.maximum((block ** 2).mean(axis=(0, 2, 3)) - want_mean ** 2, 0.0))
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-13)
+    np.testing.assert_allclose(std[:3], want_std[:3], rtol=1e-12)
+    assert std[3] == 1e-3
+    record = CS.array_channel_stats(cache, max_images=12, min_std=1e-3)
+    np.testing.assert_array_equal(mean, record["mean"])
+    np.testing.assert_array_equal(std, record["std"])
+
+
+def test_explore_refuses_parameters_it_would_ignore(tmp_path):
+    from hpa_ens.validation import ParameterError
+
+    with pytest.raises(ParameterError, match="'labels_path' parameter of explore"):
+        eda.explore()
+    _write_images(tmp_path / "img", n_ids=2, size=6)
+    with pytest.raises(ParameterError, match="'target_dist' parameter of explore needs 'labels_path'"):
+        eda.explore(images=tmp_path / "img", target_dist="lb.csv")

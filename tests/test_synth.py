@@ -218,3 +218,26 @@ def test_never_generates_into_a_user_folder(tmp_path):
     synth.generate(tmp_path / "gen", n_train=4, n_test=2, size=32, seed=0, n_jobs=1)
     assert (tmp_path / "gen" / synth.MARKER).is_file()
     synth.generate(tmp_path / "gen", n_train=4, n_test=2, size=32, seed=0, n_jobs=1, overwrite=True)
+
+
+def test_progress_reports_every_image_and_does_not_change_the_bytes(tmp_path):
+    calls = []
+    synth.generate(tmp_path / "a", 10, 6, size=16, seed=5, n_jobs=1, progress=lambda *c: calls.append(c))
+    synth.generate(tmp_path / "b", 10, 6, size=16, seed=5, n_jobs=2)
+    assert calls[0] == (0, 16, "synth images") and calls[-1] == (16, 16, "synth images")
+    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
+    for path in sorted((tmp_path / "a").rglob("*.png")):
+        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+
+
+@pytest.mark.parametrize("module", ["hpa_ens.synth", "hpa_ens.synth.generate"])
+def test_python_dash_m_forms_run_the_command(tmp_path, module):
+    import subprocess
+    import sys
+
+    help_text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0 and help_text.stdout.startswith(f"usage: python -m {module} ")
+    proc = subprocess.run([sys.executable, "-m", module, "--out", str(tmp_path / "d"), "--n-train", "3", "--n-test",
+                           "2", "--size", "16", "--n-jobs", "1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(read_labels(tmp_path / "d" / "train.csv")) == 3

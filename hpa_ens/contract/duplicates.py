@@ -54,8 +54,7 @@ def empty_duplicates() -> pd.DataFrame:
 def duplicates_meta_path(path: str | os.PathLike) -> Path:
     """``duplicates.csv`` -> ``duplicates.meta.json`` beside it."""
     path = Path(path)
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return path.with_name(f"{stem}.meta.json")
+    return path.with_name(f"{path.stem}.meta.json")
 
 
 def _first_bad(mask: np.ndarray) -> int:
