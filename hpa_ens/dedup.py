@@ -476,7 +476,10 @@ def default_kinds(external: bool) -> list[str]:
 
 def check_options(max_distance: int, min_std: float, cache: str | os.PathLike | None = None,
                   owner: str = "run_dedup") -> None:
-    """Refuse a ``max_distance`` outside 0..64, a negative or non-finite ``min_std`` and a cache not ending in .npz."""
+    """Refuse a ``max_distance`` outside 0..64, a negative or non-finite ``min_std`` and a cache not ending in .npz.
+
+    ``owner`` names who was given the values in the message (:func:`run_dedup`, or the command as typed).
+    """
     check_param("max_distance", max_distance, "an int in [0, 64]", 0 <= max_distance <= 64, owner)
     check_param("min_std", min_std, "a finite number >= 0", bool(np.isfinite(min_std)) and min_std >= 0, owner)
     if cache is not None and not str(cache).endswith(".npz"):
