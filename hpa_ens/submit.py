@@ -36,7 +36,6 @@ import pandas as pd
 
 from .validation import ContractError, ParameterError, check_thresholds, read_csv_strings
 from .decision import DEFAULT_RANK_RULE, apply_thresholds
-from .groups import duplicate_groups
 from .labels import matrix_to_targets
 from .task import Task, load_task
 
@@ -158,6 +157,8 @@ def build_submission(
     # 1. test-test duplicates: average, then threshold the averaged probabilities. Only test Ids join a
     # group here (a pair naming an Id outside the submission is skipped and counted).
     if test_pairs is not None and len(test_pairs):
+        from .groups import duplicate_groups  # the project's one grouping rule (folds use it too)
+
         groups = duplicate_groups(ids_arr.tolist(), zip(test_pairs["Id_a"], test_pairs["Id_b"]),
                                   through_outside=False)
         averaged = used = average_groups(probs, groups)
