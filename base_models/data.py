@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hpa_ens.channel_stats import array_channel_stats
 from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.classes import CHANNELS
 from hpa_ens.images import IMAGE_EXTENSIONS, read_image
@@ -274,19 +275,10 @@ def read_channel_stats(path, channels: Sequence[str] = CHANNELS) -> tuple[np.nda
 
 
 def channel_stats(images: np.ndarray, max_images: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (0..1 scale) over evenly spaced images (deterministic)."""
-    rows = np.unique(np.linspace(0, len(images) - 1, min(max_images, len(images))).astype(int))
-    total = np.zeros(images.shape[1])
-    total_sq = np.zeros(images.shape[1])
-    count = 0
-    for start in range(0, len(rows), 256):
-        block = images[rows[start:start + 256]].astype(np.float64) / 255.0
-        total += block.sum(axis=(0, 2, 3))
-        total_sq += (block ** 2).sum(axis=(0, 2, 3))
-        count += block.shape[0] * block.shape[2] * block.shape[3]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
-    return mean, np.maximum(std, 1e-3)
+    """Per-channel mean and std (0..1 scale) over evenly spaced images (deterministic), std floored at 1e-3
+    (:func:`hpa_ens.channel_stats.array_channel_stats`, the project's one channel-statistics core)."""
+    stats = array_channel_stats(images, max_images=max_images, min_std=1e-3)
+    return np.asarray(stats["mean"], dtype=np.float64), np.asarray(stats["std"], dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------------- batching

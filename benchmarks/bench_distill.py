@@ -63,8 +63,7 @@ def build(args) -> None:
     from base_models.config import load_config
     from base_models.distill import distill
     from base_models.train import fit_fold
-    from hpa_ens import folds
-    from hpa_ens.commands import blend
+    from hpa_ens.commands import blend, folds
     from hpa_ens.contract import read_folds
     from hpa_ens.synth import generate
 

@@ -52,7 +52,7 @@ GROUPS = {  # table order and the issue item each row answers
 
 def make_data(root: Path, quick: bool) -> Path:
     """Generate the synthetic set and its folds unless already there."""
-    from hpa_ens.folds import main as folds_main
+    from hpa_ens.commands.folds import main as folds_main
     from hpa_ens.synth import generate
 
     if not (root / "folds.csv").exists():

@@ -21,13 +21,15 @@ low-frequency block against its median) because
 
 Channels are read by :mod:`hpa_ens.images` (PNG, JPG, TIFF; 16-bit scaled by 255/65535). Hashes are cached
 per Id in an ``.npz`` (no pickle) keyed by path, mtime and size of each channel file.
+
+The command (``python -m hpa_ens.dedup``, ``hpa-ens dedup``) is :mod:`hpa_ens.commands.dedup`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,7 +40,6 @@ from .validation import ContractError, ParameterError, check_param
 from .classes import CHANNELS
 from .contract.duplicates import (DUPLICATE_COLUMNS, DUPLICATE_KINDS, empty_duplicates, read_duplicates,  # noqa: F401
                                   write_duplicates)
-from .io import sha256_file
 
 HASH_SIZE = 8  # 8x8 low-frequency DCT block -> 64 bits
 SMALL = 32  # the image is reduced to 32x32 before the DCT (imagehash's highfreq_factor 4)
@@ -262,12 +263,21 @@ def compute_hashes(
     batch_size: int = 64,
     channels: Sequence[str] = CHANNELS,
     description: str = "hashing",
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Hash every image of ``folder`` (or the Ids ``ids``), reusing ``cache`` entries and adding new ones.
 
     Channel files are found in one directory scan (PNG, JPG or TIFF) and decoded by :mod:`hpa_ens.images`
     in ``n_jobs`` joblib processes; a file that cannot be decoded raises :class:`hpa_ens.images.ImageError`
     naming it.
+
+    Parameters
+    ----------
+    description : str
+        Names the work in ``progress`` (``"<description> (<k> cached)"``).
+    progress : callable, optional
+        ``progress(n_hashed, n_to_hash, description)`` while images are hashed (not called when every
+        image is cached); the convention of :func:`hpa_ens.commands._cli.progress`.
 
     Returns
     -------
@@ -276,8 +286,6 @@ def compute_hashes(
     stds : ndarray of shape (n_images, 2), float32
     """
     from joblib import Parallel, delayed
-
-    from .cli import progress
 
     channels = tuple(channels)
     found = image_sets.scan_images(folder, channels)
@@ -297,14 +305,17 @@ def compute_hashes(
     key_of = dict(zip(ids, keys))
     green = protein_index(channels)
     if batches:
-        with progress() as bar:
-            task = bar.add_task(f"{description} ({len(ids) - len(todo)} cached)", total=len(todo))
-            runner = Parallel(n_jobs=max(1, min(n_jobs, len(batches))), return_as="generator")
-            results = runner(delayed(_hash_batch)([paths[i] for i in b], green) for b in batches)
-            for batch, (h, s) in zip(batches, results):
-                for j, image_id in enumerate(batch):
-                    cache[key_of[image_id]] = (h[j], s[j])
-                bar.advance(task, len(batch))
+        what, done = f"{description} ({len(ids) - len(todo)} cached)", 0
+        if progress is not None:
+            progress(done, len(todo), what)
+        runner = Parallel(n_jobs=max(1, min(n_jobs, len(batches))), return_as="generator")
+        results = runner(delayed(_hash_batch)([paths[i] for i in b], green) for b in batches)
+        for batch, (h, s) in zip(batches, results):
+            for j, image_id in enumerate(batch):
+                cache[key_of[image_id]] = (h[j], s[j])
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(todo), what)
     hashes = np.stack([cache[k][0] for k in keys]) if ids else np.zeros((0, 2, N_TRANSFORMS), np.uint64)
     stds = np.stack([cache[k][1] for k in keys]) if ids else np.zeros((0, 2), np.float32)
     return ids, hashes, stds
@@ -463,37 +474,43 @@ def default_kinds(external: bool) -> list[str]:
     return ["train-test", "test-test"] + (["external-train", "external-test"] if external else [])
 
 
-def check_options(max_distance: int, min_std: float, cache: str | None, kinds: Sequence[str] | None,
-                  external: bool, extra_labels: str | None) -> list[str]:
-    """Validate the stage's options before any image is read; returns the kinds to search."""
-    check_param("max_distance", max_distance, "an int in [0, 64]", 0 <= max_distance <= 64, "hpa_ens.dedup")
-    check_param("min_std", min_std, "a finite number >= 0", bool(np.isfinite(min_std)) and min_std >= 0, "hpa_ens.dedup")
+def check_options(max_distance: int, min_std: float, cache: str | os.PathLike | None = None,
+                  owner: str = "run_dedup") -> None:
+    """Refuse a ``max_distance`` outside 0..64, a negative or non-finite ``min_std`` and a cache not ending in .npz.
+
+    ``owner`` names who was given the values in the message (:func:`run_dedup`, or the command as typed).
+    """
+    check_param("max_distance", max_distance, "an int in [0, 64]", 0 <= max_distance <= 64, owner)
+    check_param("min_std", min_std, "a finite number >= 0", bool(np.isfinite(min_std)) and min_std >= 0, owner)
     if cache is not None and not str(cache).endswith(".npz"):
-        raise ParameterError(f"The 'cache' parameter of hpa_ens.dedup must be a path ending in .npz. Got {cache!r} instead.")
-    if extra_labels and not external:
-        raise ParameterError("The '--extra-labels' option of hpa_ens.dedup needs '--extra-images DIR'. Got no "
-                             "--extra-images instead.")
-    kinds = list(kinds) if kinds else default_kinds(external)
-    for kind in kinds:
-        check_param("kinds", kind, f"one of {list(DUPLICATE_KINDS)}", kind in DUPLICATE_KINDS, "hpa_ens.dedup")
-        if "external" in kind and not external:
-            raise ParameterError(f"The 'kinds' parameter of hpa_ens.dedup asks for {kind!r}, which needs "
-                                 f"'--extra-images DIR'. Got no --extra-images instead.")
-    return list(dict.fromkeys(kinds))
+        raise ParameterError(f"The 'cache' parameter of {owner} must be a path ending in .npz. Got {str(cache)!r} "
+                             f"instead.")
 
 
 def run_dedup(folders: Mapping[str, str], kinds: Sequence[str], max_distance: int = 8, min_std: float = 2.0,
               transforms: bool = True, cache_path: str | None = None, n_jobs: int = 1,
               ids: Mapping[str, Sequence[str]] | None = None,
-              channels: Sequence[str] = CHANNELS) -> tuple[pd.DataFrame, dict]:
+              channels: Sequence[str] = CHANNELS,
+              progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, dict]:
     """Hash every set, drop near-blank images, find the pairs of every kind.
 
     Parameters
     ----------
     folders : mapping set name ("train", "test", "external") -> image folder
     kinds : kinds to search (see :func:`find_duplicates`)
+    max_distance : int in [0, 64]
+    min_std : float >= 0
+        Images whose 32x32 green or channel-mean std (0..255 units) is below this are skipped (near-blank).
+    transforms : bool
+        Try the 8 flips/rotations.
+    cache_path : path ending in .npz, optional
+        Hash cache, read and (when hashes were added) rewritten.
+    n_jobs : int
     ids : mapping set name -> Ids, optional
         Hash only these Ids of a set (e.g. the labelled external images); default every complete Id.
+    channels : sequence of str
+    progress : callable, optional
+        ``progress(n_hashed, n_to_hash, "<set> (<k> cached)")`` per set (see :func:`compute_hashes`).
 
     Returns
     -------
@@ -502,8 +519,15 @@ def run_dedup(folders: Mapping[str, str], kinds: Sequence[str], max_distance: in
     """
     import time
 
-    from .image_sets import folder_record
+    from .contract.image_folders import folder_record
 
+    check_options(max_distance, min_std, cache_path)
+    for kind in kinds:  # before any image is read
+        check_param("kinds", kind, f"one of {list(DUPLICATE_KINDS)}", kind in DUPLICATE_KINDS, "run_dedup")
+        absent = [name for name in kind_sets(kind) if name not in folders]
+        if absent:
+            raise ParameterError(f"The 'kinds' parameter of run_dedup asks for {kind!r}, which needs a {absent[0]!r} "
+                                 f"folder. Got folders {sorted(folders)} instead.")
     # Provenance first: listing every folder is cheap and fails early on a missing one.
     records = {name: folder_record(folder) for name, folder in folders.items()}
     cache = read_cache(cache_path) if cache_path else {}
@@ -512,7 +536,7 @@ def run_dedup(folders: Mapping[str, str], kinds: Sequence[str], max_distance: in
     sets, counts = {}, {}
     for name, folder in folders.items():
         got_ids, hashes, stds = compute_hashes(folder, ids=(ids or {}).get(name), cache=cache, n_jobs=n_jobs,
-                                               channels=channels, description=name)
+                                               channels=channels, description=name, progress=progress)
         ok = (stds >= min_std).all(axis=1)
         sets[name] = (np.asarray(got_ids, dtype=object)[ok], hashes[ok])
         counts[name] = {"images": len(got_ids), "near_blank": int((~ok).sum())}
@@ -528,67 +552,7 @@ def run_dedup(folders: Mapping[str, str], kinds: Sequence[str], max_distance: in
                    "seconds_hash": seconds_hash, "seconds_pairs": time.perf_counter() - t1}
 
 
-def summary_line(pairs: pd.DataFrame, info: dict, out) -> str:
-    counts = pairs["kind"].value_counts()
-    sets = ", ".join(f"{c['images']} {n}" for n, c in info["counts"].items())
-    blank = ", ".join(f"{c['near_blank']} {n}" for n, c in info["counts"].items())
-    found = ", ".join(f"{int(counts.get(k, 0))} {k}" for k in info["provenance"]["kinds"])
-    return (f"{sets} images hashed in {info['seconds_hash']:.1f} s ({info['new_hashes']} new); skipped near-blank: "
-            f"{blank}; pairs in {info['seconds_pairs']:.1f} s: {found} -> {out}")
+if __name__ == "__main__":  # python -m hpa_ens.dedup: the command lives in hpa_ens.commands.dedup
+    from hpa_ens.commands import launch
 
-
-def build_parser():
-    from .cli import add_n_jobs_argument, add_task_argument, parser
-
-    ap = parser("python -m hpa_ens.dedup", "Find near-duplicate images (train, test and external HPAv18 images) "
-                                           "by perceptual hash.")
-    ap.add_argument("--train-dir", required=True, help="folder of {Id}_{red,green,blue,yellow}.png/.jpg/.tif train images")
-    ap.add_argument("--test-dir", required=True, help="folder of test images")
-    ap.add_argument("--extra-images", "--extra-dir", dest="extra_images", default=None, metavar="DIR",
-                    help="folder of external (HPAv18) images; adds the external-train and external-test kinds")
-    ap.add_argument("--extra-labels", default=None, metavar="FILE",
-                    help="Id,Target of the external images: hash only these Ids (default: every image of the folder)")
-    ap.add_argument("--skip-missing", action="store_true",
-                    help="skip --extra-labels Ids without image files instead of refusing them")
-    ap.add_argument("--kinds", nargs="+", default=None, choices=DUPLICATE_KINDS,
-                    help="pair kinds to search (default: train-test test-test, plus external-train external-test "
-                         "with --extra-images)")
-    ap.add_argument("--out", required=True, help="output CSV Id_a,Id_b,distance,kind (+ .meta.json provenance beside it)")
-    ap.add_argument("--max-distance", type=int, default=8, help="largest Hamming distance (of 64 bits) kept")
-    ap.add_argument("--min-std", type=float, default=2.0,
-                    help="skip images whose 32x32 green or channel-mean std (0..255) is below this (near-blank)")
-    ap.add_argument("--no-transforms", action="store_true", help="do not try the 8 flips/rotations")
-    ap.add_argument("--cache", default=None, help="hash cache (.npz), reused when files are unchanged")
-    add_task_argument(ap)
-    add_n_jobs_argument(ap)
-    return ap
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import console, resolve_n_jobs
-    from .task import load_task
-
-    args = build_parser().parse_args(argv)
-    task, n_jobs = load_task(args.task), resolve_n_jobs(args.n_jobs)
-    kinds = check_options(args.max_distance, args.min_std, args.cache, args.kinds, bool(args.extra_images),
-                          args.extra_labels)
-    folders = {"train": args.train_dir, "test": args.test_dir}
-    ids = {}
-    if args.extra_images:
-        folders["external"] = args.extra_images
-        if args.extra_labels:
-            ids["external"] = image_sets.load_external(args.extra_images, args.extra_labels, task,
-                                                       skip_missing=args.skip_missing).ids
-    pairs, info = run_dedup(folders, kinds, args.max_distance, args.min_std, not args.no_transforms, args.cache,
-                            n_jobs, ids, task.channels)
-    if args.extra_labels:
-        info["provenance"]["external_labels"] = {"path": str(args.extra_labels), "sha256": sha256_file(args.extra_labels)}
-    write_duplicates(args.out, pairs, info["provenance"])
-    console.print(summary_line(pairs, info, args.out))
-    return 0
-
-
-if __name__ == "__main__":
-    from .cli import entry
-
-    entry(main)
+    launch("dedup", __spec__.name)

@@ -1,4 +1,8 @@
-"""Score every demo stage on the synthetic test truth and write ``reports/demo/index.html``."""
+"""Score every demo stage on the synthetic test truth and write ``reports/demo/index.html``.
+
+:func:`build_report` computes the stage table and writes the report; the demo command
+(:mod:`hpa_ens.commands.demo`) prints the tables (:data:`HEADER`, :func:`format_row`).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import console
 from .io import atomic_write_json
-from .classes import CHANNELS, CLASS_NAMES
+from .classes import CLASS_NAMES
 from .contract import align, read_prediction_set
 from .labels import read_labels, read_sample_submission, read_submission
 from .metrics import bootstrap_macro_f1, macro_f1, per_class_f1
 from .report import html_image, html_table, plot_per_class_f1, save_figure, write_html
+
+#: Columns of the stage tables (printed by the command, and in the HTML report).
+HEADER = ("stage", "test macro F1", "95% CI", "OOF macro F1", "wall s")
 
 
 def _score(y_true, y_pred, seed):
@@ -29,14 +35,12 @@ def _composites_figure(data: Path, ids, truth, predicted, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
+
+    from .images import composite_rgb, read_image
 
     fig, axes = plt.subplots(2, 4, figsize=(12, 7.2))
     for ax, image_id in zip(axes.ravel(), ids):
-        channels = {c: np.asarray(Image.open(data / "test" / f"{image_id}_{c}.png"), dtype=np.float32) / 255 for c in CHANNELS}
-        rgb = np.stack([channels["red"] + 0.5 * channels["yellow"], channels["green"] + 0.5 * channels["yellow"],
-                        channels["blue"]], axis=-1)
-        ax.imshow(np.clip(rgb, 0, 1))
+        ax.imshow(composite_rgb(read_image(data / "test", image_id)))
         ax.axis("off")
         true_names = [CLASS_NAMES[k] for k in np.flatnonzero(truth.loc[image_id].to_numpy())]
         pred_names = [CLASS_NAMES[k] for k in np.flatnonzero(predicted.loc[image_id].to_numpy())]
@@ -51,7 +55,7 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
 
     Per class, among the cuts whose test share is within ``tolerance`` of the target share, the one
     with the best OOF F1; then at least ``min_labels`` and at most ``max_labels`` labels per image
-    (:func:`hpa_ens.decision.apply_thresholds`, ranked by ``tune_thresholds``' default fill rule: the
+    (:func:`hpa_ens.thresholds.apply_thresholds`, ranked by ``tune_thresholds``' default fill rule: the
     posterior calibrated on the OOF rows and corrected to ``target``; cross-fitted for the OOF score). Tuned on
     OOF rows and test probabilities only; never on the test truth.
 
@@ -78,21 +82,25 @@ def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: in
             float(macro_f1(np.asarray(y_true, bool), oof_pred.astype(bool))))
 
 
-def _fmt(r) -> list[str]:
+def format_row(r: dict) -> list[str]:
+    """One row of the stage table (a ``rows``/``members`` entry of :func:`build_report`'s result), as text."""
     return [r["stage"], f"{r['macro_f1']:.4f}", f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]",
             "" if r["oof_macro_f1"] is None else f"{r['oof_macro_f1']:.4f}", f"{r['seconds']:.1f}"]
 
 
 def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: list[str], timings: dict,
                  seed: int = 0, target_dist: Path | None = None, tolerance: float = 0.3) -> dict:
-    """Compute the stage table, print it, and write the HTML report (returns the results dict).
+    """Compute the stage table and write the HTML report (``index.html``, its plots, ``results.json``).
 
     Rows: the best single model (chosen by its OOF macro F1), the mean blend and the stack, each at the
     same tuned thresholds, then duplicates and leak on top of the stack. Every base model's own row
     (at the same thresholds) is in ``members``.
-    """
-    from rich.table import Table
 
+    Returns
+    -------
+    results : dict with ``rows`` and ``members`` (stage, macro_f1, ci, oof_macro_f1, seconds, per_class),
+        ``models``, ``best_single``, ``timings`` and ``threshold_rule`` (also written as ``results.json``)
+    """
     from .contract import read_target_distribution
 
     labels = read_labels(data / "train.csv")
@@ -134,16 +142,6 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         oof_f1 = stack_oof_f1 if name == "submit_thresholds" else None
         add(rows, stage, sub.to_numpy().astype(bool), sum(timings.get(k, 0.0) for k in keys), oof_f1)
 
-    header = ("stage", "test macro F1", "95% CI", "OOF macro F1", "wall s")
-    for title, table_rows in (("base models at the demo's thresholds (same rule as the stack)", members),
-                              ("hpa-ens demo: macro F1 on the synthetic test truth", rows)):
-        table = Table(title=title)
-        for col in header:
-            table.add_column(col, justify="left" if col == "stage" else "right")
-        for r in table_rows:
-            table.add_row(*_fmt(r))
-        console.print(table)
-
     reports.mkdir(parents=True, exist_ok=True)
     plot_per_class_f1({"best single + thresholds": np.array(rows[0]["per_class"]),
                        "mean blend + thresholds": np.array(rows[1]["per_class"]),
@@ -157,10 +155,10 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         if (src_dir / name).exists():
             shutil.copyfile(src_dir / name, reports / name)
 
-    table_html = html_table(list(header), [_fmt(r) for r in rows],
+    table_html = html_table(list(HEADER), [format_row(r) for r in rows],
                             caption=f"{len(labels)} train / {len(test_ids)} test synthetic images; models: "
                                     f"{', '.join(models)}; every row at the same threshold rule (tuned on OOF rows)")
-    members_html = html_table(list(header), [_fmt(r) for r in members], caption="Each base model at the same rule")
+    members_html = html_table(list(HEADER), [format_row(r) for r in members], caption="Each base model at the same rule")
     sections = [("Stages", table_html), ("Base models", members_html),
                 ("Per-class F1", html_image("per_class_f1.png", "Per-class F1 on the test truth"))]
     stack_json = oof_root / "stack" / "stack_report.json"

@@ -1,44 +1,39 @@
 """Data exploration: label statistics, PNG plots, an index page, and per-channel image statistics.
 
 ``python -m hpa_ens.eda --labels train.csv [--target-dist FILE] [--images DIR] --out reports/eda/``
+(the command: :mod:`hpa_ens.commands.eda`)
 
 Writes into ``--out``: ``class_counts.png``, ``cooccurrence.png``, ``labels_per_image.png``,
 ``single_label_share.png``, ``target_share.png`` (with ``--target-dist``), ``summary.json`` (the key
 numbers), ``index.md`` and ``index.html`` (the plots with those numbers), and with ``--images``
 ``channel_stats.json`` (:mod:`hpa_ens.contract.channel_stats`): ``{"channels": [...], "mean": [4], "std": [4],
 "n_images": N, "size": S, "images": folder record}`` in 0..1 units of the uint8 pixels of
-:mod:`hpa_ens.images`, computed in one streaming pass (one image in memory per worker). Everything is
-computed before the output folder is created, so a bad input (a corrupt PNG) leaves nothing behind.
+:mod:`hpa_ens.images`, computed in one streaming pass (one image in memory per worker) by
+:func:`hpa_ens.channel_stats.channel_stats`. Everything is computed before the output folder is created
+(:func:`explore`, then :func:`write_report`), so a bad input (a corrupt PNG) leaves nothing behind.
 ``--task`` gives K and the class names (any multi-label task) and the channel names.
 """
 
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .cli import console, entry, parser, progress
 from .io import atomic_write_json, atomic_write_text
-from .validation import ContractError, ParameterError, check_param
-from .classes import CHANNELS
+from .validation import ParameterError, check_param
 from .report import save_figure
 
 __all__ = [
     "label_summary",
     "cooccurrence",
-    "merge_moments",
-    "image_moments",
-    "array_moments",
-    "channel_stats",
-    "array_channel_stats",
     "explore",
     "write_plots",
     "write_index",
-    "main",
+    "write_report",
+    "key_numbers",
 ]
 
 PLOT_FILES = {
@@ -230,7 +225,8 @@ def write_plots(summary: dict, Y: np.ndarray, out_dir: Path, dpi: int = 100) -> 
 
 
 # -------------------------------------------------------------------------------------- index
-def _key_numbers(summary: dict) -> list[tuple[str, str]]:
+def key_numbers(summary: dict) -> list[tuple[str, str]]:
+    """The report's key numbers as (name, formatted value) rows (the index pages and the command's lines)."""
     names = _names(summary["n_classes"], summary.get("class_names"))
     n = max(summary["n_images"], 1)
     rows = [
@@ -267,7 +263,7 @@ def write_index(summary: dict, plots: dict[str, str], out_dir: Path, title: str 
     """Write ``index.md`` and ``index.html`` that show the plots with the key numbers."""
     out_dir = Path(out_dir)
     header = ["class", "images", "share", "single-label share"] + (["target share"] if "target_share" in summary else [])
-    key = _key_numbers(summary)
+    key = key_numbers(summary)
     class_rows = _class_rows(summary)
     captions = {
         "class_counts": "Class counts (log scale)",
@@ -303,205 +299,43 @@ def write_index(summary: dict, plots: dict[str, str], out_dir: Path, title: str 
     atomic_write_text(out_dir / "index.html", "\n".join(parts) + "\n")
 
 
-# ------------------------------------------------------------------------------ channel stats
-def merge_moments(a: tuple[int, float, float], b: tuple[int, float, float]) -> tuple[int, float, float]:
-    """Merge two ``(count, mean, M2)`` summaries (Chan et al.'s parallel form of Welford's update).
-
-    ``M2`` is the sum of squared deviations from the mean, so variance = M2 / count.
-    """
-    n_a, mean_a, m2_a = a
-    n_b, mean_b, m2_b = b
-    n = n_a + n_b
-    if n == 0:
-        return 0, 0.0, 0.0
-    delta = mean_b - mean_a
-    mean = mean_a + delta * n_b / n
-    m2 = m2_a + m2_b + delta * delta * n_a * n_b / n
-    return n, mean, m2
-
-
-def image_moments(path: str | os.PathLike) -> tuple[tuple[int, float, float], tuple[int, int]]:
-    """``(count, mean, M2)`` of one channel file in 0..1 units, and its (height, width).
-
-    The file is decoded by :func:`hpa_ens.images.read_channel` (PNG/JPG/TIFF; 16-bit scaled to uint8 by
-    ``round(value * 255 / 65535)``, colour converted to grey) and divided by 255, so the statistics are
-    those of the pixels every other stage sees. A file that cannot be decoded raises
-    :class:`hpa_ens.images.ImageError` naming it.
-    """
-    from .images import read_channel
-
-    return array_moments(read_channel(path))
-
-
-def array_moments(pixels: np.ndarray) -> tuple[tuple[int, float, float], tuple[int, int]]:
-    """``(count, mean, M2)`` of a uint8 array in 0..1 units, and its shape (H, W)."""
-    values = np.asarray(pixels, dtype=np.float64) / 255.0
-    mean = float(values.mean())
-    m2 = float(np.square(values - mean).sum())
-    return (int(values.size), mean, m2), (int(values.shape[-2]), int(values.shape[-1]))
-
-
-def _chunk_moments(paths: list[tuple[int, str]], n_channels: int) -> tuple[list[tuple[int, float, float]], dict]:
-    acc = [(0, 0.0, 0.0)] * n_channels
-    sizes: dict[tuple[int, int], int] = {}
-    for channel, path in paths:
-        moments, shape = image_moments(path)
-        acc[channel] = merge_moments(acc[channel], moments)
-        sizes[shape] = sizes.get(shape, 0) + 1
-    return acc, sizes
-
-
-def find_images(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNELS,
-                complete: bool = False) -> dict[str, list[str]]:
-    """``{Id: [channels present]}`` for files ``{Id}_{channel}.{png,jpg,tif}`` in ``image_dir`` (sorted by Id).
-
-    ``complete`` refuses an image that lacks one of ``channels`` (the command line's rule: a Kaggle
-    folder with a missing channel file is a broken download, not a smaller data set).
-    """
-    from .image_sets import scan_images
-
-    found = scan_images(image_dir, channels)
-    if not found:
-        raise ContractError(
-            f"{image_dir}: no images named {{Id}}_{{{','.join(channels)}}}.png/.jpg/.tif. Got "
-            f"{len(os.listdir(image_dir))} other entries instead."
-        )
-    incomplete = [(i, [c for c in channels if c not in have]) for i, have in found.items() if len(have) < len(channels)]
-    if incomplete and complete:
-        image_id, missing = incomplete[0]
-        raise ContractError(
-            f"{Path(image_dir) / f'{image_id}_{missing[0]}'}.png: channel file not found ({len(incomplete)} image(s) "
-            f"lack a channel; every image needs {'/'.join(channels)}). Got only {', '.join(found[image_id])} for "
-            f"{image_id!r} instead."
-        )
-    return {i: list(have) for i, have in found.items()}
-
-
-def _finish(totals, sizes, n_files, channels, n_images) -> dict:
-    stats: dict = {
-        "channels": list(channels),
-        "mean": [float(m) for _, m, _ in totals],
-        "std": [float(np.sqrt(m2 / n)) if n else 0.0 for n, _, m2 in totals],
-        "n_images": int(n_images),
-    }
-    square = {h for h, w in sizes if h == w}
-    stats["size"] = int(next(iter(square))) if len(sizes) == 1 and square else None
-    if stats["size"] is None:
-        stats["sizes"] = [[h, w, c] for (h, w), c in sorted(sizes.items())]
-    stats["n_files"] = list(n_files)
-    return stats
-
-
-def array_channel_stats(images: np.ndarray, max_images: int | None = 2000,
-                        channels: Sequence[str] = CHANNELS) -> dict:
-    """:func:`channel_stats` of an in-memory image array (e.g. the base models' uint8 cache).
-
-    Parameters
-    ----------
-    images : ndarray of shape (n_images, n_channels, H, W), uint8 (a memmap is fine)
-    max_images : int or None
-        Use this many evenly spaced images (deterministic; all when None).
-
-    Returns
-    -------
-    stats : dict, the layout of :func:`channel_stats` (``channels`` has n_channels names)
-    """
-    n = len(images)
-    n_channels = images.shape[1]
-    channels = list(channels)[:n_channels] if len(channels) >= n_channels else [str(c) for c in range(n_channels)]
-    take = n if max_images is None else min(max_images, n)
-    rows = np.unique(np.linspace(0, n - 1, take).astype(int)) if n else np.zeros(0, int)
-    totals = [(0, 0.0, 0.0)] * n_channels
-    for start in range(0, len(rows), 256):
-        block = np.asarray(images[rows[start:start + 256]])
-        for c in range(n_channels):
-            totals[c] = merge_moments(totals[c], array_moments(block[:, c])[0])
-    sizes = {(int(images.shape[2]), int(images.shape[3])): len(rows)} if len(rows) else {}
-    return _finish(totals, sizes, [len(rows)] * n_channels, channels, len(rows))
-
-
-def channel_stats(image_dir: str | os.PathLike, channels: Sequence[str] = CHANNELS, n_jobs: int = 1,
-                  max_images: int | None = None, seed: int = 0, chunk_size: int = 32,
-                  show_progress: bool = True, complete: bool = False) -> dict:
-    """Per-channel pixel mean and standard deviation over a folder of ``{Id}_{channel}`` image files.
-
-    The one channel-statistics function of the project (:func:`array_channel_stats` is the same for an
-    in-memory array). One streaming pass: each worker decodes one file at a time with
-    :mod:`hpa_ens.images` and keeps only ``(count, mean, M2)`` per channel; chunk results are merged in
-    a fixed order, so the numbers do not depend on ``n_jobs``.
-
-    Parameters
-    ----------
-    image_dir : path-like
-    channels : sequence of str
-    n_jobs : int
-        joblib workers decoding in parallel.
-    max_images : int, optional
-        Use a seeded random subset of this many Ids (all when None).
-    seed : int
-    chunk_size : int
-        Files per joblib task.
-
-    Returns
-    -------
-    stats : dict
-        ``{"channels": [...], "mean": [...], "std": [...], "n_images": N, "size": S, "n_files": [...],
-        "images": folder record}`` with mean/std in 0..1 units (population std over all pixels);
-        ``size`` is the side length when every image is S×S, else None with ``sizes`` listing
-        ``[h, w, count]``. Written and read through :mod:`hpa_ens.contract.channel_stats`.
-
-    Raises
-    ------
-    hpa_ens.images.ImageError
-        A file that cannot be decoded (named), before anything is written.
-    """
-    from joblib import Parallel, delayed
-
-    from .image_sets import folder_record, scan_images
-
-    found = find_images(image_dir, channels, complete)
-    paths = scan_images(image_dir, channels)
-    ids = list(found)
-    if max_images is not None and max_images < len(ids):
-        rng = np.random.default_rng(seed)
-        ids = sorted(rng.choice(ids, size=max_images, replace=False).tolist())
-    jobs = [(ci, str(paths[i][c])) for i in ids for ci, c in enumerate(channels) if c in paths[i]]
-    chunks = [jobs[s: s + chunk_size] for s in range(0, len(jobs), chunk_size)]
-    totals = [(0, 0.0, 0.0)] * len(channels)
-    n_files = [0] * len(channels)
-    for ci, _ in jobs:
-        n_files[ci] += 1
-    sizes: dict[tuple[int, int], int] = {}
-    runner = Parallel(n_jobs=max(1, min(n_jobs, len(chunks))), return_as="generator")
-    results = runner(delayed(_chunk_moments)(chunk, len(channels)) for chunk in chunks)
-    with progress(transient=True) as bar:
-        task = bar.add_task("channel stats", total=len(jobs), visible=show_progress)
-        for chunk, (acc, chunk_sizes) in zip(chunks, results):
-            for ci in range(len(channels)):
-                totals[ci] = merge_moments(totals[ci], acc[ci])
-            for shape, count in chunk_sizes.items():
-                sizes[shape] = sizes.get(shape, 0) + count
-            bar.advance(task, len(chunk))
-    stats = _finish(totals, sizes, n_files, channels, len(ids))
-    stats["images"] = folder_record(image_dir)
-    return stats
-
-
 # ---------------------------------------------------------------------------------- the stage
 def explore(labels_path=None, images=None, task=None, target_dist=None, target_column=None,
-            max_images=None, n_jobs: int = 1, seed: int = 0) -> dict:
+            max_images=None, n_jobs: int = 1, seed: int = 0,
+            progress: Callable[[int, int, str], None] | None = None) -> dict:
     """Compute everything the report needs, writing nothing (so a bad input leaves no folder behind).
+
+    Parameters
+    ----------
+    labels_path : path-like, optional
+        ``Id,Target`` labels (the label numbers and plots).
+    images : path-like, optional
+        Folder of ``{Id}_{channel}`` files (channel statistics; every image needs every channel).
+    task : Task, name or file, optional
+    target_dist : path-like, optional
+        One target share per class, reported beside the train share (needs ``labels_path``).
+    target_column : str, optional
+        Column of ``target_dist``.
+    max_images, n_jobs, seed, progress
+        Of :func:`hpa_ens.channel_stats.channel_stats`.
 
     Returns
     -------
     result : dict with ``summary`` (or None), ``Y`` (or None), ``stats`` (channel stats or None)
     """
+    from .channel_stats import channel_stats
     from .contract import read_target_distribution
     from .task import load_task
 
+    if not labels_path and not images:
+        raise ParameterError("The 'labels_path' parameter of explore must be given (or 'images'). Got neither "
+                             "instead.")
+    if target_dist and not labels_path:
+        raise ParameterError(f"The 'target_dist' parameter of explore needs 'labels_path'. Got {target_dist!r} "
+                             f"without labels instead.")
     task = load_task(task)
     stats = channel_stats(images, task.channels, n_jobs=n_jobs, max_images=max_images, seed=seed,
-                          complete=True) if images else None
+                          progress=progress, complete=True) if images else None
     summary = Y = None
     if labels_path:
         from .labels import read_labels
@@ -521,6 +355,7 @@ def write_report(result: dict, out_dir: Path, dpi: int = 100) -> None:
     """Write channel_stats.json (through the contract), the plots, summary.json and the index pages."""
     from .contract.channel_stats import write_channel_stats
 
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if result["stats"] is not None:
         write_channel_stats(out_dir / "channel_stats.json", result["stats"])
@@ -530,56 +365,7 @@ def write_report(result: dict, out_dir: Path, dpi: int = 100) -> None:
         write_index(result["summary"], plots, out_dir)
 
 
-def summary_lines(result: dict) -> list[str]:
-    lines = []
-    stats = result["stats"]
-    if stats is not None:
-        lines.append(f"channel stats over {stats['n_images']:,} images: mean "
-                     + " ".join(f"{m:.4f}" for m in stats["mean"]) + ", std " + " ".join(f"{s:.4f}" for s in stats["std"]))
-    if result["summary"] is not None:
-        lines += [f"{key}: {value}" for key, value in _key_numbers(result["summary"])]
-    return lines
+if __name__ == "__main__":  # python -m hpa_ens.eda: the command lives in hpa_ens.commands.eda
+    from hpa_ens.commands import launch
 
-
-def check_options(args) -> None:
-    if args.labels is None and args.images is None:
-        raise ParameterError("The '--labels' parameter must be given (or '--images'). Got neither instead.")
-    check_param("--dpi", args.dpi, "an integer >= 10", args.dpi >= 10)
-    check_param("--max-images", args.max_images, "a positive integer", args.max_images is None or args.max_images > 0)
-    if args.target_dist and not args.labels:
-        raise ParameterError("The '--target-dist' parameter needs '--labels'. Got no --labels instead.")
-
-
-def build_parser():
-    from .cli import add_n_jobs_argument, add_task_argument
-
-    p = parser("python -m hpa_ens.eda", "Label exploration plots and per-channel image statistics.")
-    p.add_argument("--labels", help="train.csv (Id,Target)")
-    p.add_argument("--target-dist", help="CSV with one share per class (e.g. lb_label_distribution.csv)")
-    p.add_argument("--target-column", default=None, help="column of --target-dist (default: lb, else share)")
-    p.add_argument("--images", help="folder of {Id}_{channel}.png/.jpg/.tif for channel mean/std")
-    p.add_argument("--max-images", type=int, default=None, help="channel stats on a seeded subset of Ids")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dpi", type=int, default=100)
-    p.add_argument("--out", required=True, help="output folder (created only once everything is computed)")
-    add_task_argument(p)
-    add_n_jobs_argument(p)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import resolve_n_jobs
-
-    args = build_parser().parse_args(argv)
-    check_options(args)
-    result = explore(args.labels, args.images, args.task, args.target_dist, args.target_column, args.max_images,
-                     resolve_n_jobs(args.n_jobs), args.seed)
-    write_report(result, Path(args.out), args.dpi)
-    for line in summary_lines(result):
-        console.print(line)
-    console.print(f"wrote {args.out}/")
-    return 0
-
-
-if __name__ == "__main__":
-    entry(main)
+    launch("eda", __spec__.name)

@@ -1,7 +1,7 @@
 """Cross-validation folds: multilabel-stratified, duplicate-aware, with a split-quality report.
 
 ``python -m hpa_ens.folds --labels train.csv --out folds.csv --n-folds 5 --seed 0 [--groups FILE ...]
-[--extra-labels HPAv18.csv] [--task T]``
+[--extra-labels HPAv18.csv] [--task T]`` (the command: :mod:`hpa_ens.commands.folds`)
 
 Duplicate Ids (``--groups``) are merged into groups first; each group is stratified as one sample
 carrying the union of its members' labels, and its fold is then given to every member, so a group
@@ -37,11 +37,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .cli import console, entry, parser
 from .io import atomic_write_json
-from .validation import check_param
 from .report import save_figure
-from .validation import ContractError
+from .validation import ContractError, check_param
 
 STRATEGIES: tuple[str, ...] = ("iterative", "rarest", "single-first")
 
@@ -53,7 +51,8 @@ __all__ = [
     "split_quality",
     "compare_with_kfold",
     "kfold_assign",
-    "main",
+    "build_folds",
+    "write_outputs",
 ]
 
 
@@ -353,8 +352,8 @@ def plot_quality(comparison: dict, strategy: str, path: Path, dpi: int = 100) ->
 
 def report_paths(out: Path) -> tuple[Path, Path]:
     """``folds.csv`` -> (``folds.report.json``, ``folds.report.png``) beside it."""
-    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
-    return out.with_name(f"{stem}.report.json"), out.with_name(f"{stem}.report.png")
+    out = Path(out)
+    return out.with_name(f"{out.stem}.report.json"), out.with_name(f"{out.stem}.report.png")
 
 
 # ---------------------------------------------------------------------------------- the stage
@@ -447,60 +446,7 @@ def write_outputs(result: dict, out: Path, labels_path: str, task, plot: bool,
     return written
 
 
-def summary_lines(result: dict) -> list[str]:
-    r = result["report"]
-    lines = []
-    if r["groups"]:
-        lines.append(f"duplicate groups: {r['n_duplicate_groups']} covering {r['n_duplicate_ids']} train Ids "
-                     f"(from {len(r['groups'])} file(s))")
-    if result["extra"] is not None:
-        lines.append(f"external Ids: {r['n_extra']}, {r['n_extra_tied']} tied to a train fold by a duplicate "
-                     f"(the model of that fold does not train on them)")
-    n = len(result["folds"])
-    lines.append(f"{n:,} rows, {r['n_folds']} folds, {result['seconds']:.2f} s")
-    return lines
+if __name__ == "__main__":  # python -m hpa_ens.folds: the command lives in hpa_ens.commands.folds
+    from hpa_ens.commands import launch
 
-
-def build_parser():
-    from .cli import add_task_argument
-
-    p = parser("python -m hpa_ens.folds", "Multilabel-stratified, duplicate-aware cross-validation folds.")
-    p.add_argument("--labels", required=True, help="train.csv (Id,Target)")
-    p.add_argument("--out", required=True, help="folds.csv to write (Id,fold); the report goes beside it")
-    p.add_argument("--n-folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--groups", nargs="+", action="extend", default=[], metavar="FILE",
-                   help="duplicate files (ID,Group Id | Id1,Id2 | Id_a,Id_b | Extra,Test); repeatable")
-    p.add_argument("--extra-labels", default=None, metavar="FILE",
-                   help="Id,Target of external (HPAv18) images: each gets the fold of the train images it duplicates "
-                        "(per --groups) in <out stem>.extra.csv, -1 when none")
-    p.add_argument("--extra-out", default=None, metavar="FILE", help="where to write the external folds "
-                                                                     "(default: <out stem>.extra.csv)")
-    p.add_argument("--strategy", choices=STRATEGIES, default="iterative")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG of the split quality")
-    add_task_argument(p)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from .contract.extra_folds import extra_folds_path
-    from .labels import read_labels
-    from .task import load_task
-
-    args = build_parser().parse_args(argv)
-    task = load_task(args.task)
-    labels = read_labels(args.labels, task=task)
-    extra_ids = read_labels(args.extra_labels, task=task).index.tolist() if args.extra_labels else []
-    result = build_folds(labels, args.n_folds, args.seed, args.strategy, args.groups, extra_ids)
-    out = Path(args.out)
-    extra_out = Path(args.extra_out) if args.extra_out else extra_folds_path(out)
-    written = write_outputs(result, out, args.labels, task, not args.no_plot, extra_out)
-    console.print(report_table(result["comparison"], args.strategy, task.class_names))
-    for line in summary_lines(result):
-        console.print(line)
-    console.print("wrote " + ", ".join(map(str, written)))
-    return 0
-
-
-if __name__ == "__main__":
-    entry(main)
+    launch("folds", __spec__.name)

@@ -6,9 +6,9 @@ HPAv18 downloads are usually JPG, and the widely used download script saved JPEG
 
 - lists a folder in one directory scan (:func:`scan_images`, :func:`list_image_ids`) instead of one
   ``stat`` per channel and extension: the HPAv18 folder holds about 300,000 files;
-- records a folder's provenance cheaply (:func:`folder_record`: sha256 of the sorted listing of image
-  file names and sizes), so a file derived from the images (``duplicates.csv``, ``channel_stats.json``)
-  can be checked against the folder later;
+- re-exports the contract's record of a folder's provenance (:func:`folder_record`: sha256 of the sorted
+  listing of image file names and sizes, :mod:`hpa_ens.contract.image_folders`), so a file derived from
+  the images (``duplicates.csv``, ``channel_stats.json``) can be checked against the folder later;
 - reads the external set (:func:`load_external`): HPAv18 ``Id,Target`` with Ids such as
   ``10580_1610_C1_1`` (through :func:`hpa_ens.labels.read_labels`, K from the task). Ids of the labels
   file without all their channel files are counted and shown, then refused, or dropped with
@@ -19,17 +19,15 @@ Decoding is never done here: every pixel is read through :mod:`hpa_ens.images`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
+from .contract.image_folders import IMAGE_EXTENSIONS, folder_record, image_files  # noqa: F401 - re-exported
 from .validation import ContractError, _preview
-from .images import IMAGE_EXTENSIONS
 from .task import Task, load_task
 
 __all__ = ["ExternalSet", "scan_images", "list_image_ids", "image_files", "folder_record", "missing_images",
@@ -109,37 +107,6 @@ def list_image_ids(folder: str | os.PathLike, channels: Sequence[str],
             raise ContractError(f"{folder}: Id {image_id!r} lacks channel(s) {', '.join(missing)}. "
                                 f"Got only {', '.join(have)} instead.")
     return list(found)
-
-
-def image_files(folder: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[tuple[str, int]]:
-    """``(name, size in bytes)`` of every image file directly in ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ContractError(f"{folder}: not a folder.")
-    exts = {e.lower() for e in extensions}
-    out = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
-                out.append((entry.name, entry.stat().st_size))
-    return sorted(out)
-
-
-def folder_record(folder: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dict:
-    """Provenance of an image folder: its path, file count and the sha256 of its sorted listing.
-
-    The listing is ``name<TAB>size<LF>`` per image file: adding, removing, renaming or resizing an image
-    changes it; other files (notes, CSVs) do not. Cheap: one directory scan, no file is read.
-
-    Returns
-    -------
-    record : dict ``{"path": str, "n_files": int, "listing_sha256": str}``
-    """
-    files = image_files(folder, extensions)
-    digest = hashlib.sha256()
-    for name, size in files:
-        digest.update(f"{name}\t{size}\n".encode("utf-8", "surrogateescape"))
-    return {"path": str(Path(folder)), "n_files": len(files), "listing_sha256": digest.hexdigest()}
 
 
 # ----------------------------------------------------------------------------------- external

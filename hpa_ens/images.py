@@ -17,11 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .validation import ContractError
 from .classes import CHANNELS
-
-#: Extensions tried, in this order, when a channel file is looked up without one.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+from .contract.image_folders import IMAGE_EXTENSIONS  # the channel-file extensions, in the order tried
+from .validation import ContractError
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageError", "channel_path", "channel_paths", "composite_rgb", "read_channel",
            "read_image"]

@@ -1,4 +1,5 @@
-"""Import what teams saved as a prediction set: ``python -m hpa_ens.import_preds``.
+"""Import what teams saved as a prediction set: ``python -m hpa_ens.import_preds`` (the command:
+:mod:`hpa_ens.commands.import_preds`).
 
 ::
 
@@ -42,16 +43,15 @@ import numpy as np
 import pandas as pd
 
 from .validation import ContractError, ParameterError, check_ids, read_csv_checked, read_csv_strings, read_json_object
-from .task import Task, load_task
+from .task import Task
 
-PROG = "python -m hpa_ens.import_preds"
 ARRAY_SUFFIXES = (".npy", ".npz")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".txt", ".tsv")
 SKIP = "-"
 _ID_KEYS = ("Id", "id", "ids", "Ids", "ID")
 
 __all__ = ["Imported", "parse_column_map", "read_id_list", "class_columns", "to_probabilities", "read_matrix",
-           "import_predictions", "main"]
+           "import_predictions", "ARRAY_SUFFIXES", "TABLE_SUFFIXES"]
 
 
 @dataclass
@@ -100,8 +100,8 @@ def parse_column_map(spec: str | Path | None, task: Task) -> dict[str, str]:
         pairs = []
         for item in filter(None, (part.strip() for part in text.split(","))):
             if "=" not in item:
-                raise ParameterError(f"The '--columns' parameter of {PROG} must be 'column=class,…', a .json or a .csv "
-                                     f"file. Got {item!r} instead.")
+                raise ParameterError(f"The 'spec' parameter of parse_column_map must be 'column=class,…', a .json or a "
+                                     f".csv file. Got {item!r} instead.")
             name, _, target = item.rpartition("=")
             pairs.append((name.strip(), target.strip()))
     by_name = {name: str(k) for k, name in enumerate(task.class_names)}
@@ -215,8 +215,8 @@ def to_probabilities(values: np.ndarray, source: str, ids: Sequence[str] | None 
     transform : None, ``"sigmoid"`` or ``"percent"``
     """
     if from_logits and from_percent:
-        raise ParameterError(f"The '--from-logits' and '--from-percent' parameters of {PROG} exclude each other. "
-                             f"Got both instead.")
+        raise ParameterError("The 'from_logits' and 'from_percent' parameters of to_probabilities exclude each other. "
+                             "Got both instead.")
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
     if not finite.all():
@@ -230,7 +230,7 @@ def to_probabilities(values: np.ndarray, source: str, ids: Sequence[str] | None 
         if lo >= 0.0 and hi <= 1.0:
             raise ContractError(f"{source}: --from-logits given, but every value lies in [0, 1] ({span}): these look "
                                 f"like probabilities already; drop --from-logits.")
-        from scipy.special import expit
+        from .utils import expit
 
         return expit(values), "sigmoid"
     if from_percent:
@@ -270,7 +270,7 @@ def _read_array(path: Path, key: str | None) -> tuple[np.ndarray, list[str] | No
     """The matrix of a .npy/.npz file, its embedded Ids (npz only) and the key used."""
     if path.suffix.lower() == ".npy":
         if key is not None:
-            raise ParameterError(f"The '--key' parameter of {PROG} applies to .npz archives. Got {key!r} with {path} "
+            raise ParameterError(f"The 'key' parameter of read_matrix applies to .npz archives. Got {key!r} with {path} "
                                  f"instead.")
         return _load_npy(path), None, ""
     try:
@@ -412,7 +412,7 @@ def read_matrix(path: str | Path, task: Task, ids: Sequence[str] | None = None, 
     info: dict = {"path": str(path), "sha256": sha256_file(path), "format": suffix.lstrip(".")}
     if suffix in ARRAY_SUFFIXES:
         if mapping:
-            raise ParameterError(f"The '--columns' parameter of {PROG} applies to CSV/parquet tables; the columns of "
+            raise ParameterError(f"The 'mapping' parameter of read_matrix applies to CSV/parquet tables; the columns of "
                                  f"{path} are classes 0..K-1 in order. Got a map instead.")
         values, embedded, used_key = _read_array(path, key)
         info["key"] = used_key or None
@@ -426,7 +426,7 @@ def read_matrix(path: str | Path, task: Task, ids: Sequence[str] | None = None, 
             raise ContractError(f"{path}: its embedded Ids differ from {ids_source} ({ids_flag}); give one of them.")
         row_ids = list(ids) if ids is not None else embedded
         if row_ids is None:
-            raise ParameterError(f"The '{ids_flag}' parameter of {PROG} is required for {path}: an array holds no Ids "
+            raise ParameterError(f"The 'ids' parameter of read_matrix is required for {path}: an array holds no Ids "
                                  f"and rows are never matched by a guessed order. Got None instead.")
         if len(row_ids) != len(values):
             raise ContractError(f"{path}: {len(values)} rows but {ids_source or 'its Id array'} lists {len(row_ids)} "
@@ -439,7 +439,7 @@ def read_matrix(path: str | Path, task: Task, ids: Sequence[str] | None = None, 
         info.update(table_info)
         if row_ids is None:
             if ids is None:
-                raise ParameterError(f"The '{ids_flag}' parameter of {PROG} is required for {path}: it has no Id column "
+                raise ParameterError(f"The 'ids' parameter of read_matrix is required for {path}: it has no Id column "
                                      f"and rows are never matched by a guessed order. Got None instead.")
             if len(ids) != len(values):
                 raise ContractError(f"{path}: {len(values)} rows but {ids_source} lists {len(ids)} Ids. Got "
@@ -468,6 +468,24 @@ def import_predictions(test, task: Task, oof=None, ids=None, oof_ids=None, colum
                        argv: Sequence[str] | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict]:
     """Read the team files and build the set's frames and ``meta.json`` record (nothing is written).
 
+    Parameters
+    ----------
+    test : path-like
+        Test predictions: a .csv/.parquet table or a .npy/.npz array (see the module docstring).
+    task : Task
+    oof : path-like, optional
+        Out-of-fold train predictions (omit for a test-only set).
+    ids, oof_ids : path-like, optional
+        Row Ids of ``test`` / ``oof`` (:func:`read_id_list`), required for an array without embedded Ids.
+    columns : str or path-like, optional
+        A column map (:func:`parse_column_map`), tables only.
+    key : str, optional
+        The array of an .npz archive (default: its only 2-D numeric array).
+    from_logits, from_percent : bool
+        Convert logits (sigmoid) or percentages (/100); see :func:`to_probabilities`.
+    name, argv
+        Recorded in ``meta.json``.
+
     Returns
     -------
     oof : DataFrame of shape (n_train, K) indexed by Id, or None (a test-only set)
@@ -476,12 +494,12 @@ def import_predictions(test, task: Task, oof=None, ids=None, oof_ids=None, colum
     """
     from .contract import build_meta
 
+    if oof is None and oof_ids is not None:
+        raise ParameterError(f"The 'oof_ids' parameter of import_predictions needs 'oof'. Got {oof_ids} alone instead.")
     mapping = parse_column_map(columns, task)
     parts = {}
     for role, path, id_path in (("test", test, ids), ("oof", oof, oof_ids)):
         if path is None:
-            if id_path is not None:
-                raise ParameterError(f"The '--oof-ids' parameter of {PROG} needs --oof. Got {id_path} alone instead.")
             continue
         id_list = read_id_list(id_path) if id_path is not None else None
         parts[role] = read_matrix(path, task, id_list, str(id_path) if id_path else None, mapping, key, from_logits,
@@ -502,37 +520,7 @@ def import_predictions(test, task: Task, oof=None, ids=None, oof_ids=None, colum
     return oof_frame, parts["test"].frame(), meta
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import add_task_argument, console, parser
-    from .contract import check_output_folder, write_prediction_set
+if __name__ == "__main__":  # python -m hpa_ens.import_preds: the command lives in hpa_ens.commands.import_preds
+    from hpa_ens.commands import launch
 
-    ap = parser(PROG, "Import a team's saved predictions (CSV, parquet, .npy, .npz) as a prediction set.")
-    ap.add_argument("--test", required=True, help="test predictions: .csv/.parquet with Ids, or .npy/.npz")
-    ap.add_argument("--oof", default=None, help="out-of-fold train predictions (omit for a test-only set)")
-    ap.add_argument("--ids", default=None, help="Ids of --test's rows: CSV with an Id column, or a .npy of strings")
-    ap.add_argument("--oof-ids", default=None, help="Ids of --oof's rows (same formats as --ids)")
-    ap.add_argument("--columns", default=None, help="column map: 'col=Id,col=<class id or name>,col=-', .json or .csv")
-    ap.add_argument("--key", default=None, help="array name inside an .npz (default: its only 2-D numeric array)")
-    scale = ap.add_mutually_exclusive_group()
-    scale.add_argument("--from-logits", action="store_true", help="the values are logits: apply a sigmoid")
-    scale.add_argument("--from-percent", action="store_true", help="the values are percentages: divide by 100")
-    ap.add_argument("--name", default=None, help="name recorded in meta.json (default: the --out folder's name)")
-    ap.add_argument("--out", required=True, help="prediction-set folder to write (new, empty, or a prediction set)")
-    add_task_argument(ap)
-    args = ap.parse_args(argv)
-    task, out = load_task(args.task), check_output_folder(args.out)
-    oof, test, meta = import_predictions(args.test, task, args.oof, args.ids, args.oof_ids, args.columns, args.key,
-                                         args.from_logits, args.from_percent, args.name or out.name, argv)
-    write_prediction_set(out, oof, test, meta, task=task)
-    for part in meta["sources"].values():
-        for message in part["warnings"]:
-            console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
-    console.print(f"wrote {out}: {len(test)} test rows" + (f", {len(oof)} OOF rows" if oof is not None else
-                  " (test-only set)") + f", {task.n_classes} classes ({task.name})", soft_wrap=True)
-    return 0
-
-
-if __name__ == "__main__":
-    from .cli import entry
-
-    entry(main)
+    launch("import", __spec__.name)

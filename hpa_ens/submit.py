@@ -3,7 +3,7 @@
 Steps, in this order (the order the winners used):
 
 1. test<->test duplicates: the probabilities of each group of duplicate test images are averaged;
-2. thresholds, then the min/max-labels rule (:func:`hpa_ens.decision.apply_thresholds`, the same code
+2. thresholds, then the min/max-labels rule (:func:`hpa_ens.thresholds.apply_thresholds`, the same code
    that tuned them);
 3. train<->test duplicates: the test image takes its train twin's labels (the nearest twin; ties: union);
 4. leak files, last.
@@ -17,12 +17,16 @@ Any task (``--task``, K classes) and any prediction set, test-only ones included
 the predictions they were tuned on: a ``thresholds.json`` that records another prediction set (or none)
 is refused unless ``--allow-other-pred``, and the summary then says so. The per-row label rule comes
 from, in rising precedence: the task's default, the thresholds file, the ``--min-labels``/``--max-labels``
-flags (:func:`resolve_label_bounds`).
+flags (:func:`hpa_ens.commands.submit.resolve_label_bounds`).
+
+This module holds the steps (:func:`build_submission`), the plan they run on (:class:`SubmitPlan`,
+:func:`make_submission`), the typed inputs and outputs and the ``--check`` validation; the command
+(``python -m hpa_ens.submit``, ``hpa-ens submit``: :mod:`hpa_ens.commands.submit`) reads the flags'
+inputs into a plan, prints the summary and writes through :func:`write_submission`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -30,37 +34,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .validation import ContractError, ParameterError, check_param, check_thresholds, read_csv_strings
-from .thresholds import DEFAULT_RANK_RULE, Posterior, apply_thresholds
+from .validation import ContractError, ParameterError, check_thresholds, read_csv_strings
+from .thresholds import DEFAULT_RANK_RULE, apply_thresholds
 from .labels import matrix_to_targets
 from .task import Task, load_task
-
-PROG = "python -m hpa_ens.submit"
 
 CHANGE_COLUMNS = ["Id", "before", "after", "source"]
 
 
 # ------------------------------------------------------------------------------------- pure core
-def duplicate_groups(ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-    """Connected components of the duplicate graph over ``ids`` (union-find).
-
-    Parameters
-    ----------
-    ids : sequence of str, length n
-    pairs : sequence of (Id, Id); pairs naming an Id outside ``ids`` are ignored
-
-    Returns
-    -------
-    groups : ndarray of shape (n,), int64; equal values = one group, numbered by first member
-    """
-    from .groups import group_codes, merge_pairs
-
-    ids = list(ids)
-    known = set(ids)
-    inside = [(a, b) for a, b in pairs if a in known and b in known]
-    return group_codes(merge_pairs(inside, ids=ids), ids)
-
-
 def average_groups(probs: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Replace each row by the mean of its group's rows.
 
@@ -154,9 +136,9 @@ def build_submission(
     test_pairs : DataFrame Id_a, Id_b (test-test duplicates), optional
     train_pairs : DataFrame Id_a (train), Id_b (test), distance, optional; needs ``train_labels``
     leak : (labels DataFrame indexed by Id, sources Series) from :func:`hpa_ens.leak.leak_labels`
-    rank_by : how the label rule tops up or trims a row (see :data:`hpa_ens.decision.RANK_RULES`); the
+    rank_by : how the label rule tops up or trims a row (see :data:`hpa_ens.thresholds.RANK_RULES`); the
         thresholds file records the one it was tuned with
-    posterior : hpa_ens.calibration.Posterior, required for ``rank_by="posterior"`` (also from the thresholds file)
+    posterior : hpa_ens.thresholds.Posterior, required for ``rank_by="posterior"`` (also from the thresholds file)
 
     Returns
     -------
@@ -172,9 +154,13 @@ def build_submission(
 
     base = apply_thresholds(probs, thr, min_labels, max_labels, rank_by, posterior)
     used = probs
-    # 1. test-test duplicates: average, then threshold the averaged probabilities.
+    # 1. test-test duplicates: average, then threshold the averaged probabilities. Only test Ids join a
+    # group here (a pair naming an Id outside the submission is skipped and counted).
     if test_pairs is not None and len(test_pairs):
-        groups = duplicate_groups(ids_arr.tolist(), zip(test_pairs["Id_a"], test_pairs["Id_b"]))
+        from .groups import duplicate_groups  # the project's one grouping rule (folds use it too)
+
+        groups = duplicate_groups(ids_arr.tolist(), zip(test_pairs["Id_a"], test_pairs["Id_b"]),
+                                  through_outside=False)
         averaged = used = average_groups(probs, groups)
         y_pred = apply_thresholds(averaged, thr, min_labels, max_labels, rank_by, posterior)
         members = pd.Series(ids_arr).groupby(groups).agg("+".join).to_numpy()
@@ -193,8 +179,8 @@ def build_submission(
     row_of = {image_id: k for k, image_id in enumerate(ids_arr)}
     if train_pairs is not None and len(train_pairs):
         if train_labels is None:
-            raise ParameterError("The 'train_labels' parameter must be given when there are train-test duplicates "
-                             "(--train-labels). Got None instead.")
+            raise ParameterError("The 'train_labels' parameter of build_submission must be given when there are "
+                                 "train-test duplicates. Got None instead.")
         twin, twin_src, info = train_twin_labels(train_pairs, train_labels, ids_arr.tolist())
         steps["3. train-test skipped (Id unknown)"] = info["skipped_not_test"] + info["skipped_not_train"]
         y_pred, n = _override(ids_arr, y_pred, twin, twin_src, row_of, logs)
@@ -296,46 +282,6 @@ def check_submission(path, sample_submission, task: Task | str | None = None) ->
     return check_submission_frame(df, read_sample_submission(sample_submission), str(path), load_task(task).n_classes)
 
 
-# ------------------------------------------------------------------------------------ label rule
-def resolve_label_bounds(task: Task, record: dict | None = None, min_flag: int | None = None,
-                         max_flag: int | None = None) -> tuple[int, int | None, dict]:
-    """The per-row label rule, in rising precedence: task default < thresholds file < CLI flags.
-
-    Parameters
-    ----------
-    task : Task
-        ``task.min_labels`` / ``task.max_labels`` (None: no rule, i.e. min 0 and no cap).
-    record : dict, optional
-        The thresholds file; a ``min_labels`` / ``max_labels`` key that is present (even null, "no cap")
-        overrides the task.
-    min_flag, max_flag : int, optional
-        ``--min-labels`` / ``--max-labels``; ``--max-labels 0`` means no cap.
-
-    Returns
-    -------
-    min_labels : int in [0, K]
-    max_labels : int >= max(1, min_labels), or None (no cap)
-    sources : dict, ``{"min_labels": "task"|"thresholds"|"flag", "max_labels": …}``
-    """
-    record = record or {}
-    min_labels, max_labels = task.min_labels or 0, task.max_labels
-    sources = {"min_labels": "task", "max_labels": "task"}
-    if record.get("min_labels") is not None:
-        min_labels, sources["min_labels"] = int(record["min_labels"]), "thresholds"
-    if "max_labels" in record:
-        max_labels, sources["max_labels"] = record["max_labels"], "thresholds"
-    if min_flag is not None:
-        min_labels, sources["min_labels"] = min_flag, "flag"
-    if max_flag is not None:
-        max_labels, sources["max_labels"] = (max_flag or None), "flag"
-    K = task.n_classes
-    check_param("min_labels", min_labels, f"an int in [0, {K}]", 0 <= min_labels <= K, PROG)
-    if max_labels is not None:
-        check_param("max_labels", max_labels, "0/None (no cap) or an int >= max(1, min_labels)",
-                    max_labels >= max(1, min_labels), PROG)
-    return int(min_labels), None if max_labels is None else int(max_labels), sources
-
-
 # -------------------------------------------------------------------------------------------- I/O
 def load_test_probs(pred, ids: Sequence[str], task: Task) -> tuple[pd.DataFrame, dict]:
     """Test probabilities of a prediction set (test-only sets too) or of an ``Id,0..K-1`` CSV, aligned to ``ids``.
@@ -381,13 +327,18 @@ def thresholds_problem(record, pred_record: dict, source: str) -> str | None:
     return None
 
 
-def load_duplicates(path, max_distance: int | None, train_labels) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def load_duplicates(path, max_distance: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """test-test and train-test pairs of a duplicates file (through the contract), and its provenance.
 
     The contract refuses an unparseable distance, ``max_distance`` on a file without distances, and a
     file edited after ``hpa_ens.dedup`` wrote its sidecar (``<stem>.meta.json``); the sidecar (image
     folders' listing hashes) is recorded in the summary. Other kinds (train-train, external-…) are not
-    used here.
+    used here. Train-test pairs need the train labels (:func:`build_submission` refuses them without).
+
+    Returns
+    -------
+    test_pairs, train_pairs : DataFrame Id_a, Id_b, distance, kind
+    record : dict with ``path``, ``sha256``, ``max_distance`` and ``sidecar`` (for the summary)
     """
     from .contract import read_duplicates, read_duplicates_meta
     from .io import sha256_file
@@ -396,9 +347,6 @@ def load_duplicates(path, max_distance: int | None, train_labels) -> tuple[pd.Da
     sidecar = read_duplicates_meta(path)
     test_pairs = dupes.loc[dupes["kind"] == "test-test"]
     train_pairs = dupes.loc[dupes["kind"] == "train-test"]
-    if len(train_pairs) and train_labels is None:
-        raise ParameterError(f"The '--train-labels' option of {PROG} is required: {path} has {len(train_pairs)} "
-                             f"train-test pairs. Got None instead.")
     return test_pairs, train_pairs, {"path": str(path), "sha256": sha256_file(path), "max_distance": max_distance,
                                      "sidecar": sidecar}
 
@@ -414,25 +362,6 @@ def share_table(y_pred: np.ndarray, target: np.ndarray | None, names: Sequence[s
         frame["target"] = np.asarray(target, dtype=np.float64)
         frame["ratio"] = frame["predicted"] / np.maximum(frame["target"], 1e-12)
     return frame
-
-
-def _print_summary(steps: dict, shares: pd.DataFrame, out: Path) -> None:
-    from rich.table import Table
-
-    from .cli import console
-
-    table = Table(title=f"submission steps -> {out}")
-    table.add_column("step")
-    table.add_column("rows", justify="right")
-    for name, n in steps.items():
-        table.add_row(name, str(n))
-    console.print(table)
-    share = Table(title="predicted class shares")
-    for col in shares.columns:
-        share.add_column(str(col), justify="right" if col not in ("name",) else "left")
-    for rec in shares.itertuples(index=False):
-        share.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in rec])
-    console.print(share)
 
 
 # ------------------------------------------------------------------------------------ the stage
@@ -454,66 +383,6 @@ class SubmitPlan:
     rank_by: str = DEFAULT_RANK_RULE
     posterior: object = None
     provenance: dict = field(default_factory=dict)
-
-
-def plan_submission(args) -> SubmitPlan:
-    """Read and check every input of ``args`` (the parsed flags); raises before any output is touched."""
-    from .labels import read_labels, read_sample_submission
-
-    for name in ("pred", "out"):
-        if getattr(args, name) is None:
-            raise ParameterError(f"The '--{name}' option of {PROG} is required unless --check is given. Got None instead.")
-    if (args.thresholds is None) == (args.threshold is None):
-        raise ParameterError(f"The '--thresholds' and '--threshold' options of {PROG} exclude each other and one is "
-                             f"required. Got {'both' if args.thresholds else 'neither'} instead.")
-    task = load_task(args.task)
-    ids = read_sample_submission(args.sample_submission)
-    probs, pred_record = load_test_probs(args.pred, ids, task)
-    provenance: dict = {"pred": pred_record, "task": task.to_meta()}
-    rank_by, posterior = DEFAULT_RANK_RULE, None
-    if args.thresholds is not None:
-        from .contract import read_thresholds
-
-        record = read_thresholds(args.thresholds, task)  # refuses thresholds made for another class list
-        problem = thresholds_problem(record, pred_record, args.thresholds)
-        if problem and not args.allow_other_pred:
-            raise ContractError(problem)
-        thresholds, rank_by = np.asarray(record.thresholds, dtype=np.float64), record.rank_by
-        posterior = Posterior.from_record(record)
-        rule = {"min_labels": record.min_labels, "max_labels": record.max_labels}
-        provenance["thresholds"] = {"path": args.thresholds, "method": record.method, "rank_by": rank_by,
-                                    "tuned_on": record.prediction_set, "matches_pred": problem is None,
-                                    "allow_other_pred": bool(args.allow_other_pred),
-                                    "problem": problem}
-    else:
-        check_param("threshold", args.threshold, "a finite float", bool(np.isfinite(args.threshold)), PROG)
-        thresholds, rule = np.full(task.n_classes, float(args.threshold)), None
-        provenance["thresholds"] = {"constant": float(args.threshold)}
-    min_labels, max_labels, provenance["label_bounds"] = resolve_label_bounds(task, rule, args.min_labels,
-                                                                              args.max_labels)
-    train_labels = read_labels(args.train_labels, task=task) if args.train_labels else None
-    plan = SubmitPlan(task, ids, probs, thresholds, min_labels, max_labels, train_labels=train_labels,
-                      rank_by=rank_by, posterior=posterior, provenance=provenance)
-    if args.duplicates:
-        plan.test_pairs, plan.train_pairs, provenance["duplicates"] = load_duplicates(
-            args.duplicates, args.max_distance, train_labels)
-    if args.leak:
-        from .leak import leak_labels
-
-        leak_y, leak_src, provenance["leak"] = leak_labels(args.leak, ids, args.leak_conflict)
-        if leak_y.shape[1] != task.n_classes:
-            raise ParameterError(f"The '--leak' files of {PROG} hold {leak_y.shape[1]} classes but task {task.name!r} "
-                                 f"has {task.n_classes}. Got {args.leak} instead.")
-        plan.leak = (leak_y, leak_src)
-    if args.target_dist == "train":
-        if train_labels is None:
-            raise ParameterError(f"The '--train-labels' option of {PROG} is required with --target-dist train. Got None instead.")
-        plan.target = train_labels.to_numpy(dtype=np.float64).mean(axis=0)
-    elif args.target_dist:
-        from .contract import read_target_shares
-
-        plan.target = read_target_shares(args.target_dist, task)
-    return plan
 
 
 def make_submission(plan: SubmitPlan) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -554,67 +423,7 @@ def write_submission(out, frame: pd.DataFrame, changes: pd.DataFrame, summary: d
     return summary
 
 
-def run_check(args) -> int:
-    """``--check``: validate a submission file, one line."""
-    from .cli import console
+if __name__ == "__main__":  # python -m hpa_ens.submit: the command lives in hpa_ens.commands.submit
+    from hpa_ens.commands import launch
 
-    report = check_submission(args.check, args.sample_submission, args.task)
-    warnings = {k: report[k] for k in ("n_empty", "n_unsorted", "n_spacing") if report[k]}
-    if warnings and args.strict:
-        raise ContractError(f"{args.check}: {', '.join(f'{v} rows {k[2:]}' for k, v in warnings.items())} (--strict).")
-    note = ("; warnings: " + ", ".join(f"{v} rows {k[2:]}" for k, v in warnings.items())) if warnings else ""
-    console.print(f"{args.check}: OK, {report['n_rows']} rows, {report['mean_labels']:.3f} labels per image{note}",
-                  soft_wrap=True)
-    return 0
-
-
-def build_parser():
-    from .cli import add_task_argument, parser
-
-    ap = parser(PROG, "Write the submission (duplicates and leaks applied), or --check one.")
-    ap.add_argument("--check", default=None, metavar="SUBMISSION", help="only validate this submission file")
-    ap.add_argument("--pred", default=None, help="prediction-set folder (its test.csv; test-only sets too) or an Id,0..K-1 CSV")
-    ap.add_argument("--thresholds", default=None, help="thresholds JSON from hpa_ens.tune_thresholds (K floats)")
-    ap.add_argument("--threshold", type=float, default=None, help="one threshold for every class instead of --thresholds")
-    ap.add_argument("--allow-other-pred", action="store_true",
-                    help="apply thresholds tuned on another prediction set (or on none recorded); noted in the summary")
-    ap.add_argument("--sample-submission", required=True, help="sample_submission.csv (Id order)")
-    ap.add_argument("--out", default=None, help="submission CSV to write")
-    ap.add_argument("--duplicates", default=None, help="Id_a,Id_b,distance,kind from hpa_ens.dedup")
-    ap.add_argument("--max-distance", type=int, default=None, help="use only duplicate pairs within this hash distance")
-    ap.add_argument("--train-labels", default=None, help="train labels Id,Target (train-test duplicates, --target-dist train)")
-    ap.add_argument("--leak", nargs="+", default=[], help="leak files (Id,Target or Extra,Test,...,Target)")
-    ap.add_argument("--leak-conflict", choices=["union", "first", "error"], default="union",
-                    help="an Id with different leak labels: union of them, the first row, or refuse")
-    ap.add_argument("--min-labels", type=int, default=None,
-                    help="labels forced per row; overrides the thresholds file, which overrides the task's default")
-    ap.add_argument("--max-labels", type=int, default=None,
-                    help="cap on labels per row (0 = no cap); overrides the thresholds file and the task")
-    ap.add_argument("--target-dist", default=None, help="CSV of per-class target shares (e.g. lb column), or 'train'")
-    ap.add_argument("--strict", action="store_true", help="with --check: warnings (empty, unsorted rows) are errors")
-    add_task_argument(ap)
-    return ap
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import console
-
-    args = build_parser().parse_args(argv)
-    if args.check:
-        return run_check(args)
-    plan = plan_submission(args)
-    frame, changes, summary = make_submission(plan)
-    summary = write_submission(args.out, frame, changes, summary)
-    _print_summary(summary["steps"], pd.DataFrame(summary["shares"]), Path(args.out))
-    thr = summary["provenance"]["thresholds"]
-    if thr.get("problem"):
-        console.print(f"[yellow]warning:[/yellow] {thr['problem']} (applied: --allow-other-pred)", soft_wrap=True)
-    console.print(f"wrote {args.out} ({len(frame)} rows, {summary['mean_labels']:.3f} labels per image) and "
-                  f"{summary['changes']} ({len(changes)} changes)", soft_wrap=True)
-    return 0
-
-
-if __name__ == "__main__":
-    from .cli import entry
-
-    entry(main)
+    launch("submit", __spec__.name)

@@ -114,3 +114,27 @@ def test_quiet_silences_information_but_not_errors(tmp_path, capsys):
     assert "informational line" in capsys.readouterr().err
     assert run(command, ["-v"]) == 1
     assert console.quiet is False  # run() restores the default after each command
+
+
+def test_progress_callback_draws_one_task_per_description():
+    from rich.progress import Progress
+
+    from hpa_ens.commands._cli import progress_callback
+
+    with Progress(disable=True) as bar:
+        update = progress_callback(bar)
+        update(0, 4, "train (1 cached)")
+        update(3, 4, "train (1 cached)")
+        update(2, 5, "test (0 cached)")
+        tasks = {t.description: (t.completed, t.total) for t in bar.tasks}
+    assert tasks == {"train (1 cached)": (3, 4), "test (0 cached)": (2, 5)}
+
+
+@pytest.mark.parametrize("name, module", [("folds", "hpa_ens.folds"), ("eda", "hpa_ens.eda"), ("dedup", "hpa_ens.dedup"),
+                                          ("import", "hpa_ens.import_preds"), ("submit", "hpa_ens.submit"),
+                                          ("demo", "hpa_ens.demo")])
+def test_moved_commands_keep_their_python_dash_m_form(name, module):
+    """The command lives in hpa_ens.commands.<name>; the module's main guard hands over to it."""
+    assert COMMANDS[name][0] == f"hpa_ens.commands.{module.rpartition('.')[2]}"
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m {module} "), proc.stderr

@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from hpa_ens import dedup
 from hpa_ens.classes import CHANNELS
+from hpa_ens.commands import dedup as dedup_command
 
 
 def _smooth_images(rng, n, size=128):
@@ -135,7 +136,7 @@ def test_cli_finds_planted_copies_and_caches(planted, tmp_path):
     train, test, truth = planted
     out, cache = tmp_path / "dupes.csv", tmp_path / "hashes.npz"
     argv = ["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--cache", str(cache)]
-    assert dedup.main(argv) == 0
+    assert dedup_command.main(argv) == 0
     found = pd.read_csv(out, dtype={"distance": int})
     assert list(found.columns) == ["Id_a", "Id_b", "distance", "kind"]
     assert _pairs(found) == truth  # blank images (identical hashes) are skipped, not paired
@@ -145,32 +146,32 @@ def test_cli_finds_planted_copies_and_caches(planted, tmp_path):
     # the cache is plain arrays (no pickle) and is reused: same bytes out
     with np.load(cache, allow_pickle=False) as data:
         assert data["hashes"].dtype == np.uint64 and len(data["keys"]) == 6 + 9
-    assert dedup.main(argv) == 0
+    assert dedup_command.main(argv) == 0
     assert out.read_bytes() == first
 
     # a changed file (new mtime/size) is rehashed, not served stale from the cache
     _write(test, "te_noisy", _smooth_images(np.random.default_rng(99), 1)[0])
     st = os.stat(test / "te_noisy_green.png")
     os.utime(test / "te_noisy_green.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert dedup.main(argv) == 0
+    assert dedup_command.main(argv) == 0
     assert ("train-test", "tr0", "te_noisy") not in _pairs(pd.read_csv(out))
 
 
 def test_no_transforms_misses_flipped_copy(planted, tmp_path):
     train, test, truth = planted
     out = tmp_path / "d.csv"
-    dedup.main(["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--no-transforms"])
+    dedup_command.main(["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--no-transforms"])
     found = _pairs(pd.read_csv(out))
     assert ("train-test", "tr2", "te_flip") not in found
     assert ("train-test", "tr0", "te_noisy") in found
 
 
 def test_missing_channel_is_refused_in_one_line(planted, tmp_path, capsys):
-    from hpa_ens.cli import run
+    from hpa_ens.commands._cli import run
 
     train, test, _ = planted
     (test / "te_other_red.png").unlink()
-    code = run(dedup.main, ["--train-dir", str(train), "--test-dir", str(test), "--out", str(tmp_path / "d.csv")])
+    code = run(dedup_command.main, ["--train-dir", str(train), "--test-dir", str(test), "--out", str(tmp_path / "d.csv")])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert "te_other" in err and "red" in err and len(err.splitlines()) == 1
@@ -244,7 +245,7 @@ def test_cli_writes_provenance_and_reads_16_bit(planted, tmp_path):
     for c, plane in zip(CHANNELS, base):
         Image.fromarray(plane.astype(np.uint16) * 257).save(test / f"te16_{c}.png")
     out = tmp_path / "d.csv"
-    assert dedup.main(["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--n-jobs", "2"]) == 0
+    assert dedup_command.main(["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--n-jobs", "2"]) == 0
     found = _pairs(read_duplicates(out))
     assert found == truth | {("train-test", "tr4", "te16")}
     meta = json.loads((tmp_path / "d.meta.json").read_text())
@@ -253,12 +254,12 @@ def test_cli_writes_provenance_and_reads_16_bit(planted, tmp_path):
 
 
 def test_corrupt_png_is_one_line_naming_the_file(planted, tmp_path, capsys):
-    from hpa_ens.cli import run
+    from hpa_ens.commands._cli import run
 
     train, test, _ = planted
     (test / "te_a_green.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     out = tmp_path / "d.csv"
-    code = run(dedup.main, ["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--n-jobs", "2"])
+    code = run(dedup_command.main, ["--train-dir", str(train), "--test-dir", str(test), "--out", str(out), "--n-jobs", "2"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "te_a_green.png" in err and "cannot decode" in err
     assert not out.exists()
@@ -276,3 +277,27 @@ def test_same_picture_at_another_resolution_is_an_exact_twin(tmp_path):
     small = np.stack([dedup.downscale(i) for i in base])
     for got, want in zip(dedup.hash_small_images(small), dedup.hash_images(base)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_compute_hashes_reports_progress_per_set_and_skips_it_when_cached(tmp_path):
+    for k, image in enumerate(_smooth_images(np.random.default_rng(9), 3, size=32)):
+        _write(tmp_path / "train", f"tr{k}", image)
+    calls, cache = [], {}
+    dedup.compute_hashes(tmp_path / "train", cache=cache, description="train", batch_size=2,
+                         progress=lambda *c: calls.append(c))
+    assert calls == [(0, 3, "train (0 cached)"), (2, 3, "train (0 cached)"), (3, 3, "train (0 cached)")]
+    calls.clear()
+    dedup.compute_hashes(tmp_path / "train", cache=cache, progress=lambda *c: calls.append(c))
+    assert calls == []  # nothing to hash: no progress to report
+
+
+def test_run_dedup_refuses_bad_parameters_before_reading_an_image(tmp_path):
+    from hpa_ens.validation import ParameterError
+
+    folders = {"train": tmp_path / "nowhere", "test": tmp_path / "nowhere"}
+    with pytest.raises(ParameterError, match="'kinds' parameter of run_dedup asks for 'external-test'.*'external'"):
+        dedup.run_dedup(folders, ["external-test"])
+    with pytest.raises(ParameterError, match="'max_distance' parameter of run_dedup"):
+        dedup.run_dedup(folders, ["train-test"], max_distance=65)
+    with pytest.raises(ParameterError, match="'cache' parameter of run_dedup"):
+        dedup.run_dedup(folders, ["train-test"], cache_path=tmp_path / "c.npy")

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from hpa_ens import channel_stats as CS
 from hpa_ens import eda
-from hpa_ens.cli import run
+from hpa_ens.commands import eda as eda_command
+from hpa_ens.commands._cli import run
 from hpa_ens.labels import write_labels
 
 
@@ -53,7 +55,7 @@ def test_merge_moments_equals_numpy_on_the_concatenation():
     parts = [rng.random(n) * s for n, s in ((10, 1.0), (1, 0.2), (500, 3.0), (37, 0.01))]
     acc = (0, 0.0, 0.0)
     for part in parts:
-        acc = eda.merge_moments(acc, (part.size, part.mean(), ((part - part.mean()) ** 2).sum()))
+        acc = CS.merge_moments(acc, (part.size, part.mean(), ((part - part.mean()) ** 2).sum()))
     everything = np.concatenate(parts)
     assert acc[0] == everything.size
     assert acc[1] == pytest.approx(everything.mean(), rel=1e-12)
@@ -75,8 +77,8 @@ def _write_images(folder, n_ids=5, size=12, seed=0):
 
 def test_channel_stats_streaming_matches_numpy_and_is_job_independent(tmp_path):
     pixels = _write_images(tmp_path / "img")
-    one = eda.channel_stats(tmp_path / "img", n_jobs=1, chunk_size=3, show_progress=False)
-    two = eda.channel_stats(tmp_path / "img", n_jobs=2, chunk_size=2, show_progress=False)
+    one = CS.channel_stats(tmp_path / "img", n_jobs=1, chunk_size=3)
+    two = CS.channel_stats(tmp_path / "img", n_jobs=2, chunk_size=2)
     assert one["channels"] == ["red", "green", "blue", "yellow"]
     assert one["n_images"] == 5 and one["size"] == 12 and one["n_files"] == [5, 5, 5, 5]
     for k, c in enumerate(one["channels"]):
@@ -85,7 +87,7 @@ def test_channel_stats_streaming_matches_numpy_and_is_job_independent(tmp_path):
         assert one["std"][k] == pytest.approx(stacked.std(), rel=1e-12)
     np.testing.assert_allclose(one["mean"], two["mean"], rtol=1e-13)
     np.testing.assert_allclose(one["std"], two["std"], rtol=1e-13)
-    subset = eda.channel_stats(tmp_path / "img", max_images=2, seed=1, show_progress=False)
+    subset = CS.channel_stats(tmp_path / "img", max_images=2, seed=1)
     assert subset["n_images"] == 2
 
 
@@ -95,7 +97,7 @@ def test_channel_stats_scales_16_bit_and_reports_mixed_sizes(tmp_path):
     arr16 = np.full((4, 6), 65535 // 2, dtype=np.uint16)
     Image.fromarray(arr16).save(folder / "a_red.png")
     Image.fromarray(np.full((4, 4), 51, dtype=np.uint8), mode="L").save(folder / "b_red.png")
-    stats = eda.channel_stats(folder, show_progress=False)
+    stats = CS.channel_stats(folder)
     # 16-bit -> uint8 as hpa_ens.images does everywhere: round(v * 255 / 65535) = 127, then / 255.
     as_uint8 = round((65535 // 2) * 255 / 65535)
     assert as_uint8 == 127
@@ -112,7 +114,7 @@ def test_cli_on_synthetic_labels_and_images(tmp_path):
     write_labels(tmp_path / "train.csv", ids, Y)
     _write_images(tmp_path / "img", n_ids=3, size=8)
     out = tmp_path / "eda"
-    assert run(eda.main, ["--labels", str(tmp_path / "train.csv"), "--images", str(tmp_path / "img"),
+    assert run(eda_command.main, ["--labels", str(tmp_path / "train.csv"), "--images", str(tmp_path / "img"),
                           "--out", str(out), "--dpi", "30"]) == 0
     stats = json.loads((out / "channel_stats.json").read_text())
     assert set(stats) >= {"channels", "mean", "std", "n_images", "size"} and stats["n_images"] == 3
@@ -124,7 +126,7 @@ def test_cli_on_synthetic_labels_and_images(tmp_path):
     assert "channel mean" in md and "class_counts.png" in md
     # Same input, same bytes (plots carry no timestamp).
     again = tmp_path / "eda2"
-    assert run(eda.main, ["--labels", str(tmp_path / "train.csv"), "--out", str(again), "--dpi", "30"]) == 0
+    assert run(eda_command.main, ["--labels", str(tmp_path / "train.csv"), "--out", str(again), "--dpi", "30"]) == 0
     for name in ("class_counts.png", "cooccurrence.png", "labels_per_image.png", "single_label_share.png"):
         assert (again / name).read_bytes() == (out / name).read_bytes()
 
@@ -132,13 +134,13 @@ def test_cli_on_synthetic_labels_and_images(tmp_path):
 def test_cli_refuses_folder_without_images(tmp_path, capsys):
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "x.txt").write_text("")
-    assert run(eda.main, ["--images", str(tmp_path / "img"), "--out", str(tmp_path / "o")]) == 2
+    assert run(eda_command.main, ["--images", str(tmp_path / "img"), "--out", str(tmp_path / "o")]) == 2
     assert "no images named" in capsys.readouterr().err
 
 
 def test_real_labels_report(shared_hpa, tmp_path):
     out = tmp_path / "eda"
-    assert run(eda.main, ["--labels", str(shared_hpa / "train.csv"), "--target-dist",
+    assert run(eda_command.main, ["--labels", str(shared_hpa / "train.csv"), "--target-dist",
                           str(shared_hpa / "lb_label_distribution.csv"), "--out", str(out), "--dpi", "30"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     raw = pd.read_csv(shared_hpa / "train.csv")
@@ -169,7 +171,7 @@ def test_corrupt_png_is_one_line_and_leaves_no_output_folder(tmp_path, capsys, n
     _write_images(tmp_path / "img", n_ids=6, size=8)
     (tmp_path / "img" / "id4_blue.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
     out = tmp_path / "eda"
-    code = run(eda.main, ["--labels", str(tmp_path / "train.csv"), "--images", str(tmp_path / "img"),
+    code = run(eda_command.main, ["--labels", str(tmp_path / "train.csv"), "--images", str(tmp_path / "img"),
                           "--out", str(out), "--n-jobs", n_jobs])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
@@ -182,7 +184,7 @@ def test_channel_stats_reads_jpg_and_goes_through_the_contract(tmp_path):
     folder.mkdir()
     for c, value in zip(("red", "green", "blue", "yellow"), (10, 60, 110, 200)):
         Image.fromarray(np.full((16, 16), value, dtype=np.uint8)).save(folder / f"x_{c}.jpg", quality=95)
-    stats = eda.channel_stats(folder, show_progress=False)
+    stats = CS.channel_stats(folder)
     np.testing.assert_allclose(stats["mean"], np.array([10, 60, 110, 200]) / 255, atol=2 / 255)
     assert stats["images"]["n_files"] == 4 and len(stats["images"]["listing_sha256"]) == 64
     stats["std"] = [0.01, 0.02, 0.03, 0.04]
@@ -226,12 +228,12 @@ def test_channel_stats_read_refuses_absent_or_constant_channel(tmp_path):
 
 def test_array_channel_stats_equals_numpy_and_the_folder_version(tmp_path):
     pixels = _write_images(tmp_path / "img", n_ids=4, size=10)
-    from_folder = eda.channel_stats(tmp_path / "img", show_progress=False)
+    from_folder = CS.channel_stats(tmp_path / "img")
     cache = np.stack([np.stack([(pixels[c][i] * 255).round().astype(np.uint8) for c in pixels]) for i in range(4)])
-    from_array = eda.array_channel_stats(cache, max_images=None)
+    from_array = CS.array_channel_stats(cache, max_images=None)
     np.testing.assert_allclose(from_array["mean"], from_folder["mean"], rtol=1e-12)
     np.testing.assert_allclose(from_array["std"], from_folder["std"], rtol=1e-12)
-    sub = eda.array_channel_stats(cache, max_images=2)  # evenly spaced rows 0 and 3
+    sub = CS.array_channel_stats(cache, max_images=2)  # evenly spaced rows 0 and 3
     np.testing.assert_allclose(sub["mean"][1], cache[[0, 3], 1].mean() / 255, rtol=1e-12)
 
 
@@ -242,9 +244,61 @@ def test_cli_on_a_k_class_task(tmp_path):
     from hpa_ens.labels import EmptyTargetWarning
 
     with pytest.warns(EmptyTargetWarning, match="1 of 4 rows have no label"):
-        assert run(eda.main, ["--labels", str(tmp_path / "l.csv"), "--task", str(tmp_path / "task.csv"),
+        assert run(eda_command.main, ["--labels", str(tmp_path / "l.csv"), "--task", str(tmp_path / "task.csv"),
                               "--out", str(out), "--dpi", "30"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["class_counts"] == [1, 1, 2] and summary["n_no_label"] == 1
     assert summary["class_names"] == ["alpha", "beta", "gamma"]
     assert "2 gamma" in (out / "index.md").read_text()
+
+
+def test_channel_stats_reports_progress_per_file(tmp_path):
+    _write_images(tmp_path / "img", n_ids=5, size=6)
+    calls = []
+    CS.channel_stats(tmp_path / "img", chunk_size=3, progress=lambda *c: calls.append(c))
+    assert calls == [(0, 20, "channel stats"), (3, 20, "channel stats"), (6, 20, "channel stats"),
+                     (9, 20, "channel stats"), (12, 20, "channel stats"), (15, 20, "channel stats"),
+                     (18, 20, "channel stats"), (20, 20, "channel stats")]
+
+
+def test_array_channel_stats_floors_the_std_only_when_asked():
+    cache = np.zeros((3, 2, 4, 4), dtype=np.uint8)
+    cache[:, 1] = np.arange(16, dtype=np.uint8).reshape(4, 4) * 10  # channel 0 is constant
+    plain = CS.array_channel_stats(cache, channels=["a", "b"])
+    floored = CS.array_channel_stats(cache, channels=["a", "b"], min_std=1e-3)
+    assert plain["std"][0] == 0.0 and floored["std"][0] == 1e-3
+    assert floored["std"][1] == plain["std"][1] == pytest.approx((np.arange(16) * 10 / 255).std(), rel=1e-12)
+    with pytest.raises(ValueError, match="'min_std' parameter of array_channel_stats"):
+        CS.array_channel_stats(cache, min_std=-1.0)
+
+
+def test_base_models_normalisation_is_the_one_channel_stats_core():
+    """base_models.data.channel_stats: evenly spaced images, std floored at 1e-3, numbers of the one core
+    (the sums of pixels and of their squares it used before agree to rounding)."""
+    pytest.importorskip("torch")
+    from base_models.data import channel_stats as base_channel_stats
+
+    rng = np.random.default_rng(11)
+    cache = rng.integers(0, 256, size=(30, 4, 8, 8), dtype=np.uint8)
+    cache[:, 3] = 7  # a constant channel: std floored
+    mean, std = base_channel_stats(cache, max_images=12)
+    rows = np.unique(np.linspace(0, 29, 12).astype(int))
+    block = cache[rows].astype(np.float64) / 255.0
+    want_mean = block.mean(axis=(0, 2, 3))
+    want_std = np.sqrt(np.maximum((block ** 2).mean(axis=(0, 2, 3)) - want_mean ** 2, 0.0))
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-13)
+    np.testing.assert_allclose(std[:3], want_std[:3], rtol=1e-12)
+    assert std[3] == 1e-3
+    record = CS.array_channel_stats(cache, max_images=12, min_std=1e-3)
+    np.testing.assert_array_equal(mean, record["mean"])
+    np.testing.assert_array_equal(std, record["std"])
+
+
+def test_explore_refuses_parameters_it_would_ignore(tmp_path):
+    from hpa_ens.validation import ParameterError
+
+    with pytest.raises(ParameterError, match="'labels_path' parameter of explore"):
+        eda.explore()
+    _write_images(tmp_path / "img", n_ids=2, size=6)
+    with pytest.raises(ParameterError, match="'target_dist' parameter of explore needs 'labels_path'"):
+        eda.explore(images=tmp_path / "img", target_dist="lb.csv")

@@ -15,7 +15,8 @@ from scipy import ndimage
 
 from hpa_ens import dedup, folds as F
 from hpa_ens.classes import CHANNELS
-from hpa_ens.cli import run
+from hpa_ens.commands import dedup as dedup_command, folds as folds_command
+from hpa_ens.commands._cli import run
 from hpa_ens.contract import read_folds
 from hpa_ens.contract.duplicates import check_duplicates_provenance, read_duplicates, read_duplicates_meta
 from hpa_ens.contract.extra_folds import extra_fit_mask, read_extra_folds
@@ -68,7 +69,7 @@ def planted(tmp_path):
 
 
 def _dedup(root, out, *extra):
-    return run(dedup.main, ["--train-dir", str(root / "train"), "--test-dir", str(root / "test"),
+    return run(dedup_command.main, ["--train-dir", str(root / "train"), "--test-dir", str(root / "test"),
                             "--extra-images", str(root / "ext"), "--extra-labels", str(root / "ext.csv"),
                             "--out", str(out), "--n-jobs", "1", *extra])
 
@@ -86,7 +87,7 @@ def test_planted_external_copy_lands_in_its_train_twins_fold(planted, tmp_path):
 
     common = ["--labels", str(root / "train.csv"), "--extra-labels", str(root / "ext.csv"), "--n-folds", "4",
               "--no-plot"]
-    assert run(F.main, common + ["--groups", str(tmp_path / "dupes.csv"), "--out", str(tmp_path / "f" / "folds.csv")]) == 0
+    assert run(folds_command.main, common + ["--groups", str(tmp_path / "dupes.csv"), "--out", str(tmp_path / "f" / "folds.csv")]) == 0
     folds = read_folds(tmp_path / "f" / "folds.csv", ids=[f"tr{k:02d}" for k in range(40)])
     extra = read_extra_folds(tmp_path / "f" / "folds.extra.csv", n_folds=4)
     assert extra.index.tolist() == [EXT_COPY] + EXT_OTHER
@@ -98,10 +99,10 @@ def test_planted_external_copy_lands_in_its_train_twins_fold(planted, tmp_path):
         assert mask[0] == (fold != folds["tr07"]) and mask[1:].all()
 
     # Control: without the duplicates file nothing ties the copy to a fold (the check above can fail).
-    assert run(F.main, common + ["--out", str(tmp_path / "g" / "folds.csv")]) == 0
+    assert run(folds_command.main, common + ["--out", str(tmp_path / "g" / "folds.csv")]) == 0
     assert (read_extra_folds(tmp_path / "g" / "folds.extra.csv") == -1).all()
     # The train folds themselves are those of a run without external Ids (one merge, same groups).
-    assert run(F.main, ["--labels", str(root / "train.csv"), "--n-folds", "4", "--no-plot", "--groups",
+    assert run(folds_command.main, ["--labels", str(root / "train.csv"), "--n-folds", "4", "--no-plot", "--groups",
                         str(tmp_path / "dupes.csv"), "--out", str(tmp_path / "h" / "folds.csv")]) == 0
     assert (tmp_path / "h" / "folds.csv").read_bytes() == (tmp_path / "f" / "folds.csv").read_bytes()
     assert not (tmp_path / "h" / "folds.extra.csv").exists()
@@ -145,7 +146,7 @@ def test_external_ids_without_images_are_counted_then_refused_or_skipped(planted
     assert ext.sources()[0] == (EXT_COPY, planted / "ext")
     # The CLI: one line, exit 2, nothing written; --skip-missing goes through.
     out = tmp_path / "d.csv"
-    code = run(dedup.main, ["--train-dir", str(planted / "train"), "--test-dir", str(planted / "test"),
+    code = run(dedup_command.main, ["--train-dir", str(planted / "train"), "--test-dir", str(planted / "test"),
                             "--extra-images", str(planted / "ext"), "--extra-labels", str(tmp_path / "ext_more.csv"),
                             "--out", str(out), "--n-jobs", "1"])
     err = capsys.readouterr().err.strip()
@@ -209,11 +210,11 @@ def test_external_labels_for_a_k_class_task(planted, tmp_path):
 def test_dedup_option_errors_are_parameter_errors(planted, tmp_path):
     base = ["--train-dir", str(planted / "train"), "--test-dir", str(planted / "test"), "--out", str(tmp_path / "d.csv")]
     with pytest.raises(ParameterError, match="needs '--extra-images"):
-        dedup.main(base + ["--kinds", "external-test"])
+        dedup_command.main(base + ["--kinds", "external-test"])
     with pytest.raises(ParameterError, match="--extra-labels"):
-        dedup.main(base + ["--extra-labels", str(planted / "ext.csv")])
+        dedup_command.main(base + ["--extra-labels", str(planted / "ext.csv")])
     with pytest.raises(ParameterError, match="max_distance"):
-        dedup.main(base + ["--max-distance", "65"])
+        dedup_command.main(base + ["--max-distance", "65"])
     assert not (tmp_path / "d.csv").exists()
 
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from hpa_ens import folds as F
-from hpa_ens.cli import run
+from hpa_ens.commands import folds as folds_command
+from hpa_ens.commands._cli import run
 from hpa_ens.contract import read_folds
 from hpa_ens.groups import duplicate_groups, group_codes, group_members, merge_pairs, read_groups, read_pairs
 from hpa_ens.labels import read_labels, write_labels
@@ -180,8 +181,8 @@ def test_cli_writes_folds_report_and_is_byte_deterministic(tmp_path):
     (tmp_path / "dupes.csv").write_text("Id1,Id2\nimg0001,img0002\nimg0002,img0300\nimg0010,img0011\n")
     args = ["--labels", str(tmp_path / "train.csv"), "--n-folds", "4", "--seed", "3",
             "--groups", str(tmp_path / "dupes.csv"), "--no-plot"]
-    assert run(F.main, args + ["--out", str(tmp_path / "a" / "folds.csv")]) == 0
-    assert run(F.main, args + ["--out", str(tmp_path / "b" / "folds.csv")]) == 0
+    assert run(folds_command.main, args + ["--out", str(tmp_path / "a" / "folds.csv")]) == 0
+    assert run(folds_command.main, args + ["--out", str(tmp_path / "b" / "folds.csv")]) == 0
     first = (tmp_path / "a" / "folds.csv").read_bytes()
     assert first == (tmp_path / "b" / "folds.csv").read_bytes()
     folds = read_folds(tmp_path / "a" / "folds.csv", ids=ids)
@@ -198,7 +199,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     Y = _random_labels(30)
     write_labels(tmp_path / "train.csv", [f"i{k}" for k in range(30)], Y)
     (tmp_path / "bad.csv").write_text("foo,bar\n1,2\n")
-    code = run(F.main, ["--labels", str(tmp_path / "train.csv"), "--out", str(tmp_path / "f.csv"),
+    code = run(folds_command.main, ["--labels", str(tmp_path / "train.csv"), "--out", str(tmp_path / "f.csv"),
                         "--groups", str(tmp_path / "bad.csv")])
     assert code == 2
     assert "unknown duplicate-file layout" in capsys.readouterr().err
@@ -209,7 +210,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
 def test_real_labels_with_pedrodiamel_groups(shared_hpa, tmp_path):
     out = tmp_path / "folds.csv"
     dupes = shared_hpa / "leak" / "pedrodiamel_dupes.csv"
-    assert run(F.main, ["--labels", str(shared_hpa / "train.csv"), "--out", str(out),
+    assert run(folds_command.main, ["--labels", str(shared_hpa / "train.csv"), "--out", str(out),
                         "--groups", str(dupes), "--no-plot"]) == 0
     labels = read_labels(shared_hpa / "train.csv")
     folds = read_folds(out, ids=labels.index)
@@ -237,6 +238,7 @@ def test_real_labels_with_pedrodiamel_groups(shared_hpa, tmp_path):
 # ------------------------------------------------------------------ one grouping rule, any K
 def test_duplicate_groups_is_the_one_rule_for_folds_and_submit():
     from hpa_ens import submit
+    from hpa_ens.decision import apply_thresholds
 
     rng = np.random.default_rng(7)
     ids = [f"t{i}" for i in range(40)]
@@ -245,7 +247,13 @@ def test_duplicate_groups_is_the_one_rule_for_folds_and_submit():
     pairs = [(a, b) for a, b in pairs if a != b]
     inside = [(a, b) for a, b in pairs if a in ids and b in ids]
     codes = duplicate_groups(ids, pairs, through_outside=False)
-    np.testing.assert_array_equal(codes, submit.duplicate_groups(ids, pairs))
+    # submit averages exactly these groups (only test Ids join a group there), and has no rule of its own.
+    assert not hasattr(submit, "duplicate_groups")
+    probs = rng.random((len(ids), 28))
+    test_pairs = pd.DataFrame({"Id_a": [a for a, _ in pairs], "Id_b": [b for _, b in pairs], "kind": "test-test"})
+    y_pred, _, steps = submit.build_submission(ids, probs, 0.5, 0, None, test_pairs=test_pairs)
+    np.testing.assert_array_equal(y_pred, apply_thresholds(submit.average_groups(probs, codes), 0.5, 0, None))
+    assert steps["1. test-test images in groups"] == int((np.bincount(codes)[codes] > 1).sum())
     for members in _brute_force_groups(inside, ids):
         assert len({codes[ids.index(m)] for m in members}) == 1
     assert len(set(codes.tolist())) == len(_brute_force_groups(inside, ids))
@@ -264,7 +272,7 @@ def test_cli_on_a_k_class_task(tmp_path):
     pd.DataFrame({"Id": ids, "Target": [" ".join(map(str, np.flatnonzero(r))) for r in Y]}).to_csv(
         tmp_path / "l.csv", index=False)
     out = tmp_path / "folds.csv"
-    assert run(F.main, ["--labels", str(tmp_path / "l.csv"), "--task", str(tmp_path / "task.csv"), "--n-folds", "3",
+    assert run(folds_command.main, ["--labels", str(tmp_path / "l.csv"), "--task", str(tmp_path / "task.csv"), "--n-folds", "3",
                         "--out", str(out), "--no-plot"]) == 0
     folds = read_folds(out, ids=ids)
     np.testing.assert_array_equal(folds.to_numpy(), F.make_folds(Y, 3, 0))
@@ -273,7 +281,7 @@ def test_cli_on_a_k_class_task(tmp_path):
     # The default task refuses class ids outside 0..27 as before; a 5-class task refuses 5.
     (tmp_path / "bad.csv").write_text("Id,Target\na,5\nb,1\nc,2\n")
     with pytest.raises(ContractError, match=r"bad.csv, row 1: unknown class id '5'"):
-        F.main(["--labels", str(tmp_path / "bad.csv"), "--task", str(tmp_path / "task.csv"), "--out", str(out)])
+        folds_command.main(["--labels", str(tmp_path / "bad.csv"), "--task", str(tmp_path / "task.csv"), "--out", str(out)])
 
 
 @pytest.mark.parametrize("content, message", [

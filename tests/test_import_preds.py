@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from hpa_ens import import_preds
-from hpa_ens.cli import run
+from hpa_ens.commands import import_preds as import_command
+from hpa_ens.commands._cli import run
 from hpa_ens.contract import read_prediction_set
 from hpa_ens.io import sha256_file
 from hpa_ens.task import HPA2018, load_task
@@ -42,13 +43,13 @@ def _csv(path, ids, probs, columns, order=None):
 
 
 def _ok(argv, out):
-    assert run(import_preds.main, [*argv, "--out", str(out)]) == 0
+    assert run(import_command.main, [*argv, "--out", str(out)]) == 0
     return read_back(out)
 
 
 def _refused(argv, out, capsys, *needles):
     capsys.readouterr()  # drop what earlier calls printed
-    assert run(import_preds.main, [*argv, "--out", str(out)]) == 2
+    assert run(import_command.main, [*argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for needle in needles:
@@ -174,7 +175,7 @@ def test_out_that_is_not_a_prediction_set_is_refused(team, capsys):
     data = tmp / "data"
     data.mkdir()
     (data / "train.csv").write_text("Id,Target\na,0\n")
-    assert run(import_preds.main, ["--test", str(src), "--out", str(data)]) == 2
+    assert run(import_command.main, ["--test", str(src), "--out", str(data)]) == 2
     assert "not a prediction set" in capsys.readouterr().err
     assert sorted(p.name for p in data.iterdir()) == ["train.csv"]
 
@@ -195,7 +196,7 @@ def test_column_map_and_another_task(tmp_path):
     mapping.write_text(json.dumps({"sample": "Id", "fold": "-", "m": 0, "e": "Ethanol", "w": 2, "s": "Salt",
                                    "su": 4, "o": "Oil"}))
     out = tmp_path / "set"
-    assert run(import_preds.main, ["--test", str(tmp_path / "t.csv"), "--columns", str(mapping), "--task",
+    assert run(import_command.main, ["--test", str(tmp_path / "t.csv"), "--columns", str(mapping), "--task",
                                    str(task_csv), "--out", str(out)]) == 0
     got = read_back(out)
     np.testing.assert_array_equal(got.loc[ids].to_numpy(), probs)
@@ -203,7 +204,7 @@ def test_column_map_and_another_task(tmp_path):
     assert meta["task"]["class_names"] == names and meta["sources"]["test"]["ignored_columns"] == ["fold"]
     assert meta["inputs"]["columns"] == sha256_file(mapping)
     # the same file without the map: 'sample' is no Id column it can trust, the columns no classes
-    assert run(import_preds.main, ["--test", str(tmp_path / "t.csv"), "--task", str(task_csv),
+    assert run(import_command.main, ["--test", str(tmp_path / "t.csv"), "--task", str(task_csv),
                                    "--out", str(tmp_path / "x")]) == 2
     assert task.n_classes == 6
 

@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 
 from hpa_ens.cli import run
-from hpa_ens.import_preds import main as import_main
+from hpa_ens.commands.import_preds import main as import_main
 from hpa_ens.io import sha256_file
 from hpa_ens.commands.score import main as score_main
-from hpa_ens.submit import main as submit_main
+from hpa_ens.commands.submit import main as submit_main
 
 REPO = Path(__file__).resolve().parents[1]
 ZHU = "submissions/conv_team10_zhu_614_test_probs.csv"

@@ -11,9 +11,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from hpa_ens import submit
-from hpa_ens.cli import run
+from hpa_ens.commands import submit as submit_command
+from hpa_ens.commands._cli import run
 from hpa_ens.contract import probs_frame, write_probs
 from hpa_ens.thresholds import apply_thresholds
+from hpa_ens.groups import duplicate_groups
 from hpa_ens.io import sha256_file
 from hpa_ens.labels import read_submission
 from hpa_ens.task import HPA2018, Task, load_task
@@ -30,7 +32,7 @@ def test_duplicate_groups_match_scipy_components():
     rng = np.random.default_rng(0)
     ids = [f"t{k}" for k in range(30)]
     pairs = [(ids[a], ids[b]) for a, b in rng.integers(0, 30, size=(15, 2)) if a != b] + [("t1", "unknown")]
-    groups = submit.duplicate_groups(ids, pairs)
+    groups = duplicate_groups(ids, pairs, through_outside=False)
     idx = {i: k for k, i in enumerate(ids)}
     edges = np.array([(idx[a], idx[b]) for a, b in pairs if b in idx])
     graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(30, 30))
@@ -112,13 +114,13 @@ def test_cli_writes_submission_log_and_summary(setup):
     out = tmp / "sub" / "submission.csv"
     argv = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out),
             "--duplicates", str(dupes), "--train-labels", str(train), "--leak", str(leak), "--target-dist", "train"]
-    assert run(submit.main, argv) == 0
+    assert run(submit_command.main, argv) == 0
     text = out.read_text()
     assert text.splitlines()[0] == "Id,Predicted"
     sub = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert sub["Id"].tolist() == ids
     y = read_submission(out).to_numpy().astype(bool)
-    want = apply_thresholds(submit.average_groups(probs, submit.duplicate_groups(ids, [("id00", "id11")])), 0.5, 1, 2)
+    want = apply_thresholds(submit.average_groups(probs, duplicate_groups(ids, [("id00", "id11")], through_outside=False)), 0.5, 1, 2)
     want[1] = False
     want[1, [4, 27]] = True
     want[2] = False
@@ -132,10 +134,10 @@ def test_cli_writes_submission_log_and_summary(setup):
     assert summary["leak"]["skipped_not_test"][str(leak)] == 1
     assert summary["max_labels"] == 2 and summary["n_empty"] == 0
     assert len(summary["shares"]["target"]) == 28
-    assert run(submit.main, ["--check", str(out), "--sample-submission", str(sample), "--strict"]) == 0
+    assert run(submit_command.main, ["--check", str(out), "--sample-submission", str(sample), "--strict"]) == 0
     # same inputs, same bytes
     first = out.read_bytes()
-    assert run(submit.main, argv) == 0
+    assert run(submit_command.main, argv) == 0
     assert out.read_bytes() == first
 
 
@@ -143,9 +145,9 @@ def test_min_labels_flag_overrides_file_and_allows_empty(setup):
     tmp, ids, probs, pred, sample, thr = setup
     out = tmp / "s.csv"
     base = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out)]
-    assert run(submit.main, base) == 0
+    assert run(submit_command.main, base) == 0
     assert (read_submission(out).sum(axis=1) >= 1).all()
-    assert run(submit.main, base + ["--min-labels", "0"]) == 0
+    assert run(submit_command.main, base + ["--min-labels", "0"]) == 0
     y = read_submission(out).to_numpy().astype(bool)
     np.testing.assert_array_equal(y, apply_thresholds(probs, 0.5, 0, 2))
     assert (~y.any(axis=1)).any()
@@ -160,9 +162,9 @@ def test_prediction_set_folder_with_edited_test_is_refused(setup, capsys):
     write_prediction_set(folder, frame, frame, build_meta("test", argv=[]))
     base = ["--pred", str(folder), "--thresholds", str(thr), "--sample-submission", str(sample), "--out",
             str(tmp / "s.csv"), "--allow-other-pred"]
-    assert run(submit.main, base) == 0
+    assert run(submit_command.main, base) == 0
     (folder / "test.csv").write_text((folder / "test.csv").read_text().replace("id00,", "id00,0", 1))
-    assert run(submit.main, base) == 2
+    assert run(submit_command.main, base) == 2
     assert "sha256" in capsys.readouterr().err
 
 
@@ -177,7 +179,7 @@ def test_check_accepts_real_submissions(shared_hpa):
     raw = pd.read_csv(lk, dtype=str)
     unsorted = sum(t.split() != sorted(t.split(), key=int) for t in raw["Predicted"])
     assert submit.check_submission(lk, sample)["n_unsorted"] == unsorted > 0
-    assert run(submit.main, ["--check", str(lk), "--sample-submission", str(sample), "--strict"]) == 2
+    assert run(submit_command.main, ["--check", str(lk), "--sample-submission", str(sample), "--strict"]) == 2
 
 
 def test_submit_on_real_probs_and_leaks(shared_hpa, tmp_path):
@@ -186,7 +188,7 @@ def test_submit_on_real_probs_and_leaks(shared_hpa, tmp_path):
             "--sample-submission", str(shared_hpa / "sample_submission.csv"), "--out", str(out),
             "--leak", str(shared_hpa / "leak" / "pudae_leak.csv"), str(shared_hpa / "leak" / "test_matches_omlos.csv"),
             "--leak-conflict", "first", "--target-dist", str(shared_hpa / "lb_label_distribution.csv")]
-    assert run(submit.main, argv) == 0
+    assert run(submit_command.main, argv) == 0
     report = submit.check_submission(out, shared_hpa / "sample_submission.csv")
     assert report["n_unsorted"] == 0 and report["n_empty"] == 0
     sub = pd.read_csv(out, dtype=str).set_index("Id")["Predicted"]
@@ -213,7 +215,7 @@ def test_check_refuses_broken_submissions_in_one_line(setup, name, capsys):
     good = pd.DataFrame({"Id": ids, "Predicted": ["0 5"] * len(ids)})
     path = tmp / "broken.csv"
     BROKEN[name](good).to_csv(path, index=False)
-    assert run(submit.main, ["--check", str(path), "--sample-submission", str(sample)]) == 2
+    assert run(submit_command.main, ["--check", str(path), "--sample-submission", str(sample)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(path) in err
 
@@ -222,7 +224,7 @@ def test_check_refuses_empty_file(setup, capsys):
     tmp, ids, probs, pred, sample, thr = setup
     path = tmp / "empty.csv"
     path.write_text("")
-    assert run(submit.main, ["--check", str(path), "--sample-submission", str(sample)]) == 2
+    assert run(submit_command.main, ["--check", str(path), "--sample-submission", str(sample)]) == 2
     assert "empty" in capsys.readouterr().err
 
 
@@ -231,7 +233,7 @@ def test_check_refuses_empty_file(setup, capsys):
 def test_bad_thresholds_file_is_refused(setup, content):
     tmp, ids, probs, pred, sample, thr = setup
     thr.write_text(content)
-    assert run(submit.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),
+    assert run(submit_command.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),
                              "--out", str(tmp / "s.csv")]) == 2
     assert not (tmp / "s.csv").exists()
 
@@ -250,15 +252,15 @@ SIX = Task("six", tuple(f"c{k}" for k in range(6)), min_labels=1, max_labels=3)
     (SIX, {"max_labels": 4}, (1, 5), (1, 5, "flag", "flag")),
 ])
 def test_label_bounds_task_then_thresholds_then_flags(task, record, flags, want):
-    lo, hi, sources = submit.resolve_label_bounds(task, record, *flags)
+    lo, hi, sources = submit_command.resolve_label_bounds(task, record, *flags)
     assert (lo, hi, sources["min_labels"], sources["max_labels"]) == want
 
 
 def test_label_bounds_out_of_range_are_refused():
     with pytest.raises(ValueError, match="min_labels.*Got 7 instead"):
-        submit.resolve_label_bounds(SIX, None, 7, None)
+        submit_command.resolve_label_bounds(SIX, None, 7, None)
     with pytest.raises(ValueError, match="max_labels.*Got 1 instead"):
-        submit.resolve_label_bounds(SIX, {"min_labels": 2, "max_labels": 1})
+        submit_command.resolve_label_bounds(SIX, {"min_labels": 2, "max_labels": 1})
 
 
 # ------------------------------------------------------------------------- thresholds provenance
@@ -268,11 +270,11 @@ def test_thresholds_tuned_on_another_set_are_refused_unless_allowed(setup, capsy
     write_probs(other, probs_frame(ids, np.clip(probs + 0.01, 0, 1)))
     out = tmp / "s.csv"
     argv = ["--pred", str(other), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out)]
-    assert run(submit.main, argv) == 2
+    assert run(submit_command.main, argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "were tuned on" in err and "--allow-other-pred" in err
     assert not out.exists()
-    assert run(submit.main, argv + ["--allow-other-pred"]) == 0
+    assert run(submit_command.main, argv + ["--allow-other-pred"]) == 0
     summary = json.loads((tmp / "s.summary.json").read_text())
     record = summary["provenance"]["thresholds"]
     assert record["allow_other_pred"] is True and record["matches_pred"] is False
@@ -280,14 +282,14 @@ def test_thresholds_tuned_on_another_set_are_refused_unless_allowed(setup, capsy
     # thresholds that record no set at all are not trusted either
     bare = tmp / "bare.json"
     bare.write_text(json.dumps({"thresholds": [0.5] * 28, "method": "fixed", "task": HPA2018.to_meta()}))
-    assert run(submit.main, ["--pred", str(pred), "--thresholds", str(bare), "--sample-submission", str(sample),
+    assert run(submit_command.main, ["--pred", str(pred), "--thresholds", str(bare), "--sample-submission", str(sample),
                              "--out", str(out)]) == 2
     assert "records no prediction set" in capsys.readouterr().err
 
 
 def test_test_only_set_and_another_task(tmp_path):
     """A K=6 task end to end: an imported test-only set, thresholds matched on it, a checked submission."""
-    from hpa_ens.import_preds import main as import_main
+    from hpa_ens.commands.import_preds import main as import_main
 
     task_csv = tmp_path / "task.csv"
     pd.DataFrame({"id": range(6), "name": [f"label {k}" for k in range(6)]}).to_csv(task_csv, index=False)
@@ -303,14 +305,14 @@ def test_test_only_set_and_another_task(tmp_path):
     thresholds = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
     thr.write_text(json.dumps(thresholds_doc(thresholds, load_task(task_csv), folder, min_labels=0, max_labels=None)))
     out = tmp_path / "sub.csv"
-    assert run(submit.main, ["--pred", str(folder), "--thresholds", str(thr), "--sample-submission",
+    assert run(submit_command.main, ["--pred", str(folder), "--thresholds", str(thr), "--sample-submission",
                              str(tmp_path / "sample.csv"), "--task", str(task_csv), "--out", str(out)]) == 0
     sub = pd.read_csv(out, dtype=str, keep_default_na=False)
     want = apply_thresholds(probs, thresholds, 0, None)
     assert sub["Predicted"].tolist() == [" ".join(map(str, np.flatnonzero(r))) for r in want]
     assert submit.check_submission(out, tmp_path / "sample.csv", load_task(task_csv))["n_rows"] == 50
     # the same set under the default 28-class task is refused in one line: the classes differ
-    assert run(submit.main, ["--pred", str(folder), "--threshold", "0.5", "--sample-submission",
+    assert run(submit_command.main, ["--pred", str(folder), "--threshold", "0.5", "--sample-submission",
                              str(tmp_path / "sample.csv"), "--out", str(tmp_path / "x.csv")]) == 2
     assert not (tmp_path / "x.csv").exists()
 
@@ -318,12 +320,12 @@ def test_test_only_set_and_another_task(tmp_path):
 def test_constant_threshold_needs_no_file(setup):
     tmp, ids, probs, pred, sample, thr = setup
     out = tmp / "c.csv"
-    assert run(submit.main, ["--pred", str(pred), "--threshold", "0.5", "--sample-submission", str(sample),
+    assert run(submit_command.main, ["--pred", str(pred), "--threshold", "0.5", "--sample-submission", str(sample),
                              "--out", str(out)]) == 0
     # HPA 2018's default rule applies: at least 1, at most 5 labels per image
     y = read_submission(out).to_numpy().astype(bool)
     np.testing.assert_array_equal(y, apply_thresholds(probs, 0.5, HPA2018.min_labels, HPA2018.max_labels))
-    assert run(submit.main, ["--pred", str(pred), "--threshold", "0.5", "--thresholds", str(thr),
+    assert run(submit_command.main, ["--pred", str(pred), "--threshold", "0.5", "--thresholds", str(thr),
                              "--sample-submission", str(sample), "--out", str(out)]) == 2
 
 
@@ -337,20 +339,20 @@ def test_duplicates_go_through_their_contract(setup, capsys):
     out = tmp / "s.csv"
     base = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out),
             "--duplicates", str(dupes)]
-    assert run(submit.main, base) == 0
+    assert run(submit_command.main, base) == 0
     record = json.loads((tmp / "s.summary.json").read_text())["provenance"]["duplicates"]
     assert record["sha256"] == sha256_file(dupes) and record["sidecar"]["folders"]["test"]["n_files"] == 48
-    assert run(submit.main, base + ["--max-distance", "2"]) == 0  # the only pair is farther: nothing averaged
+    assert run(submit_command.main, base + ["--max-distance", "2"]) == 0  # the only pair is farther: nothing averaged
     assert json.loads((tmp / "s.summary.json").read_text())["steps"]["1. test-test average"] == 0
     # edited after dedup wrote it: refused, nothing written
     out.unlink()
     dupes.write_text(dupes.read_text().replace(",3,", ",0,"))
-    assert run(submit.main, base) == 2
+    assert run(submit_command.main, base) == 2
     assert "changed after" in capsys.readouterr().err and not out.exists()
     # an unparseable distance is refused, not read as 0 (an exact twin)
     bad = tmp / "bad.csv"
     bad.write_text("Id_a,Id_b,distance,kind\nid00,id11,near,test-test\n")
-    assert run(submit.main, [*base[:-1], str(bad)]) == 2
+    assert run(submit_command.main, [*base[:-1], str(bad)]) == 2
     assert "bad.csv, row 1" in capsys.readouterr().err
 
 
@@ -361,7 +363,7 @@ def test_rank_rule_of_the_thresholds_file_is_applied(setup):
     doc.update(thresholds=cuts.tolist(), rank_by="prob", min_labels=2, max_labels=2)
     thr.write_text(json.dumps(doc))
     out = tmp / "r.csv"
-    assert run(submit.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),
+    assert run(submit_command.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample),
                              "--out", str(out)]) == 0
     y = read_submission(out).to_numpy().astype(bool)
     want = apply_thresholds(probs, cuts, 2, 2, rank_by="prob")
@@ -385,7 +387,7 @@ def test_posterior_fill_of_the_thresholds_file_is_applied(setup, capsys):
     thr.write_text(json.dumps(doc))
     out = tmp / "p.csv"
     args = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out)]
-    assert run(submit.main, args) == 0
+    assert run(submit_command.main, args) == 0
     want = apply_thresholds(probs, cuts, 1, None, rank_by="posterior", posterior=post)
     np.testing.assert_array_equal(read_submission(out).to_numpy().astype(bool), want)
     assert not np.array_equal(want, apply_thresholds(probs, cuts, 1, None, rank_by="ratio"))
@@ -393,5 +395,5 @@ def test_posterior_fill_of_the_thresholds_file_is_applied(setup, capsys):
     out.unlink()
     del doc["posterior"]
     thr.write_text(json.dumps(doc))
-    assert run(submit.main, args) == 2
+    assert run(submit_command.main, args) == 2
     assert "needs the 'posterior' calibration" in capsys.readouterr().err and not out.exists()

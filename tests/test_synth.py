@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from hpa_ens import synth
-from hpa_ens.cli import run
+from hpa_ens.commands import synth as synth_command
+from hpa_ens.commands._cli import run
 from hpa_ens.synth.draw import PATTERNS, Scene, render, transform_copy
 from hpa_ens.classes import CHANNELS, N_CLASSES
 from hpa_ens.contract import read_target_distribution
@@ -192,13 +193,13 @@ def test_transform_copy_description_is_faithful():
 
 def test_cli_writes_data_and_preview(tmp_path):
     out = tmp_path / "cli"
-    code = run(synth.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--seed", "1",
+    code = run(synth_command.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--seed", "1",
                             "--n-jobs", "1", "--preview", str(tmp_path / "p.png"), "--preview-kind", "random"])
     assert code == 0
     assert len(read_labels(out / "train.csv")) == 6
     assert Image.open(tmp_path / "p.png").size[0] > 100
     # a second run into the same folder without --overwrite is a one-line error, exit 2
-    assert run(synth.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--n-jobs", "1"]) == 2
+    assert run(synth_command.main, ["--out", str(out), "--n-train", "6", "--n-test", "4", "--size", "24", "--n-jobs", "1"]) == 2
 
 
 def test_never_generates_into_a_user_folder(tmp_path):
@@ -218,3 +219,26 @@ def test_never_generates_into_a_user_folder(tmp_path):
     synth.generate(tmp_path / "gen", n_train=4, n_test=2, size=32, seed=0, n_jobs=1)
     assert (tmp_path / "gen" / synth.MARKER).is_file()
     synth.generate(tmp_path / "gen", n_train=4, n_test=2, size=32, seed=0, n_jobs=1, overwrite=True)
+
+
+def test_progress_reports_every_image_and_does_not_change_the_bytes(tmp_path):
+    calls = []
+    synth.generate(tmp_path / "a", 10, 6, size=16, seed=5, n_jobs=1, progress=lambda *c: calls.append(c))
+    synth.generate(tmp_path / "b", 10, 6, size=16, seed=5, n_jobs=2)
+    assert calls[0] == (0, 16, "synth images") and calls[-1] == (16, 16, "synth images")
+    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
+    for path in sorted((tmp_path / "a").rglob("*.png")):
+        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+
+
+@pytest.mark.parametrize("module", ["hpa_ens.synth", "hpa_ens.synth.generate"])
+def test_python_dash_m_forms_run_the_command(tmp_path, module):
+    import subprocess
+    import sys
+
+    help_text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0 and help_text.stdout.startswith(f"usage: python -m {module} ")
+    proc = subprocess.run([sys.executable, "-m", module, "--out", str(tmp_path / "d"), "--n-train", "3", "--n-test",
+                           "2", "--size", "16", "--n-jobs", "1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(read_labels(tmp_path / "d" / "train.csv")) == 3

@@ -17,24 +17,24 @@ __all__ = ["COMMANDS", "main", "launch", "console_main"]
 
 #: subcommand -> (module with a ``main(argv)``, one-line description), in pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("hpa_ens.synth.generate", "write the synthetic HPA-like image set (the embedded default)"),
-    "folds": ("hpa_ens.folds", "multilabel-stratified folds.csv, duplicate groups kept whole"),
-    "eda": ("hpa_ens.eda", "label and image exploration report, channel statistics"),
+    "synth": ("hpa_ens.commands.synth", "write the synthetic HPA-like image set (the embedded default)"),
+    "folds": ("hpa_ens.commands.folds", "multilabel-stratified folds.csv, duplicate groups kept whole"),
+    "eda": ("hpa_ens.commands.eda", "label and image exploration report, channel statistics"),
     "base-models": ("base_models.run_all", "train every base-model config on every fold, collect prediction sets"),
     "train": ("base_models.train", "train one fold of one CNN config"),
     "collect": ("base_models.collect", "assemble a config's folds into a prediction set"),
     "features": ("base_models.features", "the image-feature base model (no torch)"),
     "predict": ("base_models.predict", "predict new images with trained checkpoints"),
     "distill": ("base_models.distill", "train a small student on a teacher's soft labels"),
-    "import": ("hpa_ens.import_preds", "turn a team's saved predictions (CSV, npy, npz, parquet) into a prediction set"),
+    "import": ("hpa_ens.commands.import_preds", "turn a team's saved predictions (CSV, npy, npz, parquet) into a prediction set"),
     "blend": ("hpa_ens.commands.blend", "blend prediction sets (mean, rank, weighted, caruana) or vote submissions"),
     "vote": ("hpa_ens.commands.vote", "vote label by label across submission files"),
     "stack": ("hpa_ens.commands.stack", "per-class LightGBM stacker over every set's class probabilities"),
     "thresholds": ("hpa_ens.commands.thresholds", "per-class thresholds maximising macro F1 (under a target distribution)"),
-    "dedup": ("hpa_ens.dedup", "near-duplicate images between train, external and test"),
-    "submit": ("hpa_ens.submit", "thresholds, duplicates and leaks -> submission.csv"),
+    "dedup": ("hpa_ens.commands.dedup", "near-duplicate images between train, external and test"),
+    "submit": ("hpa_ens.commands.submit", "thresholds, duplicates and leaks -> submission.csv"),
     "score": ("hpa_ens.commands.score", "macro F1 of a submission against a truth file"),
-    "demo": ("hpa_ens.demo", "the whole pipeline on the synthetic set, with a report"),
+    "demo": ("hpa_ens.commands.demo", "the whole pipeline on the synthetic set, with a report"),
 }
 
 #: Top-level packages whose absence means the [train] extra is not installed.

@@ -24,11 +24,12 @@ from typing import Callable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from ..utils import available_cpus, resolve_n_jobs
 
-__all__ = ["console", "errors", "progress", "run", "parser", "prog", "warn", "say", "verbosity",
+__all__ = ["console", "errors", "progress", "progress_callback", "run", "parser", "prog", "warn", "say", "verbosity",
            "add_task_argument", "add_n_jobs_argument", "resolve_n_jobs", "available_cpus",
            "EXIT_BAD_INPUT", "EXIT_FAILURE"]
 
@@ -73,7 +74,17 @@ def warn(message: str) -> None:
 
 
 def progress(transient: bool = False) -> Progress:
-    """The project's progress bar on stderr: off under ``--quiet`` and when stderr is not a terminal."""
+    """The project's progress bar on stderr: off under ``--quiet`` and when stderr is not a terminal.
+
+    **The library's progress convention.** A library function that does long work takes an optional
+    ``progress`` callback and calls it as ``progress(n_done, n_total, description)``: first with
+    ``n_done = 0`` once the amount of work is known, then with the running count after each piece
+    (``n_total`` is fixed for one ``description``; a new description is a new piece of work, e.g. the
+    next image set). The library never draws anything itself; a command wires the callback to a bar::
+
+        with progress() as bar:
+            stats = channel_stats(folder, progress=progress_callback(bar))
+    """
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -84,6 +95,21 @@ def progress(transient: bool = False) -> Progress:
         transient=transient,
         disable=verbosity() < 0 or not console.is_terminal,
     )
+
+
+def progress_callback(bar: Progress) -> Callable[[int, int, str], None]:
+    """A library ``progress(n_done, n_total, description)`` callback that draws on ``bar``.
+
+    Each new ``description`` gets its own task on the bar (added at its first call); later calls move it.
+    """
+    tasks: dict[str, TaskID] = {}
+
+    def update(n_done: int, n_total: int, description: str) -> None:
+        if description not in tasks:
+            tasks[description] = bar.add_task(description, total=n_total)
+        bar.update(tasks[description], completed=n_done, total=n_total)
+
+    return update
 
 
 def _debug_requested(argv: Sequence[str] | None) -> bool:

@@ -3,6 +3,7 @@
 Every file that passes from one stage to the next is read and written here, with its validation:
 
 - :mod:`.predictions`: prediction sets (``oof.csv``, ``test.csv``, ``meta.json``) and ``folds.csv``;
+- :mod:`.image_folders`: which files are images, and an image folder's provenance (its listing hash);
 - the freshness rule (:func:`is_current`) that every "is this done?" check uses.
 """
 
@@ -32,6 +33,7 @@ from .predictions import (  # noqa: F401
 from .fold_metrics import FOLD_METRICS_FILE, read_fold_metrics, write_fold_metrics  # noqa: F401,E402
 from .duplicates import DUPLICATE_KINDS, check_duplicates_provenance, read_duplicates, read_duplicates_meta, write_duplicates  # noqa: F401,E501
 from .channel_stats import ChannelStats, read_channel_stats, write_channel_stats  # noqa: F401
+from .image_folders import IMAGE_EXTENSIONS, folder_record, image_files  # noqa: F401
 from .extra_folds import extra_fit_mask, extra_folds_path, read_extra_folds, write_extra_folds  # noqa: F401
 from .thresholds import ThresholdsRecord, check_thresholds_match, prediction_set_hashes, read_target_distribution, read_target_shares, read_thresholds, write_thresholds  # noqa: F401,E501
 from .inputs import StageInputs, meta_inputs, read_stage_inputs, write_stage_set  # noqa: F401,E402

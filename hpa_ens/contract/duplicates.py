@@ -20,8 +20,8 @@ is refused, never read as 0 (an exact twin). ``max_distance`` on a file without 
 refused too, instead of being ignored.
 
 Provenance: :func:`write_duplicates` writes ``<stem>.meta.json`` beside the CSV, last, with the CSV's
-sha256 and, per image set, :func:`hpa_ens.image_sets.folder_record` (sha256 of the folder's sorted
-listing of image names and sizes). :func:`check_duplicates_provenance` recomputes those listings for
+sha256 and, per image set, :func:`.image_folders.folder_record` (sha256 of the folder's sorted listing
+of image names and sizes). :func:`check_duplicates_provenance` recomputes those listings for
 the folders a caller has and refuses a mismatch (the pairs were found on other images).
 """
 
@@ -54,8 +54,7 @@ def empty_duplicates() -> pd.DataFrame:
 def duplicates_meta_path(path: str | os.PathLike) -> Path:
     """``duplicates.csv`` -> ``duplicates.meta.json`` beside it."""
     path = Path(path)
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return path.with_name(f"{stem}.meta.json")
+    return path.with_name(f"{path.stem}.meta.json")
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -210,7 +209,7 @@ def check_duplicates_provenance(path: str | os.PathLike, folders: Mapping[str, s
         No sidecar, a set the file was not computed on, or a folder whose listing hash differs (one
         line naming the folder, both file counts).
     """
-    from ..image_sets import folder_record
+    from .image_folders import folder_record
 
     meta = read_duplicates_meta(path)
     if meta is None:

@@ -1,6 +1,7 @@
 """A synthetic HPA-like image set with known truth, written in exactly the Kaggle layout.
 
-``python -m hpa_ens.synth --out DIR --n-train N --n-test M --size S --seed K`` writes::
+``python -m hpa_ens.synth --out DIR --n-train N --n-test M --size S --seed K`` (the command:
+:mod:`hpa_ens.commands.synth`; here: :func:`generate`) writes::
 
     DIR/train/{Id}_{red,green,blue,yellow}.png   8-bit grayscale S x S
     DIR/test/{Id}_{red,green,blue,yellow}.png
@@ -24,23 +25,23 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_write_text
-from .draw import render, transform_copy
-from ..validation import ContractError, check_param
 from ..classes import CHANNELS, CLASS_NAMES, N_CLASSES
 from ..contract.thresholds import read_target_distribution
+from ..images import composite_rgb
+from ..io import atomic_write_text
 from ..labels import labels_frame, parse_target
 from ..report import save_figure
-from ..validation import ParameterError
+from ..utils import resolve_n_jobs
+from ..validation import ContractError, check_param
+from .draw import render, transform_copy
 
 SPLIT_TRAIN, SPLIT_TEST, _STREAM_LABELS, _STREAM_COPY, _STREAM_PREVIEW = 0, 1, 2, 3, 4
 #: The fixed tail of every Kaggle HPA Id (uuid1 with the organisers' node); we keep it for realism.
@@ -248,7 +249,8 @@ def check_generated_folder(out_dir, overwrite: bool = False) -> Path:
 
 def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0, target_dist=None,
              n_jobs: int = -1, dup_rate: float = 0.015, test_pairs: int | None = None, leak_rate: float = 0.02,
-             overwrite: bool = False, compress_level: int = 3, show_progress: bool = False) -> Plan:
+             overwrite: bool = False, compress_level: int = 3,
+             progress: Callable[[int, int, str], None] | None = None) -> Plan:
     """Write a synthetic HPA-like data set in the Kaggle layout (see the module docstring).
 
     Parameters
@@ -260,9 +262,13 @@ def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0,
     seed : int >= 0; the same seed gives the same bytes
     target_dist : None, an ndarray of 28 shares, or a CSV path read with ``read_target_distribution``
         (for example ``lb_label_distribution.csv``); draws the test labels toward these class shares
-    n_jobs : joblib workers (-1: all cores); does not change the output
+    n_jobs : joblib workers in joblib's convention (-1: every available CPU, -2: all but one, …); does not
+        change the output
     dup_rate, test_pairs, leak_rate : see :func:`make_plan`
     compress_level : PNG zlib level 0-9 (speed vs. size; pixels are the same)
+    progress : callable, optional
+        ``progress(n_images_written, n_images, "synth images")`` (the convention of
+        :func:`hpa_ens.commands._cli.progress`)
 
     Returns
     -------
@@ -296,15 +302,13 @@ def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0,
     # Write into a hidden staging folder and move the finished outputs in at the end: a crash never
     # leaves a half-written data set where a later stage would read it.
     out_dir.mkdir(parents=True, exist_ok=True)
-    from ..io import atomic_write_text
-
     atomic_write_text(out_dir / MARKER, "written by hpa_ens.synth; this folder may be regenerated\n")
     staging = out_dir / f".synth-partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     for folder in ("train", "test", "truth"):
         (staging / folder).mkdir(parents=True)
     try:
-        transforms = _run_jobs(jobs, staging, int(size), int(seed), n_jobs, compress_level, show_progress)
+        transforms = _run_jobs(jobs, staging, int(size), int(seed), n_jobs, compress_level, progress)
         _write_tables(staging, plan, transforms)
         for name in _OUTPUTS:
             target = out_dir / name
@@ -318,26 +322,27 @@ def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0,
     return plan
 
 
-def _run_jobs(jobs, staging: Path, size: int, seed: int, n_jobs: int, compress_level: int, show_progress: bool) -> dict:
-    from joblib import Parallel, cpu_count, delayed
+def _run_jobs(jobs, staging: Path, size: int, seed: int, n_jobs: int, compress_level: int,
+              progress: Callable[[int, int, str], None] | None) -> dict:
+    from joblib import Parallel, delayed
 
-    workers = cpu_count() if n_jobs < 0 else n_jobs
-    workers = max(1, min(workers, len(jobs)))
+    workers = max(1, min(resolve_n_jobs(n_jobs), len(jobs)))
     chunk = max(8, min(64, len(jobs) // (4 * workers) + 1))
     chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
     transforms: dict[int, str] = {}
-    from ..cli import progress
-
-    with progress() as bar:
-        task = bar.add_task("synth images", total=len(jobs), visible=show_progress)
-        if workers == 1:
-            results = (_render_chunk(c, str(staging), size, seed, compress_level) for c in chunks)
-        else:
-            results = Parallel(n_jobs=workers, return_as="generator")(
-                delayed(_render_chunk)(c, str(staging), size, seed, compress_level) for c in chunks)
-        for c, result in zip(chunks, results):
-            transforms.update(result)
-            bar.advance(task, len(c))
+    if workers == 1:
+        results = (_render_chunk(c, str(staging), size, seed, compress_level) for c in chunks)
+    else:
+        results = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(_render_chunk)(c, str(staging), size, seed, compress_level) for c in chunks)
+    done = 0
+    if progress is not None:
+        progress(done, len(jobs), "synth images")
+    for c, result in zip(chunks, results):
+        transforms.update(result)
+        done += len(c)
+        if progress is not None:
+            progress(done, len(jobs), "synth images")
     return transforms
 
 
@@ -360,13 +365,6 @@ def _write_tables(staging: Path, plan: Plan, transforms: dict[int, str]) -> None
 
 # --------------------------------------------------------------------------------------------------
 # the picture
-
-
-def composite(image: np.ndarray) -> np.ndarray:
-    """RGB view of a (4, S, S) uint8 image as HPA shows it: yellow added to red and green (at half
-    weight, so the ER does not wash the picture out). Returns (S, S, 3) float in [0, 1]."""
-    red, green, blue, yellow = (image.astype(np.float32) / 255.0)
-    return np.clip(np.stack([red + 0.5 * yellow, green + 0.5 * yellow, blue], axis=-1), 0.0, 1.0)
 
 
 def preview(path, size: int = 128, seed: int = 0, kind: str = "classes", n: int = 16) -> None:
@@ -394,53 +392,14 @@ def preview(path, size: int = 128, seed: int = 0, kind: str = "classes", n: int 
         ax.axis("off")
     for index, (ax, labels) in enumerate(zip(np.ravel(axes), label_rows)):
         image = render_image(seed, _STREAM_PREVIEW, index, labels, size)
-        ax.imshow(composite(image), interpolation="nearest")
+        ax.imshow(composite_rgb(image), interpolation="nearest")
         names = [f"{k} {CLASS_NAMES[k]}" for k in np.flatnonzero(labels)]
         ax.set_title("\n".join(names), fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=80)
 
 
-# --------------------------------------------------------------------------------------------------
-# CLI
+if __name__ == "__main__":  # python -m hpa_ens.synth.generate: the command lives in hpa_ens.commands.synth
+    from hpa_ens.commands import launch
 
-
-def build_parser():
-    from ..cli import add_n_jobs_argument, parser
-
-    ap = parser("python -m hpa_ens.synth", "Write a synthetic HPA-like image set in the Kaggle layout, truth kept apart.")
-    ap.add_argument("--out", type=Path, help="output folder (train/, test/, CSVs, truth/)")
-    ap.add_argument("--n-train", type=int, default=2500)
-    ap.add_argument("--n-test", type=int, default=1000)
-    ap.add_argument("--size", type=int, default=128, help="image side in pixels (512 = competition format)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-dist", type=Path, default=None,
-                    help="CSV of the 28 class shares (row k = class k, column lb/share) the test labels are drawn toward")
-    add_n_jobs_argument(ap)
-    ap.add_argument("--dup-rate", type=float, default=0.015, help="share of test images that are near-copies of train images")
-    ap.add_argument("--leak-rate", type=float, default=0.02, help="share of test Ids whose labels go to leak.csv")
-    ap.add_argument("--overwrite", action="store_true", help="replace a data set this generator wrote in --out")
-    ap.add_argument("--preview", type=Path, default=None, help="also write a PNG grid of composites with label names")
-    ap.add_argument("--preview-kind", choices=("classes", "random"), default="classes",
-                    help="classes: one tile per class alone; random: label sets drawn like train")
-    return ap
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from ..cli import console, resolve_n_jobs
-
-    args = build_parser().parse_args(argv)
-    if args.out is None and args.preview is None:
-        raise ParameterError("The 'out' parameter must be given (or --preview). Got None instead.")
-    if args.out is not None:
-        start = time.perf_counter()
-        plan = generate(args.out, args.n_train, args.n_test, args.size, args.seed, args.target_dist,
-                        resolve_n_jobs(args.n_jobs), dup_rate=args.dup_rate, leak_rate=args.leak_rate,
-                        overwrite=args.overwrite, show_progress=True)
-        console.print(f"{args.out}: {args.n_train} train + {args.n_test} test images at {args.size} px, "
-                      f"{len(plan.duplicates)} planted duplicates, {len(plan.leak_index)} leaked labels "
-                      f"in {time.perf_counter() - start:.1f} s")
-    if args.preview is not None:
-        preview(args.preview, size=args.size, seed=args.seed, kind=args.preview_kind)
-        console.print(f"{args.preview}: preview written")
-    return 0
+    launch("synth", __spec__.name)
