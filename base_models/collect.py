@@ -1,10 +1,12 @@
 """Assemble the fold outputs under ``OUT/NAME/fold*/`` into the prediction set ``OUT/NAME/``.
 
-``python -m base_models.collect NAME [--out oof] [--folds FILE]`` writes ``oof.csv`` (every train Id
+:func:`collect` (the command: ``python -m base_models.collect NAME [--out oof] [--folds FILE]``, also
+``hpa-ens collect``; :mod:`base_models.commands.collect`) writes ``oof.csv`` (every train Id
 exactly once, each predicted by the fold model that held it out, in the folds file's order),
 ``test.csv`` (mean of the folds' test probabilities) and ``meta.json`` (with the task and how each
 fold chose its epoch). It refuses a missing or unfinished fold, folds trained with different configs
 or folds files, a folds file that changed or is gone, and OOF Ids that are not exactly the fold's.
+No torch: a set is collected wherever its fold outputs are.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from hpa_ens import cli
 from hpa_ens.validation import ContractError
 from hpa_ens.contract import build_meta, read_fold_metrics, read_folds, read_probs, write_prediction_set
 from hpa_ens.io import sha256_file
+from hpa_ens.labels import read_labels
 from hpa_ens.metrics import macro_f1
 from hpa_ens.task import load_task
 from hpa_ens.thresholds import exact_thresholds
@@ -91,27 +93,13 @@ def collect(name: str, out_root="oof", folds_path=None, argv: Sequence[str] | No
     summary = {"name": name, "n_folds": n_folds, "n_oof": len(oof), "n_test": len(test),
                "train_seconds": sum(m["timing"]["total_seconds"] for m in all_metrics)}
     if labels_path.exists():
-        from .train import read_label_matrix
-
-        truth = read_label_matrix(labels_path, task).loc[oof.index].to_numpy()
+        truth = read_labels(labels_path, task=task).loc[oof.index].to_numpy()
         summary["oof_macro_f1_at_0.5"] = macro_f1(truth, oof.to_numpy() > 0.5)
         summary["oof_macro_f1_best_thresholds"] = float(np.mean(exact_thresholds(truth, oof.to_numpy())[1]))
     return summary
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = cli.parser("python -m base_models.collect", "Assemble the fold outputs of one config into "
-                    "OUT/NAME/{oof.csv,test.csv,meta.json}.")
-    ap.add_argument("name", help="the config name (folder under --out)")
-    ap.add_argument("--out", default="oof", help="OOF root")
-    ap.add_argument("--folds", default=None, help="folds file to check against (default: the one fold 0 recorded)")
-    args = ap.parse_args(argv)
-    summary = collect(args.name, args.out, args.folds, argv=argv)
-    f1 = summary.get("oof_macro_f1_best_thresholds")
-    cli.console.print(f"{args.name}: {summary['n_oof']} OOF rows, {summary['n_test']} test rows"
-                      + (f", OOF macro F1 {f1:.4f} (per-class best thresholds)" if f1 is not None else ""))
-    return 0
+if __name__ == "__main__":  # python -m base_models.collect: the command lives in base_models.commands.collect
+    from hpa_ens.commands import launch
 
-
-if __name__ == "__main__":
-    cli.entry(main)
+    launch("collect", __spec__.name)

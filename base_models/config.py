@@ -1,11 +1,12 @@
 """Training configs: flat YAML mappings; every key typed, bounded, documented and a flag of the same name.
 
 A config file holds any subset of :data:`SPEC`; unknown keys are refused with the valid ones listed.
-Flags are generated from the keys (``image_size`` -> ``--image-size``), their values parsed as YAML
-(``--loss "{focal: 1.0, soft_f1: 0.5}"``, ``--weights null``); ``--help`` shows each key's type,
-allowed values and one line of help. :func:`load_config` checks the whole resolved config - types,
-ranges, choices, registry names (loss, head, sampler, optimiser, scheduler), the backbone and the
-combinations - before anything is read or written, so ``--loss focl`` fails before a cache exists.
+The commands make one flag per key (``image_size`` -> ``--image-size``, values parsed as YAML:
+``--loss "{focal: 1.0, soft_f1: 0.5}"``, ``--weights null``; ``--help`` shows each key's type,
+allowed values and one line of help; :mod:`base_models.commands._config_flags`). :func:`load_config`
+checks the whole resolved config - types, ranges, choices, registry names (loss, head, sampler,
+optimiser, scheduler), the backbone and the combinations - before anything is read or written, so
+``--loss focl`` fails before a cache exists.
 
 A YAML with ``kind: features`` is not a CNN config: ``base_models.run_all`` hands it to
 ``base_models.features``.
@@ -13,7 +14,6 @@ A YAML with ``kind: features`` is not a CNN config: ``base_models.run_all`` hand
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import hashlib
 import json
@@ -142,14 +142,6 @@ OPERATIONAL = {"threads", "stop_after_epoch", "cache_dir", "device", "loader", "
 VARIANT_KEYS = ("single_weight", "phase1_epochs", "center_loss", "tiles", "tile_combine", "cells", "cell_pooling",
                 "cells_per_image", "cell_params", "attention_maps", "train_eval_rows", "kind", "task",
                 "inner_val_fraction", "image_format", "extra_image_format", "skip_missing")
-
-
-def parse_value(text: str):
-    """A flag's text parsed as YAML (numbers, booleans, null, mappings); plain text stays a string."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
 
 
 def check_known_keys(keys, valid, source: str) -> None:
@@ -302,21 +294,6 @@ def check_names_exist(config: dict) -> None:
     # Building the loss checks names, weights and options; class frequencies are a placeholder here.
     k = load_task(config["task"]).n_classes
     build_loss(config["loss"], class_freq=[0.5] * k)
-
-
-def add_config_flags(ap: argparse.ArgumentParser, skip: tuple = ()) -> None:
-    """One ``--key-name`` flag (also accepted as ``--key_name``) per config key, default: not given."""
-    group = ap.add_argument_group("config keys (flags override the YAML; values parsed as YAML)")
-    for key, spec in SPEC.items():
-        if key in skip or key == "kind":
-            continue
-        flags = [f"--{key.replace('_', '-')}"] + ([f"--{key}"] if "_" in key else [])
-        group.add_argument(*flags, dest=f"cfg_{key}", type=parse_value, default=argparse.SUPPRESS,
-                           metavar=spec.kind.rstrip("?").upper(), help=spec.describe().replace("%", "%%"))
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict:
-    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
 
 
 def config_hash(config: Mapping, ignore=RESUME_FREE) -> str:

@@ -1,7 +1,9 @@
 """Knowledge distillation: train a small student on true labels mixed with a teacher's probabilities.
 
-``python -m base_models.distill --teacher oof/stack --student base_models/configs/mobilenetv3_small_100.yaml
---data DIR --folds folds.csv [--fold K|all] [--alpha 0.7] [--temperature 2] [--self-train] [--out oof]``
+:func:`distill` is the library entry point; the command (:mod:`base_models.commands.distill`, also
+``hpa-ens distill``) is ``python -m base_models.distill --teacher oof/stack --student
+base_models/configs/mobilenetv3_small_100.yaml --data DIR --folds folds.csv [--fold K|all] [--alpha 0.7]
+[--temperature 2] [--self-train] [--out oof]``.
 
 The teacher is any prediction set (a stack, a blend, one model). For each training image the
 student's loss is
@@ -23,21 +25,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hpa_ens import cli
 from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.contract import read_folds, read_meta, read_prediction_set, write_prediction_set
 from hpa_ens.io import sha256_file
 from hpa_ens.labels import read_sample_submission
 from hpa_ens.task import load_task
+from hpa_ens.utils import expit, logit
 
 from . import distributed
-from .config import add_config_flags, load_config, overrides_from_args
 from .freshness import fold_is_current
 from .train import FoldData, fold_line, read_label_matrix
 
@@ -59,9 +60,7 @@ def soften(probs: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """
     if not temperature > 0:
         raise ParameterError(f"The 'temperature' parameter must be > 0. Got {temperature!r} instead.")
-    p = np.clip(np.asarray(probs, dtype=np.float64), EPS, 1 - EPS)
-    logits = np.log(p) - np.log1p(-p)
-    return (1.0 / (1.0 + np.exp(-logits / temperature))).astype(np.float32)
+    return expit(logit(probs, eps=EPS) / temperature).astype(np.float32)
 
 
 def soft_bce(logits: torch.Tensor, soft: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -210,8 +209,13 @@ def check_teacher_honest(teacher_dir) -> None:
 
 def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_root="oof", alpha: float = 0.7,
             temperature: float = 1.0, self_train: bool = False, resume: bool = False,
-            argv: Sequence[str] | None = None) -> dict:
+            argv: Sequence[str] | None = None, progress=None, echo: Callable[[str], None] | None = None,
+            log: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None) -> dict:
     """Train the student on the chosen folds; with every fold done, collect its prediction set.
+
+    Reporting (nothing is printed here): ``echo(line)`` receives one line per fold, finished
+    (:func:`base_models.train.fold_line`) or kept; ``warn(line)`` a teacher made on another folds file;
+    ``progress`` and ``log`` go to :func:`base_models.train.fit_fold`.
 
     Returns
     -------
@@ -224,8 +228,9 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
                                                                        temperature, self_train)
     n_folds = int(read_folds(folds_path).max()) + 1
     if teacher_info["folds_sha256"] and teacher_info["folds_sha256"] != sha256_file(folds_path):
-        cli.console.print(f"[yellow]warning:[/yellow] {teacher_dir} was made on another folds file: the teacher's "
-                           f"OOF probabilities carry more of the student's held-out labels.")
+        if warn is not None:
+            warn(f"{teacher_dir} was made on another folds file: the teacher's OOF probabilities carry more of the "
+                 f"student's held-out labels.")
     fingerprint = {"distill_teacher": teacher_info["outputs"], "distill_alpha": float(alpha),
                    "distill_temperature": float(temperature), "distill_self_train": bool(self_train)}
     wanted = list(range(n_folds)) if folds == "all" else [int(folds)]
@@ -235,13 +240,16 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
     for fold in wanted:
         if folds == "all" and not resume and fold_is_current(out_root, config, fold, data_dir, folds_path,
                                                              fingerprint):
-            print(f"{config['name']} fold {fold}: current, kept", flush=True)
+            if echo is not None:
+                echo(f"{config['name']} fold {fold}: current, kept")
             continue
         metrics = fit_fold(config, data_dir, folds_path, fold, out_root, resume=resume, argv=argv,
-                           make_batch_loss=hook, data_hook=data_hook, fingerprint=fingerprint)
+                           make_batch_loss=hook, data_hook=data_hook, fingerprint=fingerprint, progress=progress,
+                           log=log)
         if metrics:
             fold_metrics.append(metrics)
-            print(fold_line(metrics), flush=True)
+            if echo is not None:
+                echo(fold_line(metrics))
     summary = {"folds": fold_metrics}
     if folds == "all" and distributed.from_env().is_main:  # under torchrun, rank 0 alone collects
         summary["collect"] = collect(config["name"], out_root, folds_path, argv=argv)
@@ -257,42 +265,7 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
     return summary
 
 
-def build_parser():
-    ap = cli.parser("python -m base_models.distill", "Train a small student on true labels mixed with a "
-                     "teacher prediction set's probabilities; write its prediction set OUT/NAME/.")
-    ap.add_argument("--teacher", required=True, help="teacher prediction-set folder (oof.csv, test.csv, meta.json)")
-    ap.add_argument("--student", required=True, help="student YAML config (flags below override it)")
-    ap.add_argument("--data", required=True, help="folder with train.csv, sample_submission.csv, train/, test/")
-    ap.add_argument("--folds", required=True, help="Id,fold csv")
-    ap.add_argument("--fold", default="all", help="one fold K, or 'all' (then collect)")
-    ap.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's soft targets in [0, 1]")
-    ap.add_argument("--temperature", type=float, default=1.0, help="softens the teacher (and student) in logit space")
-    ap.add_argument("--self-train", action="store_true", help="also train on the test images against the "
-                    "teacher's test probabilities")
-    ap.add_argument("--out", default="oof", help="OOF root; the student writes OUT/NAME/")
-    ap.add_argument("--resume", action="store_true", help="continue interrupted folds from their checkpoints")
-    add_config_flags(ap)
-    return ap
+if __name__ == "__main__":  # python -m base_models.distill: the command lives in base_models.commands.distill
+    from hpa_ens.commands import launch
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.fold != "all" and not str(args.fold).isdigit():
-        raise ParameterError(f"The 'fold' parameter must be a fold number or 'all'. Got {args.fold!r} instead.")
-    overrides = overrides_from_args(args)
-    if "name" not in overrides:
-        overrides["name"] = f"{Path(args.student).stem}_student"
-    config = load_config(args.student, overrides)
-    summary = distill(config, args.teacher, args.data, args.folds, args.fold, args.out, args.alpha,
-                      args.temperature, args.self_train, args.resume,
-                      argv=list(argv) if argv is not None else None)
-    distributed.cleanup(distributed.from_env())
-    if "collect" in summary:
-        c = summary["collect"]
-        cli.console.print(f"{config['name']}: {c['n_oof']} OOF rows, {c['n_test']} test rows, OOF macro F1 "
-                           f"{c.get('oof_macro_f1_best_thresholds', float('nan')):.4f} (per-class best thresholds)")
-    return 0
-
-
-if __name__ == "__main__":
-    cli.entry(main)
+    launch("distill", __spec__.name)

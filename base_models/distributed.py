@@ -8,6 +8,9 @@ the CPU, ``nccl`` on CUDA). Without those variables everything here is a no-op, 
 The trainer has its own batching (memmap slices, no ``DataLoader``), so instead of torch's
 ``DistributedSampler`` every rank draws the same epoch order from the same seed and keeps an
 interleaved shard of it (:func:`shard_order`), the same scheme ``DistributedSampler`` uses.
+
+Nothing here changes the process's environment: one progress bar per job, not one per rank, is the
+command's choice (it passes a bar to rank 0 only, :func:`from_env` telling it which rank it is).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as tdist
-from hpa_ens.validation import ParameterError  # noqa: E402
+
+from hpa_ens.validation import ParameterError
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,6 @@ def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
     if not tdist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         tdist.init_process_group(backend=backend)
-    if not info.is_main:
-        # One progress bar per job, not one per rank.
-        os.environ["HPA_ENS_NO_PROGRESS"] = "1"
     return info, device
 
 

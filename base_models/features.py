@@ -6,7 +6,7 @@ dependencies.
 
 1. **Features**, computed once per image and cached (``cache_dir``, default ``DATA/.cache/features``;
    one ``.npz`` per split, keyed by a fingerprint of the feature list, the image files' sizes and
-   mtimes, the image size and this module's source; written atomically):
+   mtimes, the image size and the code (this module and the Otsu threshold); written atomically):
 
    - ``channel_stats``: per channel mean, std, quantiles and bright fractions;
    - ``quantiles``: position-free quantiles of the protein channel, of protein x each reference
@@ -26,6 +26,8 @@ dependencies.
    tuned on the held-out rows (fixed C / trees).
 
 Output: ``OUT/NAME/{oof.csv,test.csv,meta.json}`` through :mod:`hpa_ens.contract`, like the CNNs.
+:func:`run` is the library entry point (``base_models.run_all`` calls it for ``kind: features``
+configs); the command (:mod:`base_models.commands.features`, also ``hpa-ens features``) is
 
     python -m base_models.features --config base_models/configs/features.yaml \
         --data data/synth --folds data/synth/folds.csv --out oof
@@ -44,14 +46,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hpa_ens import cli
 from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.contract import build_meta, fingerprint_of, read_folds, write_prediction_set
-from hpa_ens.images import channel_paths, read_image
+from hpa_ens.images import channel_paths, otsu_threshold, read_image
 from hpa_ens.io import atomic_open
 
 __all__ = ["DEFAULTS", "FEATURES", "load_feature_config", "image_features", "extract", "fit_predict_fold",
-           "train_features", "run", "main"]
+           "train_features", "run"]
 
 DEFAULTS: dict = {
     "kind": "features",
@@ -112,20 +113,6 @@ def _quantiles(img: _Image) -> np.ndarray:
             feats.append(np.quantile(v, QUANTILES))
         feats.append(level.mean(axis=(1, 2)))
     return np.concatenate(feats)
-
-
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of values in [0, 1]: the cut maximising the between-class variance."""
-    hist = np.bincount(np.clip((values.ravel() * (bins - 1)).round().astype(np.int64), 0, bins - 1), minlength=bins)
-    centers = np.arange(bins) / (bins - 1)
-    w0 = np.cumsum(hist)[:-1].astype(np.float64)
-    w1 = hist.sum() - w0
-    m0 = np.cumsum(hist * centers)[:-1]
-    mean0 = m0 / np.maximum(w0, 1)
-    mean1 = (m0[-1] + hist[-1] * centers[-1] - m0) / np.maximum(w1, 1)
-    between = w0 * w1 * (mean0 - mean1) ** 2
-    k = int(np.argmax(between))
-    return float((centers[k] + centers[k + 1]) / 2)
 
 
 #: Grey-level co-occurrence offsets (dy, dx) for angles 0, 45, 90 and 135 degrees at distance 1.
@@ -191,7 +178,8 @@ def _cells(img: _Image) -> np.ndarray:
     nuclear = ndimage.gaussian_filter(img.pixels[img.n], 1.0)
     if nuclear.max() - nuclear.min() < 1e-6:
         return out
-    mask = nuclear > otsu_threshold(nuclear)
+    # The fixed [0, 1] binning and first best cut this model's features were computed with.
+    mask = nuclear > otsu_threshold(nuclear, binning="unit", ties="first")
     labels, count = ndimage.label(mask)
     # spots: protein well above its own background, inside or outside nuclei
     spots = protein > protein.mean() + 2 * protein.std()
@@ -313,7 +301,10 @@ def _files_record(folder: Path, ids: Sequence[str], channels: Sequence[str]) -> 
 
 
 def _module_digest() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    """The code the features come from: this module and the nuclei's Otsu threshold (hpa_ens.images)."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(inspect.getsource(otsu_threshold).encode())
+    return digest.hexdigest()
 
 
 def _cache_root(config: dict, data_dir: Path) -> Path:
@@ -329,8 +320,11 @@ def _extract_chunk(folder: str, ids: list[str], config: dict, channels: list[str
 
 
 def extract(folder, ids: Sequence[str], config: dict, channels: Sequence[str], cache_root, n_jobs: int = 1,
-            label: str = "features") -> np.ndarray:
+            label: str = "features", progress=None) -> np.ndarray:
     """Feature matrix of ``ids`` under ``folder``, read from the cache when its fingerprint matches.
+
+    ``progress``: a rich-``Progress``-like object (``add_task``, ``update``, ``remove_task``) showing the
+    images done while the features are computed, or None.
 
     Returns
     -------
@@ -351,21 +345,21 @@ def extract(folder, ids: Sequence[str], config: dict, channels: Sequence[str], c
             pass  # a damaged cache file is rebuilt below
     chunks = [ids[i:i + 64] for i in range(0, len(ids), 64)]
     parts: list[np.ndarray] = []
-    with cli.progress(transient=True) as bar:
-        task = bar.add_task(f"{label}: image features", total=len(ids))
-        if n_jobs > 1 and len(chunks) > 1:
-            from joblib import Parallel, delayed
+    task = progress.add_task(f"{label}: image features", total=len(ids)) if progress is not None else None
+    if n_jobs > 1 and len(chunks) > 1:
+        from joblib import Parallel, delayed
 
-            # Each worker pins its BLAS to one thread: n_jobs workers, n_jobs cores.
-            results = Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_extract_chunk)(str(folder), c, config, channels) for c in chunks)
-            for chunk, result in zip(chunks, results):
-                parts.append(result)
-                bar.update(task, advance=len(chunk))
-        else:
-            for chunk in chunks:
-                parts.append(_extract_chunk(str(folder), chunk, config, channels))
-                bar.update(task, advance=len(chunk))
+        # Each worker pins its BLAS to one thread: n_jobs workers, n_jobs cores.
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_extract_chunk)(str(folder), c, config, channels) for c in chunks)
+    else:
+        results = (_extract_chunk(str(folder), c, config, channels) for c in chunks)
+    for chunk, result in zip(chunks, results):
+        parts.append(result)
+        if task is not None:
+            progress.update(task, advance=len(chunk))
+    if task is not None:
+        progress.remove_task(task)
     x = np.concatenate(parts).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as handle:
@@ -434,8 +428,11 @@ def _write_set(folder: Path, oof: pd.DataFrame, test: pd.DataFrame, meta: dict, 
 
 # -------------------------------------------------------------------------------------------- training
 def train_features(config: dict, data_dir, folds_path, out_root, task=None, n_jobs: int = 1,
-                   argv: Sequence[str] | None = None) -> dict:
+                   argv: Sequence[str] | None = None, progress=None, log: Callable[[str], None] | None = None) -> dict:
     """Features (cached), one model per class and fold, and the prediction set ``OUT/NAME``.
+
+    ``progress`` shows the feature extraction (:func:`extract`); ``log(line)`` receives one line per
+    fold (its macro F1 and seconds). Nothing is printed here.
 
     Returns
     -------
@@ -467,8 +464,8 @@ def train_features(config: dict, data_dir, folds_path, out_root, task=None, n_jo
 
     started = time.perf_counter()
     cache = _cache_root(config, data_dir)
-    x_train = extract(data_dir / "train", train_ids, config, channels, cache, n_jobs, "train")
-    x_test = extract(data_dir / "test", test_ids, config, channels, cache, n_jobs, "test")
+    x_train = extract(data_dir / "train", train_ids, config, channels, cache, n_jobs, "train", progress)
+    x_test = extract(data_dir / "test", test_ids, config, channels, cache, n_jobs, "test", progress)
     feature_seconds = time.perf_counter() - started
 
     n_folds = int(folds.max()) + 1
@@ -482,8 +479,9 @@ def train_features(config: dict, data_dir, folds_path, out_root, task=None, n_jo
         oof[held] = oof_k
         test_sum += test_k
         fold_f1.append(float(exact_thresholds(y[held], oof_k)[1].mean()))
-        cli.console.print(f"{config['name']} fold {fold}: fold F1 {fold_f1[-1]:.4f} (per-class best thresholds), "
-                          f"{time.perf_counter() - t0:.1f} s", highlight=False)
+        if log is not None:
+            log(f"{config['name']} fold {fold}: fold F1 {fold_f1[-1]:.4f} (per-class best thresholds), "
+                f"{time.perf_counter() - t0:.1f} s")
     if config["test"] == "full":
         test_probs = fit_predict_fold(x_train, y, [x_test], config, n_jobs)[0]
     else:
@@ -505,32 +503,21 @@ def train_features(config: dict, data_dir, folds_path, out_root, task=None, n_jo
 
 
 def run(config_path, data_dir, folds_path, out_root, task=None, n_jobs: int | None = 1,
-        overrides: Mapping | None = None, argv: Sequence[str] | None = None) -> dict:
-    """Entry point for ``base_models.run_all`` (configs with ``kind: features``): load, check, train.
+        overrides: Mapping | None = None, argv: Sequence[str] | None = None, progress=None,
+        log: Callable[[str], None] | None = None) -> dict:
+    """Load and check a ``kind: features`` config, then train it (``base_models.run_all`` and the command).
 
+    ``n_jobs`` follows joblib (-1 every CPU); ``progress`` and ``log`` as in :func:`train_features`.
     Returns the summary of :func:`train_features` (``name``, ``oof_macro_f1``, …).
     """
+    from hpa_ens.utils import resolve_n_jobs
+
     config = load_feature_config(config_path, overrides)
-    return train_features(config, data_dir, folds_path, out_root, task, cli.resolve_n_jobs(n_jobs), argv=argv)
+    return train_features(config, data_dir, folds_path, out_root, task, resolve_n_jobs(n_jobs), argv=argv,
+                          progress=progress, log=log)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = cli.parser("python -m base_models.features", "Image-feature base model: cached hand-made features, one "
-                    "model per class and fold; writes OUT/NAME/{oof.csv,test.csv,meta.json}.")
-    ap.add_argument("--config", required=True, help="YAML with kind: features (see base_models/configs/features.yaml)")
-    ap.add_argument("--data", required=True, type=Path, help="folder with train.csv, sample_submission.csv, train/, test/")
-    ap.add_argument("--folds", required=True, type=Path, help="Id,fold csv (python -m hpa_ens.folds)")
-    ap.add_argument("--out", default=Path("oof"), type=Path, help="OOF root; the set goes to OUT/NAME/")
-    cli.add_task_argument(ap)
-    cli.add_n_jobs_argument(ap)
-    args = ap.parse_args(argv)
-    summary = run(args.config, args.data, args.folds, args.out, args.task, args.n_jobs,
-                  argv=["base_models.features", *(argv if argv is not None else [])])
-    cli.console.print(f"{summary['name']}: OOF macro F1 {summary['oof_macro_f1']:.4f} (per-class best thresholds), "
-                      f"{summary['oof_macro_f1_at_0.5']:.4f} at 0.5; {summary['n_features']} features, "
-                      f"{summary['seconds']:.1f} s ({summary['feature_seconds']:.1f} s features)", highlight=False)
-    return 0
+if __name__ == "__main__":  # python -m base_models.features: the command lives in base_models.commands.features
+    from hpa_ens.commands import launch
 
-
-if __name__ == "__main__":
-    cli.entry(main)
+    launch("features", __spec__.name)

@@ -14,25 +14,21 @@ Registered in the head registry (:data:`base_models.registry.HEADS`) as ``attent
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-import numpy as np  # noqa: E402
-import timm  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+from hpa_ens.validation import ContractError
+from hpa_ens.images import composite_rgb
+from hpa_ens.report import save_figure
+from hpa_ens.task import DEFAULT_TASK
 
-from hpa_ens.validation import ContractError  # noqa: E402
-from hpa_ens.images import composite_rgb  # noqa: E402
-from hpa_ens.report import save_figure  # noqa: E402
-from hpa_ens.task import DEFAULT_TASK  # noqa: E402
-
-from .models import IN_CHANS, N_OUT, check_backbone  # noqa: E402
-from .registry import HEADS  # noqa: E402
+from .models import IN_CHANS, N_OUT, check_backbone
+from .registry import HEADS
 
 
 class SpatialAttentionPool(nn.Module):
@@ -78,6 +74,8 @@ class AttentionModel(nn.Module):
 
     def __init__(self, backbone: str, n_classes: int = N_OUT, dropout: float = 0.0,
                  attention_size: int | None = None, in_chans: int = IN_CHANS):
+        import timm  # imported when a model is built (see base_models.models)
+
         super().__init__()
         self.backbone = timm.create_model(check_backbone(backbone), pretrained=False, in_chans=in_chans,
                                           num_classes=0, global_pool="")

@@ -8,17 +8,13 @@ are pooled into image logits by :class:`MaskedPooling` (max, mean, noisy-or), :c
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-from hpa_ens.validation import ParameterError  # noqa: E402
-from hpa_ens.task import DEFAULT_TASK  # noqa: E402
+from hpa_ens.validation import ParameterError
+from hpa_ens.task import DEFAULT_TASK
 
 POOLINGS = ("max", "mean", "noisy_or", "lse", "attention")
 

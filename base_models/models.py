@@ -4,6 +4,10 @@ Heads are a registry (:data:`base_models.registry.HEADS`) so a new head needs no
 trainer: a head factory takes ``(backbone_name, n_classes, dropout, in_chans)`` (plus ``global_pool``
 when a config sets one) and returns an ``nn.Module`` mapping (batch, C, H, W) images to (batch, K)
 logits. ``linear`` is here; the attention heads are in :mod:`base_models.heads`.
+
+timm is imported where a model is built or a backbone checked, not with this module: timm (through
+huggingface_hub) reads ``HF_HUB_OFFLINE`` when first imported, and the commands set it first
+(:func:`base_models.commands._env.offline_hub`).
 """
 
 from __future__ import annotations
@@ -11,19 +15,13 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-import os
+import torch
+from torch import nn
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from hpa_ens.validation import ContractError, ParameterError
+from hpa_ens.task import DEFAULT_TASK
 
-import timm  # noqa: E402
-import torch  # noqa: E402
-from timm.models import adapt_input_conv  # noqa: E402
-from torch import nn  # noqa: E402
-
-from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
-from hpa_ens.task import DEFAULT_TASK  # noqa: E402
-
-from .registry import HEADS  # noqa: E402
+from .registry import HEADS
 
 IN_CHANS = len(DEFAULT_TASK.channels)
 N_OUT = DEFAULT_TASK.n_classes  # default head size; the trainer passes the task's K
@@ -31,6 +29,8 @@ N_OUT = DEFAULT_TASK.n_classes  # default head size; the trainer passes the task
 
 def check_backbone(name: str) -> str:
     """Refuse a name timm does not know, suggesting close ones."""
+    import timm
+
     if not isinstance(name, str) or not timm.is_model(name):
         close = difflib.get_close_matches(str(name), timm.list_models(), n=5, cutoff=0.6)
         hint = f" Close names: {', '.join(close)}." if close else ""
@@ -42,6 +42,8 @@ def check_backbone(name: str) -> str:
 def linear_head(backbone: str, n_classes: int = N_OUT, dropout: float = 0.0, global_pool: str = "avg",
                 in_chans: int = IN_CHANS) -> nn.Module:
     """timm's own global pooling (``avg``, ``max``, ``avgmax``, ``catavgmax``) + dropout + linear classifier."""
+    import timm
+
     return timm.create_model(check_backbone(backbone), pretrained=False, in_chans=in_chans,
                              num_classes=n_classes, drop_rate=float(dropout), global_pool=global_pool)
 
@@ -91,6 +93,8 @@ def load_weights(model: nn.Module, path) -> dict:
     -------
     report : dict with ``adapted``, ``skipped``, ``missing`` key lists
     """
+    from timm.models import adapt_input_conv
+
     state = read_state_dict(path)
     own = model.state_dict()
     adapted, skipped = [], []

@@ -1,7 +1,8 @@
 """Inference alone: trained checkpoints in, an ``Id,0..K-1`` probability CSV out, images/s printed.
 
-``python -m base_models.predict --checkpoint oof/resnet18/fold0 [more ...] --data DIR [--split test|train]
-[--batch-size 128] [--threads N] [--tta none|flips|d8] [--out probs.csv]``
+:func:`predict_checkpoints` is the library entry point; the command is ``python -m base_models.predict
+--checkpoint oof/resnet18/fold0 [more ...] --data DIR [--split test|train] [--batch-size 128] [--threads N]
+[--tta none|flips|d8] [--out probs.csv]``, also ``hpa-ens predict`` (:mod:`base_models.commands.predict`).
 
 Without ``--out`` the probabilities go to ``predict_{split}.csv`` beside the first checkpoint's fold
 folder (``OUT/NAME/predict_test.csv``), so nothing computed is thrown away.
@@ -21,23 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
+import yaml
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
+from hpa_ens.labels import read_sample_submission
+from hpa_ens.task import load_task
+from hpa_ens.validation import ContractError, ParameterError
 
-from hpa_ens import cli  # noqa: E402
-from hpa_ens.contract import probs_frame, write_probs  # noqa: E402
-from hpa_ens.labels import read_sample_submission  # noqa: E402
-from hpa_ens.task import load_task  # noqa: E402
-
-from . import checkpoint  # noqa: E402
-from .config import load_config  # noqa: E402
-from .data import IMAGE_FORMATS, Sources, default_cache_dir, open_images  # noqa: E402
-from .infer import Normalizer, predict  # noqa: E402
-from .models import build_model  # noqa: E402
-from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
+from . import checkpoint
+from .config import load_config
+from .data import IMAGE_FORMATS, Sources, default_cache_dir, open_images
+from .infer import Normalizer, predict
+from .models import build_model
 
 TTA_ALIASES = {"none": "none", "flips": "flips", "d8": "dihedral", "dihedral": "dihedral"}
 
@@ -154,59 +151,50 @@ def default_out(checkpoints: Sequence, split: str) -> Path:
     return folder.parent / f"predict_{split}.csv"
 
 
-def build_parser():
-    ap = cli.parser("python -m base_models.predict", "Predict probabilities with trained checkpoints "
-                    "(averaged); write them and print images/s.")
-    ap.add_argument("--checkpoint", required=True, nargs="+", help="fold folders or .pt files (averaged)")
-    ap.add_argument("--data", required=True, help="Kaggle-layout folder (sample_submission.csv + test/, or "
-                    "train.csv + train/)")
-    ap.add_argument("--split", default="test", choices=["test", "train"])
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
-    ap.add_argument("--tta", default="flips", choices=sorted(TTA_ALIASES), help="d8 = all 8 flips/rotations")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--cache-dir", default=None, help="default DATA/.cache")
-    ap.add_argument("--out", type=Path, default=None, help="Id,0..K-1 probabilities (default: "
-                    "predict_{split}.csv beside the first checkpoint's fold folder)")
-    return ap
+def predict_checkpoints(checkpoints: Sequence, data_dir, split: str = "test", batch_size: int = 128,
+                        threads: int = 0, tta: str = "flips", device: str = "auto", cache_dir=None,
+                        progress=None) -> tuple[list[str], np.ndarray, float, float, torch.device]:
+    """Load the predictors, open the images (one cache per size) and predict them, averaged.
 
+    Parameters
+    ----------
+    checkpoints : fold folders or ``.pt`` files (:func:`resolve_checkpoint`), averaged in probability space
+    data_dir : Kaggle-layout folder (``sample_submission.csv`` + ``test/``, or ``train.csv`` + ``train/``)
+    split : test | train
+    threads : torch CPU threads (0 = every core); sets torch's process-wide thread count on the CPU
+    tta : none | flips | d8 (= dihedral)
+    device : auto | cpu | cuda
+    cache_dir : image caches (default ``DATA/.cache``)
+    progress : rich-``Progress``-like object showing the caches being built, or None
 
-def run(args) -> tuple[list[str], np.ndarray, float, float, torch.device]:
-    """Load the predictors, open the images (one cache per size), predict; (ids, probs, model s, cache s, device)."""
+    Returns
+    -------
+    ids : list of str, n Ids of the split
+    probs : ndarray of shape (n, K)
+    seconds : model time; cache_seconds : decoding/caching time
+    device : torch.device predicted on
+    """
     from .train import resolve_device
 
-    if args.batch_size < 1:
-        raise ParameterError(f"The 'batch_size' parameter must be >= 1. Got {args.batch_size} instead.")
-    device = resolve_device(args.device)
+    if batch_size < 1:
+        raise ParameterError(f"The 'batch_size' parameter must be >= 1. Got {batch_size} instead.")
+    device = resolve_device(device)
     if device.type == "cpu":
-        torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    predictors = [load_predictor(c, device) for c in args.checkpoint]
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+    predictors = [load_predictor(c, device) for c in checkpoints]
     if len({tuple(load_task(p.config["task"]).class_names) for p in predictors}) > 1:
-        raise ContractError(f"{args.checkpoint[0]}: the checkpoints were trained for different class lists.")
-    ids, sources = split_sources(args.data, args.split, predictors[0].config)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.data)
+        raise ContractError(f"{checkpoints[0]}: the checkpoints were trained for different class lists.")
+    ids, sources = split_sources(data_dir, split, predictors[0].config)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(data_dir)
     t0 = time.perf_counter()
-    with cli.progress(transient=True) as bar:
-        images_by_size = {s: open_images(sources, s, cache_dir, "cache", tag=args.split, progress=bar)
-                          for s in sorted({p.config["image_size"] for p in predictors})}
+    images_by_size = {s: open_images(sources, s, cache_dir, "cache", tag=split, progress=progress)
+                      for s in sorted({p.config["image_size"] for p in predictors})}
     cache_seconds = time.perf_counter() - t0
-    probs, seconds = predict_ensemble(predictors, images_by_size, args.tta, args.batch_size)
+    probs, seconds = predict_ensemble(predictors, images_by_size, tta, batch_size)
     return ids, probs, seconds, cache_seconds, device
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = args.out or default_out(args.checkpoint, args.split)
-    ids, probs, seconds, cache_seconds, device = run(args)
-    write_probs(out, probs_frame(ids, probs))
-    rate = len(ids) / max(seconds, 1e-9)
-    where = f"{torch.get_num_threads()} threads" if device.type == "cpu" else str(device)
-    cli.console.print(f"{len(ids)} images, {len(args.checkpoint)} checkpoint(s), tta {args.tta}, batch "
-                      f"{args.batch_size}, {where}: {rate:.1f} images/s (model time {seconds:.2f} s; decode/cache "
-                      f"{cache_seconds:.2f} s) -> {out}")
-    print(f"images_per_s={rate:.3f}")
-    return 0
+if __name__ == "__main__":  # python -m base_models.predict: the command lives in base_models.commands.predict
+    from hpa_ens.commands import launch
 
-
-if __name__ == "__main__":
-    cli.entry(main)
+    launch("predict", __spec__.name)

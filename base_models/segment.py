@@ -37,7 +37,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from hpa_ens.validation import ParameterError
-from hpa_ens.images import composite_rgb
+from hpa_ens.images import composite_rgb, otsu_threshold
 
 RED, GREEN, BLUE, YELLOW = range(4)
 CACHE_VERSION = 1
@@ -116,35 +116,6 @@ class CellParams:
 
 
 # ------------------------------------------------------------------------------- segmentation
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold: the cut maximising the between-class variance of a histogram.
-
-    Parameters
-    ----------
-    values : ndarray of any shape, real
-    bins : int
-
-    Returns
-    -------
-    threshold : float; values strictly above it are foreground
-    """
-    values = np.asarray(values, dtype=np.float64).ravel()
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return hi
-    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight_low = np.cumsum(counts)
-    weight_high = weight_low[-1] - weight_low
-    sum_low = np.cumsum(counts * centres)
-    mean_low = sum_low / np.maximum(weight_low, 1)
-    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
-    between = weight_low * weight_high * (mean_low - mean_high) ** 2
-    # Every cut inside an empty gap between the modes scores the same: take the middle of that run.
-    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))
-    return float((edges[1:][best[0]] + edges[1:][best[-1]]) / 2)
-
-
 def _grow(labels: np.ndarray) -> np.ndarray:
     """Largest label among each pixel and its 4 neighbours (a cross-shaped grey dilation).
 

@@ -1,7 +1,9 @@
 """Train one fold of one config and write its OOF rows, test predictions, checkpoint and metrics.
 
-``python -m base_models.train --config base_models/configs/examples/resnet18.yaml --data DIR --folds folds.csv
---fold 0 [--out oof] [--resume] [--epochs 3] [--image-size 64] ...`` (every config key is a flag).
+:func:`fit_fold` is the library entry point. ``python -m base_models.train --config
+base_models/configs/examples/resnet18.yaml --data DIR --folds folds.csv --fold 0 [--out oof] [--resume]
+[--epochs 3] [--image-size 64] ...`` (every config key is a flag) is the command
+:mod:`base_models.commands.train`, also ``hpa-ens train``.
 
 **Honest OOF.** The rows of the held-out fold never choose anything about their own model: by
 default the schedule is fixed (every one of ``epochs`` is trained and the last one kept); with
@@ -21,34 +23,52 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import pandas as pd
+import torch
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+from hpa_ens.validation import ContractError, ParameterError
+from hpa_ens.contract import probs_frame, read_folds, write_fold_metrics, write_probs
+from hpa_ens.io import atomic_write_text, sha256_file
+from hpa_ens.labels import read_labels, read_sample_submission
+from hpa_ens.task import Task, load_task
+from hpa_ens.thresholds import exact_thresholds
 
-from hpa_ens import cli  # noqa: E402
-from hpa_ens.validation import ContractError, ParameterError  # noqa: E402
-from hpa_ens.contract import probs_frame, read_folds, write_fold_metrics, write_probs  # noqa: E402
-from hpa_ens.io import atomic_write_text, sha256_file  # noqa: E402
-from hpa_ens.labels import read_labels, read_sample_submission  # noqa: E402
-from hpa_ens.task import Task, load_task  # noqa: E402
-from hpa_ens.thresholds import exact_thresholds  # noqa: E402
-
-from . import checkpoint, distributed, wrappers  # noqa: E402
-from .config import add_config_flags, config_hash, dump_config, load_config, overrides_from_args  # noqa: E402
-from .data import (IMAGE_FORMATS, Sources, augment, batches, channel_stats, check_files,  # noqa: E402
-                   default_cache_dir, load_batches, missing_images, open_images, read_channel_stats)
-from .freshness import fold_fingerprint, input_hashes  # noqa: E402
-from .infer import Normalizer, autocast, pin_for, predict  # noqa: E402
-from .losses import build_loss  # noqa: E402
-from .models import build_model  # noqa: E402
-from .optim import OPTIMIZERS, SCHEDULERS  # noqa: E402
-from .registry import SAMPLERS  # noqa: E402
+from . import checkpoint, distributed, wrappers
+from .config import config_hash, dump_config
+from .data import (IMAGE_FORMATS, Sources, augment, batches, channel_stats, check_files, default_cache_dir,
+                   load_batches, missing_images, open_images, read_channel_stats)
+from .freshness import fold_fingerprint, input_hashes
+from .infer import Normalizer, autocast, pin_for, predict
+from .losses import build_loss
+from .models import build_model
+from .optim import OPTIMIZERS, SCHEDULERS
+from .registry import SAMPLERS
 
 CHECKPOINT_FORMAT = 2  # 2: honest OOF (no held-out predictions inside the checkpoint)
+
+
+class _NoProgress:
+    """The progress reporter of a run without one (``progress=None``): every call does nothing."""
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def advance(self, *args, **kwargs) -> None:
+        pass
+
+    def remove_task(self, *args, **kwargs) -> None:
+        pass
+
+
+def _say(log: Callable[[str], None] | None, line: str) -> None:
+    if log is not None:
+        log(line)
 
 
 @dataclass
@@ -94,8 +114,10 @@ def inner_split(fit_rows: np.ndarray, n_train: int, fraction: float, seed: int) 
     return np.setdiff1d(fit_rows, picked), picked
 
 
-def extra_sources(config: dict, channels) -> tuple[Sources, np.ndarray, dict]:
+def extra_sources(config: dict, channels, log: Callable[[str], None] | None = None) -> tuple[Sources, np.ndarray, dict]:
     """The extra (HPAv18) images and labels; Ids without images refused (count, first examples) or skipped.
+
+    ``log`` receives a line naming the skipped Ids.
 
     Returns
     -------
@@ -116,30 +138,35 @@ def extra_sources(config: dict, channels) -> tuple[Sources, np.ndarray, dict]:
         keep = ~extra.index.isin(missing)
         extra = extra[keep]
         sources = Sources([s for s, k in zip(sources, keep) if k], channels, sources.extensions)
-        cli.console.print(f"{config['extra_labels']}: skipped {len(missing)} Ids without images "
-                          f"(first: {', '.join(missing[:3])})")
+        _say(log, f"{config['extra_labels']}: skipped {len(missing)} Ids without images "
+                  f"(first: {', '.join(missing[:3])})")
     return sources, extra.to_numpy(dtype=np.uint8), {"extra_skipped": len(missing)}
 
 
-def extra_allowed(folds_path, extra_ids: list, fold: int, n_folds: int) -> np.ndarray:
+def extra_allowed(folds_path, extra_ids: list, fold: int, n_folds: int,
+                  log: Callable[[str], None] | None = None) -> np.ndarray:
     """Which extra images the model of ``fold`` may train on (``folds.extra.csv`` beside the folds file).
 
     An external image that near-copies a train image of fold k is kept out of fold k's model, so no
     held-out label leaks through it (``python -m hpa_ens.folds --extra-labels`` writes the file).
-    Without the file every fold trains on every extra image, and a line says so.
+    Without the file every fold trains on every extra image, and a line to ``log`` says so.
     """
     from hpa_ens.contract import extra_fit_mask, extra_folds_path, read_extra_folds
 
     path = extra_folds_path(folds_path)
     if not path.is_file():
-        print(f"{path}: absent, so every fold trains on every external image; run python -m hpa_ens.folds "
-              f"--extra-labels to keep near-copies of train images out of their fold", flush=True)
+        _say(log, f"{path}: absent, so every fold trains on every external image; run python -m hpa_ens.folds "
+                  f"--extra-labels to keep near-copies of train images out of their fold")
         return np.ones(len(extra_ids), dtype=bool)
     return extra_fit_mask(read_extra_folds(path, ids=extra_ids, n_folds=n_folds), fold)
 
 
-def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None) -> FoldData:
-    """Read labels, folds and test Ids; check every channel file; open the images (cache or stream)."""
+def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None,
+                 log: Callable[[str], None] | None = None) -> FoldData:
+    """Read labels, folds and test Ids; check every channel file; open the images (cache or stream).
+
+    ``progress`` (see :func:`fit_fold`) shows the image caches being built; ``log`` receives notes.
+    """
     data_dir = Path(data_dir)
     task = load_task(config["task"])
     labels = read_label_matrix(data_dir / "train.csv", task)
@@ -158,8 +185,8 @@ def prepare_data(config: dict, data_dir, folds_path, fold: int, progress=None) -
     check_files(test_sources)  # every file of every split is checked before any decoding starts
     allowed = np.zeros(0, dtype=bool)
     if config["extra_images"]:
-        extra, extra_Y, info = extra_sources(config, task.channels)
-        allowed = extra_allowed(folds_path, [i for i, _ in extra], fold, n_folds)
+        extra, extra_Y, info = extra_sources(config, task.channels, log)
+        allowed = extra_allowed(folds_path, [i for i, _ in extra], fold, n_folds, log)
         train_sources = Sources(list(train_sources) + list(extra), task.channels, ext + extra.extensions)
         Y = np.concatenate([Y, extra_Y])
         inputs.update(info)
@@ -337,7 +364,10 @@ def resume_state(ckpt_path: Path, t: Trainer, cfg_sha: str, folds_sha: str) -> d
 
 
 def run_epochs(config: dict, t: Trainer, data: FoldData, paths: dict, loop: dict, dist, bar, label: str) -> dict:
-    """Train the remaining epochs; keep the best weights by the inner split, or the last ones."""
+    """Train the remaining epochs; keep the best weights by the inner split, or the last ones.
+
+    ``bar`` is a progress reporter (see :func:`fit_fold`; not None).
+    """
     task = bar.add_task(label, total=max(config["epochs"] - loop["epoch"], 0) * len(data.fit_rows))
     for epoch in range(loop["epoch"], config["epochs"]):
         if loop["stopped"]:
@@ -388,7 +418,8 @@ def predict_fold(config: dict, t: Trainer, data: FoldData, best_path: Path, bar,
 
 
 def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resume: bool = False,
-             argv: Sequence[str] | None = None, make_batch_loss=None, data_hook=None, fingerprint=None) -> dict:
+             argv: Sequence[str] | None = None, make_batch_loss=None, data_hook=None, fingerprint=None,
+             progress=None, log: Callable[[str], None] | None = None) -> dict:
     """Train (or resume) one fold and write its outputs. Returns the fold's metrics dict.
 
     Hooks (``base_models.distill``): ``data_hook(FoldData) -> FoldData`` runs after the normaliser is
@@ -396,6 +427,11 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
     ``batch_loss(logits, rows, targets)`` that ``train_one_epoch`` uses; ``fingerprint``
     (a JSON-able dict) joins the fold's fingerprint and the config hash checked by ``--resume``.
     Under torchrun, every rank trains and only rank 0 writes; other ranks return ``{}``.
+
+    Reporting (nothing is printed here): ``progress`` is a rich-``Progress``-like object (``add_task``,
+    ``update``, ``advance``, ``remove_task``) that shows caching, epochs and prediction, or None;
+    ``log(line)`` receives notes (resuming, skipped extra images). The finished fold's line is
+    :func:`fold_line` of the returned metrics.
     """
     t0 = time.perf_counter()
     out_dir = Path(out_root) / config["name"] / f"fold{fold}"
@@ -404,34 +440,34 @@ def fit_fold(config: dict, data_dir, folds_path, fold: int, out_root="oof", resu
     dist, device = distributed.setup(resolve_device(config["device"]))
     setup_torch(config, device)
     label = f"{config['name']} f{fold}"
-    with cli.progress() as bar:
-        if not dist.is_main:
-            distributed.barrier(dist)  # rank 0 builds the caches first
-        data = prepare_data(config, data_dir, folds_path, fold, progress=bar)
-        if dist.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for stale in ([paths["metrics"]] if resume else [paths["metrics"], paths["checkpoint"], paths["best"]]):
-                stale.unlink(missing_ok=True)
-            atomic_write_text(out_dir / "config.yaml", dump_config(config))
-            distributed.barrier(dist)
-        if config["cells"]:  # each image becomes a mosaic of its cell crops (wrappers.cell_data)
-            data = wrappers.cell_data(config, data, Path(config["cache_dir"]) if config["cache_dir"]
-                                      else default_cache_dir(data_dir), progress=bar)
-        normalizer, norm_info = make_normalizer(config, data, device)  # before the hook: own train images only
-        data = data_hook(data) if data_hook is not None else data
-        t = build_trainer(config, data, device, dist, normalizer, norm_info, make_batch_loss)
-        loop = {"epoch": 0, "history": [], "best": {"score": -np.inf, "epoch": -1}, "stopped": False}
-        if resume and paths["checkpoint"].exists():
-            loop = resume_state(paths["checkpoint"], t, paths["cfg_sha"], data.folds_sha256)
-            cli.console.print(f"{config['name']} fold {fold}: resuming after epoch {loop['epoch']}")
-        loop = run_epochs(config, t, data, paths, loop, dist, bar, label)
-        if not dist.is_main:
-            return {}
-        p0 = time.perf_counter()
-        oof_probs, test_probs = predict_fold(config, t, data, paths["best"], bar, label)
-        timing = {"cache_seconds": data.cache_seconds, "predict_seconds": time.perf_counter() - p0,
-                  "train_seconds": sum(h["train_seconds"] for h in loop["history"])}
-        extra = wrappers.after_fit(t.model, data, t.normalizer, config, out_dir)
+    bar = progress if progress is not None else _NoProgress()
+    if not dist.is_main:
+        distributed.barrier(dist)  # rank 0 builds the caches first
+    data = prepare_data(config, data_dir, folds_path, fold, progress=progress, log=log)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ([paths["metrics"]] if resume else [paths["metrics"], paths["checkpoint"], paths["best"]]):
+            stale.unlink(missing_ok=True)
+        atomic_write_text(out_dir / "config.yaml", dump_config(config))
+        distributed.barrier(dist)
+    if config["cells"]:  # each image becomes a mosaic of its cell crops (wrappers.cell_data)
+        data = wrappers.cell_data(config, data, Path(config["cache_dir"]) if config["cache_dir"]
+                                  else default_cache_dir(data_dir), progress=progress)
+    normalizer, norm_info = make_normalizer(config, data, device)  # before the hook: own train images only
+    data = data_hook(data) if data_hook is not None else data
+    t = build_trainer(config, data, device, dist, normalizer, norm_info, make_batch_loss)
+    loop = {"epoch": 0, "history": [], "best": {"score": -np.inf, "epoch": -1}, "stopped": False}
+    if resume and paths["checkpoint"].exists():
+        loop = resume_state(paths["checkpoint"], t, paths["cfg_sha"], data.folds_sha256)
+        _say(log, f"{config['name']} fold {fold}: resuming after epoch {loop['epoch']}")
+    loop = run_epochs(config, t, data, paths, loop, dist, bar, label)
+    if not dist.is_main:
+        return {}
+    p0 = time.perf_counter()
+    oof_probs, test_probs = predict_fold(config, t, data, paths["best"], bar, label)
+    timing = {"cache_seconds": data.cache_seconds, "predict_seconds": time.perf_counter() - p0,
+              "train_seconds": sum(h["train_seconds"] for h in loop["history"])}
+    extra = wrappers.after_fit(t.model, data, t.normalizer, config, out_dir)
     return write_fold(config, data, fold, out_dir, oof_probs, test_probs, loop, t, timing, t0, dist, device,
                       folds_path, data_dir, fingerprint, extra, argv)
 
@@ -477,19 +513,6 @@ def _timm_version() -> str:
     return timm.__version__
 
 
-def build_parser():
-    ap = cli.parser("python -m base_models.train", "Train one fold of a timm backbone; write its OOF and test "
-                     "probabilities, checkpoint and metrics under OUT/NAME/fold{K}/.")
-    ap.add_argument("--config", help="YAML config (keys: see base_models/config.py); flags override it")
-    ap.add_argument("--data", required=True, help="folder with train.csv, sample_submission.csv, train/, test/")
-    ap.add_argument("--folds", required=True, help="Id,fold csv (python -m hpa_ens.folds)")
-    ap.add_argument("--fold", required=True, type=int, help="which fold to hold out")
-    ap.add_argument("--out", default="oof", help="OOF root; outputs go to OUT/NAME/fold{K}/")
-    ap.add_argument("--resume", action="store_true", help="continue from OUT/NAME/fold{K}/checkpoint.pt")
-    add_config_flags(ap)
-    return ap
-
-
 def fold_line(metrics: dict) -> str:
     """One plain line per finished fold: model, fold, epochs, fold F1, seconds (for logs)."""
     return (f"{metrics['name']} fold {metrics['fold']}: {metrics['epochs_run']} epochs "
@@ -497,16 +520,7 @@ def fold_line(metrics: dict) -> str:
             f"{metrics['fold_macro_f1']:.4f}, {metrics['timing']['total_seconds']:.1f} s")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = load_config(args.config, overrides_from_args(args))
-    metrics = fit_fold(config, args.data, args.folds, args.fold, args.out, args.resume,
-                       argv=list(argv) if argv is not None else None)
-    distributed.cleanup(distributed.from_env())
-    if metrics:  # a torchrun rank other than 0 returns {}: rank 0 reports
-        print(fold_line(metrics), flush=True)
-    return 0
+if __name__ == "__main__":  # python -m base_models.train: the command lives in base_models.commands.train
+    from hpa_ens.commands import launch
 
-
-if __name__ == "__main__":
-    cli.entry(main)
+    launch("train", __spec__.name)

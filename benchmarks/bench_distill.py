@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HPA_ENS_NO_PROGRESS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
@@ -106,7 +105,7 @@ def build(args) -> None:
             continue
         config = load_config(student_config, dict(common, name=name))
         distill(config, oof / "teacher", data, folds_path, "all", oof, alpha=alpha, temperature=args.temperature,
-                self_train=args.self_train and alpha > 0)
+                self_train=args.self_train and alpha > 0, echo=print)
 
 
 def scores(pset, train_labels, test_labels) -> dict:

@@ -20,6 +20,7 @@ column of the pivot table "loader" (``docs/base_models.md``).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported (a script sets it, as the commands do)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from base_models.data import Sources, StreamImages, batches, build_cache, load_batches  # noqa: E402

@@ -11,6 +11,7 @@ batch size, threads and channels_last setting, in this process.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported (a script sets it, as the commands do)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import base_models  # noqa: E402,F401  (sets OMP_WAIT_POLICY / HF_HUB_OFFLINE before torch)
 import torch  # noqa: E402
 
 from base_models.config import load_config  # noqa: E402

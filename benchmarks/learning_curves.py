@@ -72,7 +72,7 @@ def run_candidate(name: str, data: Path, folds: Path, fold: int, out: Path, thre
             "--threads", str(threads), "--patience", "1000"]
     for key, value in overrides.items():
         args += [f"--{key.replace('_', '-')}", json.dumps(value)]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HPA_ENS_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
     load_before, start = _load(), time.perf_counter()
     proc = subprocess.run(args, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -14,6 +14,8 @@ pytest.importorskip("timm")
 from scipy.special import expit, logit  # noqa: E402
 
 from base_models import distill  # noqa: E402
+from base_models.commands import distill as distill_cmd  # noqa: E402
+from base_models.config import load_config  # noqa: E402
 from base_models.losses import build_loss  # noqa: E402
 from hpa_ens.classes import N_CLASSES  # noqa: E402
 from hpa_ens.contract import (ContractError, build_meta, probs_frame, read_prediction_set,  # noqa: E402
@@ -91,8 +93,7 @@ def test_row_concat_reads_like_concatenation():
 
 
 # ------------------------------------------------------------------------------------ end to end
-def test_distill_cli_writes_a_valid_prediction_set_with_provenance(tmp_path, monkeypatch):
-    monkeypatch.setenv("HPA_ENS_NO_PROGRESS", "1")
+def test_distill_cli_writes_a_valid_prediction_set_with_provenance(tmp_path):
     data, train_ids, test_ids, Y = make_dataset(tmp_path / "data")
     write_teacher(tmp_path / "teacher", train_ids, test_ids, Y)
     argv = ["--teacher", str(tmp_path / "teacher"), "--student", "base_models/configs/mobilenetv3_small_100.yaml",
@@ -100,7 +101,7 @@ def test_distill_cli_writes_a_valid_prediction_set_with_provenance(tmp_path, mon
             "--alpha", "0.5", "--temperature", "2", "--self-train",
             "--backbone", "mobilenetv3_small_050", "--image-size", "32", "--batch-size", "8", "--epochs", "1",
             "--threads", "1", "--tta", "none", "--cache-dir", str(tmp_path / "cache")]
-    assert distill.main(argv) == 0
+    assert distill_cmd.main(argv) == 0
     folder = tmp_path / "oof" / "mobilenetv3_small_100_student"
     student = read_prediction_set(folder, train_ids=train_ids, test_ids=test_ids)
     assert student.oof.shape == (len(train_ids), N_CLASSES) and student.test.shape == (len(test_ids), N_CLASSES)
@@ -113,10 +114,10 @@ def test_distill_cli_writes_a_valid_prediction_set_with_provenance(tmp_path, mon
     assert fold0["n_fit"] == 12 + len(test_ids)
     # A second --fold all run keeps the finished folds (same teacher, same settings) and only collects.
     mtime = (folder / "fold0" / "metrics.json").stat().st_mtime_ns
-    assert distill.main(argv) == 0
+    assert distill_cmd.main(argv) == 0
     assert (folder / "fold0" / "metrics.json").stat().st_mtime_ns == mtime
     # Another alpha is another fingerprint: the fold is retrained, not reused.
-    assert distill.main(argv[:-2] + ["--fold", "0", "--alpha", "0.9"] + argv[-2:]) == 0
+    assert distill_cmd.main(argv[:-2] + ["--fold", "0", "--alpha", "0.9"] + argv[-2:]) == 0
     fold0b = json.loads((folder / "fold0" / "metrics.json").read_text())
     assert fold0b["distill"]["distill_alpha"] == 0.9
 
@@ -124,7 +125,7 @@ def test_distill_cli_writes_a_valid_prediction_set_with_provenance(tmp_path, mon
 def test_teacher_missing_an_id_is_refused(tmp_path):
     data, train_ids, test_ids, Y = make_dataset(tmp_path / "data", n_train=10, n_test=4)
     write_teacher(tmp_path / "teacher", train_ids[:-1], test_ids, Y[:-1])
-    config = distill.load_config(None, {"backbone": "mobilenetv3_small_050"})
+    config = load_config(None, {"backbone": "mobilenetv3_small_050"})
     with pytest.raises(ContractError, match=train_ids[-1]):
         distill.teacher_targets(tmp_path / "teacher", data, config, 1.0, False)
 
@@ -134,7 +135,7 @@ def test_teacher_whose_epochs_were_chosen_on_held_out_rows_is_refused(tmp_path):
     oof, test = np.clip(Y * 0.7, 0, 1), np.full((len(test_ids), N_CLASSES), 0.5)
     old = build_meta("base_models.collect", name="old")  # written before honest OOF: no epoch_selection
     write_prediction_set(tmp_path / "old", probs_frame(train_ids, oof), probs_frame(test_ids, test), old)
-    config = distill.load_config(None, {"backbone": "mobilenetv3_small_050"})
+    config = load_config(None, {"backbone": "mobilenetv3_small_050"})
     with pytest.raises(ContractError, match="chose their epoch on the held-out rows"):
         distill.teacher_targets(tmp_path / "old", data, config, 1.0, False)
     honest = dict(old, epoch_selection=["last_epoch"])

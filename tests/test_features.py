@@ -20,7 +20,7 @@ FAST = {"features": ["channel_stats", "quantiles", "histogram", "cells", "textur
 
 
 def _cli(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(REPO), HPA_ENS_NO_PROGRESS="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "base_models.features", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 

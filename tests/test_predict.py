@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 from base_models import predict as predict_mod  # noqa: E402
+from base_models.commands import predict as predict_cmd  # noqa: E402
 from base_models.config import load_config  # noqa: E402
 from base_models.train import fit_fold  # noqa: E402
 from hpa_ens.contract import read_probs  # noqa: E402
@@ -23,7 +24,6 @@ def trained(tmp_path_factory):
     """Two folds of a tiny model: one per-image normalised, one with dataset channel statistics."""
     root = tmp_path_factory.mktemp("predict")
     data, train_ids, test_ids, _ = make_dataset(root / "data", n_train=16, n_test=10)
-    os.environ["HPA_ENS_NO_PROGRESS"] = "1"
     folds = {}
     for fold, normalize in ((0, "per_image"), (1, "dataset")):
         config = load_config(None, dict(backbone="mobilenetv3_small_050", name="tiny", image_size=32, batch_size=4,
@@ -38,7 +38,7 @@ def test_predict_reproduces_the_trainers_test_probabilities(trained, tmp_path, c
     data, test_ids, folds, root = trained
     for fold, folder in folds.items():
         out = tmp_path / f"p{fold}.csv"
-        assert predict_mod.main(["--checkpoint", str(folder), "--data", str(data), "--tta", "flips",
+        assert predict_cmd.main(["--checkpoint", str(folder), "--data", str(data), "--tta", "flips",
                                  "--batch-size", "16", "--threads", "1", "--out", str(out),
                                  "--cache-dir", str(root / "cache")]) == 0
         mine = read_probs(out, ids=test_ids)
@@ -53,7 +53,7 @@ def test_several_checkpoints_are_averaged_and_d8_is_dihedral(trained, tmp_path):
     for key, ckpts, tta in (("a", [folds[0]], "d8"), ("b", [folds[1] / "best.pt"], "d8"),
                             ("ab", [folds[0], folds[1] / "best.pt"], "d8"), ("a_dihedral", [folds[0]], "dihedral")):
         out = tmp_path / f"{key}.csv"
-        predict_mod.main(["--checkpoint", *map(str, ckpts), "--data", str(data), "--tta", tta, "--threads", "1",
+        predict_cmd.main(["--checkpoint", *map(str, ckpts), "--data", str(data), "--tta", tta, "--threads", "1",
                           "--out", str(out), "--cache-dir", str(root / "cache")])
         outs[key] = read_probs(out, ids=test_ids).to_numpy()
     np.testing.assert_allclose(outs["ab"], (outs["a"] + outs["b"]) / 2, atol=1e-12)
@@ -65,7 +65,7 @@ def test_several_checkpoints_are_averaged_and_d8_is_dihedral(trained, tmp_path):
 def test_predict_on_train_split_and_errors(trained, tmp_path):
     data, _, folds, root = trained
     out = tmp_path / "train.csv"
-    predict_mod.main(["--checkpoint", str(folds[0]), "--data", str(data), "--split", "train", "--tta", "none",
+    predict_cmd.main(["--checkpoint", str(folds[0]), "--data", str(data), "--split", "train", "--tta", "none",
                       "--threads", "1", "--out", str(out), "--cache-dir", str(root / "cache")])
     assert len(read_probs(out)) == 16
     with pytest.raises(ValueError, match="checkpoint not found"):
@@ -76,12 +76,12 @@ def test_predict_on_train_split_and_errors(trained, tmp_path):
     with pytest.raises(ValueError, match="config.yaml"):
         predict_mod.load_predictor(lonely)
     with pytest.raises(SystemExit):  # argparse refuses an unknown TTA name
-        predict_mod.main(["--checkpoint", str(folds[0]), "--data", str(data), "--tta", "rot"])
+        predict_cmd.main(["--checkpoint", str(folds[0]), "--data", str(data), "--tta", "rot"])
 
 
 def test_predict_without_out_writes_beside_the_checkpoint(trained):
     data, test_ids, folds, root = trained
-    assert predict_mod.main(["--checkpoint", str(folds[0]), "--data", str(data), "--tta", "none",
+    assert predict_cmd.main(["--checkpoint", str(folds[0]), "--data", str(data), "--tta", "none",
                              "--threads", "1", "--cache-dir", str(root / "cache")]) == 0
     written = folds[0].parent / "predict_test.csv"
     assert read_probs(written).index.tolist() == test_ids

@@ -121,9 +121,11 @@ def test_both_watersheds_find_the_same_nuclei():
 
 
 def test_otsu_separates_two_modes():
+    from hpa_ens.images import otsu_threshold  # segmentation's threshold (binning on the data range)
+
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.normal(20, 3, 500), rng.normal(100, 5, 300)])
-    assert 40 < C.otsu_threshold(values) < 80  # in the gap, near its middle
+    assert 40 < otsu_threshold(values) < 80  # in the gap, near its middle
 
 
 def test_crops_centred_padded_and_cached(tmp_path):

@@ -130,10 +130,11 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
             f"features_{m}",
             py("base_models.features", "--config", config_dir / f"{m}.yaml", "--data", data, "--folds", folds,
                "--out", oof_root, "--n-jobs", 2),
-            inputs=[base_models_dir / "features.py", config_dir / f"{m}.yaml", train_csv, folds, sample_sub],
+            inputs=[base_models_dir / "features.py", base_models_dir / "commands" / "features.py", *_src("images"),
+                    config_dir / f"{m}.yaml", train_csv, folds, sample_sub],
             outputs=[oof_root / m / "meta.json"], env=dict(FIXED_THREADS)))
     if cnns:
-        code = sorted(p for p in base_models_dir.glob("*.py") if p.name != "features.py")
+        code = sorted(p for p in base_models_dir.rglob("*.py") if p.name != "features.py")  # commands/ too
         stages.append(Stage("base_models", py("base_models.run_all"),
                             inputs=code + [config_dir / f"{m}.yaml" for m in cnns] + [train_csv, folds, sample_sub, stats],
                             outputs=[oof_root / m / "meta.json" for m in cnns], env=base_env))

@@ -1,0 +1,95 @@
+"""``hpa-ens base-models`` (``make base-models``, ``python -m base_models.run_all``): every config on every fold.
+
+Trains every CNN config on every fold that is not current, runs the ``kind: features`` configs, collects
+each into a prediction set (:func:`base_models.run_all.run_all`), then prints the models' OOF macro F1.
+One plain line per finished or kept fold goes to stdout as it happens, also into a log file.
+
+Every flag falls back to an environment variable (``DATA``, ``MODELS``, ``FOLDS`` = fold numbers,
+``FOLDS_FILE``, ``OUT``, ``EPOCHS``, ``IMAGE_SIZE``, ``CACHE_DIR``, ``CHANNEL_STATS``, ``RESUME=1``,
+``JOBS``), so ``DATA=/data/hpa make base-models`` works. Without ``--data`` (or ``DATA``) the default
+``data/synth`` is used, and filled with the demo's synthetic set when absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+from hpa_ens.commands._cli import add_n_jobs_argument, add_task_argument, parser, progress
+
+from ..run_all import CONFIG_DIR, DEFAULT_DATA, run_all
+from ._env import offline_hub
+from ._output import echo, note
+
+NAME = "base-models"
+
+
+def _env_list(name: str) -> list[str] | None:
+    value = os.environ.get(name, "").strip()
+    return [v.strip() for v in value.split(",") if v.strip()] or None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    ap = parser(NAME, "``make base-models``: train every config on every fold, then collect each into a "
+                      "prediction set.")
+    ap.add_argument("--data", type=Path, default=None, help="Kaggle-layout folder (env DATA; default data/synth, "
+                    "the demo's synthetic set, generated there if absent)")
+    ap.add_argument("--configs", nargs="+", type=Path, default=[CONFIG_DIR], help="config files or folders of *.yaml")
+    ap.add_argument("--names", "--models", nargs="+", default=_env_list("MODELS"),
+                    help="train only these config names (file stems) (env MODELS=a,b)")
+    ap.add_argument("--folds", type=Path, default=env("FOLDS_FILE"), help="Id,fold csv (env FOLDS_FILE; default "
+                    "DATA/folds.csv, made with hpa_ens.folds if absent)")
+    ap.add_argument("--fold", nargs="+", type=int, default=[int(f) for f in _env_list("FOLDS") or []] or None,
+                    help="train only these folds (env FOLDS=0,1); collecting needs every fold")
+    ap.add_argument("--out", type=Path, default=Path(env("OUT", "oof")), help="OOF root (env OUT)")
+    ap.add_argument("--epochs", type=int, default=int(env("EPOCHS")) if env("EPOCHS") else None,
+                    help="override every config's epochs (env EPOCHS)")
+    ap.add_argument("--image-size", type=int, default=int(env("IMAGE_SIZE")) if env("IMAGE_SIZE") else None,
+                    help="override every config's image size (env IMAGE_SIZE)")
+    ap.add_argument("--cache-dir", default=env("CACHE_DIR"), help="image caches (env CACHE_DIR; default DATA/.cache)")
+    ap.add_argument("--channel-stats", default=env("CHANNEL_STATS"), help="EDA channel stats JSON (env CHANNEL_STATS)")
+    ap.add_argument("--extra-images", default=None, help="folder of extra labelled images (HPAv18; channels as "
+                    "separate files {Id}_{red,green,blue,yellow}.{png,jpg,tif})")
+    ap.add_argument("--extra-labels", default=None, help="their Id,Target csv (e.g. HPAv18RBGY_wodpl.csv)")
+    ap.add_argument("--skip-missing", action="store_true", help="skip extra-label Ids without images "
+                    "(default: refuse, naming the count and the first ones)")
+    ap.add_argument("--resume", action="store_true", default=env("RESUME") == "1",
+                    help="continue interrupted folds from their checkpoints (env RESUME=1)")
+    add_n_jobs_argument(ap)
+    add_task_argument(ap)
+    return ap
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """The config keys every CNN config gets from the flags."""
+    keys = {"epochs": args.epochs, "image_size": args.image_size, "cache_dir": args.cache_dir,
+            "channel_stats": args.channel_stats, "extra_images": args.extra_images,
+            "extra_labels": args.extra_labels}
+    overrides = {k: v for k, v in keys.items() if v is not None}
+    if args.skip_missing:
+        overrides["skip_missing"] = True
+    if args.task is not None:
+        overrides["task"] = args.task
+    return overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    offline_hub()
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    data_dir = args.data or Path(os.environ.get("DATA") or DEFAULT_DATA)
+    n_jobs = int(os.environ["JOBS"]) if os.environ.get("JOBS") and args.n_jobs == -1 else args.n_jobs
+    summaries = run_all(data_dir, args.configs, names=args.names, folds_path=args.folds, folds=args.fold,
+                        out_root=args.out, overrides=config_overrides(args), task=args.task, n_jobs=n_jobs,
+                        resume=args.resume, explicit_data=args.data is not None or bool(os.environ.get("DATA")),
+                        echo=echo, log=note, make_progress=progress)
+    print(f"base models done in {time.perf_counter() - started:.1f} s", flush=True)
+    for s in summaries:
+        f1 = s.get("oof_macro_f1_best_thresholds", s.get("oof_macro_f1", float("nan")))
+        print(f"  {s['name']:<28} OOF macro F1 {f1:.4f}  at 0.5: {s.get('oof_macro_f1_at_0.5', float('nan')):.4f}"
+              f"  {s.get('train_seconds', float('nan')):.1f} s of fold time", flush=True)
+    return 0
