@@ -346,7 +346,7 @@ def loaded_modules(root: Path = ROOT) -> dict[str, Path]:
         if name.split(".")[0] in PACKAGES:
             out[name] = path
         elif path.parent == (root / "benchmarks").resolve():
-            out[path.stem] = path  # __main__ (the script itself) under its own name
+            out[path.stem] = path
     return out
 
 
@@ -360,18 +360,22 @@ def combined_hash(files: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def code_files(extra: Iterable[str] = (), root: Path = ROOT) -> dict[str, str]:
+def code_files(script: Path | None = None, extra: Iterable[str] = (), root: Path = ROOT) -> dict[str, str]:
     """``{relative path: sha256}`` of the code this run depends on.
 
-    The project files of every module loaded by now (``hpa_ens``, ``base_models``, this folder; the
-    script itself), closed over their imports (:func:`import_closure`, so the code a forked child
-    imports counts), plus the modules declared with :func:`uses` and ``extra`` (run in child processes
-    as ``python -m``). A file loaded from outside ``root`` (another checkout) is hashed as loaded: it
-    then differs from ``root``'s file and the figure reads as stale, as it should.
+    The benchmark ``script`` run (default: ``sys.argv[0]``; Python drops ``__main__.__file__`` before
+    exit handlers run) and the project files of every module loaded by now (``hpa_ens``,
+    ``base_models``, this folder), closed over their imports (:func:`import_closure`, so the code a
+    forked child imports counts), plus the modules declared with :func:`uses` and ``extra`` (run in
+    child processes as ``python -m``). A file loaded from outside ``root`` (another checkout) is hashed
+    as loaded: it then differs from ``root``'s file and the figure reads as stale, as it should.
     """
     loaded = loaded_modules(root)
-    script = getattr(sys.modules.get("__main__"), "__file__", None)
-    main = [Path(script).stem] if script and Path(script).resolve().parent == (root / "benchmarks").resolve() else []
+    script = Path(script or sys.argv[0]).resolve()
+    main = []
+    if script.suffix == ".py" and script.parent == (root / "benchmarks").resolve() and script.is_file():
+        loaded[script.stem] = script
+        main.append(script.stem)
     files = import_closure(loaded, as_main=[*main, *_USED, *extra], root=root)
     for name, path in loaded.items():  # what actually ran wins over the file of the same name under root
         files[_relative(name, path)] = path
@@ -432,7 +436,7 @@ RUN: dict | None = None
 def _print_code() -> None:
     if RUN is None or os.getpid() != RUN["pid"]:
         return
-    files = code_files()
+    files = code_files(Path(RUN["argv"][0]))
     record = {"pid": RUN["pid"], "sha256": combined_hash(files), "files": files}
     print(CODE_TAG + json.dumps(record, sort_keys=True), flush=True)
 

@@ -445,8 +445,12 @@ def test_run_all_refuses_a_dirty_tree_unless_allowed(tmp_path, capsys, monkeypat
 
 
 def test_a_benchmark_prints_its_provenance_at_start_and_its_code_at_exit(tmp_path):
-    """What a benchmark process prints: @@run before anything else, @@code (its loaded project files) last."""
-    script = ROOT / "benchmarks" / "bench_not_a_real_one.py"
+    """What a benchmark process prints: @@run before anything else, @@code (its loaded project files) last.
+
+    The process poses as bench_cells.py (its argv[0]) without running it: the script file counts, with its
+    imports, as Python drops ``__main__.__file__`` before the exit handler runs.
+    """
+    script = ROOT / "benchmarks" / "bench_cells.py"
     code = (f"import sys; sys.argv[0] = {str(script)!r}; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
             "import results; print('working'); import hpa_ens.metrics; "
             "results.emit('t', 1.0, 's', baseline=2.0, baseline_name='b', differs='implementation only: x')")
@@ -459,9 +463,11 @@ def test_a_benchmark_prints_its_provenance_at_start_and_its_code_at_exit(tmp_pat
     assert started["argv"][0] == str(script) and started["date"].endswith("+00:00") and "load" in started["machine"]
     assert ended["pid"] == started["pid"] and ended["sha256"] == results_mod.combined_hash(ended["files"])
     assert {"hpa_ens/metrics.py", "hpa_ens/__init__.py", "benchmarks/results.py"} <= set(ended["files"])
+    # the script and what it imports (a torch-free base_models module, the synthetic generator)
+    assert {"benchmarks/bench_cells.py", "base_models/segment.py", "hpa_ens/synth/draw.py"} <= set(ended["files"])
     assert all(f.split("/")[0] in ("hpa_ens", "base_models", "benchmarks") for f in ended["files"])
     assert ended["files"]["hpa_ens/metrics.py"] == hashlib.sha256((ROOT / "hpa_ens/metrics.py").read_bytes()).hexdigest()
-    record, refused = run_all.run_record(out, "bench_not_a_real_one", allow_dirty=True)
+    record, refused = run_all.run_record(out, "bench_cells", allow_dirty=True)
     assert refused is None and record["fingerprint"] == ended["sha256"] and record["date"] == started["date"]
     # in tests, run_all and workers nothing is printed on import
     quiet = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
