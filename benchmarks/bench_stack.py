@@ -50,12 +50,16 @@ from hpa_ens.thresholds import exact_macro_f1  # noqa: E402
 from results import emit  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "hpa" / "train.csv"
-#: Appended to every figure name when ../shared is absent: figures on random labels never take the real ones' names.
-DATA_SUFFIX = "" if SHARED.exists() else " (random labels)"
+
+
+def data_suffix() -> str:
+    """What every figure name ends with: " (random labels)" when ../shared is absent, so that figures on
+    random labels never take the real ones' names."""
+    return "" if SHARED.exists() else " (random labels)"
 
 
 def load_labels(seed: int) -> np.ndarray:
-    """The real label matrix, or (without ../shared; see :data:`DATA_SUFFIX`) independent labels at HPA-like rates."""
+    """The real label matrix, or (without ../shared; see :func:`data_suffix`) independent labels at HPA-like rates."""
     if SHARED.exists():
         from hpa_ens.labels import read_labels
 
@@ -160,6 +164,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     warnings.filterwarnings("ignore", message=".*eval_set.*deprecated")
     n_jobs = resolve_n_jobs(args.n_jobs)
+    suffix = data_suffix()
     oof_sets, test_sets, Y = make_data(args.rows, args.test_rows, args.models, args.seed)
     folds = simple_folds(len(Y), args.folds, args.seed)
     X, _ = stack_features(oof_sets)
@@ -195,11 +200,11 @@ def main(argv=None) -> int:
               f"{t_same / t_stack:.2f}x wall, {cpu_same / cpu_stack:.2f}x CPU")
         same = ("implementation only: same parameters, early stopping, inner split and rare-class fallback; one "
                 "binned Dataset per fold shared by the classes vs a fresh one per class")
-        emit(f"stack vs LGBMClassifier loop doing the same work (what the shared Dataset buys){DATA_SUFFIX}", t_stack,
+        emit(f"stack vs LGBMClassifier loop doing the same work (what the shared Dataset buys){suffix}", t_stack,
              "s", baseline=t_same, baseline_name="same parameters, early stopping and fallbacks, fresh Dataset per class",
              differs=same, f1=f1_stack, baseline_f1=f1_same, rows=len(Y), test_rows=len(X_test), models=args.models,
              n_jobs=n_jobs, note=f"OOF macro F1 {f1_stack:.4f} vs {f1_same:.4f}; each row timed once after a warm-up")
-        emit(f"stack vs the same-work loop, CPU time{DATA_SUFFIX}", cpu_stack, "s", baseline=cpu_same,
+        emit(f"stack vs the same-work loop, CPU time{suffix}", cpu_stack, "s", baseline=cpu_same,
              baseline_name="same-work loop, CPU s", differs=same,
              note="CPU time of the process: robust to other jobs' load")
     if "plain" not in args.skip:
@@ -212,11 +217,11 @@ def main(argv=None) -> int:
         config = ("configuration: 200 fixed trees (no early stopping), 255 bins, all features, no rare-class "
                   "fallback (LightGBM's defaults) vs the stack's defaults")
         emit(f"configuration, not the same work: stack at its defaults vs plain LGBMClassifier(200 trees, 15 leaves) "
-             f"loop{DATA_SUFFIX}", t_stack, "s", baseline=t_plain,
+             f"loop{suffix}", t_stack, "s", baseline=t_plain,
              baseline_name="LGBMClassifier(200, 15) per fold and class", differs=config, f1=f1_stack,
              baseline_f1=f1_plain, rows=len(Y), test_rows=len(X_test), models=args.models, n_jobs=n_jobs,
              note=f"OOF macro F1 {f1_stack:.4f} vs {f1_plain:.4f}; target >= 4x")
-        emit(f"configuration, not the same work: stack at its defaults vs the plain loop, CPU time{DATA_SUFFIX}",
+        emit(f"configuration, not the same work: stack at its defaults vs the plain loop, CPU time{suffix}",
              cpu_stack, "s", baseline=cpu_plain, baseline_name="LGBMClassifier(200, 15) loop, CPU s", differs=config,
              note="CPU time of the process: robust to other jobs' load; target >= 4x")
     print(f"mean blend (reference)                 :            OOF macro F1 {exact_macro_f1(Y, blend_oof):.4f}")
