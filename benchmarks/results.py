@@ -7,7 +7,8 @@ them, and ``run_all.py --import-log`` reads them back from its log):
 
 ``@@run {…}``
     printed when the benchmark imports this module, i.e. at its start: git commit and whether tracked
-    files differ from it (``dirty``), UTC date, machine, load average, process id and command line.
+    files differ from it (``dirty``), UTC date, machine (CPU model and usable CPUs), 1-minute load
+    average, process id and command line.
 ``@@figure {…}``
     one per :func:`emit`. A figure with a baseline names it, measured in the same process, and says in
     ``differs`` what differs between the two sides, so a ratio is never read as "same work" when it is not.
@@ -166,12 +167,17 @@ def time_same_way(calls: dict[str, Callable[[], object]], repeats: int, warmup: 
 
 
 # ------------------------------------------------------------------------------------------------ provenance
+#: Tracked files whose changes do not make a run dirty: the record ``run_all.py`` itself rewrites after each script.
+NOT_CODE = ("benchmarks/results.json",)
+
+
 def git_state(root: Path = ROOT) -> tuple[str, bool]:
-    """(HEAD's commit, 12 hex digits, or "unknown"; whether tracked files differ from it)."""
+    """(HEAD's commit, 12 hex digits, or "unknown"; whether tracked files other than :data:`NOT_CODE` differ)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
-        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  *(f":(exclude){path}" for path in NOT_CODE)], cwd=root,
                                  capture_output=True, text=True, check=True).stdout.strip()
         return sha, bool(changes)
     except (OSError, subprocess.CalledProcessError):
@@ -189,7 +195,8 @@ def machine_name() -> str:
     except OSError:
         pass
     try:
-        sys.path.insert(0, str(ROOT))
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
         from hpa_ens.utils import available_cpus
 
         usable = available_cpus()
@@ -206,7 +213,7 @@ def provenance() -> dict:
     commit, dirty = git_state()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {"commit": commit, "dirty": dirty, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{machine_name()}; load {load:.1f} at start", "load": _clean(load), "pid": os.getpid(),
+            "machine": machine_name(), "load": round(load, 1) if math.isfinite(load) else None, "pid": os.getpid(),
             "argv": list(sys.argv)}
 
 

@@ -136,7 +136,7 @@ def merge(results: dict, script: str, mode: str, figures: list[dict], run: dict)
     """
     kept = [f for f in results.get("figures", []) if not (f["script"] == script and f["mode"] == mode)]
     stamp = {k: run[k] for k in ("machine", "date", "commit")}
-    stamp.update({k: run[k] for k in ("dirty", "fingerprint") if k in run})
+    stamp.update({k: run[k] for k in ("load", "dirty", "fingerprint") if k in run})
     new = [{**f, "script": script, "mode": mode, **stamp, "command": run["command"]} for f in figures]
     runs = dict(results.get("runs", {}))
     runs[f"{script} ({mode})"] = run

@@ -235,7 +235,7 @@ def render(results: dict, scripts=None, status: dict[int, Status] | None = None)
             baseline = f"{fig.get('baseline_name') or 'baseline'}: {fmt(fig['baseline'], fig.get('unit', ''))}"
         cell_mark, run_mark = _marks(fig, status)
         run = (f"{fig['mode']}, {fig['date'][:10]}, `{fig['commit']}`{run_mark}, "
-               f"machine {machines.index(fig['machine']) + 1}")
+               f"machine {machines.index(fig['machine']) + 1}{_load(fig, ', load {:.1f}')}")
         note = "; ".join(x for x in (fig.get("differs"), fig.get("note", "")) if x)
         lines.append("| " + " | ".join(_cell(c) for c in (
             f"`{fig['script']}`: {fig['name']}", fmt(fig["figure"], fig.get("unit", "")) + cell_mark, baseline,
@@ -250,8 +250,13 @@ def pivot_options(text: str) -> dict:
     return {k: v.replace("_", " ") for k, v in (item.split("=", 1) for item in text.split())}
 
 
+def _load(fig: dict, template: str) -> str:
+    """The run's load at its start, in ``template``; empty for a record whose machine string holds it (schema 1)."""
+    return template.format(fig["load"]) if fig.get("load") is not None else ""
+
+
 def _run_line(fig: dict, status: dict[int, Status] | None = None) -> str:
-    machine = str(fig.get("machine", "")).replace("; ", ", ")
+    machine = str(fig.get("machine", "")).replace("; ", ", ") + _load(fig, ", load {:.1f} at start")
     run_mark = _marks(fig, status)[1]
     return f"`{fig['script']}` ({fig['mode']}, {fig['date'][:10]}, commit `{fig['commit']}`{run_mark}, {machine})"
 

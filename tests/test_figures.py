@@ -379,7 +379,7 @@ def test_forget_drops_one_script_and_mode_only(tmp_path):
 def _log(tmp_path, script="bench_metrics", argv_tail=("--quick",), dirty=False, run=True, code=True, pid=42) -> Path:
     """A log of a run done by hand: its own @@run line, figures, and the @@code line printed at its exit."""
     started = {"commit": "feedface1234", "dirty": dirty, "date": "2025-01-02T03:04:05+00:00", "pid": pid,
-               "machine": "cpu Z; 8 usable CPUs of 8; load 3.0 at start", "load": 3.0,
+               "machine": "cpu Z; 8 usable CPUs of 8", "load": 3.0,
                "argv": [f"/somewhere/benchmarks/{script}.py", *argv_tail]}
     files = {"benchmarks/bench_metrics.py": "1" * 64, "hpa_ens/metrics.py": "2" * 64}
     lines = ["some output"]
@@ -399,8 +399,12 @@ def test_import_log_takes_the_logs_own_provenance(tmp_path, capsys):
     res = run_all.load_results(path)
     (fig,) = res["figures"]
     # commit, date and machine of the run itself, not of the moment of import
-    assert (fig["commit"], fig["date"], fig["machine"], fig["dirty"]) == \
-        ("feedface1234", "2025-01-02T03:04:05+00:00", "cpu Z; 8 usable CPUs of 8; load 3.0 at start", False)
+    assert (fig["commit"], fig["date"], fig["machine"], fig["load"], fig["dirty"]) == \
+        ("feedface1234", "2025-01-02T03:04:05+00:00", "cpu Z; 8 usable CPUs of 8", 3.0, False)
+    # the tables say so: the run's load at its start beside its machine
+    text = figures.rewrite("<!-- figures:begin -->\n<!-- figures:end -->\n", res)
+    assert "| quick, 2025-01-02, `feedface1234`, stale: not made by the current code, machine 1, load 3.0 |" in text
+    assert "Machine 1: cpu Z; 8 usable CPUs of 8." in text
     assert fig["mode"] == "quick" and fig["command"] == "python benchmarks/bench_metrics.py --quick"
     run = res["runs"]["bench_metrics (quick)"]
     assert run["fingerprint"] == fig["fingerprint"] == results_mod.combined_hash(run["code_files"])
@@ -460,7 +464,8 @@ def test_a_benchmark_prints_its_provenance_at_start_and_its_code_at_exit(tmp_pat
     assert lines[0].startswith(results_mod.RUN_TAG) and lines[1] == "working"
     assert lines[-1].startswith(results_mod.CODE_TAG)
     started, ended = results_mod.parse_run(out), results_mod.parse_code(out)
-    assert started["argv"][0] == str(script) and started["date"].endswith("+00:00") and "load" in started["machine"]
+    assert started["argv"][0] == str(script) and started["date"].endswith("+00:00") and "usable CPUs" in started["machine"]
+    assert isinstance(started["load"], float) and started["commit"] == results_mod.git_state()[0]
     assert ended["pid"] == started["pid"] and ended["sha256"] == results_mod.combined_hash(ended["files"])
     assert {"hpa_ens/metrics.py", "hpa_ens/__init__.py", "benchmarks/results.py"} <= set(ended["files"])
     # the script and what it imports (a torch-free base_models module, the synthetic generator)
