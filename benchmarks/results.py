@@ -14,7 +14,8 @@ them, and ``run_all.py --import-log`` reads them back from its log):
     ``differs`` what differs between the two sides, so a ratio is never read as "same work" when it is not.
 ``@@code {…}``
     printed at exit: the sha256 of every project file the run depends on (see :func:`code_files`) and
-    one combined hash, the figures' *fingerprint*. ``scripts/update_figures.py --check`` rehashes those
+    one combined hash, the figures' *fingerprint*, with the commit and dirty flag at exit (a tree that
+    moved during the run makes the run dirty). ``scripts/update_figures.py --check`` rehashes those
     files to tell whether a recorded figure still describes the code.
 
 Only a benchmark's own process prints ``@@run``/``@@code`` (the script run is a file of this folder
@@ -444,7 +445,8 @@ def _print_code() -> None:
     if RUN is None or os.getpid() != RUN["pid"]:
         return
     files = code_files(Path(RUN["argv"][0]))
-    record = {"pid": RUN["pid"], "sha256": combined_hash(files), "files": files}
+    commit, dirty = git_state()  # the files are hashed now: they describe the run only if the tree did not move
+    record = {"pid": RUN["pid"], "sha256": combined_hash(files), "files": files, "commit": commit, "dirty": dirty}
     print(CODE_TAG + json.dumps(record, sort_keys=True), flush=True)
 
 

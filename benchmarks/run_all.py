@@ -175,9 +175,14 @@ def run_record(output: str, script: str, allow_dirty: bool) -> tuple[dict, str |
     if code is None:
         return record, "no @@code line: the run did not reach its exit, so its code fingerprint is unknown"
     record.update(fingerprint=code["sha256"], code_files=code["files"])
-    if started.get("dirty") and not allow_dirty:
-        return record, (f"recorded from a dirty tree (tracked files differed from {started.get('commit')}): commit "
-                        "first, or pass --allow-dirty to record figures marked dirty")
+    # Files are hashed at exit: a commit or an edit during the run means they may not be the code that ran.
+    moved = code.get("dirty") or code.get("commit", started.get("commit")) != started.get("commit")
+    record["dirty"] = bool(started.get("dirty") or moved)
+    if record["dirty"] and not allow_dirty:
+        why = ("the tree changed during the run" if moved and not started.get("dirty") else
+               f"tracked files differed from {started.get('commit')}")
+        return record, (f"recorded from a dirty tree ({why}): commit first, or pass --allow-dirty to record "
+                        "figures marked dirty")
     return record, None
 
 

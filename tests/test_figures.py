@@ -376,7 +376,8 @@ def test_forget_drops_one_script_and_mode_only(tmp_path):
     assert sorted(kept["runs"]) == ["a (quick)", "b (full)"]
 
 
-def _log(tmp_path, script="bench_metrics", argv_tail=("--quick",), dirty=False, run=True, code=True, pid=42) -> Path:
+def _log(tmp_path, script="bench_metrics", argv_tail=("--quick",), dirty=False, run=True, code=True, pid=42,
+         exit_state=("feedface1234", False)) -> Path:
     """A log of a run done by hand: its own @@run line, figures, and the @@code line printed at its exit."""
     started = {"commit": "feedface1234", "dirty": dirty, "date": "2025-01-02T03:04:05+00:00", "pid": pid,
                "machine": "cpu Z; 8 usable CPUs of 8", "load": 3.0,
@@ -387,7 +388,8 @@ def _log(tmp_path, script="bench_metrics", argv_tail=("--quick",), dirty=False, 
     lines += [results_mod.TAG + json.dumps({"name": "macro F1", "figure": 0.5, "unit": "s", "baseline": None,
                                             "baseline_name": None, "ratio": None, "note": ""}), "more output"]
     lines += [results_mod.CODE_TAG + json.dumps({"pid": pid, "sha256": results_mod.combined_hash(files),
-                                                 "files": files})] if code else []
+                                                 "files": files, "commit": exit_state[0],
+                                                 "dirty": exit_state[1]})] if code else []
     log = tmp_path / "run.log"
     log.write_text("\n".join(lines) + "\n")
     return log
@@ -416,6 +418,8 @@ def test_import_log_takes_the_logs_own_provenance(tmp_path, capsys):
     ("no @@run", {"run": False}, "no @@run line"),
     ("no @@code", {"code": False}, "no @@code line"),
     ("dirty", {"dirty": True}, "dirty tree"),
+    ("edited during the run", {"exit_state": ("feedface1234", True)}, "the tree changed during the run"),
+    ("committed during the run", {"exit_state": ("0123456789ab", False)}, "the tree changed during the run"),
     ("another script", {"script": "bench_cache"}, "of bench_cache, not bench_metrics"),
     ("a full run as quick", {"argv_tail": ()}, "pass --full"),
 ])
@@ -466,6 +470,7 @@ def test_a_benchmark_prints_its_provenance_at_start_and_its_code_at_exit(tmp_pat
     started, ended = results_mod.parse_run(out), results_mod.parse_code(out)
     assert started["argv"][0] == str(script) and started["date"].endswith("+00:00") and "usable CPUs" in started["machine"]
     assert isinstance(started["load"], float) and started["commit"] == results_mod.git_state()[0]
+    assert (ended["commit"], ended["dirty"]) == (started["commit"], started["dirty"])
     assert ended["pid"] == started["pid"] and ended["sha256"] == results_mod.combined_hash(ended["files"])
     assert {"hpa_ens/metrics.py", "hpa_ens/__init__.py", "benchmarks/results.py"} <= set(ended["files"])
     # the script and what it imports (a torch-free base_models module, the synthetic generator)
@@ -536,3 +541,21 @@ def test_every_emit_with_a_baseline_says_what_differs():
                 if "baseline" in keywords and "differs" not in keywords:
                     missing.append(f"{path.name}:{node.lineno}")
     assert not missing, f"emit(..., baseline=...) without differs=: {missing}"
+
+
+def test_git_state_dirty_means_tracked_changes_other_than_the_results_file(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    _code(tmp_path, {"hpa_ens/x.py": "x = 1\n", "benchmarks/results.json": "{}\n"})
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    commit, dirty = results_mod.git_state(tmp_path)
+    assert len(commit) == 12 and not dirty
+    (tmp_path / "benchmarks" / "results.json").write_text('{"figures": []}\n')  # run_all writes it between scripts
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert results_mod.git_state(tmp_path) == (commit, False)
+    (tmp_path / "hpa_ens" / "x.py").write_text("x = 2\n")
+    assert results_mod.git_state(tmp_path) == (commit, True)
