@@ -19,7 +19,7 @@ col="C")`` (optional ``spread=0.0123`` shows as "figure ± spread", ``bold=True`
 The pivot has one row per distinct ``row`` and one column per distinct ``col``, both in emission order;
 a cell is the figure as :func:`fmt` writes it, "–" where no figure was emitted; the first header cell
 is ``rowlabel`` (default: the table's name). Under the table one line names the run(s) the figures
-came from: script, mode, date, git commit and machine.
+came from: script, mode, date, git commit, machine and its load at the run's start.
 
 A list block leaves out figures that carry a ``table`` field: they are cells of a pivot table, named
 by their row and column, and a results file with a few dozen of them (the MULAN and shift tables)

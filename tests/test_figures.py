@@ -559,3 +559,19 @@ def test_git_state_dirty_means_tracked_changes_other_than_the_results_file(tmp_p
     assert results_mod.git_state(tmp_path) == (commit, False)
     (tmp_path / "hpa_ens" / "x.py").write_text("x = 2\n")
     assert results_mod.git_state(tmp_path) == (commit, True)
+
+
+def test_without_shared_the_benchmarks_name_their_random_labels(monkeypatch, capsys, tmp_path):
+    """No silent fallback: figures measured on random labels never take the real labels' names."""
+    import bench_stack
+    import bench_thresholds
+
+    assert bench_stack.data_suffix() == ("" if bench_stack.SHARED.exists() else " (random labels)")
+    monkeypatch.setattr(bench_stack, "SHARED", tmp_path / "absent.csv")
+    monkeypatch.setattr(bench_thresholds, "SHARED", tmp_path / "absent.csv")
+    assert bench_stack.data_suffix() == " (random labels)"
+    assert bench_stack.load_labels(0).shape == (31072, 28)
+    capsys.readouterr()
+    assert bench_thresholds.main(["--trials", "2", "--repeats", "1"]) == 0
+    names = [f["name"] for f in results_mod.parse(capsys.readouterr().out)]
+    assert len(names) == 2 and all(name.endswith(" (random labels)") for name in names)
