@@ -34,6 +34,7 @@ exact and match. Every figure is emitted for ``benchmarks/results.json`` (tables
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import sys
 import time
@@ -81,6 +82,7 @@ def _cached(cache: Path | None, key: str, compute):
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def _stack_key() -> str:
     """What a cached stack is valid for: the code that made it.
 
@@ -91,16 +93,10 @@ def _stack_key() -> str:
     """
     import inspect
 
-    global _STACK_KEY_CACHE
-    if _STACK_KEY_CACHE is None:
-        modules = ("hpa_ens.stack", "hpa_ens.testing.label_noise", "hpa_ens.testing.simulate", "hpa_ens.labels",
-                   "hpa_ens.contract.thresholds", "hpa_ens.task", "mulan_data")
-        sources = [inspect.getsource(f) for f in (run_stack, _cached, hpa_case, mulan_cases)]
-        _STACK_KEY_CACHE = f"code-{code_fingerprint(modules, sources)}-es{EARLY_STOPPING_ROUNDS}"
-    return _STACK_KEY_CACHE
-
-
-_STACK_KEY_CACHE: str | None = None
+    modules = ("hpa_ens.stack", "hpa_ens.testing.label_noise", "hpa_ens.testing.simulate", "hpa_ens.labels",
+               "hpa_ens.contract.thresholds", "hpa_ens.task", "mulan_data")
+    sources = [inspect.getsource(f) for f in (run_stack, _cached, hpa_case, mulan_cases)]
+    return f"code-{code_fingerprint(modules, sources)}-es{EARLY_STOPPING_ROUNDS}"
 
 
 def _share_for_rules(share: np.ndarray, n: int) -> np.ndarray:
