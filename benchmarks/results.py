@@ -439,6 +439,7 @@ def _is_benchmark_process() -> bool:
 
 
 RUN: dict | None = None
+_CRASH: list[str] = []
 
 
 def _print_code() -> None:
@@ -447,16 +448,29 @@ def _print_code() -> None:
     files = code_files(Path(RUN["argv"][0]))
     commit, dirty = git_state()  # the files are hashed now: they describe the run only if the tree did not move
     record = {"pid": RUN["pid"], "sha256": combined_hash(files), "files": files, "commit": commit, "dirty": dirty}
+    if _CRASH:
+        record["error"] = _CRASH[-1]
     print(CODE_TAG + json.dumps(record, sort_keys=True), flush=True)
 
 
 def start_run() -> dict:
-    """Print this run's ``@@run`` line now and its ``@@code`` line at exit (once per process)."""
+    """Print this run's ``@@run`` line now and its ``@@code`` line at exit (once per process).
+
+    An uncaught exception is noted in ``@@code`` (``error``), so that a log of a crashed run is not
+    imported as a finished one.
+    """
     global RUN
     if RUN is None:
         RUN = provenance()
         print(RUN_TAG + json.dumps(RUN, sort_keys=True), flush=True)
         atexit.register(_print_code)
+        previous = sys.excepthook
+
+        def note_crash(kind, value, traceback):
+            _CRASH.append(f"{kind.__name__}: {value}"[:300])
+            previous(kind, value, traceback)
+
+        sys.excepthook = note_crash
     return RUN
 
 

@@ -174,6 +174,8 @@ def run_record(output: str, script: str, allow_dirty: bool) -> tuple[dict, str |
     code = parse_code(output, started.get("pid"))
     if code is None:
         return record, "no @@code line: the run did not reach its exit, so its code fingerprint is unknown"
+    if code.get("error"):
+        return record, f"the run ended with an uncaught exception ({code['error']})"
     record.update(fingerprint=code["sha256"], code_files=code["files"])
     # Files are hashed at exit: a commit or an edit during the run means they may not be the code that ran.
     moved = code.get("dirty") or code.get("commit", started.get("commit")) != started.get("commit")

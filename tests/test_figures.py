@@ -377,7 +377,7 @@ def test_forget_drops_one_script_and_mode_only(tmp_path):
 
 
 def _log(tmp_path, script="bench_metrics", argv_tail=("--quick",), dirty=False, run=True, code=True, pid=42,
-         exit_state=("feedface1234", False)) -> Path:
+         exit_state=("feedface1234", False), error=None) -> Path:
     """A log of a run done by hand: its own @@run line, figures, and the @@code line printed at its exit."""
     started = {"commit": "feedface1234", "dirty": dirty, "date": "2025-01-02T03:04:05+00:00", "pid": pid,
                "machine": "cpu Z; 8 usable CPUs of 8", "load": 3.0,
@@ -388,8 +388,8 @@ def _log(tmp_path, script="bench_metrics", argv_tail=("--quick",), dirty=False, 
     lines += [results_mod.TAG + json.dumps({"name": "macro F1", "figure": 0.5, "unit": "s", "baseline": None,
                                             "baseline_name": None, "ratio": None, "note": ""}), "more output"]
     lines += [results_mod.CODE_TAG + json.dumps({"pid": pid, "sha256": results_mod.combined_hash(files),
-                                                 "files": files, "commit": exit_state[0],
-                                                 "dirty": exit_state[1]})] if code else []
+                                                 "files": files, "commit": exit_state[0], "dirty": exit_state[1],
+                                                 **({"error": error} if error else {})})] if code else []
     log = tmp_path / "run.log"
     log.write_text("\n".join(lines) + "\n")
     return log
@@ -420,6 +420,7 @@ def test_import_log_takes_the_logs_own_provenance(tmp_path, capsys):
     ("dirty", {"dirty": True}, "dirty tree"),
     ("edited during the run", {"exit_state": ("feedface1234", True)}, "the tree changed during the run"),
     ("committed during the run", {"exit_state": ("0123456789ab", False)}, "the tree changed during the run"),
+    ("crashed", {"error": "MemoryError: "}, "uncaught exception (MemoryError"),
     ("another script", {"script": "bench_cache"}, "of bench_cache, not bench_metrics"),
     ("a full run as quick", {"argv_tail": ()}, "pass --full"),
 ])
@@ -479,6 +480,11 @@ def test_a_benchmark_prints_its_provenance_at_start_and_its_code_at_exit(tmp_pat
     assert ended["files"]["hpa_ens/metrics.py"] == hashlib.sha256((ROOT / "hpa_ens/metrics.py").read_bytes()).hexdigest()
     record, refused = run_all.run_record(out, "bench_cells", allow_dirty=True)
     assert refused is None and record["fingerprint"] == ended["sha256"] and record["date"] == started["date"]
+    # a run that dies of an uncaught exception says so at exit, and is not recorded
+    crash = subprocess.run([sys.executable, "-c", code + "; raise RuntimeError('boom')"], capture_output=True,
+                           text=True, env=env).stdout
+    assert results_mod.parse_code(crash)["error"] == "RuntimeError: boom"
+    assert "uncaught exception" in run_all.run_record(crash, "bench_cells", allow_dirty=True)[1]
     # in tests, run_all and workers nothing is printed on import
     quiet = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
                             "import results"], capture_output=True, text=True, env=env, check=True).stdout
