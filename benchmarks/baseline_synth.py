@@ -12,7 +12,9 @@ a model refit on all of train scores the held-out test truth with ``decision.app
     .venv/bin/python benchmarks/baseline_synth.py /tmp/synth64        # both feature sets (pixels: minutes)
     .venv/bin/python benchmarks/baseline_synth.py --quick             # quantiles only
 
-Without DATA the set above is generated under ``/tmp/hpa_baseline_synth64`` (once). The default C is
+Without DATA the set above is generated under ``/tmp/hpa_baseline_synth64`` and reused while the code of
+the generator (``hpa_ens.synth`` and its imports) and the generation's settings are unchanged: the folder
+holds a stamp of their fingerprint, and a folder without one, or with another, is generated again. The default C is
 0.1 for the quantiles and 0.01 for the pixels (the settings of the table in docs/synth.md, pivot
 table "synth-baseline").
 """
@@ -35,9 +37,12 @@ from hpa_ens.metrics import macro_f1, per_class_f1  # noqa: E402
 from hpa_ens.thresholds import exact_thresholds  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import emit  # noqa: E402
+from results import code_fingerprint, emit  # noqa: E402
 
 DEFAULT_DATA = Path("/tmp/hpa_baseline_synth64")
+#: The generation of DEFAULT_DATA (its stamp covers these and the generator's code).
+GENERATE = {"n_train": 2500, "n_test": 1000, "size": 64, "seed": 0}
+STAMP = ".generator-fingerprint"
 DEFAULT_C = {"quantiles": 0.1, "pixels": 0.01}
 ROW = {"quantiles": "quantiles (default)", "pixels": "raw {grid}×{grid} block-mean pixels"}
 
@@ -151,6 +156,24 @@ def evaluate(data: Path, features: str, grid: int, C: float, n_folds: int) -> di
     return out
 
 
+def default_data(folder: Path = DEFAULT_DATA) -> Path:
+    """``folder`` holding the synthetic set of :data:`GENERATE`, generated unless its stamp says the current
+    generator code made it with these settings (a folder left by other code is never reused)."""
+    import json
+
+    stamp = json.dumps({**GENERATE, "code": code_fingerprint(["hpa_ens.synth"])}, sort_keys=True)
+    if (folder / STAMP).is_file() and (folder / STAMP).read_text() == stamp \
+            and (folder / "truth" / "test_labels.csv").exists():
+        return folder
+    from hpa_ens.synth import generate
+
+    print(f"generating {folder} ({'no stamp' if not (folder / STAMP).is_file() else 'made by other code'})")
+    (folder / STAMP).unlink(missing_ok=True)  # an interrupted generation leaves no stamp
+    generate(folder, **GENERATE, n_jobs=2, overwrite=True)
+    (folder / STAMP).write_text(stamp)
+    return folder
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path, nargs="?", default=None,
@@ -165,11 +188,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     data = args.data
     if data is None:
-        data = DEFAULT_DATA
-        if not (data / "truth" / "test_labels.csv").exists():
-            from hpa_ens.synth import generate
-
-            generate(data, n_train=2500, n_test=1000, size=64, seed=0, n_jobs=2, overwrite=True)
+        data = default_data()
     features = args.features or (["quantiles"] if args.quick else ["quantiles", "pixels"])
     for name in features:
         C = args.C if args.C is not None else DEFAULT_C[name]

@@ -6,7 +6,10 @@ are near-copies of some train images (shift, noise, brightness, JPEG, flip, rot9
 other test images, and unrelated images. Baselines measured in the same process: our own hash called
 one image at a time, and ``imagehash.phash`` (the ``[dev]`` extra) on the *same* 32x32 green
 thumbnails our hash reads, 8 dihedral transforms each; the bits where the two hashes differ are counted
-(imagehash needs an 8-bit thumbnail, so rounding can move a DCT coefficient across the median).
+(imagehash needs an 8-bit thumbnail, so rounding can move a DCT coefficient across the median). Both
+sides of a ratio are timed the same way: one warm-up call each (imagehash's first call imports
+scipy.fftpack), then the same number of interleaved calls, the median of each. Without
+``../shared/hpa/images`` the script says so and emits nothing.
 
 Run: .venv/bin/python benchmarks/bench_dedup.py [--quick] [--synth DIR]
 (``--synth DIR``: also score against a ``python -m hpa_ens.synth`` set's truth/duplicates.csv.)
@@ -31,7 +34,7 @@ from hpa_ens import dedup  # noqa: E402
 from hpa_ens.classes import CHANNELS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import emit  # noqa: E402
+from results import emit, time_same_way  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "hpa" / "images"
 COPIES = ("shift4", "shift8", "noise5", "bright", "jpeg75", "hflip", "rot90")
@@ -132,6 +135,7 @@ def time_hashing(folder: Path, ids: list[str]) -> dict:
         dedup.load_channels(dedup.channel_paths(folder, i))
     t_decode = (time.perf_counter() - t0) / len(ids)
     batch = np.stack(stacks)
+    dedup.hash_images(batch[:2])  # warm-up: first-call costs belong to no row
     t0 = time.perf_counter()
     dedup.hash_images(batch)
     t_batch = (time.perf_counter() - t0) / len(ids)
@@ -145,12 +149,13 @@ def time_hashing(folder: Path, ids: list[str]) -> dict:
     return out
 
 
-def compare_imagehash(stacks: list[np.ndarray]) -> dict:
+def compare_imagehash(stacks: list[np.ndarray], repeats: int = 5) -> dict:
     """imagehash.phash on the *same* 32x32 thumbnails our hash reads: speed, and where the bits differ.
 
     Our thumbnails are float block means; imagehash takes an 8-bit image, so each thumbnail is rounded
     to uint8 for it (imagehash's own 32x32 resize of a 32x32 image changes nothing). Any bit that
-    differs comes from that rounding moving a DCT coefficient across the block's median.
+    differs comes from that rounding moving a DCT coefficient across the block's median. Both sides: one
+    warm-up call, then ``repeats`` interleaved calls, medians.
     """
     try:
         import imagehash
@@ -161,12 +166,13 @@ def compare_imagehash(stacks: list[np.ndarray]) -> dict:
     transforms = (None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.ROTATE_180,
                   Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270,
                   Image.Transpose.TRANSVERSE)
-    t0 = time.perf_counter()
-    theirs = [[imagehash.phash(t if tr is None else t.transpose(tr)) for tr in transforms] for t in thumbs]
-    t_ih = (time.perf_counter() - t0) / len(thumbs)
-    t0 = time.perf_counter()
-    ours = dedup.phash_small(small)
-    t_ours = (time.perf_counter() - t0) / len(thumbs)
+    timing = time_same_way({
+        "imagehash": lambda: [[imagehash.phash(t if tr is None else t.transpose(tr)) for tr in transforms]
+                              for t in thumbs],
+        "ours": lambda: dedup.phash_small(small)}, repeats=repeats, warmup=1)
+    theirs, ours = timing["imagehash"]["result"], timing["ours"]["result"]
+    t_ih, t_ours = timing["imagehash"]["wall"] / len(thumbs), timing["ours"]["wall"] / len(thumbs)
+
     def as_uint64(h):
         return dedup._bits_to_uint64(np.asarray(h.hash, dtype=bool).reshape(1, 64))[0]
 
@@ -181,23 +187,25 @@ def compare_imagehash(stacks: list[np.ndarray]) -> dict:
             "speed-up ours vs imagehash on the same thumbnails": t_ih / t_ours,
             "bits differing, ours (float thumbnail) vs imagehash (uint8 thumbnail): images per distance": counts,
             "bits differing when both read the same uint8 thumbnail (max)": int(rounded.max()),
-            "_hash_distance": dist, "_speedup": t_ih / t_ours}
+            "_hash_distance": dist, "_speedup": t_ih / t_ours, "_repeats": repeats}
 
 
-def time_pairs(n_train: int, n_test: int) -> dict:
+def time_pairs(n_train: int, n_test: int, repeats: int = 3) -> dict:
+    """Pair search on random hashes with and without the 8 transforms: a warm-up call each, then ``repeats``
+    interleaved calls, medians."""
     rng = np.random.default_rng(0)
     train = rng.integers(0, 2**63, size=(n_train, 2, 8), dtype=np.uint64)
     test = rng.integers(0, 2**63, size=(n_test, 2, 8), dtype=np.uint64)
-    t0 = time.perf_counter()
-    dedup.duplicate_frame([f"a{k}" for k in range(n_train)], train, [f"b{k}" for k in range(n_test)], test, 6)
-    t8 = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    dedup.duplicate_frame([f"a{k}" for k in range(n_train)], train, [f"b{k}" for k in range(n_test)], test, 6,
-                          transforms=False)
-    t1 = time.perf_counter() - t0
+    train_ids, test_ids = [f"a{k}" for k in range(n_train)], [f"b{k}" for k in range(n_test)]
+    timing = time_same_way({
+        "8": lambda: dedup.duplicate_frame(train_ids, train, test_ids, test, 6),
+        "1": lambda: dedup.duplicate_frame(train_ids, train, test_ids, test, 6, transforms=False)},
+        repeats=repeats, warmup=1)
+    t8, t1 = timing["8"]["wall"], timing["1"]["wall"]
     pairs = n_test * (n_train + n_test / 2)
     return {"pairs compared": f"{n_test} x ({n_train} train + test/2)",
-            "8 transforms (s)": t8, "identity only (s)": t1, "ns per pair x transform": t8 / pairs / 8 * 1e9}
+            "8 transforms (s)": t8, "identity only (s)": t1, "ns per pair x transform": t8 / pairs / 8 * 1e9,
+            "repeats": repeats}
 
 
 def emit_recall_row(distance: int, transforms: bool, pr: dict, per_copy: dict, n_pairs: int) -> None:
@@ -248,7 +256,9 @@ def main() -> None:
                  timing["ours, same thumbnails, 8 transforms batched (ms/image)"], "ms/image",
                  baseline=timing["imagehash.phash, same green thumbnails, 8 transforms (ms/image)"],
                  baseline_name="imagehash.phash", ratio=timing["_speedup"],
-                 note=f"identical hashes on {int((dist == 0).sum())}/{len(dist)} images, 1-2 bits apart on "
+                 differs="implementation only: the same 32×32 green thumbnails, 8 transforms each (imagehash reads "
+                         "them rounded to uint8)",
+                 note=f"median of {timing['_repeats']} after a warm-up, both sides; identical hashes on {int((dist == 0).sum())}/{len(dist)} images, 1-2 bits apart on "
                       f"{int(((dist >= 1) & (dist <= 2)).sum())} (uint8 rounding of the thumbnail), more on "
                       f"{int((dist > 2).sum())}")
         for key, row in SPEED_ROWS.items():
@@ -287,7 +297,9 @@ def main() -> None:
           f"{res['identity only (s)']:.2f} s ({res['ns per pair x transform']:.2f} ns per pair x transform)")
     emit("dedup: pair search on random hashes, 8 transforms vs identity only",
          res["8 transforms (s)"], "s", baseline=res["identity only (s)"], baseline_name="identity only",
-         note=f"{res['pairs compared']} pairs; {res['ns per pair x transform']:.2f} ns per pair x transform")
+         differs="configuration: every pair under 8 dihedral transforms (8× the comparisons) vs the identity only",
+         note=f"{res['pairs compared']} pairs; {res['ns per pair x transform']:.2f} ns per pair x transform; "
+              f"median of {res['repeats']} after a warm-up, both sides")
 
 
 if __name__ == "__main__":

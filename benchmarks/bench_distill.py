@@ -255,6 +255,8 @@ def emit_table(results: dict, args) -> None:
         one, student = results[f"{name}_1ckpt"], Path(config).stem
         emit(f"distill: one {student} checkpoint vs the teacher ensemble, inference", one["images_per_s"], "images/s",
              baseline=teacher["images_per_s"], baseline_name=f"teacher, {teacher['n_checkpoints']} checkpoints",
+             differs=f"configuration: one {student} checkpoint vs the teacher's {teacher['n_checkpoints']} "
+                     "checkpoints; same test images, TTA and threads, interleaved best of --repeats",
              note=f"test macro F1 {one['test_f1']:.4f} vs {teacher['test_f1']:.4f}; target >= 0.95x F1 at >= 5x "
                   f"images/s; {setting}")
 

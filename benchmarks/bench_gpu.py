@@ -121,7 +121,9 @@ def main(argv=None) -> int:
         note = (f"{device}, {args.size} px, channels_last, train batch {args.batch}, predict batch {2 * args.batch}, "
                 f"{args.amp_dtype}")
         emit(f"gpu: {backbone} training, AMP vs float32", amp, "images/s", baseline=fp32, baseline_name="float32",
-             ratio=amp / fp32 if fp32 == fp32 else None, note=note)  # fp32 is nan after an out-of-memory
+             ratio=amp / fp32 if fp32 == fp32 else None, note=note,
+             differs=f"configuration: {args.amp_dtype} autocast vs float32; same model, batch, size, 3 warm-up "
+                     f"and {n_steps} timed steps each")  # fp32 is nan after an out-of-memory
         cols = [("train AMP", amp, "images/s"), ("train fp32", fp32, "images/s"),
                 ("AMP speed-up", amp / fp32, "×"), ("predict AMP", pred, "images/s")]
         if args.compile:

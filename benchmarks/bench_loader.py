@@ -4,8 +4,10 @@
 [--model NAME]``
 
 The images are built from the real 512x512 8-bit channels in ``../shared/hpa/images/`` (copied
-under new Ids, so every image decodes four real PNGs; synthetic 512-px PNGs when that folder is
-absent). Same images, same batches, same process for every row:
+under new Ids, so every image decodes four real PNGs; random 512-px PNGs when that folder is absent,
+and then every figure's name and the table's say "random PNGs": they never take the real ones' names).
+Same images, same batches, same process for every row; every reading row is timed after one untimed
+warm-up pass of its own (the build, a first epoch by definition, is timed once):
 
 - cache build: decode every image once into the uint8 memmap (``loader: cache``, first epoch);
 - cache read: a later epoch's batches from the memmap (shuffled rows);
@@ -59,7 +61,10 @@ def make_images(folder: Path, n: int, size: int) -> list[str]:
     return ids
 
 
-def rate(fn, n_images: int) -> float:
+def rate(fn, n_images: int, warmup: int = 1) -> float:
+    """Images/s of one timed call of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
     started = time.perf_counter()
     fn()
     return n_images / (time.perf_counter() - started)
@@ -70,7 +75,7 @@ def loader_rates(tmp: Path, sources, n_images: int, size: int, batch: int, worke
     chunks = batches(np.random.default_rng(0).permutation(n_images), batch)
     n = sum(len(c) for c in chunks)
     folder = tmp / f"cache{size}"
-    build = rate(lambda: build_cache(sources, size, folder, n_threads=1), n_images)
+    build = rate(lambda: build_cache(sources, size, folder, n_threads=1), n_images, warmup=0)
     cache = build_cache(sources, size, folder)
     read = rate(lambda: [b.sum() for b in load_batches(cache, chunks)], n)
     stream = StreamImages(sources, size)
@@ -92,6 +97,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.n, args.model = 16, ""
     source = "real HPA channels" if SHARED.is_dir() else "random PNGs"
+    suffix, table = ("", "loader") if SHARED.is_dir() else (" (random PNGs)", "loader-random-pngs")
     rows = {"build": "cache build, first epoch (1 decoding thread)", "read": "cache read, later epochs",
             "stream": "stream, decoding in a thread", "workers": f"stream, {args.workers} DataLoader workers"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,10 +118,10 @@ def main(argv=None) -> int:
                   f"({r['workers'] / r['stream']:.2f}x the thread)")
             note = f"{args.n} images from {source}, batch {args.batch}"
             for key, label in rows.items():
-                emit(f"loader: {label}, {size} px", r[key], "images/s", table="loader", row=label, col=f"{size} px",
-                     note=note)
-            emit(f"loader: stream in a thread / cache read, {size} px", r["stream"] / r["read"], "×", table="loader",
-                 row="stream in a thread ÷ cache read", col=f"{size} px", note=note)
+                emit(f"loader: {label}, {size} px{suffix}", r[key], "images/s", table=table, row=label,
+                     col=f"{size} px", note=note)
+            emit(f"loader: stream in a thread / cache read, {size} px{suffix}", r["stream"] / r["read"], "×",
+                 table=table, row="stream in a thread ÷ cache read", col=f"{size} px", note=note)
     if args.model:
         import torch
 
@@ -131,7 +137,7 @@ def main(argv=None) -> int:
         threads = torch.get_num_threads()
         print(f"{args.model} forward+backward at {size}px on {threads} CPU threads: {step:8.1f} images/s "
               f"(the consumer: stream keeps up when its rate is above this)")
-        emit(f"loader: {args.model} forward + backward, {size} px", step, "images/s", table="loader",
+        emit(f"loader: {args.model} forward + backward, {size} px{suffix}", step, "images/s", table=table,
              row=f"{args.model} forward + backward, {threads} CPU threads (the consumer)", col=f"{size} px",
              note=f"batch {args.batch}")
     return 0

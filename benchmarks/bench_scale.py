@@ -1,7 +1,7 @@
 """The post-processing chain at competition scale: time and peak memory of every stage vs the number of models.
 
 Data: the real HPA label matrix (``../shared/hpa/train.csv``: 31,072 OOF rows; independent labels at
-HPA-like rates if absent), 11,702 test rows drawn from it with replacement, and 5, 10 and 20 prediction
+HPA-like rates if absent, and then every figure's name says "(random labels)"), 11,702 test rows drawn from it with replacement, and 5, 10 and 20 prediction
 sets from ``hpa_ens.testing.label_noise``; 5 folds. Stages, each in its own forked process so its peak
 memory is its own (peak RSS includes the inputs it inherits):
 
@@ -160,7 +160,7 @@ def growth(ns, seconds) -> float | None:
 
 
 def main(argv=None) -> int:
-    from hpa_ens.cli import available_cpus
+    from hpa_ens.utils import available_cpus
     from hpa_ens.testing.simulate import simple_folds
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,6 +175,9 @@ def main(argv=None) -> int:
     if args.quick:
         args.rows, args.test_rows, args.models, args.folds = 2000, 800, [2, 4], 3
     data = make_data(args.rows, args.test_rows, max(args.models), args.seed)
+    from bench_stack import data_suffix
+
+    suffix = data_suffix()  # " (random labels)" in every name when ../shared is absent
     folds = simple_folds(len(data["Y"]), args.folds, args.seed)
     print(f"{len(data['Y'])} OOF + {args.test_rows} test rows, K={data['Y'].shape[1]}, models {args.models}, "
           f"{args.folds} folds; {available_cpus()} CPUs available, load {os.getloadavg()[0]:.1f}; inputs "
@@ -190,7 +193,7 @@ def main(argv=None) -> int:
             over = "" if error or seconds <= target else f"  (over the {target:.0f} s target)"
             print(f"{stage:22s} {n:6d} {seconds:9.2f} {peak:8.0f} {added:9.0f}{flag}{over}", flush=True)
             if not error:
-                emit(f"{stage}, {n} models", seconds, "s", note=f"peak RSS {peak:.0f} MB (+{added:.0f} MB); "
+                emit(f"{stage}, {n} models{suffix}", seconds, "s", note=f"peak RSS {peak:.0f} MB (+{added:.0f} MB); "
                      f"{len(data['Y'])}+{args.test_rows} rows; target <= {target:.0f} s", peak_mb=peak, added_mb=added,
                      models=n, rows=len(data["Y"]), test_rows=args.test_rows)
     for stage, points in table.items():

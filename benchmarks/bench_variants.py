@@ -115,7 +115,9 @@ def emit_table(rows: list[dict], setting: str) -> None:
                 ("OOF F1 @0.5", r["oof_f1_at_0.5"], "macro F1"), ("train-subset F1", r["train_f1"], "macro F1"),
                 ("gap (train − fold)", r["train_f1"] - r["fold_f1"], "macro F1"), ("wall", r["seconds"], "s"))
         for col, value, unit in cols:
-            extra = {"baseline": base["oof_f1_best"], "baseline_name": "plain"} if col == "OOF F1 (best thr)" else {}
+            extra = {"baseline": base["oof_f1_best"], "baseline_name": "plain",
+                     "differs": "configuration: this variant's config vs the plain one; same data, folds and epochs"} \
+                if col == "OOF F1 (best thr)" else {}
             emit(f"variants: {r['name']}, {col}", value, unit, table="variants", row=row, col=col, note=setting, **extra)
 
 

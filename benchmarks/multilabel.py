@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mulan_data import LEARNERS, MULAN_DIR, SETS, load_mulan, multilabel_folds, oof_and_test  # noqa: E402
 
-from results import emit  # noqa: E402
+from results import emit, uses  # noqa: E402
 
 from hpa_ens.contract import build_meta, probs_frame, write_prediction_set  # noqa: E402
 from hpa_ens.labels import write_labels  # noqa: E402
@@ -64,6 +64,7 @@ class Runner:
                         HPA_ENS_NO_PROGRESS="1", MPLBACKEND="Agg")
 
     def __call__(self, stage: str, *args) -> bool:
+        uses(f"hpa_ens.{stage}")  # run in a child process: its code joins this run's fingerprint
         cmd = [sys.executable, "-m", f"hpa_ens.{stage}", *map(str, args)]
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=ROOT)

@@ -7,18 +7,28 @@
     python benchmarks/run_all.py --full stacking_report    # a full run; its figures are kept beside the quick ones
     python benchmarks/run_all.py --full --with-reports     # everything at full size (`make bench-full`; hours)
     python benchmarks/run_all.py --full --forget shift     # drop shift's full-run figures (its protocol changed)
+    python benchmarks/run_all.py --full --import-log shift.log shift   # record a run done by hand (nohup … > shift.log)
     python scripts/update_figures.py                  # then rewrite the figure tables in README.md and docs/
 
 Each script runs in its own process with ``--quick`` (unless ``--full``); its output is shown as it
 comes. Lines emitted by ``benchmarks/results.py:emit`` are collected: ``results.json`` keeps, per
-figure, the script, mode (quick/full), name, figure, unit, baseline, ratio, machine, date and git
-commit. A rerun of a script replaces only that script's figures of that mode. A script that fails (or
-overruns ``--timeout``) is reported with its exit code; the run then exits 1, after the others ran.
+figure, the script, mode (quick/full), name, figure, unit, baseline, ratio, what differs between the two
+sides, and the run's own provenance: the commit, dirty flag, date, machine and load the script printed
+at its start (``@@run``) and the fingerprint of the code it ran (``@@code``, printed at its exit; the run
+record keeps the per-file hashes, which ``scripts/update_figures.py --check`` recomputes). A rerun of a
+script replaces only that script's figures of that mode. A script that fails (or overruns ``--timeout``,
+or prints no provenance) is reported with its exit code; the run then exits 1, after the others ran.
 Scripts in :data:`NO_QUICK` have no reduced mode: they always run as they are and record "full".
 
-Which figures only a full run gives (``update_figures`` shows the full figure when there is one,
-else the quick one, and each table says which; quick figures of the model-training benchmarks are
-smoke runs, not results):
+Figures are recorded only from a clean tree (no tracked file differing from HEAD): with changes,
+``run_all`` refuses, unless ``--allow-dirty``, which records the figures marked ``"dirty": true``; every
+table showing one says so, and ``update_figures --check`` fails on it. ``--import-log`` takes commit,
+dirty flag, date, machine and code from the log's own ``@@run``/``@@code`` lines and refuses a log without
+them (or with another script's or mode's run in it).
+
+Which figures only a full run gives (``update_figures`` shows the full figure when its code is current,
+else the quick one when current, and each table says which; quick figures of the model-training benchmarks
+are smoke runs, not results):
 
 - ``bench_stack``: the stack vs the plain loop on the full 31,072 + 11,702 rows x 10 sets;
 - ``bench_scale``: every stage at competition size, 5/10/20 prediction sets;
@@ -40,10 +50,8 @@ smoke runs, not results):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -54,7 +62,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results.json"
 sys.path.insert(0, str(HERE))
 
-from results import parse  # noqa: E402
+from results import RUN_TAG, git_state, parse, parse_code, parse_run  # noqa: E402
 
 #: Extra arguments a script needs to run from a fresh clone (see each entry's reason).
 EXTRA_ARGS: dict[str, list[str]] = {}
@@ -69,7 +77,8 @@ FULL_ARGS = {
     "bench_distill": ["--self-train", "--plain-student", "--student", "base_models/configs/mobilenetv3_small_100.yaml",
                       "base_models/configs/regnetx_002.yaml"],
     # docs/thresholds.md: 20 seeds of shift.py's stacks (about 30 min from scratch); the cache folder is made if
-    # missing and is keyed by the stack defaults, so a rerun takes about a minute.
+    # missing and its entries are keyed by the fingerprint of the code that made the stacks, so a rerun with the
+    # same stack code takes about a minute.
     "shift_gates": ["--cache", "/tmp/hpa_shift_cache"],
 }
 #: Scripts run only when named or with --with-reports (long reports, not `bench_*.py`).
@@ -79,42 +88,6 @@ REPORTS = ("stacking_report", "baseline_synth", "shift_gates")
 ALSO = ("multilabel", "shift")
 #: Scripts with no --quick: they always run as they are and are recorded as full runs.
 NO_QUICK = {"multilabel": "three MULAN sets through every command line, about 60 s"}
-
-
-def machine() -> str:
-    """CPU model, usable CPUs and load: enough to tell two machines (and a busy one) apart."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    try:
-        sys.path.insert(0, str(ROOT))
-        from hpa_ens.cli import available_cpus
-
-        usable = available_cpus()
-    except Exception:  # noqa: BLE001 - the description must never stop a benchmark run
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{model}; {usable} usable CPUs of {os.cpu_count()}; load {load:.1f} at start"
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def script_mode(script: Path, full: bool) -> str:
@@ -151,28 +124,68 @@ def run_script(script: Path, full: bool, timeout: float, env: dict, extra: list[
     return code, time.perf_counter() - start, "".join(lines)
 
 
+#: results.json's layout: 2 adds each figure's ``fingerprint``, ``dirty`` and ``differs`` and each run's
+#: ``code_files`` (records of schema 1 carry none of them and read as unverified).
+SCHEMA = 2
+
+
 def merge(results: dict, script: str, mode: str, figures: list[dict], run: dict) -> dict:
-    """``results`` with ``script``'s figures of ``mode`` replaced by ``figures`` (others kept)."""
+    """``results`` with ``script``'s figures of ``mode`` replaced by ``figures`` (others kept).
+
+    Every figure is stamped with its run's machine, date, commit, dirty flag and code fingerprint.
+    """
     kept = [f for f in results.get("figures", []) if not (f["script"] == script and f["mode"] == mode)]
     stamp = {k: run[k] for k in ("machine", "date", "commit")}
+    stamp.update({k: run[k] for k in ("load", "dirty", "fingerprint") if k in run})
     new = [{**f, "script": script, "mode": mode, **stamp, "command": run["command"]} for f in figures]
     runs = dict(results.get("runs", {}))
     runs[f"{script} ({mode})"] = run
     ordered = sorted(kept + new, key=lambda f: (f["script"], f["mode"]))  # stable: emission order within a run
-    return {"schema": 1, "runs": dict(sorted(runs.items())), "figures": ordered}
+    return {"schema": SCHEMA, "runs": dict(sorted(runs.items())), "figures": ordered}
 
 
 def forget(results: dict, script: str, mode: str) -> dict:
     """``results`` without ``script``'s figures and run record of ``mode`` (e.g. after its protocol changed)."""
     figures = [f for f in results.get("figures", []) if not (f["script"] == script and f["mode"] == mode)]
     runs = {k: v for k, v in results.get("runs", {}).items() if k != f"{script} ({mode})"}
-    return {"schema": 1, "runs": runs, "figures": figures}
+    return {"schema": results.get("schema", SCHEMA), "runs": runs, "figures": figures}
 
 
 def load_results(path: Path = RESULTS) -> dict:
     if not path.exists():
-        return {"schema": 1, "runs": {}, "figures": []}
+        return {"schema": SCHEMA, "runs": {}, "figures": []}
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_record(output: str, script: str, allow_dirty: bool) -> tuple[dict, str | None]:
+    """The provenance of the run whose output is ``output``: (record, None), or (partial record, why it cannot be
+    recorded). The record holds the run's own commit, dirty flag, date, machine, load and code fingerprint."""
+    started = parse_run(output)
+    if started is None:
+        return {}, (f"no @@run line: {script} did not import benchmarks/results.py at its start, so nothing says "
+                    "which commit, machine and date made its figures")
+    record = {k: started[k] for k in ("commit", "dirty", "date", "machine", "load") if k in started}
+    pids = {json.loads(line[len(RUN_TAG):]).get("pid") for line in output.splitlines() if line.startswith(RUN_TAG)}
+    if len(pids) > 1:
+        return record, f"{len(pids)} runs in one output (@@run lines of processes {sorted(pids)}): record one run"
+    ran = Path(started.get("argv", [""])[0]).stem
+    if ran != script:
+        return record, f"the @@run line is of {ran or 'an unknown script'}, not {script}"
+    code = parse_code(output, started.get("pid"))
+    if code is None:
+        return record, "no @@code line: the run did not reach its exit, so its code fingerprint is unknown"
+    if code.get("error"):
+        return record, f"the run ended with an uncaught exception ({code['error']})"
+    record.update(fingerprint=code["sha256"], code_files=code["files"])
+    # Files are hashed at exit: a commit or an edit during the run means they may not be the code that ran.
+    moved = code.get("dirty") or code.get("commit", started.get("commit")) != started.get("commit")
+    record["dirty"] = bool(started.get("dirty") or moved)
+    if record["dirty"] and not allow_dirty:
+        why = ("the tree changed during the run" if moved and not started.get("dirty") else
+               f"tracked files differed from {started.get('commit')}")
+        return record, (f"recorded from a dirty tree ({why}): commit first, or pass --allow-dirty to record "
+                        "figures marked dirty")
+    return record, None
 
 
 def save_results(results: dict, path: Path = RESULTS) -> None:
@@ -191,10 +204,14 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=str(RESULTS), help="the JSON file figures are merged into")
     ap.add_argument("--import-log", default=None, metavar="LOG",
                     help="record the figures a run of the one named script already printed to LOG (a long run done "
-                         "by hand, e.g. with nohup) instead of running it; date = the log's time")
+                         "by hand, e.g. with nohup) instead of running it; commit, date, machine and code "
+                         "fingerprint come from the log's own @@run and @@code lines")
     ap.add_argument("--forget", action="store_true",
                     help="run nothing: drop the named scripts' recorded figures of this mode (quick, or --full)")
     ap.add_argument("--args", default="", help="extra arguments for the script(s), e.g. --args='--stages dedup'")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="record even when tracked files differ from HEAD; the figures are marked dirty in "
+                         "results.json and in every table that shows them")
     args = ap.parse_args(argv)
     scripts = sorted(HERE.glob("bench_*.py")) + [HERE / f"{name}.py" for name in (*ALSO, *REPORTS)]
     skipped = () if args.with_reports else REPORTS
@@ -216,38 +233,67 @@ def main(argv=None) -> int:
         save_results(results, path)
         print(f"forgot {', '.join(f'{s.stem} ({script_mode(s, args.full)})' for s in chosen)} in {path}")
         return 0
-    common = {"machine": machine(), "commit": git_commit()}
     if args.import_log:
-        if len(chosen) != 1:
-            print("--import-log needs exactly one script name")
-            return 2
-        log = Path(args.import_log)
-        date = dt.datetime.fromtimestamp(log.stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
-        command = " ".join(["python", f"benchmarks/{chosen[0].name}", *script_args(chosen[0], args.full,
-                                                                                     args.args.split())])
-        figures = parse(log.read_text(encoding="utf-8"))
-        run = {**common, "date": date, "exit": 0, "seconds": None, "command": command, "imported_from": log.name}
-        save_results(merge(load_results(path), chosen[0].stem, script_mode(chosen[0], args.full), figures, run), path)
-        print(f"{len(figures)} figure(s) of {chosen[0].name} recorded in {path}")
-        return 0
+        return import_log(Path(args.import_log), chosen, args, path)
+    commit, dirty = git_state()
+    if dirty and not args.allow_dirty:
+        print(f"refusing to run: tracked files differ from HEAD {commit} (git status), so no commit names the code "
+              "the figures would come from; commit first, or pass --allow-dirty to record figures marked dirty")
+        return 2
     failed, total = [], time.perf_counter()
     for script in chosen:
         mode = script_mode(script, args.full)
         print(f"\n=== {script.name} ({mode}) ===", flush=True)
-        date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         extra = args.args.split()
         code, seconds, output = run_script(script, args.full, args.timeout, env, extra)
         print(f"--- {script.name}: exit {code}, {seconds:.1f} s", flush=True)
         command = " ".join(["python", f"benchmarks/{script.name}", *script_args(script, args.full, extra)])
-        run = {**common, "date": date, "exit": code, "seconds": round(seconds, 1), "command": command}
+        record, refused = run_record(output, script.stem, args.allow_dirty)
+        run = {"commit": commit, "dirty": dirty, **record, "exit": code, "seconds": round(seconds, 1),
+               "command": command}
+        run.setdefault("date", None)
+        run.setdefault("machine", None)
+        if code == 0 and refused:
+            code = run["exit"] = 1
+            run["error"] = refused
+            print(f"--- {script.name}: not recorded: {refused}", flush=True)
+        elif code:
+            run["error"] = next((ln for ln in reversed(output.splitlines()) if ln.strip()), "")[:300]
         if code:
             failed.append(f"{script.name} (exit {code})")
-            run["error"] = next((ln for ln in reversed(output.splitlines()) if ln.strip()), "")[:300]
         save_results(merge(load_results(path), script.stem, mode, parse(output) if code == 0 else [], run), path)
     print(f"\n{len(chosen)} benchmark(s) in {time.perf_counter() - total:.0f} s; figures in {path}")
     if failed:
         print("failed: " + ", ".join(failed))
     return 1 if failed else 0
+
+
+def import_log(log: Path, chosen: list[Path], args, path: Path) -> int:
+    """Record the figures a run of one script printed to ``log`` (run by hand), with the log's own provenance."""
+    if len(chosen) != 1:
+        print("--import-log needs exactly one script name")
+        return 2
+    script = chosen[0]
+    text = log.read_text(encoding="utf-8")
+    record, refused = run_record(text, script.stem, args.allow_dirty)
+    if refused:
+        print(f"{log}: not recorded: {refused}")
+        return 2
+    argv = parse_run(text)["argv"]
+    logged_mode = "full" if script.stem in NO_QUICK or "--quick" not in argv else "quick"
+    mode = script_mode(script, args.full)
+    if logged_mode != mode:
+        given = " ".join(argv[1:]) or "no arguments"
+        print(f"{log}: not recorded: the log is a {logged_mode} run of {script.name} ({given}); "
+              f"{'pass --full' if logged_mode == 'full' else 'drop --full'} to record it as one")
+        return 2
+    command = " ".join(["python", f"benchmarks/{script.name}", *argv[1:]])
+    figures = parse(text)
+    run = {**record, "exit": 0, "seconds": None, "command": command, "imported_from": log.name}
+    save_results(merge(load_results(path), script.stem, mode, figures, run), path)
+    print(f"{len(figures)} figure(s) of {script.name} recorded in {path} (run of {record['date']}, commit "
+          f"{record['commit']}{', dirty' if record.get('dirty') else ''})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ exact and match. Every figure is emitted for ``benchmarks/results.json`` (tables
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import sys
 import time
@@ -50,7 +51,7 @@ from hpa_ens import thresholds as T  # noqa: E402
 from hpa_ens.thresholds import Posterior, default_rank_rule, rank_scores  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
 from hpa_ens.ensemble import EARLY_STOPPING_ROUNDS  # noqa: E402
-from results import emit  # noqa: E402
+from results import code_fingerprint, emit  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 HPA_TRAIN = SHARED / "hpa" / "train.csv"
@@ -83,8 +84,21 @@ def _cached(cache: Path | None, key: str, compute):
     return out
 
 
-#: Cached stacks are valid only for the stack defaults that made them.
-_STACK_KEY = f"es{EARLY_STOPPING_ROUNDS}"
+@functools.lru_cache(maxsize=None)
+def _stack_key() -> str:
+    """What a cached stack is valid for: the code that made it.
+
+    The fingerprint of the library modules the cached computation runs (the stacker, the simulated base
+    models, the test draw, the MULAN learners, the target shares' reader; with every module they import)
+    and of the benchmark's own functions feeding it. Any change there misses the cache instead of reading
+    stacks made by other code; a change elsewhere (this report's tables) keeps it.
+    """
+    import inspect
+
+    modules = ("hpa_ens.ensemble", "hpa_ens.testing.label_noise", "hpa_ens.testing.simulate", "hpa_ens.labels",
+               "hpa_ens.contract.thresholds", "hpa_ens.task", "mulan_data")
+    sources = [inspect.getsource(f) for f in (run_stack, _cached, hpa_case, mulan_cases)]
+    return f"code-{code_fingerprint(modules, sources)}-es{EARLY_STOPPING_ROUNDS}"
 
 
 def _share_for_rules(share: np.ndarray, n: int) -> np.ndarray:
@@ -113,7 +127,7 @@ def hpa_case(seed: int, cache: Path | None, rows: int | None = None):
         folds = multilabel_folds(Y[train_idx], 5, seed)
         return run_stack(list(probs[:, train_idx]), list(probs[:, test_idx]), Y[train_idx], folds, seed)
 
-    oof, test = _cached(cache, f"hpa-{seed}-{rows}-{_STACK_KEY}", compute)
+    oof, test = _cached(cache, f"hpa-{seed}-{rows}-{_stack_key()}", compute)
     return {"hpa-lb": (oof, Y[train_idx], test, Y[test_idx], lb, 1)}
 
 
@@ -128,7 +142,7 @@ def mulan_cases(name: str, seed: int, cache: Path | None):
         pairs = [oof_and_test(kind, data, folds, seed) for kind in LEARNERS]
         return run_stack([p[0] for p in pairs], [p[1] for p in pairs], data.Y_train, folds, seed)
 
-    oof, test = _cached(cache, f"{name}-{seed}-{_STACK_KEY}", compute)
+    oof, test = _cached(cache, f"{name}-{seed}-{_stack_key()}", compute)
     y, yt = data.Y_train, data.Y_test
     min_labels = int(y.sum(axis=1).min() >= 1)
     train_share = _share_for_rules(y.mean(axis=0), len(y))
@@ -264,7 +278,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2 with --quick, else 0..9")
     ap.add_argument("--sets", nargs="+", default=["hpa", "yeast", "emotions", "scene"])
-    ap.add_argument("--cache", default=None, help="folder caching the stacked probabilities per case and seed")
+    ap.add_argument("--cache", default=None, help="folder caching the stacked probabilities per case and seed "
+                    "(keyed by the fingerprint of the code that made them)")
     ap.add_argument("--n-boot", type=int, default=50)
     ap.add_argument("--quick", action="store_true", help="seeds 0 1 2 (issue 15's protocol) instead of 0..9")
     ap.add_argument("--rows", type=int, default=None, help="HPA: a random subset of this many label rows (smoke runs)")

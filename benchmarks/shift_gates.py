@@ -177,7 +177,8 @@ def main(argv=None) -> int:
     ap.add_argument("--check", type=int, nargs="+", default=None, help="held-out seeds (10..19)")
     ap.add_argument("--fresh", type=int, nargs="+", default=None,
                     help="seeds drawn after every rule here was written (20..29)")
-    ap.add_argument("--cache", default=None, help="folder caching the stacks (shareable with shift.py --cache)")
+    ap.add_argument("--cache", default=None, help="folder caching the stacks (shareable with shift.py --cache; "
+                    "keyed by the fingerprint of the code that made them)")
     ap.add_argument("--quick", action="store_true", help="seeds 0 / 1 on 6,000 HPA rows (smoke run)")
     args = ap.parse_args(argv)
     rows = 6000 if args.quick else None

@@ -162,6 +162,8 @@ def main(argv=None) -> int:
         held = res["held_out"]
         emit(f"stacking gain, {source}", held["stack + exact thresholds"]["macro_f1"], "macro F1",
              baseline=held["mean blend + exact thresholds"]["macro_f1"], baseline_name="mean blend + exact thresholds",
+             differs="method: the LightGBM stack vs the mean blend, both with exact thresholds; same folds, models "
+                     "and held-out rows",
              ratio=None, gain=res["gain"][0], gain_low=res["gain"][1], gain_high=res["gain"][2],
              dynamic=held["dynamic stack + exact thresholds"]["macro_f1"], dynamic_fallback=res["dynamic_fallback"],
              note=verdict(res))

@@ -21,13 +21,6 @@ PACKAGES = ("hpa_ens", "base_models")
 #: The lowest layer: validation, files, the task and the metric (they import nothing above them).
 CORE = ("hpa_ens", "hpa_ens.validation", "hpa_ens.utils", "hpa_ens.io", "hpa_ens.classes", "hpa_ens.task",
         "hpa_ens.labels", "hpa_ens.metrics")
-#: Modules the transition to the command layer has not reached yet (emptied as they move; see git log).
-TRANSITIONAL = {
-    "hpa_ens.cli",
-}
-#: Edges against the layering that the transition has not removed yet (emptied as modules move).
-KNOWN_LAYER_VIOLATIONS = {
-}
 
 
 def _module_name(path: Path) -> str:
@@ -120,22 +113,20 @@ def test_the_graph_sees_the_whole_project():
 
 
 def test_no_library_module_imports_the_command_layer():
-    bad = sorted(f"{name} -> {dep}" for name, deps in GRAPH.items() if not is_command(name)
-                 and name not in TRANSITIONAL for dep in deps if is_command(dep))
+    bad = sorted(f"{name} -> {dep}" for name, deps in GRAPH.items() if not is_command(name) for dep in deps
+                 if is_command(dep))
     assert not bad, f"library modules importing the command layer: {bad}"
 
 
 def test_argparse_only_in_the_command_layer():
-    bad = sorted(name for name in MODULES if "argparse" in imports_of(name) and not is_command(name)
-                 and name not in TRANSITIONAL)
+    bad = sorted(name for name in MODULES if "argparse" in imports_of(name) and not is_command(name))
     assert not bad, f"argparse outside the command layer: {bad}"
 
 
 def test_layers_only_import_downwards():
     """core (0) <- contract (1) <- algorithms (2) <- commands (3): never an import from a higher layer."""
     bad = sorted(f"{name} (layer {layer(name)}) -> {dep} (layer {layer(dep)})" for name, deps in GRAPH.items()
-                 if name not in TRANSITIONAL and name != "hpa_ens" for dep in deps if layer(dep) > layer(name)
-                 and (name, dep) not in KNOWN_LAYER_VIOLATIONS)
+                 if name != "hpa_ens" for dep in deps if layer(dep) > layer(name))
     assert not bad, f"imports against the layering: {bad}"
 
 
@@ -175,8 +166,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles():
     # A package's __init__ re-exporting its own submodules is how a package is built, not a cycle.
-    graph = {name: {d for d in deps if not name.startswith(d + ".") and d not in TRANSITIONAL}
-             for name, deps in GRAPH.items() if name not in TRANSITIONAL}
+    graph = {name: {d for d in deps if not name.startswith(d + ".")} for name, deps in GRAPH.items()}
     assert not _cycles(graph), f"import cycles: {_cycles(graph)}"
 
 
@@ -213,18 +203,6 @@ def test_importing_the_library_leaves_the_environment_alone():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]", f"importing hpa_ens changed os.environ: {proc.stdout}"
-
-
-@pytest.mark.parametrize("name", sorted(TRANSITIONAL))
-def test_transitional_modules_still_exist(name):
-    """An entry left in TRANSITIONAL after its module moved would hide a future violation."""
-    assert name in MODULES, f"{name} is gone: drop it from TRANSITIONAL"
-
-
-def test_known_layer_violations_are_still_there():
-    """An edge left in KNOWN_LAYER_VIOLATIONS after it was removed would hide a future violation."""
-    gone = sorted(f"{a} -> {b}" for a, b in KNOWN_LAYER_VIOLATIONS if b not in GRAPH.get(a, set()))
-    assert not gone, f"drop these from KNOWN_LAYER_VIOLATIONS: {gone}"
 
 
 def test_importing_base_models_leaves_the_environment_alone():

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from hpa_ens import cli
+from hpa_ens.commands import _cli as cli
 from hpa_ens.__main__ import COMMANDS, main
 from hpa_ens.validation import ContractError
 

@@ -238,7 +238,7 @@ def test_real_labels_with_pedrodiamel_groups(shared_hpa, tmp_path):
 # ------------------------------------------------------------------ one grouping rule, any K
 def test_duplicate_groups_is_the_one_rule_for_folds_and_submit():
     from hpa_ens import submit
-    from hpa_ens.decision import apply_thresholds
+    from hpa_ens.thresholds import apply_thresholds
 
     rng = np.random.default_rng(7)
     ids = [f"t{i}" for i in range(40)]

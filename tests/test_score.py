@@ -22,7 +22,7 @@ def test_score_cli_matches_sklearn_and_checks_ids(tmp_path, capsys):
     expected = f1_score(y_true, y_pred, average="macro", zero_division=0)
     assert f"macro F1 {expected:.4f}" in out
     write_labels(tmp_path / "short.csv", ids[:-1], y_pred[:-1], column="Predicted")
-    from hpa_ens.cli import run
+    from hpa_ens.commands._cli import run
     assert run(main, ["--labels", str(tmp_path / "truth.csv"), "--submission", str(tmp_path / "short.csv")]) == 2
     assert "1 Ids of the truth" in capsys.readouterr().err
 
@@ -39,7 +39,7 @@ def _task(tmp_path, k=6):
 def test_score_any_task_truth_flag_and_partial_truth(tmp_path, capsys):
     import json
 
-    from hpa_ens.cli import run
+    from hpa_ens.commands._cli import run
 
     rng = np.random.default_rng(1)
     ids = [f"s{k}" for k in range(300)]
