@@ -23,7 +23,7 @@ from ..ensemble import METHODS, OBJECTIVES, Blender
 from ..thresholds import exact_macro_f1
 from ..utils import resolve_n_jobs
 from ..validation import ParameterError
-from ._cli import add_n_jobs_argument, add_task_argument, console, parser, prog
+from ._cli import add_n_jobs_argument, add_task_argument, console, parser, prog, warn
 from .vote import add_vote_arguments, vote_submissions
 
 NAME = "blend"
@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_output_folder(args.out)
     needs = f"the {args.method} blend" if args.method in ("weighted", "caruana") else None
     inputs = read_stage_inputs(args.pred, args.labels, args.folds, args.task, needs_oof=needs)
+    for message in inputs.warnings:
+        warn(message)
     oof, test, weights, scores = blend_sets(inputs, args.method, args.objective, args.n_iter,
                                             resolve_n_jobs(args.n_jobs))
     write_stage_set(args.out, inputs, oof, test, _blend_meta(args, argv_list, inputs, weights, scores))

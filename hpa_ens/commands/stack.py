@@ -25,7 +25,7 @@ from ..ensemble import EARLY_STOPPING_ROUNDS, FEATURES, RARE_FALLBACKS, Stacker,
 from ..ensemble import plot_stack_report, stack_summary
 from ..io import atomic_write_json
 from ..validation import ParameterError
-from ._cli import add_n_jobs_argument, add_task_argument, console, parser, progress, prog
+from ._cli import add_n_jobs_argument, add_task_argument, console, parser, progress, prog, warn
 
 NAME = "stack"
 
@@ -122,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stacker.lightgbm_params()  # parameter errors before any file is read or written
     check_output_folder(args.out)
     inputs = read_stage_inputs(args.pred, args.labels, args.folds, args.task, needs_oof="the stack")
+    for message in inputs.warnings:
+        warn(message)
     with progress() as bar:
         job = bar.add_task("stacking (fold x class)", total=len(np.unique(inputs.folds)) * inputs.task.n_classes)
         result = stacker.fit(inputs.oof_list, inputs.Y, inputs.folds, X_test=inputs.test_list,

@@ -19,26 +19,23 @@ The legacy rules ``blend``, ``gated``, ``prior`` and ``reweight`` still run unde
 from __future__ import annotations
 
 import argparse
-import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..contract import read_prediction_set
-from ..contract.inputs import has_oof
+from ..contract.inputs import StageInputs, has_oof, read_stage_inputs
 from ..contract.thresholds import (ThresholdsRecord, check_share_estimable, prediction_set_hashes, read_target_shares,
                                    write_thresholds)
 from ..io import sha256_file
-from ..labels import read_labels
 from ..metrics import per_class_f1
 from ..task import Task, load_task
 from ..thresholds import (DEFAULT_WITH_TARGET, DEFAULT_WITHOUT_TARGET, RANK_RULES, apply_thresholds, available_rules,
                           check_rule_inputs, choose, distribution_gap, f1_curves, get_rule, oof_predictions,
                           open_storage, resolve_fill_rule, resolve_method, save_threshold_plots, study_name_for)
-from ..validation import ContractError, ParameterError
+from ..validation import ParameterError
 from ._cli import add_task_argument, parser, progress, prog, say, warn
 
 NAME = "thresholds"
@@ -129,35 +126,30 @@ def rule_params(args, rule) -> dict:
 
 
 @dataclass
-class Inputs:
-    """What the rules read, aligned by Id (``y``/``oof`` None for a test-only set)."""
+class TuningInputs:
+    """What the rules read: the stage's inputs (one prediction set and its labels) plus the target shares.
 
-    test: np.ndarray
-    oof: np.ndarray | None
-    y: np.ndarray | None
-    target: np.ndarray | None
-    pred_hashes: dict
-    input_hashes: dict
-    warnings: list = field(default_factory=list)
-
-
-def read_labels_for_task(path, task: Task) -> tuple[list[str], np.ndarray, list[str]]:
-    """``Id,Target`` through :func:`hpa_ens.labels.read_labels` for ``task``; its warnings (rows with no
-    label) are returned to be printed and recorded.
-
-    Returns
-    -------
-    ids : list of str
-    y : ndarray of shape (n_rows, K), uint8
-    warnings : list of str
+    ``oof``/``y`` are None for a test-only set; ``hashes`` is what an Optuna study is keyed on.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        labels = read_labels(path, task=task)
-    return labels.index.tolist(), labels.to_numpy(dtype=np.uint8), [str(w.message) for w in caught]
+
+    stage: StageInputs
+    target: np.ndarray | None
+    hashes: dict
+
+    @property
+    def test(self) -> np.ndarray:
+        return np.asarray(self.stage.test_list[0], dtype=np.float64)
+
+    @property
+    def oof(self) -> np.ndarray | None:
+        return None if self.stage.oof_list is None else np.asarray(self.stage.oof_list[0], dtype=np.float64)
+
+    @property
+    def y(self) -> np.ndarray | None:
+        return None if self.stage.oof_list is None else np.asarray(self.stage.Y, dtype=np.uint8)
 
 
-def load_inputs(args, task: Task) -> Inputs:
+def load_inputs(args, task: Task) -> TuningInputs:
     """Read labels, the prediction set and the target shares; check everything before any work."""
     pred = Path(args.pred)
     test_only = not has_oof(pred)
@@ -167,28 +159,23 @@ def load_inputs(args, task: Task) -> Inputs:
     if needs_oof and args.labels is None:
         raise ParameterError(f"The '--labels' parameter of {prog(NAME)} must be given for --method {args.method}"
                              f"{' and --target-dist train' if args.target_dist == 'train' else ''}. Got None instead.")
-    ids, y, notes = read_labels_for_task(args.labels, task) if args.labels else (None, None, [])
-    why = f"--method {args.method}" + (" with --target-dist train" if args.target_dist == "train" else "") if needs_oof else False
-    pset = read_prediction_set(pred, train_ids=ids if not test_only else None, task=task, require_oof=why)
-    if pset.oof is None and needs_oof:
-        raise ContractError(f"{pred}: a test-only prediction set (no oof.csv); {why} needs out-of-fold rows "
-                            f"(--method match with a target file does not).")
-    test = pset.test.to_numpy(dtype=np.float64)
-    if test.shape[1] != task.n_classes:
-        raise ContractError(f"{pred}: {test.shape[1]} class columns for the task {task.name!r} ({task.n_classes}).")
+    why = f"--method {args.method}" + (" with --target-dist train" if args.target_dist == "train" else "")
+    stage = read_stage_inputs([pred], args.labels, task=task, needs_oof=why if needs_oof else None,
+                              hint="--method match with a target file does not.")
+    test = stage.test_list[0]
     target = None
     if args.target_dist == "train":
+        y = stage.Y
         target = np.clip(y.mean(axis=0), 0.5 / len(y), 1 - 0.5 / len(y))
     elif args.target_dist is not None:
         target = read_target_shares(args.target_dist, task, args.target_column)
     if target is not None and rule.reads_target:
-        notes += check_share_estimable(target, len(test), task)
-    check_rule_inputs(rule, pset.oof is not None, True, target is not None, rule_params(args, rule))
+        stage.warnings += check_share_estimable(target, len(test), task)
+    check_rule_inputs(rule, stage.oof_list is not None, True, target is not None, rule_params(args, rule))
     hashes = {"labels": sha256_file(args.labels) if args.labels else None, "pred": prediction_set_hashes(pred)}
     if args.target_dist not in (None, "train"):
         hashes["target_dist"] = sha256_file(args.target_dist)
-    oof = None if pset.oof is None else pset.oof.to_numpy(dtype=np.float64)
-    return Inputs(test, oof, y if oof is not None else None, target, prediction_set_hashes(pred), hashes, notes)
+    return TuningInputs(stage, target, hashes)
 
 
 # ------------------------------------------------------------------------------------- the rule
@@ -204,14 +191,14 @@ def _jsonable(value):
     return [float(x) for x in value] if isinstance(value, np.ndarray) else value
 
 
-def tune(inp: Inputs, args, task: Task) -> ThresholdsRecord:
+def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
     """Run the rule and build the record (thresholds, provenance, report)."""
     rule = get_rule(args.method)
     params = rule_params(args, rule)
     if "study_name" in rule.params:  # a search shared through a storage: one study for the same inputs
         if args.storage:
             open_storage(args.storage)  # a URL that cannot be opened fails here, before any work
-        params["study_name"] = args.study_name or study_name_for(_study_key(inp.input_hashes, args))
+        params["study_name"] = args.study_name or study_name_for(_study_key(inp.hashes, args))
         say(f"{rule.name}: {args.trials} trials in study {params['study_name']}"
             + (f" ({args.storage})" if args.storage else ""))
     with progress() if "progress" in rule.params else nullcontext() as bar:
@@ -230,27 +217,27 @@ def tune(inp: Inputs, args, task: Task) -> ThresholdsRecord:
         raise ParameterError(f"The '--rank-by' parameter of {prog(NAME)} must name a rule other than posterior for a "
                              f"test-only prediction set: posterior calibrates on OOF rows. Got 'posterior' instead.")
     rank_by, posterior = resolve_fill_rule(args.rank_by, inp.oof, inp.y, inp.target)
-    notes = list(inp.warnings) + report["warnings"]
+    notes = list(inp.stage.warnings) + report["warnings"]
     out = _report(inp, thresholds, min_labels, max_labels, rank_by, notes, posterior)
     return ThresholdsRecord(thresholds=[float(t) for t in thresholds], method=args.method,
                             class_names=list(task.class_names), task_name=task.name, min_labels=min_labels,
                             max_labels=None if max_labels is None else int(max_labels), rank_by=rank_by,
                             posterior=None if posterior is None else posterior.to_json(),
-                            prediction_set=inp.pred_hashes, params=recorded, report=out)
+                            prediction_set=inp.hashes["pred"], params=recorded, report=out)
 
 
 def _floats(values) -> list:
     return [float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
-def _report(inp: Inputs, thresholds, min_labels, max_labels, rank_by, notes, posterior=None) -> dict:
+def _report(inp: TuningInputs, thresholds, min_labels, max_labels, rank_by, notes, posterior=None) -> dict:
     test_pred = apply_thresholds(inp.test, thresholds, min_labels, max_labels, rank_by=rank_by, posterior=posterior)
     out = {"test_share": _floats(test_pred.mean(axis=0)),
            "test_labels_per_image": float(test_pred.sum(axis=1).mean()),
            "target_share": None if inp.target is None else _floats(inp.target),
            "test_distribution_gap": None if inp.target is None else distribution_gap(test_pred.mean(axis=0), inp.target),
            "n_test": int(len(inp.test)), "n_oof": 0 if inp.oof is None else int(len(inp.oof)),
-           "inputs": inp.input_hashes, "warnings": list(notes)}
+           "inputs": inp.hashes, "warnings": list(notes)}
     if inp.oof is not None:
         f1 = per_class_f1(inp.y, oof_predictions(inp.oof, inp.y, inp.target, thresholds, min_labels, max_labels,
                                                  rank_by))

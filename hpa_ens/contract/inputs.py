@@ -7,7 +7,8 @@ set back through the contract; :func:`meta_inputs` says what the output's ``meta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings as _warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -40,6 +41,7 @@ class StageInputs:
     Y : ndarray of shape (n_train, K), 0/1, or None
     folds : ndarray of shape (n_train,), int, or None
     oof_list : list of ndarray of shape (n_train, K), or None (no labels, or a set is test-only)
+    warnings : list of str, what reading the labels warned about (rows with no label), for the caller to print
     """
 
     task: object
@@ -51,15 +53,18 @@ class StageInputs:
     Y: np.ndarray | None = None
     folds: np.ndarray | None = None
     oof_list: list | None = None
+    warnings: list = field(default_factory=list)
 
 
-def read_stage_inputs(pred_dirs: Sequence, labels=None, folds=None, task=None,
-                      needs_oof: str | None = None) -> StageInputs:
+def read_stage_inputs(pred_dirs: Sequence, labels=None, folds=None, task=None, needs_oof: str | None = None,
+                      hint: str = "Give sets with oof.csv, or use a mean/rank blend.") -> StageInputs:
     """Read the labels, folds and prediction sets a stage combines; everything checked before any work.
 
     A set with a different class list than another (or than ``task``) is refused in one line naming
     both; a test-only set (no ``oof.csv``) is refused in one line when ``needs_oof`` names the stage
-    that needs OOF rows. When any set is test-only, ``oof_list`` is None (the output is test-only).
+    that needs OOF rows (``hint`` says what to do instead). When any set is test-only, ``oof_list`` is
+    None (the output is test-only). Warnings the labels raise (rows with no label) are kept in
+    ``warnings``, not shown.
     """
     from ..labels import read_labels
     from ..task import check_same_task, load_task, task_from_meta
@@ -74,11 +79,15 @@ def read_stage_inputs(pred_dirs: Sequence, labels=None, folds=None, task=None,
     test_only = not all(has_oof(f) for f in folders)
     if test_only and needs_oof:
         bad = next(f for f in folders if not has_oof(f))
-        raise ContractError(f"{bad}: a test-only prediction set (no oof.csv); {needs_oof} needs OOF rows to fit on. "
-                            f"Give sets with oof.csv, or use a mean/rank blend.")
+        raise ContractError(f"{bad}: a test-only prediction set (no oof.csv); {needs_oof} needs OOF rows (out-of-fold predictions) to fit on. "
+                            f"{hint}")
     train_ids = Y = None
+    notes: list[str] = []
     if labels is not None and not test_only:
-        frame = read_labels(labels, task=task)
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always")
+            frame = read_labels(labels, task=task)
+        notes = [str(w.message) for w in caught]
         train_ids, Y = frame.index.tolist(), frame.to_numpy()
     sets, test_ids = [], None
     for folder in folders:
@@ -86,7 +95,7 @@ def read_stage_inputs(pred_dirs: Sequence, labels=None, folds=None, task=None,
         test_ids = ps.test.index.tolist() if test_ids is None else test_ids
         sets.append(ps)
     inputs = StageInputs(task, _unique_names(folders), sets, test_ids, [ps.test.to_numpy() for ps in sets],
-                         train_ids, Y)
+                         train_ids, Y, warnings=notes)
     if train_ids is not None:
         inputs.oof_list = [ps.oof.to_numpy() for ps in sets]
         if folds is not None:

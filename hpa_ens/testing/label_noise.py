@@ -24,14 +24,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..utils import expit, logit
+
 __all__ = ["simulate_label_noise_models", "HPA_LOOKALIKES"]
 
 #: HPA 2018 classes that look alike under the microscope (peroxisomes, endosomes, lysosomes).
 HPA_LOOKALIKES: tuple[tuple[int, ...], ...] = ((8, 9, 10),)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def simulate_label_noise_models(
@@ -101,7 +99,7 @@ def simulate_label_noise_models(
             others = [j for j in group if j != k]
             lookalike[:, k] = np.maximum(lookalike[:, k], Yb[:, others].any(axis=1) & ~Yb[:, k])
     base_rate = np.clip(Yb.mean(axis=0), 1.0 / n, 0.5)
-    intercept = np.log(base_rate) - np.log1p(-base_rate)
+    intercept = logit(base_rate, eps=0.0)
     shared = rng.standard_normal((n, K))
     out = np.empty((n_models, n, K))
     for m in range(n_models):
@@ -112,5 +110,5 @@ def simulate_label_noise_models(
         seen = Yb & (rng.random((n, K)) >= miss)
         noise = np.sqrt(shared_noise) * shared + np.sqrt(1.0 - shared_noise) * rng.standard_normal((n, K))
         z = intercept + d * seen + confusion * d * lookalike + noise
-        out[m] = _sigmoid(temp * z + b)
+        out[m] = expit(temp * z + b)
     return np.clip(out, 1e-7, 1.0 - 1e-7)

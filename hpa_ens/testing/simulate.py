@@ -51,6 +51,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..utils import expit
+
 
 #: Groups of classes that look alike under the microscope and get confused by CNNs.
 LOOK_ALIKES: tuple[tuple[int, ...], ...] = (
@@ -71,10 +73,6 @@ __all__ = [
     "simple_folds",
     "write_simulated_sets",
 ]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free
 
 
 def _check_Y(Y) -> np.ndarray:
@@ -166,7 +164,7 @@ def simulate_base_models(
         noise = np.sqrt(shared_noise) * shared + np.sqrt(1.0 - shared_noise) * own
         logit = intercept + d_m * (1.0 - image_hardness) * Yf + look_signal * quality[m] + noise
         shift = miscalibration * rng.normal(0.0, 0.8, size=n_classes)
-        probs[m] = _sigmoid(temperature[m] * logit + shift)
+        probs[m] = expit(temperature[m] * logit + shift)
     return np.clip(probs, 1e-9, 1.0 - 1e-9)
 
 
