@@ -8,6 +8,7 @@ it may hand over to the command layer.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -190,28 +191,28 @@ def test_hpa_ens_library_never_imports_torch_or_base_models():
     assert not bad, f"torch-free library importing the [train] side: {bad}"
 
 
-def test_importing_the_library_leaves_the_environment_alone():
-    # scikit-learn sets KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK when it is first imported (its own
-    # doing, not the library's): it is imported before the snapshot, so only hpa_ens's writes count.
-    code = ("import os, json, sklearn; before = dict(os.environ)\n"
-            "import hpa_ens, hpa_ens.stack, hpa_ens.blend, hpa_ens.ensemble, hpa_ens.tune_thresholds, hpa_ens.submit, "
-            "hpa_ens.commands\n"
-            "hpa_ens.Stacker, hpa_ens.Blender, hpa_ens.ThresholdTuner\n"
-            "after = dict(os.environ)\n"
+def _environ_changed_by(setup: str, imports: str) -> list[str]:
+    """The ``os.environ`` keys a fresh interpreter changes while running ``imports`` (after ``setup``)."""
+    code = (f"import os, json\n{setup}\nbefore = dict(os.environ)\n{imports}\nafter = dict(os.environ)\n"
             "print(json.dumps(sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))))")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "HF_HUB_OFFLINE")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]", f"importing hpa_ens changed os.environ: {proc.stdout}"
+    return json.loads(proc.stdout)
+
+
+def test_importing_the_library_leaves_the_environment_alone():
+    # scikit-learn sets KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK when it is first imported (its own
+    # doing, not the library's): it is imported before the snapshot, so only hpa_ens's writes count.
+    changed = _environ_changed_by("import sklearn",
+                                  "import hpa_ens, hpa_ens.stack, hpa_ens.blend, hpa_ens.ensemble, "
+                                  "hpa_ens.tune_thresholds, hpa_ens.submit, hpa_ens.commands\n"
+                                  "hpa_ens.Stacker, hpa_ens.Blender, hpa_ens.ThresholdTuner")
+    assert changed == [], f"importing hpa_ens changed os.environ: {changed}"
 
 
 def test_importing_base_models_leaves_the_environment_alone():
     pytest.importorskip("torch")
-    code = ("import os, json; before = dict(os.environ)\n"
-            "import base_models, base_models.models, base_models.heads, base_models.mil, base_models.train\n"
-            "after = dict(os.environ)\n"
-            "print(json.dumps(sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))))")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "HF_HUB_OFFLINE")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]", f"importing base_models changed os.environ: {proc.stdout}"
+    changed = _environ_changed_by("", "import base_models, base_models.models, base_models.heads, base_models.mil, "
+                                      "base_models.train")
+    assert changed == [], f"importing base_models changed os.environ: {changed}"

@@ -138,3 +138,14 @@ def test_moved_commands_keep_their_python_dash_m_form(name, module):
     assert COMMANDS[name][0] == f"hpa_ens.commands.{module.rpartition('.')[2]}"
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m {module} "), proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_names_itself_in_its_usage(name, capsys):
+    """`hpa-ens NAME --help` starts with `usage: hpa-ens NAME` (the dispatcher passes the name it was given)."""
+    if name in ("base-models", "train", "predict", "distill"):
+        pytest.importorskip("torch")
+    with pytest.raises(SystemExit) as stop:
+        main([name, "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: hpa-ens {name} ")
