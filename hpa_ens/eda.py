@@ -312,7 +312,7 @@ def explore(labels_path=None, images=None, task=None, target_dist=None, target_c
     images : path-like, optional
         Folder of ``{Id}_{channel}`` files (channel statistics; every image needs every channel).
     task : Task, name or file, optional
-    target_dist : path-like, optional
+    target_dist : path-like or a built-in name (``hpa2018-lb``), optional
         One target share per class, reported beside the train share (needs ``labels_path``).
     target_column : str, optional
         Column of ``target_dist``.

@@ -1,4 +1,5 @@
-"""Atomic file writes and hashing: a crash never leaves a half-written output."""
+"""Atomic file writes, hashing, and a lock file: a crash never leaves a half-written output, and two writers
+of one output take turns."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -84,3 +86,69 @@ def writable_cache_dir(data_dir: str | os.PathLike, *parts: str) -> Path:
     fallback = Path.home().joinpath(".cache", "hpa_ens", *parts)
     fallback.mkdir(parents=True, exist_ok=True)
     return fallback
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, timeout: float | None = None, what: str | None = None) -> Iterator[Path]:
+    """Hold an exclusive lock on the lock file ``path`` (created, and removed on release) while the block runs.
+
+    The lock is ``fcntl.flock`` on the open file: the kernel drops it when its holder exits, however it
+    exits, so the lock of a process killed with ``kill -9`` never blocks anyone (its file may stay behind;
+    the next holder takes it over). The file holds the holder's pid, for the waiter's message. A lock held
+    by this process is not re-entrant: a second ``file_lock`` on the same path from the same process waits
+    for the first.
+
+    Parameters
+    ----------
+    path : path-like, the lock file (its folder is created)
+    timeout : float or None
+        Seconds to wait for another holder; None waits as long as it takes.
+    what : str, optional, what the lock guards, for the timeout message (default ``path``)
+
+    Raises
+    ------
+    hpa_ens.validation.ContractError
+        When ``timeout`` runs out, naming the holder's pid.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        from .validation import ContractError
+
+                        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                        raise ContractError(f"{what or path}: another process (pid {holder}) has held its lock "
+                                            f"{path} for more than {timeout:g} s; try again when it has finished.")
+                    time.sleep(delay)
+                    delay = min(2 * delay, 0.2)
+            # A releasing holder unlinks the file: the lock counts only on the file still at ``path``.
+            try:
+                current = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield path
+    finally:
+        # Unlinked while still held: a waiter that opened it finds it gone and opens the new one.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)

@@ -9,6 +9,10 @@ Two real formats are read:
   external Id, or a *train* Id in the vpp file) and ``Target`` that image's labels. ``Target_noisey``
   is a second opinion given for 2 rows and equal to ``Target`` there; it is not used.
 
+A duplicate-group file (``ID,Group Id``, e.g. ``pedrodiamel_dupes.csv``: train images that are near-copies
+of each other) is not a leak file, and is refused in one line pointing at ``folds --groups``
+(docs/leaks.md has each published file and what becomes of it).
+
 Rows whose Id is not a test Id are skipped and counted. Several rows for one test Id (within a file or
 across files) are resolved by a policy: ``union`` of their labels, the ``first`` row (files in the
 order given, rows in file order), or ``error``.
@@ -41,6 +45,10 @@ def read_leak(path, task: Task | str | None = None) -> pd.DataFrame:
     path = Path(path)
     df = read_csv_strings(path, "a header Id,Target or Extra,Test,…,Target")
     columns = [str(c) for c in df.columns]
+    if "Target" not in columns and "Group Id" in columns:
+        raise ContractError(f"{path}: a duplicate-group file ({','.join(columns)}: images that are near-copies of each "
+                            f"other), not a leak file: it holds no test Ids with labels. Give it to `hpa-ens folds "
+                            f"--groups` to keep each group in one fold.")
     if "Target" not in columns:
         raise ContractError(f"{path}: no 'Target' column; expected Id,Target or Extra,Test,…,Target. "
                             f"Got {','.join(columns)} instead.")

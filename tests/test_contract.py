@@ -337,3 +337,80 @@ def test_task_files_refused_in_one_line(tmp_path):
     task = load_task(tmp_path / "t.yaml")
     assert (task.name, task.n_classes, task.min_labels, task.max_labels) == ("mine", 3, 1, 2)
     assert load_task("hpa2021").n_classes == 19 and load_task(None).n_classes == 28
+
+
+# ------------------------------------------------------------------------- writers that do not collide
+_REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, *args: str) -> subprocess.Popen:
+    import os
+
+    env = dict(os.environ, PYTHONPATH=str(_REPO))
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=_REPO)
+
+
+_HOLD = """
+import sys, time
+from hpa_ens.contract import prediction_set_lock
+with prediction_set_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+_WRITE = """
+import sys
+import numpy as np
+from hpa_ens.contract import build_meta, probs_frame, write_prediction_set
+ids = [f"id{i:03d}" for i in range(12)]
+frame = probs_frame(ids, np.full((12, 28), float(sys.argv[2])))
+print("ready", flush=True)
+write_prediction_set(sys.argv[1], frame, frame, build_meta("test", argv=[], name="writer"))
+"""
+
+
+def test_a_second_writer_waits_for_the_first_then_writes_a_whole_set(tmp_path):
+    from hpa_ens.contract import prediction_set_lock
+
+    out = tmp_path / "set"
+    first = _frame(seed=1)
+    with prediction_set_lock(out):
+        write_prediction_set(out, first, first, build_meta("test", argv=[], name="first"))  # re-entrant
+        writer = _python(_WRITE, str(out), "0.25")
+        assert writer.stdout.readline().strip() == "ready"
+        try:
+            writer.wait(timeout=1.5)
+        except subprocess.TimeoutExpired:
+            pass
+        assert writer.poll() is None  # still waiting for the lock
+        assert read_prediction_set(out).meta["name"] == "first"
+    _, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    ps = read_prediction_set(out)  # verifies the seal
+    assert ps.meta["name"] == "writer" and (ps.oof.to_numpy() == 0.25).all() and (ps.test.to_numpy() == 0.25).all()
+    assert not (out / ".lock").exists()  # released and removed
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "oof.csv", "test.csv"]
+
+
+def test_a_killed_holder_never_blocks_and_a_live_one_is_named_on_timeout(tmp_path):
+    import os
+    import signal
+
+    from hpa_ens.contract import check_output_folder, prediction_set_lock
+
+    out = tmp_path / "set"
+    holder = _python(_HOLD, str(out), "120")
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(ContractError, match=rf"another process \(pid {holder.pid}\)") as err:
+        with prediction_set_lock(out, timeout=0.3):
+            pass
+    _one_line(err)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=30)
+    assert (out / ".lock").exists()  # left behind by the killed holder ...
+    check_output_folder(out)  # ... which is no reason to refuse the folder
+    frame = _frame(seed=2)
+    with prediction_set_lock(out, timeout=10):  # ... nor to wait: the kernel dropped its lock
+        write_prediction_set(out, frame, frame, build_meta("test", argv=[], name="after"))
+    assert read_prediction_set(out).meta["name"] == "after" and not (out / ".lock").exists()

@@ -608,3 +608,30 @@ def test_shift_gates_benchmark_scores_the_shipped_default():
     np.testing.assert_allclose(G.blend(side, np.ones(4)), side["match"], rtol=1e-9)
     w = G.SHAPES["exp 0.5"](side)
     assert w[2] < 0.2 < w[0]  # class 0's announced shift is larger than class 2's
+
+
+def test_four_workers_started_together_on_a_new_sqlite_file_share_one_study(tmp_path):
+    """Issue 27: workers started at once on a new SQLite file raced creating its tables ("table studies already
+    exists"); the schema and the study are now created under a lock file beside the .db."""
+    import optuna
+
+    labels, pred, *_ = _hpa_set(tmp_path, seed=4)
+    db = tmp_path / "fresh" / "study.db"
+    db.parent.mkdir()
+    url = f"sqlite:///{db}"
+    env = dict(os.environ, HPA_ENS_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-m", "hpa_ens.tune_thresholds", "--labels", str(labels), "--pred",
+                               str(pred), "--out", str(tmp_path / f"w{i}.json"), "--method", "optuna", "--trials", "3",
+                               "--seed", str(i), "--storage", url], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for i in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    names = {json.loads((tmp_path / f"w{i}.json").read_text())["params"]["study_name"] for i in range(4)}
+    assert len(names) == 1  # the same inputs: one study name, derived from them
+    summaries = optuna.get_all_study_summaries(storage=open_storage(url))
+    assert [s.study_name for s in summaries] == list(names)
+    study = optuna.load_study(study_name=names.pop(), storage=open_storage(url))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 12 and len({t.number for t in complete}) == 12
+    assert not (tmp_path / "fresh" / "study.db.lock").exists()  # released and removed

@@ -260,3 +260,35 @@ def test_stack_command_sets_passive_omp_wait_before_lightgbm_loads(tmp_path, use
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"policy when lightgbm loaded: {user_policy or 'PASSIVE'}" in proc.stdout
+
+
+def test_two_stacks_started_together_on_one_out_leave_one_whole_sealed_set(tmp_path):
+    """Issue 27: the second writer waits for the first; the set (and its report) is all one run's, never half of each."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    paths = write_simulated_sets(tmp_path / "data", _labels(300, 7), n_models=2, seed=0, n_folds=2)
+    common = ["--labels", str(paths["labels"]), "--folds", str(paths["folds"]), "--pred", *map(str, paths["models"]),
+              "--n-rounds", "8", "--early-stopping", "3", "--min-positives", "5", "--n-jobs", "1"]
+    runs = {"probs": ["--features", "probs"], "both": ["--features", "both", "--seed", "1"]}
+    env = dict(os.environ, HPA_ENS_NO_PROGRESS="1", PYTHONPATH=str(repo))
+    shared = tmp_path / "stack"
+    procs = [subprocess.Popen([sys.executable, "-m", "hpa_ens.stack", *common, *extra, "--out", str(shared)], cwd=repo,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for extra in runs.values()]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    ps = read_prediction_set(shared)  # refuses a set whose files do not match its seal
+    winner = ps.meta["params"]["features"]
+    # The same run alone gives the same bytes; its report is the one beside the set.
+    assert main(common + runs[winner] + ["--out", str(tmp_path / "alone")]) == 0
+    for name in ("oof.csv", "test.csv"):
+        assert sha256_file(shared / name) == sha256_file(tmp_path / "alone" / name)
+    report = json.loads((shared / "stack_report.json").read_text())
+    assert report == json.loads((tmp_path / "alone" / "stack_report.json").read_text())
+    assert ps.meta["oof_macro_f1_exact_thresholds"] == report["macro"]
+    assert sorted(p.name for p in shared.iterdir()) == ["meta.json", "oof.csv", "stack_report.json",
+                                                        "stack_report.png", "test.csv"]

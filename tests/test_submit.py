@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -113,7 +114,7 @@ def test_cli_writes_submission_log_and_summary(setup):
     pd.DataFrame({"Id": ["id02", "someone_else"], "Target": ["5", "6"]}).to_csv(leak, index=False)
     out = tmp / "sub" / "submission.csv"
     argv = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--out", str(out),
-            "--duplicates", str(dupes), "--train-labels", str(train), "--leak", str(leak), "--target-dist", "train"]
+            "--duplicates", str(dupes), "--labels", str(train), "--leak", str(leak), "--target-dist", "train"]
     assert run(submit_command.main, argv) == 0
     text = out.read_text()
     assert text.splitlines()[0] == "Id,Predicted"
@@ -397,3 +398,102 @@ def test_posterior_fill_of_the_thresholds_file_is_applied(setup, capsys):
     thr.write_text(json.dumps(doc))
     assert run(submit_command.main, args) == 2
     assert "needs the 'posterior' calibration" in capsys.readouterr().err and not out.exists()
+
+
+def test_labels_is_the_flag_and_train_labels_a_hidden_alias(setup, capsys):
+    tmp, ids, probs, pred, sample, thr = setup
+    assert "--labels" in submit_command.build_parser().format_help()
+    assert "--train-labels" not in submit_command.build_parser().format_help()
+    train = tmp / "train.csv"
+    pd.DataFrame({"Id": ["tr1", "tr2"], "Target": ["27 4", "3"]}).to_csv(train, index=False)
+    base = ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission", str(sample), "--target-dist", "train"]
+    assert run(submit_command.main, base + ["--out", str(tmp / "a.csv"), "--labels", str(train)]) == 0
+    assert run(submit_command.main, base + ["--out", str(tmp / "b.csv"), "--train-labels", str(train)]) == 0
+    assert (tmp / "a.csv").read_bytes() == (tmp / "b.csv").read_bytes()
+    capsys.readouterr()
+    assert run(submit_command.main, base + ["--out", str(tmp / "c.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "'--labels'" in err and "train-labels" not in err and not (tmp / "c.csv").exists()
+
+
+# ------------------------------------------------------------ the published leak files, as they are (docs/leaks.md)
+def _submit_with_leak(shared_hpa, tmp_path, leak: str, *extra: str):
+    out = tmp_path / f"{Path(leak).stem}.csv"
+    argv = ["--pred", str(shared_hpa / "submissions" / "conv_team10_zhu_614_test_probs.csv"), "--threshold", "0.3",
+            "--sample-submission", str(shared_hpa / "sample_submission.csv"), "--out", str(out),
+            "--leak", str(shared_hpa / "leak" / leak), *extra]
+    code = run(submit_command.main, argv)
+    if code:
+        return code, None, None
+    sub = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("Id")["Predicted"]
+    return code, sub, json.loads(out.with_suffix(".summary.json").read_text())
+
+
+def _labels_of(text: str) -> frozenset:
+    return frozenset(int(t) for t in text.split())
+
+
+def _union_by(raw: pd.DataFrame, id_column: str) -> dict:
+    return {i: frozenset().union(*map(_labels_of, g["Target"])) for i, g in raw.groupby(id_column)}
+
+
+def test_leak_pudae_id_target_with_repeated_ids(shared_hpa, tmp_path, capsys):
+    """pudae_leak.csv (3rd place): Id,Target, 385 rows for 258 test Ids; an Id may repeat with other labels."""
+    raw = pd.read_csv(shared_hpa / "leak" / "pudae_leak.csv", dtype=str, keep_default_na=False)
+    assert list(raw.columns) == ["Id", "Target"]
+    code, sub, summary = _submit_with_leak(shared_hpa, tmp_path, "pudae_leak.csv")
+    assert code == 0
+    union = _union_by(raw, "Id")
+    assert len(union) == 258 and summary["leak"]["ids"] == 258 and summary["leak"]["skipped_not_test"] == {
+        str(shared_hpa / "leak" / "pudae_leak.csv"): 0}
+    assert all(_labels_of(sub[i]) == labels for i, labels in union.items())  # --leak-conflict union (the default)
+    conflicts = sum(len(set(map(_labels_of, g["Target"]))) > 1 for _, g in raw.groupby("Id"))
+    assert summary["leak"]["conflicts"] == conflicts > 0
+    capsys.readouterr()
+    code, _, _ = _submit_with_leak(shared_hpa, tmp_path / "e", "pudae_leak.csv", "--leak-conflict", "error")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "conflicting labels" in err and len(err.splitlines()) == 1
+
+
+def test_leak_omlos_test_matched_to_hpa_v18_images(shared_hpa, tmp_path):
+    """test_matches_omlos.csv: Extra (an HPA v18 image),Test,SimR,SimG,SimB,Target (the v18 image's labels),
+    Target_noisey (filled on 2 rows, equal to Target there: not used)."""
+    raw = pd.read_csv(shared_hpa / "leak" / "test_matches_omlos.csv", dtype=str, keep_default_na=False)
+    assert list(raw.columns) == ["Extra", "Test", "SimR", "SimG", "SimB", "Target", "Target_noisey"]
+    noisy = raw["Target_noisey"] != ""
+    assert noisy.sum() == 2 and (raw.loc[noisy, "Target_noisey"] == raw.loc[noisy, "Target"]).all()
+    code, sub, summary = _submit_with_leak(shared_hpa, tmp_path, "test_matches_omlos.csv")
+    assert code == 0
+    union = _union_by(raw, "Test")
+    assert len(raw) == 259 and summary["leak"]["rows"] == {str(shared_hpa / "leak" / "test_matches_omlos.csv"): 259}
+    assert summary["leak"]["ids"] == len(union) == 257
+    assert all(_labels_of(sub[i]) == labels for i, labels in union.items())
+    assert not set(raw["Extra"]) & set(sub.index)  # the matched image is never taken for a test Id
+
+
+def test_leak_vpp_test_matched_to_external_and_train_images(shared_hpa, tmp_path):
+    """vpp_leak_test_matches_new.csv (5th place): the omlos layout; Extra is an external (hpa_…) or a *train*
+    image, Target its labels (for the 200 train matches, exactly that train image's labels)."""
+    raw = pd.read_csv(shared_hpa / "leak" / "vpp_leak_test_matches_new.csv", dtype=str, keep_default_na=False)
+    assert list(raw.columns) == ["Extra", "Test", "SimR", "SimG", "SimB", "Target", "Target_noisey"]
+    train = pd.read_csv(shared_hpa / "train.csv", dtype=str).set_index("Id")["Target"]
+    from_train = raw[raw["Extra"].isin(train.index)]
+    assert len(from_train) == 200
+    assert all(_labels_of(t) == _labels_of(train[e]) for e, t in zip(from_train["Extra"], from_train["Target"]))
+    code, sub, summary = _submit_with_leak(shared_hpa, tmp_path, "vpp_leak_test_matches_new.csv")
+    assert code == 0
+    union = _union_by(raw, "Test")
+    assert summary["leak"]["ids"] == len(union) and summary["leak"]["skipped_not_test"] == {
+        str(shared_hpa / "leak" / "vpp_leak_test_matches_new.csv"): 0}
+    assert all(_labels_of(sub[i]) == labels for i, labels in union.items())
+
+
+def test_pedrodiamel_dupes_is_not_a_leak_file(shared_hpa, tmp_path, capsys):
+    """pedrodiamel_dupes.csv: ID,Group Id, train images that are near-copies of each other: for folds --groups."""
+    raw = pd.read_csv(shared_hpa / "leak" / "pedrodiamel_dupes.csv", dtype=str)
+    assert list(raw.columns) == ["ID", "Group Id"] and raw.groupby("Group Id").size().eq(2).all()
+    code, _, _ = _submit_with_leak(shared_hpa, tmp_path, "pedrodiamel_dupes.csv")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "pedrodiamel_dupes.csv" in err and "not a leak file" in err and "folds --groups" in err
+    assert not (tmp_path / "pedrodiamel_dupes.csv").exists()

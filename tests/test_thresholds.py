@@ -257,8 +257,8 @@ def test_cli_exact_writes_consistent_json_and_plots(tmp_path):
     assert res["method"] == "exact" and thr.shape == (N_CLASSES,)
     np.testing.assert_allclose(thr, T.exact_thresholds(y, oof)[0])
     assert thr[27] == T.NEVER and any("class 27" in w for w in res["warnings"])
-    # With OOF rows and a target, empty rows are filled by the posterior; the OOF report cross-fits it
-    # (5 interleaved parts, each filled by a calibration fitted on the other four).
+    # With OOF rows and a target, empty rows are filled by the posterior; the in-sample OOF report (the cuts
+    # tuned on every row) cross-fits it (5 interleaved parts, each filled by a calibration fitted on the other four).
     assert res["rank_by"] == "posterior" and len(res["posterior"]["x"]) == N_CLASSES
     target = np.array(res["target_share"])
     pred_labels = np.zeros(oof.shape, dtype=bool)
@@ -266,8 +266,24 @@ def test_cli_exact_writes_consistent_json_and_plots(tmp_path):
         rows = np.arange(len(oof)) % 5 == j
         post = Posterior.fit(oof[~rows], y[~rows], target)
         pred_labels[rows] = apply_thresholds(oof[rows], thr, res["min_labels"], res["max_labels"], "posterior", post)
-    assert res["oof_macro_f1"] == pytest.approx(f1_score(y, pred_labels, average="macro", zero_division=0))
-    np.testing.assert_allclose(res["oof_per_class_f1"], f1_score(y, pred_labels, average=None, zero_division=0))
+    assert res["oof_macro_f1_in_sample"] == pytest.approx(f1_score(y, pred_labels, average="macro", zero_division=0))
+    np.testing.assert_allclose(res["oof_per_class_f1_in_sample"],
+                               f1_score(y, pred_labels, average=None, zero_division=0))
+    # The reported OOF score is cross-fitted (issue 27): each part gets the exact cuts of the other four parts
+    # (class 27, without positives, the matched cut) and their posterior fill.
+    assert res["oof_score_folds"] == "5 interleaved parts"
+    crossed, no_rule = np.zeros(oof.shape, dtype=bool), np.zeros(oof.shape, dtype=bool)
+    for j in range(5):
+        rows = np.arange(len(oof)) % 5 == j
+        cuts = T.exact_thresholds(y[~rows], oof[~rows])[0]
+        cuts[27] = T.match_thresholds(test, target)[27]
+        post = Posterior.fit(oof[~rows], y[~rows], target)
+        crossed[rows] = apply_thresholds(oof[rows], cuts, res["min_labels"], res["max_labels"], "posterior", post)
+        no_rule[rows] = oof[rows] > cuts
+    assert res["oof_macro_f1"] == pytest.approx(f1_score(y, crossed, average="macro", zero_division=0))
+    np.testing.assert_allclose(res["oof_per_class_f1"], f1_score(y, crossed, average=None, zero_division=0))
+    assert res["oof_macro_f1_no_rule"] == pytest.approx(f1_score(y, no_rule, average="macro", zero_division=0))
+    assert res["oof_macro_f1"] < res["oof_macro_f1_in_sample"]  # tuned and scored on the same rows flatters
     np.testing.assert_allclose(res["target_share"], np.clip(y.mean(0), 0.5 / len(y), 1))
     full = Posterior.fit(oof, y, target)  # submit applies the calibration fitted on every OOF row
     np.testing.assert_allclose(res["test_share"], apply_thresholds(test, thr, 1, 5, "posterior", full).mean(0))

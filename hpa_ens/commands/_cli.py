@@ -30,7 +30,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, Text
 from ..utils import available_cpus, resolve_n_jobs
 
 __all__ = ["console", "errors", "progress", "progress_callback", "run", "parser", "prog", "warn", "say", "verbosity",
-           "add_task_argument", "add_n_jobs_argument", "resolve_n_jobs", "available_cpus",
+           "add_task_argument", "add_n_jobs_argument", "add_deprecated_pred_alias", "resolve_n_jobs", "available_cpus",
            "EXIT_BAD_INPUT", "EXIT_FAILURE"]
 
 EXIT_BAD_INPUT = 2
@@ -204,3 +204,26 @@ def add_task_argument(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--task", default=DEFAULT_TASK.name,
                     help=f"the classes: a built-in name ({', '.join(sorted(BUILTIN_TASKS))}), a CSV id,name or a "
                          f"YAML task file")
+
+
+class _DeprecatedAlias(argparse.Action):
+    """A hidden old spelling of a flag: stores like the new one and says, in one warning line, to use that."""
+
+    def __init__(self, option_strings, dest, replacement: str, reason: str = "", **kwargs):
+        self.replacement, self.reason = replacement, reason
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        warn(f"{option_string} is deprecated in {parser.prog}: use {self.replacement}{self.reason}.")
+
+
+def add_deprecated_pred_alias(ap: argparse.ArgumentParser, nargs: str | None = "+") -> None:
+    """``--models`` as a hidden, deprecated alias of ``--pred`` (prediction-set folders).
+
+    ``--models`` names base-model *configs* (``base-models``, ``demo``); where it once meant prediction
+    sets it still works for old scripts, with a one-line warning pointing at ``--pred``.
+    """
+    ap.add_argument("--models", dest="pred", nargs=nargs, action=_DeprecatedAlias, replacement="--pred",
+                    reason=" (prediction-set folders; --models names base-model configs in base-models and demo)",
+                    help=argparse.SUPPRESS)

@@ -26,8 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = parser(NAME, "Find near-duplicate images (train, test and external HPAv18 images) by perceptual hash.")
     ap.add_argument("--train-dir", required=True, help="folder of {Id}_{red,green,blue,yellow}.png/.jpg/.tif train images")
     ap.add_argument("--test-dir", required=True, help="folder of test images")
-    ap.add_argument("--extra-images", "--extra-dir", dest="extra_images", default=None, metavar="DIR",
+    ap.add_argument("--extra-images", dest="extra_images", default=None, metavar="DIR",
                     help="folder of external (HPAv18) images; adds the external-train and external-test kinds")
+    # The old name, as every other command says --extra-images:
+    ap.add_argument("--extra-dir", dest="extra_images", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--extra-labels", default=None, metavar="FILE",
                     help="Id,Target of the external images: hash only these Ids (default: every image of the folder)")
     ap.add_argument("--skip-missing", action="store_true",

@@ -94,7 +94,8 @@ def config_kind(path: Path) -> str:
 def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: list[str],
                  args: argparse.Namespace) -> list[Stage]:
     """The demo's stages, in order, with their inputs and outputs (paths relative to the working directory)."""
-    lb_dist = _packaged("lb_label_distribution.csv")
+    lb_dist = _packaged("lb_label_distribution.csv")  # what the built-in target name stands for: a stage input
+    target = "hpa2018-lb"
     train_csv, sample_sub = data / "train.csv", data / "sample_submission.csv"
     folds = data / "folds.csv"
     stats = reports / "eda" / "channel_stats.json"
@@ -114,15 +115,15 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         base_env["IMAGE_SIZE"] = str(args.image_size)
     stages = [
         Stage("synth", py("hpa_ens.synth", "--out", data, "--n-train", args.n_train, "--n-test", args.n_test,
-                          "--size", args.size, "--seed", args.seed, "--target-dist", lb_dist, "--overwrite"),
+                          "--size", args.size, "--seed", args.seed, "--target-dist", target, "--overwrite"),
               inputs=_src("synth/generate", "synth/draw", "commands/synth") + [lb_dist],
               outputs=[train_csv, sample_sub, data / "truth" / "test_labels.csv"]),
         Stage("folds", py("hpa_ens.folds", "--labels", train_csv, "--out", folds, "--n-folds", args.n_folds,
                           "--seed", args.seed),
               inputs=_src("folds", "groups", "commands/folds") + [train_csv], outputs=[folds]),
-        Stage("eda", py("hpa_ens.eda", "--labels", train_csv, "--target-dist", lb_dist, "--images", data / "train",
+        Stage("eda", py("hpa_ens.eda", "--labels", train_csv, "--target-dist", target, "--images", data / "train",
                         "--n-jobs", 2, "--out", reports / "eda"),
-              inputs=_src("eda", "channel_stats", "commands/eda") + [train_csv],
+              inputs=_src("eda", "channel_stats", "commands/eda") + [train_csv, lb_dist],
               outputs=[reports / "eda" / "index.html", stats]),
     ]
     for m in feature_models:
@@ -139,31 +140,32 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
                             inputs=code + [config_dir / f"{m}.yaml" for m in cnns] + [train_csv, folds, sample_sub, stats],
                             outputs=[oof_root / m / "meta.json" for m in cnns], env=base_env))
     stages += [
-        Stage("blend", py("hpa_ens.blend", "--labels", train_csv, "--models", *model_dirs, "--method", "mean",
+        Stage("blend", py("hpa_ens.blend", "--labels", train_csv, "--pred", *model_dirs, "--method", "mean",
                           "--out", blend_dir),
               inputs=_src("ensemble", "commands/blend") + [d / "meta.json" for d in model_dirs], outputs=[blend_dir / "meta.json"]),
-        Stage("stack", py("hpa_ens.stack", "--labels", train_csv, "--folds", folds, "--models", *model_dirs,
+        Stage("stack", py("hpa_ens.stack", "--labels", train_csv, "--folds", folds, "--pred", *model_dirs,
                           "--out", stack_dir, "--seed", args.seed),
               inputs=_src("ensemble", "commands/stack") + [folds] + [d / "meta.json" for d in model_dirs], outputs=[stack_dir / "meta.json"]),
         Stage("thresholds", py("hpa_ens.tune_thresholds", "--labels", train_csv, "--pred", stack_dir, "--out", thresholds,
-                               "--method", "match", "--target-dist", lb_dist, "--tolerance", args.tolerance,
-                               "--min-labels", 1, "--max-labels", 5, "--plots", reports / "thresholds"),
-              inputs=_src("thresholds", "commands/thresholds") + [stack_dir / "meta.json"], outputs=[thresholds]),
+                               "--folds", folds, "--method", "match", "--target-dist", target, "--tolerance",
+                               args.tolerance, "--min-labels", 1, "--max-labels", 5, "--plots", reports / "thresholds"),
+              inputs=_src("thresholds", "commands/thresholds") + [stack_dir / "meta.json", folds, lb_dist],
+              outputs=[thresholds]),
         Stage("dedup", py("hpa_ens.dedup", "--train-dir", data / "train", "--test-dir", data / "test",
                           "--out", duplicates, "--n-jobs", 2, "--cache", work / "hashes.npz"),
               inputs=_src("dedup", "commands/dedup") + [train_csv, sample_sub], outputs=[duplicates]),
     ]
     submit = py("hpa_ens.submit", "--pred", stack_dir, "--thresholds", thresholds, "--sample-submission", sample_sub,
-                "--target-dist", lb_dist)
+                "--target-dist", target)
     for name, extra in (
         ("submit_thresholds", []),
-        ("submit_duplicates", ["--duplicates", duplicates, "--train-labels", train_csv]),
-        ("submit_leak", ["--duplicates", duplicates, "--train-labels", train_csv, "--leak", data / "leak.csv"]),
+        ("submit_duplicates", ["--duplicates", duplicates, "--labels", train_csv]),
+        ("submit_leak", ["--duplicates", duplicates, "--labels", train_csv, "--leak", data / "leak.csv"]),
     ):
         out = work / f"{name}.csv"
         stages.append(Stage(name, submit + ["--out", str(out)] + [str(e) for e in extra],
                             inputs=_src("submit", "groups", "leak", "thresholds", "commands/submit")
-                            + [thresholds, duplicates, stack_dir / "meta.json", data / "leak.csv"],
+                            + [thresholds, duplicates, stack_dir / "meta.json", data / "leak.csv", lb_dist],
                             outputs=[out]))
     return stages
 

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from ..contract.thresholds import BUILTIN_TARGETS
 from ..eda import explore, key_numbers, write_report
 from ..validation import ParameterError, check_param
 from ._cli import (add_n_jobs_argument, add_task_argument, console, parser, progress, progress_callback, prog,
@@ -23,7 +24,8 @@ NAME = "eda"
 def build_parser() -> argparse.ArgumentParser:
     p = parser(NAME, "Label exploration plots and per-channel image statistics.")
     p.add_argument("--labels", help="train.csv (Id,Target)")
-    p.add_argument("--target-dist", help="CSV with one share per class (e.g. lb_label_distribution.csv)")
+    p.add_argument("--target-dist", help=f"target class shares: a built-in name ({', '.join(BUILTIN_TARGETS)}) or a "
+                                         f"CSV with one share per class")
     p.add_argument("--target-column", default=None, help="column of --target-dist (default: lb, else share)")
     p.add_argument("--images", help="folder of {Id}_{channel}.png/.jpg/.tif for channel mean/std")
     p.add_argument("--max-images", type=int, default=None, help="channel stats on a seeded subset of Ids")

@@ -19,13 +19,14 @@ from typing import Sequence
 
 import numpy as np
 
-from ..contract import build_meta, check_output_folder
+from ..contract import build_meta, check_output_folder, prediction_set_lock
 from ..contract.inputs import meta_inputs, read_stage_inputs, write_stage_set
 from ..ensemble import EARLY_STOPPING_ROUNDS, FEATURES, RARE_FALLBACKS, Stacker, StackResult
 from ..ensemble import plot_stack_report, stack_summary
 from ..io import atomic_write_json
 from ..validation import ParameterError
-from ._cli import add_n_jobs_argument, add_task_argument, console, parser, progress, prog, warn
+from ._cli import (add_deprecated_pred_alias, add_n_jobs_argument, add_task_argument, console, parser, progress,
+                   prog, warn)
 
 NAME = "stack"
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--folds", required=True, help="the shared folds.csv (Id,fold) the base models used")
     ap.add_argument("--pred", nargs="+", help="prediction-set folders (oof.csv, test.csv, meta.json), each with "
                     "OOF rows (required)")
-    ap.add_argument("--models", dest="pred", nargs="+", help=argparse.SUPPRESS)  # the old name of --pred
+    add_deprecated_pred_alias(ap)
     ap.add_argument("--out", required=True, help="output prediction-set folder")
     add_task_argument(ap)
     add_n_jobs_argument(ap)
@@ -130,9 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              progress=lambda: bar.advance(job)).result_
     report = stack_summary(inputs.Y, result, inputs.oof_list, inputs.names)
     meta = _meta(args, list(argv) if argv is not None else None, inputs, result, report)
-    out = write_stage_set(args.out, inputs, result.oof, result.test, meta)
-    atomic_write_json(out / "stack_report.json", report)
-    plot_stack_report(report, out / "stack_report.png")
+    with prediction_set_lock(args.out):  # the set and its report, from one run (another waits)
+        out = write_stage_set(args.out, inputs, result.oof, result.test, meta)
+        atomic_write_json(out / "stack_report.json", report)
+        plot_stack_report(report, out / "stack_report.png")
     console.print(report_table(report, inputs.task.class_names))
     if report["fallback_classes"]:
         console.print("fallback used for classes " + ", ".join(f"{c} ({m})" for c, m in report["fallback_classes"].items()))

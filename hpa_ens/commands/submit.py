@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..contract.thresholds import BUILTIN_TARGETS
 from ..thresholds import DEFAULT_RANK_RULE, Posterior
 from ..submit import (SubmitPlan, check_submission, load_duplicates, load_test_probs, make_submission,
                       thresholds_problem, write_submission)
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, help="submission CSV to write")
     ap.add_argument("--duplicates", default=None, help="Id_a,Id_b,distance,kind from hpa_ens.dedup")
     ap.add_argument("--max-distance", type=int, default=None, help="use only duplicate pairs within this hash distance")
-    ap.add_argument("--train-labels", default=None, help="train labels Id,Target (train-test duplicates, --target-dist train)")
+    ap.add_argument("--labels", default=None, help="train labels Id,Target (train-test duplicates, --target-dist train)")
+    ap.add_argument("--train-labels", dest="labels", default=None, help=argparse.SUPPRESS)  # the old name of --labels
     ap.add_argument("--leak", nargs="+", default=[], help="leak files (Id,Target or Extra,Test,...,Target)")
     ap.add_argument("--leak-conflict", choices=["union", "first", "error"], default="union",
                     help="an Id with different leak labels: union of them, the first row, or refuse")
@@ -46,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="labels forced per row; overrides the thresholds file, which overrides the task's default")
     ap.add_argument("--max-labels", type=int, default=None,
                     help="cap on labels per row (0 = no cap); overrides the thresholds file and the task")
-    ap.add_argument("--target-dist", default=None, help="CSV of per-class target shares (e.g. lb column), or 'train'")
+    ap.add_argument("--target-dist", default=None,
+                    help=f"target class shares: a built-in name ({', '.join(BUILTIN_TARGETS)}), 'train' (the shares of "
+                         f"--labels) or a CSV, one row per class (share column 'lb' or 'share')")
     ap.add_argument("--strict", action="store_true", help="with --check: warnings (empty, unsorted rows) are errors")
     add_task_argument(ap)
     return ap
@@ -127,14 +131,14 @@ def plan_submission(args: argparse.Namespace) -> SubmitPlan:
         provenance["thresholds"] = {"constant": float(args.threshold)}
     min_labels, max_labels, provenance["label_bounds"] = resolve_label_bounds(task, rule, args.min_labels,
                                                                               args.max_labels)
-    train_labels = read_labels(args.train_labels, task=task) if args.train_labels else None
+    train_labels = read_labels(args.labels, task=task) if args.labels else None
     plan = SubmitPlan(task, ids, probs, thresholds, min_labels, max_labels, train_labels=train_labels,
                       rank_by=rank_by, posterior=posterior, provenance=provenance)
     if args.duplicates:
         plan.test_pairs, plan.train_pairs, provenance["duplicates"] = load_duplicates(args.duplicates,
                                                                                       args.max_distance)
         if len(plan.train_pairs) and train_labels is None:
-            raise ParameterError(f"The '--train-labels' option of {prog(NAME)} is required: {args.duplicates} has "
+            raise ParameterError(f"The '--labels' option of {prog(NAME)} is required: {args.duplicates} has "
                                  f"{len(plan.train_pairs)} train-test pairs. Got None instead.")
     if args.leak:
         leak_y, leak_src, provenance["leak"] = leak_labels(args.leak, ids, args.leak_conflict)
@@ -144,7 +148,7 @@ def plan_submission(args: argparse.Namespace) -> SubmitPlan:
         plan.leak = (leak_y, leak_src)
     if args.target_dist == "train":
         if train_labels is None:
-            raise ParameterError(f"The '--train-labels' option of {prog(NAME)} is required with --target-dist train. "
+            raise ParameterError(f"The '--labels' option of {prog(NAME)} is required with --target-dist train. "
                                  f"Got None instead.")
         plan.target = train_labels.to_numpy(dtype=np.float64).mean(axis=0)
     elif args.target_dist:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ..contract.thresholds import BUILTIN_TARGETS
 from ..synth.generate import generate, preview
 from ..validation import ParameterError
 from ._cli import add_n_jobs_argument, console, parser, progress, progress_callback, prog, resolve_n_jobs
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--size", type=int, default=128, help="image side in pixels (512 = competition format)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target-dist", type=Path, default=None,
-                    help="CSV of the 28 class shares (row k = class k, column lb/share) the test labels are drawn toward")
+                    help=f"the 28 class shares the test labels are drawn toward: a built-in name "
+                         f"({', '.join(BUILTIN_TARGETS)}) or a CSV (row k = class k, column lb/share)")
     add_n_jobs_argument(ap)
     ap.add_argument("--dup-rate", type=float, default=0.015, help="share of test images that are near-copies of train images")
     ap.add_argument("--leak-rate", type=float, default=0.02, help="share of test Ids whose labels go to leak.csv")

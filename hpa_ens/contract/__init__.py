@@ -24,6 +24,7 @@ from .predictions import (  # noqa: F401
     read_prediction_set,
     read_prediction_sets,
     check_output_folder,
+    prediction_set_lock,
     read_probs,
     write_folds,
     write_prediction_set,

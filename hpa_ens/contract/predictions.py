@@ -14,14 +14,20 @@ team's published test probabilities): stages that need out-of-fold rows refuse i
 ``meta.json`` is the set's seal: it records the task's class list and the sha256 of every output, and
 it is written last. A set whose files do not match it (a crash mid-write, a hand edit), or a set with
 no seal at all, is refused when read (``verify=False`` reads it anyway, on the caller's word).
+
+Two processes writing the same set take turns: :func:`write_prediction_set` replaces the files under the
+set's lock file ``<folder>/.lock`` (:func:`prediction_set_lock`), so the set is always the whole of one
+writer's output, never half of each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -29,7 +35,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_open, atomic_write_json, sha256_file
+from ..io import atomic_open, atomic_write_json, file_lock, sha256_file
 from ..validation import ContractError, _preview, check_ids, check_probabilities, check_same_ids, read_csv_checked
 from ..task import Task, check_same_task, load_task, task_from_meta
 
@@ -51,7 +57,12 @@ __all__ = [
     "align",
     "build_meta",
     "check_output_folder",
+    "prediction_set_lock",
+    "LOCK_TIMEOUT",
 ]
+
+#: Seconds a writer waits for another process writing the same prediction set before it gives up.
+LOCK_TIMEOUT = 600.0
 
 
 @dataclass
@@ -273,17 +284,70 @@ def check_output_folder(folder, what: str = "a prediction set") -> Path:
     """Refuse to write into an existing folder that is not a prediction set (nor empty).
 
     Stages replace files inside their own output folders only: a folder that holds files but no
-    ``meta.json`` was not made by hpa-ens, and nothing in it is touched. Stages whose ``--out`` a user
+    ``meta.json`` was not made by hpa-ens, and nothing in it is touched (what a killed writer of this
+    project leaves, its lock file and staging folder, does not count). Stages whose ``--out`` a user
     names (stack, blend, import) call this before any work.
     """
     folder = Path(folder)
     if folder.exists():
         if not folder.is_dir():
             raise ContractError(f"{folder}: exists and is not a folder; expected a folder for {what}.")
-        if any(folder.iterdir()) and not (folder / META_FILE).is_file():
+        ours = [p for p in folder.iterdir() if p.name != LOCK_FILE and not p.name.startswith(STAGING_PREFIX)]
+        if ours and not (folder / META_FILE).is_file():
             raise ContractError(f"{folder}: the folder holds files but no {META_FILE}, so it is not a prediction set "
                                 f"this project wrote; refusing to replace it. Choose another --out.")
     return folder
+
+
+_HELD = threading.local()
+
+
+#: The write lock inside a set's folder (a dot file: ``oof/*`` globs and readers never see it).
+LOCK_FILE = ".lock"
+#: Prefix of the staging folder a write fills before it moves the files into place.
+STAGING_PREFIX = ".staging-"
+
+
+def _lock_path(folder: Path) -> Path:
+    return folder.resolve() / LOCK_FILE
+
+
+@contextlib.contextmanager
+def prediction_set_lock(folder, timeout: float | None = LOCK_TIMEOUT):
+    """Hold the write lock of the prediction set ``folder`` (the lock file ``<folder>/.lock``; the folder is created).
+
+    :func:`write_prediction_set` takes it for the replacement of the files; a command that writes more
+    files into the set's folder (the stack's report) holds it around the whole write, so that another
+    process's set never lands between them. A second writer **waits** for the first, then writes its own
+    set (the same result as running the two one after the other; refusing would throw away the second
+    run's work, and the lock is held only while files are replaced). The lock is ``flock``: a holder killed
+    with ``kill -9`` releases it at once. Re-entrant within one thread.
+
+    Parameters
+    ----------
+    folder : path-like, the prediction set's folder (it need not exist yet)
+    timeout : float or None, seconds to wait for another writer (None: as long as it takes)
+
+    Raises
+    ------
+    ContractError
+        When another process holds the lock for longer than ``timeout`` (naming its pid).
+    """
+    key = str(_lock_path(Path(folder)))
+    held = _HELD.__dict__.setdefault("paths", {})
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield Path(key)
+        finally:
+            held[key] -= 1
+        return
+    with file_lock(key, timeout, what=f"{folder} (a prediction set being written)"):
+        held[key] = 1
+        try:
+            yield Path(key)
+        finally:
+            del held[key]
 
 
 def write_prediction_set(folder, oof: pd.DataFrame | None, test: pd.DataFrame, meta: Mapping,
@@ -293,19 +357,26 @@ def write_prediction_set(folder, oof: pd.DataFrame | None, test: pd.DataFrame, m
     The files are first written in full into a staging folder inside ``folder``, then moved into
     place with ``meta.json`` last. The old seal stays until the new one replaces it, so a crash
     leaves either the old set or files that do not match their seal — refused when read, never
-    read as if sealed.
+    read as if sealed. The whole write holds the set's lock (:func:`prediction_set_lock`): a second
+    process writing the same folder waits, then replaces the whole set.
     """
-    import shutil
-    import tempfile
-
     folder = Path(folder)
     task = load_task(task if task is not None else task_from_meta(dict(meta)))
     for label, frame in (("oof", oof), ("test", test)):
         if frame is not None and frame.shape[1] != task.n_classes:
             raise ContractError(f"{folder}: the {label} frame has {frame.shape[1]} class columns but task "
                                 f"{task.name!r} has {task.n_classes}.")
+    with prediction_set_lock(folder):
+        _replace_prediction_set(folder, oof, test, meta, task)
+    return folder
+
+
+def _replace_prediction_set(folder: Path, oof, test, meta: Mapping, task: Task) -> None:
+    import shutil
+    import tempfile
+
     folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
     try:
         outputs = {}
         if oof is not None:
@@ -327,7 +398,6 @@ def write_prediction_set(folder, oof: pd.DataFrame | None, test: pd.DataFrame, m
                     stale.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def read_meta(folder) -> dict:

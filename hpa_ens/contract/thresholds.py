@@ -14,7 +14,8 @@
 
 A *target-share file* (``--target-dist``) is a CSV with one row per class and a share column. With a class
 column (``class``, ``class_id``, ``id`` or ``name``: ids 0..K-1 or the task's class names) rows are matched
-by class; without one, rows are taken in class order and their count must equal K.
+by class; without one, rows are taken in class order and their count must equal K. A built-in name
+(:data:`BUILTIN_TARGETS`, e.g. ``hpa2018-lb``) stands for a share file shipped with the package.
 
 The vocabulary the file uses (:data:`RANK_RULES`, the fill rules ``rank_by`` may name) is defined here, in the
 contract, and imported by :mod:`hpa_ens.thresholds`, which implements the rules.
@@ -40,6 +41,8 @@ __all__ = [
     "read_thresholds",
     "prediction_set_hashes",
     "check_thresholds_match",
+    "BUILTIN_TARGETS",
+    "target_shares_path",
     "read_target_shares",
     "read_target_distribution",
     "read_posterior",
@@ -303,15 +306,51 @@ def check_thresholds_match(record: ThresholdsRecord, prediction_set) -> None:
 
 
 # -------------------------------------------------------------------------------- target shares
+#: Target shares shipped with the package, by the name ``--target-dist`` takes: name -> (file in
+#: ``hpa_ens/data``, the task whose classes its rows are, what it is). ``train`` (the shares of the train
+#: labels) is no file: the commands that read the labels resolve it.
+BUILTIN_TARGETS = {
+    "hpa2018-lb": ("lb_label_distribution.csv", "hpa2018",
+                   "HPA 2018 public-leaderboard class shares as probed by teams (column lb; train shares in "
+                   "column train; classes the probe could not see are 0.001)"),
+}
+
+
+def target_shares_path(source) -> Path:
+    """The share file ``source`` names: the packaged file of a :data:`BUILTIN_TARGETS` name, else ``source``.
+
+    A built-in name wins over a file of the same name in the working directory.
+    """
+    entry = BUILTIN_TARGETS.get(str(source))
+    if entry is None:
+        return Path(source)
+    from importlib import resources
+
+    return Path(str(resources.files("hpa_ens").joinpath("data", entry[0])))
+
+
+def _check_builtin_task(source, task) -> None:
+    entry = BUILTIN_TARGETS.get(str(source))
+    if entry is None:
+        return
+    from ..task import load_task
+
+    own = load_task(entry[1])
+    if not own.same_classes(task):
+        raise ContractError(f"--target-dist {source}: the built-in shares of the task {own.name!r} ({own.n_classes} "
+                            f"classes), not of the task {task.name!r} ({task.n_classes} classes); give a share file "
+                            f"for it instead.")
+
+
 def read_target_shares(path, task, column: str | None = None) -> np.ndarray:
-    """Per-class target positive shares from a CSV, checked against ``task``.
+    """Per-class target positive shares from a CSV (or a built-in name), checked against ``task``.
 
     Parameters
     ----------
     path : str or Path
-        One row per class. A class column (``class``, ``class_id``, ``id`` or ``name``; ids ``0..K-1`` or
-        the task's class names) matches rows to classes; without one, row k is class k and the row count
-        must equal K.
+        A built-in name (:data:`BUILTIN_TARGETS`: ``hpa2018-lb``), or a CSV with one row per class. A class
+        column (``class``, ``class_id``, ``id`` or ``name``; ids ``0..K-1`` or the task's class names) matches
+        rows to classes; without one, row k is class k and the row count must equal K.
     task : hpa_ens.task.Task
     column : str, optional
         The share column (default ``lb``, else ``share``, else the only numeric column left).
@@ -329,7 +368,8 @@ def read_target_shares(path, task, column: str | None = None) -> np.ndarray:
 
     from ..validation import read_csv_strings
 
-    path = Path(path)
+    _check_builtin_task(path, task)
+    path = target_shares_path(path)
     df = read_csv_strings(path, "one row per class and a share column")
     K = task.n_classes
     class_col = next((c for c in _CLASS_COLUMNS if c in df.columns), None)
@@ -379,14 +419,15 @@ def read_target_shares(path, task, column: str | None = None) -> np.ndarray:
 def read_target_distribution(source, column: str | None = None, labels=None, task=None) -> np.ndarray:
     """Per-class target positive shares, shape (K,): ``"train"`` (the shares of ``labels``) or a share file.
 
-    ``source`` is ``"train"`` (the column means of ``labels``, an ``(n, K)`` 0/1 frame or array) or a CSV with
-    one row per class, such as the leaderboard probe file (columns ``lb,train``), read by
+    ``source`` is ``"train"`` (the column means of ``labels``, an ``(n, K)`` 0/1 frame or array), a built-in
+    name (:data:`BUILTIN_TARGETS`, e.g. ``hpa2018-lb``, the leaderboard probe shares) or a CSV with one row
+    per class, such as the leaderboard probe file (columns ``lb,train``), read by
     :func:`read_target_shares`: a class column maps rows to classes and every class must appear once; without
     one, row k is class k and the row count must equal K; every share lies in (0, 1).
 
     Parameters
     ----------
-    source : "train", str or Path
+    source : "train", a built-in name, str or Path
     column : str, optional, the share column (default ``lb``, else ``share``)
     labels : DataFrame or ndarray of shape (n_samples, K), required for ``"train"``
     task : hpa_ens.task.Task, str or None (default HPA 2018)
@@ -398,7 +439,7 @@ def read_target_distribution(source, column: str | None = None, labels=None, tas
         if labels is None:
             raise ParameterError("The 'labels' parameter must be given when the target distribution is 'train'. Got None instead.")
         return np.asarray(labels, dtype=np.float64).mean(axis=0)
-    return read_target_shares(Path(source), task, column)
+    return read_target_shares(source, task, column)
 
 
 def check_share_estimable(shares, n_test: int, task) -> list[str]:

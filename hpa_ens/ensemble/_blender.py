@@ -20,8 +20,10 @@ class Blender(SetsEstimator):
     ----------
     method : {"mean", "rank", "weighted", "caruana"}, default "mean"
         ``mean`` and ``rank`` learn nothing (``fit`` may be given no labels, or ``X=None``); ``weighted``
-        and ``caruana`` fit weights on the OOF rows (all of them; with ``folds``, also once per fold on
-        the other folds, so that ``oof_`` is cross-fitted).
+        and ``caruana`` fit weights on the OOF rows (all of them, for ``predict``; with ``folds``, also once
+        per fold on the other folds, so that ``oof_`` is cross-fitted). With ``folds=None`` their ``oof_`` is
+        the OOF rows blended with the weights fitted on those very rows: in-sample, so a score computed on it
+        flatters the blend (``hpa-ens blend`` refuses weighted and caruana without ``--folds``).
     objective : {"logloss", "f1"} or None, default None
         What ``weighted``/``caruana`` optimise: None means log-loss for weighted, macro F1 at exact
         per-class thresholds for caruana. Refused with ``mean`` and ``rank``, which optimise nothing.
@@ -36,7 +38,9 @@ class Blender(SetsEstimator):
     weights_ : ndarray of shape (n_sets,) or None
         The blend's weights (equal for mean; None for rank, which averages ranks).
     oof_ : ndarray of shape (n_train, K) or None
-        The OOF blend (cross-fitted when ``folds`` was given to ``fit``); None after ``fit(None)``.
+        The OOF blend: cross-fitted when ``folds`` was given to ``fit``; with ``folds=None``, the rows blended
+        with the weights fitted on them (in-sample for weighted and caruana; mean and rank fit nothing, so
+        theirs is the same either way). None after ``fit(None)``.
     n_sets_, n_classes_, n_features_in_ : int or None
         The sets, classes and columns (``n_sets_ * n_classes_``) seen at ``fit``; None after ``fit(None)``.
 
@@ -81,7 +85,8 @@ class Blender(SetsEstimator):
         y : array-like or DataFrame of shape (n_train, K), 0/1, optional
             Required by weighted and caruana, and by a 2-d ``X`` (K is its column count).
         folds : array-like of shape (n_train,), optional
-            Fold of each OOF row: weighted/caruana weights are cross-fitted so ``oof_`` is honest.
+            Fold of each OOF row: weighted/caruana weights are cross-fitted so ``oof_`` is honest. None:
+            ``oof_`` is blended with the weights fitted on every row (in-sample, see ``method``).
 
         Returns
         -------

@@ -260,8 +260,9 @@ def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0,
     n_train, n_test : int >= 1, number of images
     size : int >= 16, image side in pixels (512 gives the competition's format)
     seed : int >= 0; the same seed gives the same bytes
-    target_dist : None, an ndarray of 28 shares, or a CSV path read with ``read_target_distribution``
-        (for example ``lb_label_distribution.csv``); draws the test labels toward these class shares
+    target_dist : None, an ndarray of 28 shares, or a built-in name or CSV path read with
+        ``read_target_distribution`` (for example ``hpa2018-lb``, the packaged ``lb_label_distribution.csv``);
+        draws the test labels toward these class shares
     n_jobs : joblib workers in joblib's convention (-1: every available CPU, -2: all but one, …); does not
         change the output
     dup_rate, test_pairs, leak_rate : see :func:`make_plan`

@@ -8,7 +8,8 @@ rules and, where classes couple, a small Optuna search (:func:`tune_coupled`).
 - **Rules** (:data:`RULES`, one signature ``(oof_probs, y, test_probs, target, **params) -> (cuts, info)``):
   ``exact``, ``boot``, ``match``, ``directional``, ``plugin``, ``optuna`` (docs/thresholds.md says when to
   pick each; the legacy ``blend``, ``gated``, ``prior``, ``reweight`` still run under their names).
-  :func:`choose` runs one with the post-rules every rule shares; :func:`resolve_method` picks the default.
+  :func:`choose` runs one with the post-rules every rule shares; :func:`resolve_method` picks the default;
+  :func:`cross_fitted_predictions` tunes one per fold on the other folds, for an honest OOF score.
 - **Cuts**: :func:`sorted_cuts` (every cut of every column), :func:`f1_curves`, :func:`match_thresholds`,
   robust rare-class variants, :func:`bootstrap_cuts` and the blends the label-shift rules are made of.
 - **Decision**: :func:`apply_thresholds` (thresholds, then at least/at most so many labels per row, topped up
@@ -72,6 +73,7 @@ from ._choose import (
     no_positive_rule,
     resolve_method,
 )
+from ._crossfit import cross_fitted_predictions, fold_parts
 from ._plots import save_threshold_plots
 
 __all__ = [
@@ -86,7 +88,7 @@ __all__ = [
     "coupled_thresholds", "evaluate_thresholds", "tune_coupled", "journal_storage", "open_storage", "study_name_for",
     "Rule", "RuleRegistry", "RULES", "register_rule", "get_rule", "available_rules",
     "DEFAULT_WITH_TARGET", "DEFAULT_WITHOUT_TARGET", "default_method", "resolve_method", "check_rule_inputs", "choose",
-    "no_positive_rule",
+    "no_positive_rule", "cross_fitted_predictions", "fold_parts",
     "save_threshold_plots", "ThresholdTuner",
 ]
 

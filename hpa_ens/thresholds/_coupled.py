@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..io import file_lock
 from ..utils import expit, logit
 from ..validation import ContractError, check_param
 from ._cuts import NEVER, check_probs, check_shares, distribution_gap
@@ -122,7 +123,8 @@ def tune_coupled(
     base, matched, target_share : array-like of shape (n_classes,)
     n_trials : int, trials run by this call (a shared study may hold more)
     seed : int, TPE seed
-    storage : None, str or optuna storage; several processes may share one (e.g. a JournalStorage)
+    storage : None, str or optuna storage; several processes may share one (a journal file, or an RDB URL:
+        given as a string, a new SQLite file is set up once under a lock file however many start together)
     study_name : str, required with a storage to share
     progress : callable ``(trials_done, n_trials)``, optional, called after each trial of this call
 
@@ -144,8 +146,7 @@ def tune_coupled(
     lo_max, hi_max = max(max_labels_range[0], 1, lo_min), max_labels_range[1]
     check_param("max_labels_range", max_labels_range, "a range (lo, hi) with hi >= max(1, min_labels)",
                 hi_max >= max(lo_max, hi_min, 1))
-    if isinstance(storage, str):
-        storage = open_storage(storage)
+    spec = storage if isinstance(storage, str) else None
 
     def params_to_thresholds(params: dict) -> np.ndarray:
         class_off = None
@@ -179,17 +180,23 @@ def tune_coupled(
 
     with _quiet_optuna():
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, n_trials))
-        try:
-            study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
-                                        sampler=sampler, load_if_exists=storage is not None)
-        except optuna.exceptions.DuplicatedStudyError:
-            # Two workers created the study at the same instant on an RDB storage: the loser loads it.
-            study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-        # The first trial is the plain exact (or robust) cut with the requested label rule: TPE starts from
-        # the known-good point instead of finding it again.
-        if not study.trials:
-            study.enqueue_trial({"mix": 0.0, "offset": 0.0, "min_labels": hi_min, "max_labels": hi_max}
-                                | ({f"offset_{k}": 0.0 for k in range(n_classes)} if class_offset_range > 0 else {}))
+        # Workers started together on a new SQLite file take turns to create its tables and the study (and to
+        # enqueue the first trial once); the search itself runs unlocked, SQLite's own locking serialises writes.
+        with _storage_lock(spec) if spec is not None else nullcontext():
+            if spec is not None:
+                storage = _open_storage(spec)
+            try:
+                study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                            sampler=sampler, load_if_exists=storage is not None)
+            except optuna.exceptions.DuplicatedStudyError:
+                # Two workers created the study at the same instant on an RDB server: the loser loads it.
+                study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+            # The first trial is the plain exact (or robust) cut with the requested label rule: TPE starts from
+            # the known-good point instead of finding it again.
+            if not study.trials:
+                study.enqueue_trial({"mix": 0.0, "offset": 0.0, "min_labels": hi_min, "max_labels": hi_max}
+                                    | ({f"offset_{k}": 0.0 for k in range(n_classes)} if class_offset_range > 0
+                                       else {}))
         study.optimize(objective, n_trials=n_trials, callbacks=[report] if progress is not None else None)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     feasible = [t for t in complete if all(v <= 0 for v in t.constraints.values())]
@@ -220,14 +227,49 @@ def journal_storage(path: str):
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+def _sqlite_file(spec: str) -> Path | None:
+    """The database file of a ``sqlite:///…`` URL (None for another URL, a journal file or an in-memory db)."""
+    if not spec.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(spec).database
+    except Exception:  # noqa: BLE001 - a malformed URL: open_storage names it
+        return None
+    return None if not database or database == ":memory:" or database.startswith("file:") else Path(database)
+
+
+def _storage_lock(spec: str):
+    """A lock file beside a SQLite file (``study.db.lock``), for the steps that race on a new file; else nothing.
+
+    SQLite's busy timeout serialises writes, but not the first creation of the tables: two processes both see
+    no tables and both ``CREATE TABLE`` ("table studies already exists"), or both insert the schema version.
+    """
+    db = _sqlite_file(spec)
+    if db is None or not db.parent.is_dir():  # no folder: opening fails anyway, with open_storage's message
+        return nullcontext()
+    return file_lock(db.with_name(db.name + ".lock"), what=spec)
+
+
 def open_storage(spec: str):
     """An Optuna storage: an RDB URL (``sqlite:///f.db``, ``postgresql://…``) or a journal file.
+
+    Any number of processes may open a new SQLite file at the same moment: the tables are created once,
+    under a lock file beside the database (``f.db.lock``, removed afterwards).
 
     Raises
     ------
     ContractError
         When the URL cannot be opened (one line naming it).
     """
+    if "://" not in spec:
+        return journal_storage(spec)
+    with _storage_lock(spec):
+        return _open_storage(spec)
+
+
+def _open_storage(spec: str):
     if "://" not in spec:
         return journal_storage(spec)
     import optuna
