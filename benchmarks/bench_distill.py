@@ -98,7 +98,7 @@ def build(args) -> None:
         for name in ["teacher", *(name for name, _, _ in students)]:
             shutil.rmtree(oof / name, ignore_errors=True)
     if not teacher_meta.exists():
-        blend.main(["--labels", str(data / "train.csv"), "--models", *[str(oof / m) for m in args.teacher_models],
+        blend.main(["--labels", str(data / "train.csv"), "--pred", *[str(oof / m) for m in args.teacher_models],
                     "--method", "mean", "--out", str(oof / "teacher")])
     for name, alpha, student_config in students:
         if (oof / name / "meta.json").exists():

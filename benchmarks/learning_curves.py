@@ -12,7 +12,7 @@ candidates by epochs and by ratios measured side by side, not by absolute second
 
     # the demo's set and its 3 folds
     python -m hpa_ens.synth --out /tmp/recipe_data --n-train 2500 --n-test 1000 --size 64 --seed 0 \
-        --target-dist hpa_ens/data/lb_label_distribution.csv
+        --target-dist hpa2018-lb
     python -m hpa_ens.folds --labels /tmp/recipe_data/train.csv --out /tmp/recipe_data/folds3.csv --n-folds 3 --seed 0
     # run candidates (two single-threaded runs side by side, like run_all's JOBS=2), then plot
     python benchmarks/learning_curves.py run --data /tmp/recipe_data --folds /tmp/recipe_data/folds3.csv

@@ -220,7 +220,7 @@ def test_cli_test_only_sets_mean_accepted_tuned_refused(tmp_path, capsys):
     assert json.loads((out / "meta.json").read_text())["params"]["test_only"] is True
     for method in ("caruana", "weighted"):
         assert run(main, ["--labels", str(paths["labels"]), "--pred", a, str(only), "--method", method,
-                          "--out", str(tmp_path / method)]) == 2
+                          "--folds", str(paths["folds"]), "--out", str(tmp_path / method)]) == 2
         err = capsys.readouterr().err
         assert "zhu_test_only" in err and "needs OOF rows" in err and not (tmp_path / method).exists()
     (only / "test.csv").write_text((only / "test.csv").read_text().replace("0.", "0.1", 1))
@@ -240,3 +240,55 @@ def _test_only_copy(src, dst):
 
     ps = read_prediction_set(src)
     write_prediction_set(dst, None, ps.test, build_meta("test", [], argv=[], name=dst.name))
+
+
+@pytest.mark.parametrize("method", ["weighted", "caruana"])
+def test_cli_tuned_blend_without_folds_is_refused_saying_why(tmp_path, capsys, method):
+    """Issue 27: weights fitted on every OOF row and written as those rows' blend flatter the OOF score."""
+    paths = write_simulated_sets(tmp_path / "data", _labels(150, 4), n_models=2, seed=0, n_folds=2)
+    out = tmp_path / method
+    assert run(main, ["--labels", str(paths["labels"]), "--pred", *map(str, paths["models"]), "--method", method,
+                      "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'--folds'" in err and "flatter" in err and "Got none instead" in err
+    assert not out.exists()
+
+
+def test_cli_without_labels_says_it_writes_a_test_only_set_or_refuses(tmp_path, capsys):
+    paths = write_simulated_sets(tmp_path / "data", _labels(150, 5), n_models=2, seed=0, n_folds=2)
+    sets = list(map(str, paths["models"]))
+    out = tmp_path / "mean"
+    assert run(main, ["--pred", *sets, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning:" in line]
+    assert len(lines) == 1 and "test-only set (no oof.csv)" in lines[0] and "no --labels was given" in lines[0]
+    assert read_prediction_set(out).oof is None
+    # --require-oof refuses instead, before anything is written ...
+    refused = tmp_path / "refused"
+    assert run(main, ["--pred", *sets, "--require-oof", "--out", str(refused)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'--labels'" in err and "--require-oof" in err and len(err.splitlines()) == 1 and not refused.exists()
+    # ... and refuses a test-only input too; with labels and OOF rows it writes them, silently.
+    only = tmp_path / "only"
+    _test_only_copy(sets[1], only)
+    assert run(main, ["--labels", str(paths["labels"]), "--pred", sets[0], str(only), "--require-oof",
+                      "--out", str(refused)]) == 2
+    err = capsys.readouterr().err
+    assert "only" in err and "test-only" in err and "drop --require-oof" in err and not refused.exists()
+    assert run(main, ["--labels", str(paths["labels"]), "--pred", *sets, "--require-oof", "--out", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err and read_prediction_set(out).oof is not None
+
+
+def test_cli_models_still_names_prediction_sets_with_a_deprecation_warning(tmp_path, capsys):
+    from hpa_ens.commands.blend import build_parser
+
+    assert "--models" not in build_parser().format_help()
+    paths = write_simulated_sets(tmp_path / "data", _labels(150, 6), n_models=2, seed=0, n_folds=2)
+    sets = list(map(str, paths["models"]))
+    assert run(main, ["--labels", str(paths["labels"]), "--models", *sets, "--out", str(tmp_path / "old")]) == 0
+    err = capsys.readouterr().err
+    assert "--models is deprecated in hpa-ens blend: use --pred" in err
+    assert run(main, ["--labels", str(paths["labels"]), "--pred", *sets, "--out", str(tmp_path / "new")]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    for name in ("oof.csv", "test.csv"):
+        assert (tmp_path / "old" / name).read_bytes() == (tmp_path / "new" / name).read_bytes()

@@ -86,6 +86,34 @@ def test_target_distribution(shared_hpa):
     np.testing.assert_allclose(train, read_target_distribution("train", labels=labels), atol=1e-9)
 
 
+def test_builtin_target_names(shared_hpa, tmp_path):
+    """``hpa2018-lb`` is the leaderboard-probed shares shipped with the package (the published file's lb column)."""
+    from pathlib import Path
+
+    from hpa_ens.contract import BUILTIN_TARGETS, read_target_shares, target_shares_path
+    from hpa_ens.task import load_task
+
+    assert "hpa2018-lb" in BUILTIN_TARGETS and "train" not in BUILTIN_TARGETS
+    published = read_target_distribution(shared_hpa / "lb_label_distribution.csv")
+    for name in ("hpa2018-lb", Path("hpa2018-lb")):  # as typed, or through argparse's type=Path (synth)
+        np.testing.assert_array_equal(read_target_distribution(name), published)
+    np.testing.assert_array_equal(read_target_shares("hpa2018-lb", load_task("hpa2018"), "train"),
+                                  read_target_distribution(shared_hpa / "lb_label_distribution.csv", column="train"))
+    assert target_shares_path("hpa2018-lb").read_bytes() == (shared_hpa / "lb_label_distribution.csv").read_bytes()
+    assert target_shares_path("mine.csv") == Path("mine.csv")
+    (tmp_path / "task.csv").write_text("id,name\n0,a\n1,b\n2,c\n")
+    with pytest.raises(ContractError, match="hpa2018-lb: the built-in shares of the task 'hpa2018'") as err:
+        read_target_shares("hpa2018-lb", load_task(tmp_path / "task.csv"))
+    assert "\n" not in str(err.value)
+
+
+def test_commands_list_the_builtin_target_names():
+    from hpa_ens.commands import eda, submit, synth, thresholds
+
+    for command in (eda, submit, synth, thresholds):
+        assert "hpa2018-lb" in command.build_parser().format_help()
+
+
 def test_empty_targets_kept_and_counted_in_a_warning(tmp_path):
     from hpa_ens.labels import EmptyTargetWarning
 

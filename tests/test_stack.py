@@ -134,7 +134,7 @@ def test_cli_refuses_misaligned_folds(tmp_path, capsys):
     lines = paths["folds"].read_text().splitlines()
     paths["folds"].write_text("\n".join(lines[:-1]) + "\n")  # one train Id without a fold
     code = run(main, ["--labels", str(paths["labels"]), "--folds", str(paths["folds"]),
-                      "--models", *map(str, paths["models"]), "--out", str(tmp_path / "s")])
+                      "--pred", *map(str, paths["models"]), "--out", str(tmp_path / "s")])
     assert code == 2 and "missing" in capsys.readouterr().err
 
 
@@ -211,9 +211,11 @@ def test_cli_refuses_test_only_sets_other_tasks_and_foreign_out_folders(tmp_path
     (foreign / "notes.txt").write_text("keep me")
     assert run(main, _cli_args(paths, foreign) + ["--pred", a, b]) == 2
     assert "not a prediction set" in capsys.readouterr().err and (foreign / "notes.txt").exists()
-    # The old flag names stay as hidden aliases.
+    # The old flag names stay as hidden aliases; --models (config names elsewhere) says to use --pred.
     assert run(main, _cli_args(paths, tmp_path / "s") + ["--models", a, b, "--threads", "1"]) == 0
     assert json.loads((tmp_path / "s" / "meta.json").read_text())["params"]["lightgbm"]["num_threads"] == 1
+    err = capsys.readouterr().err
+    assert "--models is deprecated in hpa-ens stack: use --pred" in err and "--threads is deprecated" not in err
 
 
 def _test_only_copy(src, dst):

@@ -497,3 +497,14 @@ def test_pedrodiamel_dupes_is_not_a_leak_file(shared_hpa, tmp_path, capsys):
     assert code == 2 and len(err.splitlines()) == 1
     assert "pedrodiamel_dupes.csv" in err and "not a leak file" in err and "folds --groups" in err
     assert not (tmp_path / "pedrodiamel_dupes.csv").exists()
+
+
+def test_builtin_target_name_in_submit(setup):
+    from hpa_ens.contract import read_target_distribution
+
+    tmp, ids, probs, pred, sample, thr = setup
+    out = tmp / "s.csv"
+    assert run(submit_command.main, ["--pred", str(pred), "--thresholds", str(thr), "--sample-submission",
+                                     str(sample), "--target-dist", "hpa2018-lb", "--out", str(out)]) == 0
+    summary = json.loads((tmp / "s.summary.json").read_text())
+    np.testing.assert_allclose(summary["shares"]["target"], read_target_distribution("hpa2018-lb"))

@@ -360,3 +360,124 @@ def test_cli_bad_input_is_one_line_error(tmp_path, capsys):
     code = run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(tmp_path / "x.json"),
                       "--max-labels", "1", "--min-labels", "2"])
     assert code == 2
+
+
+# ------------------------------------------------------------------------- cross-fitted OOF scores (issue 27)
+def test_cross_fitted_exact_equals_per_fold_oracle_and_is_not_in_sample():
+    rng = np.random.default_rng(11)
+    y = (rng.random((240, 5)) < [0.5, 0.3, 0.2, 0.1, 0.05]).astype(np.uint8)
+    oof = np.clip(0.35 * y + 0.65 * rng.random(y.shape), 0, 1)
+    folds = rng.permutation(np.arange(240) % 4)
+    pred, cuts = T.cross_fitted_predictions("exact", oof, y, folds, min_labels=0, return_thresholds=True)
+    want = np.zeros(y.shape, dtype=bool)
+    for f in range(4):
+        fit = folds != f
+        fold_cuts = T.exact_thresholds(y[fit], oof[fit])[0]
+        np.testing.assert_array_equal(cuts[f], fold_cuts)
+        want[~fit] = oof[~fit] > fold_cuts
+    np.testing.assert_array_equal(pred, want)
+    honest = f1_score(y, pred, average="macro", zero_division=0)
+    in_sample = f1_score(y, oof > T.exact_thresholds(y, oof)[0], average="macro", zero_division=0)
+    assert honest < in_sample  # the exact cut is the best cut for the rows it was tuned on
+    # An int is that many interleaved parts; the label rule and a posterior fill apply per fold.
+    parts = np.arange(240) % 3
+    target = np.full(5, 0.2)
+    pred3 = T.cross_fitted_predictions("boot", oof, y, 3, target=target, min_labels=1, max_labels=2, n_boot=5)
+    want3 = np.zeros(y.shape, dtype=bool)
+    for f in range(3):
+        fit = parts != f
+        fold_cuts, _ = T.choose("boot", oof[fit], y[fit], None, target, n_boot=5)
+        post = Posterior.fit(oof[fit], y[fit], target)
+        want3[~fit] = apply_thresholds(oof[~fit], fold_cuts, 1, 2, "posterior", post)
+    np.testing.assert_array_equal(pred3, want3)
+    assert (pred3.sum(axis=1) >= 1).all() and (pred3.sum(axis=1) <= 2).all()
+
+
+def test_cross_fitted_optuna_never_touches_a_shared_storage(tmp_path):
+    rng = np.random.default_rng(12)
+    y = (rng.random((120, 4)) < 0.3).astype(np.uint8)
+    oof = np.clip(0.3 * y + 0.7 * rng.random(y.shape), 0, 1)
+    test = rng.random((60, 4))
+    target = np.full(4, 0.3)
+    journal = tmp_path / "study.journal"
+    kwargs = dict(n_trials=3, tolerance=None, seed=1)
+    alone = T.cross_fitted_predictions("optuna", oof, y, 3, test, target, **kwargs)
+    shared = T.cross_fitted_predictions("optuna", oof, y, 3, test, target, storage=str(journal), study_name="s",
+                                        **kwargs)
+    np.testing.assert_array_equal(alone, shared)
+    assert not journal.exists()
+
+
+@pytest.mark.parametrize("folds, message", [(1, "int in \\[2"), (np.zeros(50), "at least two folds"),
+                                            (np.arange(10) % 2, "one fold id per OOF row")])
+def test_cross_fitted_refuses_bad_folds(folds, message):
+    rng = np.random.default_rng(0)
+    y = (rng.random((50, 3)) < 0.4).astype(np.uint8)
+    with pytest.raises(ValueError, match=message):
+        T.cross_fitted_predictions("exact", rng.random((50, 3)), y, folds)
+
+
+def test_cli_oof_score_cross_fitted_over_folds_file(tmp_path):
+    from hpa_ens.contract import write_folds
+
+    import pandas as pd
+
+    labels, pred, y, oof, test = make_set(tmp_path, seed=5)
+    ids = pd.read_csv(labels)["Id"].tolist()
+    fold_of = np.random.default_rng(5).permutation(np.arange(len(ids)) % 3)
+    write_folds(tmp_path / "folds.csv", pd.Series(fold_of, index=ids))
+    out = tmp_path / "thr.json"
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--folds", str(tmp_path / "folds.csv"),
+                      "--out", str(out), "--method", "exact", "--min-labels", "0", "--max-labels", "0"]) == 0
+    res = json.loads(out.read_text())
+    assert res["oof_score_folds"] == str(tmp_path / "folds.csv")
+    want = np.zeros(oof.shape, dtype=bool)
+    for f in range(3):
+        fit = fold_of != f
+        want[~fit] = oof[~fit] > T.exact_thresholds(y[fit], oof[fit])[0]
+    assert res["oof_macro_f1"] == pytest.approx(f1_score(y, want, average="macro", zero_division=0))
+    assert res["oof_macro_f1_no_rule"] == pytest.approx(res["oof_macro_f1"])  # no label rule here
+    in_sample = f1_score(y, oof > np.array(res["thresholds"]), average="macro", zero_division=0)
+    assert res["oof_macro_f1_in_sample"] == pytest.approx(in_sample) and in_sample > res["oof_macro_f1"]
+
+
+def test_cli_folds_without_oof_rows_and_pred_spellings(tmp_path, capsys):
+    labels, pred, y, oof, test = make_set(tmp_path, seed=6)
+    only = tmp_path / "only"
+    write_prediction_set(only, None, probs_frame([f"te{i:04d}" for i in range(len(test))], test), {"name": "only"})
+    (tmp_path / "folds.csv").write_text("Id,fold\n" + "".join(f"tr{i:04d},{i % 2}\n" for i in range(len(oof))))
+    out = tmp_path / "thr.json"
+    assert run(main, ["--pred", str(only), "--folds", str(tmp_path / "folds.csv"), "--target-dist", "hpa2018-lb",
+                      "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'--folds'" in err and "test-only" in err and len(err.splitlines()) == 1 and not out.exists()
+    assert run(main, ["--out", str(out)]) == 2
+    assert "'--pred'" in capsys.readouterr().err
+    # --models still names the prediction set, with a one-line deprecation warning.
+    from hpa_ens.commands.thresholds import build_parser
+
+    assert "--models" not in build_parser().format_help()
+    assert run(main, ["--labels", str(labels), "--models", str(pred), "--out", str(out), "--method", "exact"]) == 0
+    assert "--models is deprecated in hpa-ens thresholds: use --pred" in capsys.readouterr().err
+    first = out.read_bytes()
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--method", "exact"]) == 0
+    assert out.read_bytes() == first and "deprecated" not in capsys.readouterr().err
+
+
+def test_cli_builtin_target_name_is_the_packaged_file(tmp_path, capsys):
+    from importlib import resources
+
+    from hpa_ens.commands.thresholds import build_parser
+
+    assert "hpa2018-lb" in build_parser().format_help()
+    labels, pred, *_ = make_set(tmp_path, seed=7)
+    packaged = Path(str(resources.files("hpa_ens").joinpath("data/lb_label_distribution.csv")))
+    docs = []
+    for i, target in enumerate(("hpa2018-lb", str(packaged))):
+        out = tmp_path / f"t{i}.json"
+        assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--method", "match",
+                          "--target-dist", target]) == 0
+        docs.append(json.loads(out.read_text()))
+    assert docs[0]["thresholds"] == docs[1]["thresholds"] and docs[0]["target_share"] == docs[1]["target_share"]
+    assert docs[0]["params"]["target_dist"] == "hpa2018-lb"
+    assert docs[0]["inputs"]["target_dist"] == docs[1]["inputs"]["target_dist"] == sha256_file(packaged)

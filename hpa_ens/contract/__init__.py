@@ -36,5 +36,5 @@ from .duplicates import DUPLICATE_KINDS, check_duplicates_provenance, read_dupli
 from .channel_stats import ChannelStats, read_channel_stats, write_channel_stats  # noqa: F401
 from .image_folders import IMAGE_EXTENSIONS, folder_record, image_files  # noqa: F401
 from .extra_folds import extra_fit_mask, extra_folds_path, read_extra_folds, write_extra_folds  # noqa: F401
-from .thresholds import ThresholdsRecord, check_thresholds_match, prediction_set_hashes, read_target_distribution, read_target_shares, read_thresholds, write_thresholds  # noqa: F401,E501
+from .thresholds import BUILTIN_TARGETS, ThresholdsRecord, check_thresholds_match, prediction_set_hashes, read_target_distribution, read_target_shares, read_thresholds, target_shares_path, write_thresholds  # noqa: F401,E501
 from .inputs import StageInputs, meta_inputs, read_stage_inputs, write_stage_set  # noqa: F401,E402
