@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .PHONY: install test demo base-models bench bench-full clean
@@ -25,7 +24,7 @@ test: install
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Base models on the embedded synthetic set (ARGS="--names a b --fold 0 1 --data dir", or MODELS/FOLDS/DATA).
+# Base models on the embedded synthetic set, or flags through ARGS: ARGS="--data DIR --names a b --fold 0 1".
 base-models: install
 	$(PY) -m base_models.run_all $(ARGS)
 

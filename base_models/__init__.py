@@ -4,11 +4,13 @@ The only package of hpa-ens that imports torch and timm - and only in the module
 ``base_models.segment``, ``crop_cache``, ``samplers``, ``config``, ``freshness``, ``collect``,
 ``features`` and ``run_all`` import neither, and timm is imported only when a model is built or a
 backbone checked. Importing the package changes nothing in the process (no environment variable is
-set): the commands (:mod:`base_models.commands`) set ``HF_HUB_OFFLINE`` before timm is first imported,
-so a command never tries the network (weights come from local files through the ``weights`` key).
+set): the commands (:mod:`base_models.commands`) decide ``HF_HUB_OFFLINE`` before timm is first imported,
+so a command reaches the network only for ``pretrained: true`` (timm's ImageNet weights, downloaded once
+into the Hugging Face cache; :mod:`base_models.pretrained`); ``weights:`` loads a local file.
 
 Modules by content: ``config`` (typed keys), ``data`` (cache, streaming loader, augmentation),
 ``samplers``, ``losses``, ``models`` / ``heads`` (backbones, linear and attention heads), ``tiles``,
+``pretrained`` (where timm's ImageNet weights come from, whether they are cached),
 ``segment`` / ``crop_cache`` / ``mil`` (cell crops and multiple-instance learning), ``wrappers``
 (tiles, cell mosaics, center loss around a backbone), ``train`` / ``collect`` / ``run_all`` /
 ``distill`` / ``predict`` / ``features`` (training, assembling and predicting; their command lines are

@@ -65,7 +65,10 @@ SPEC: dict[str, Key] = {
     "task": Key(None, "str?", "class list: a built-in task name or a task file (default hpa2018); head size = K"),
     "backbone": Key("resnet18", "str", "any timm model name"),
     "head": Key("linear", "str", "classifier head", registry="head"),
-    "weights": Key(None, "path", "local .safetensors / torch.save weights; a 3-channel stem is adapted"),
+    "weights": Key(None, "path", "local state dict (.safetensors, or .pth/.pt read with weights_only=True); a "
+                                 "3-channel stem is adapted; not with pretrained"),
+    "pretrained": Key(False, "bool", "start from timm's ImageNet weights for the backbone (downloaded once into "
+                                     "the Hugging Face cache); the 3-channel stem is adapted to 4"),
     "dropout": Key(0.2, "float", "dropout before the classifier", low=0, high=1),
     "global_pool": Key("avg", "str", "timm pooling", ("avg", "max", "avgmax", "catavgmax")),
     "loss": Key("bce", "loss", "a loss name or {name: weight} (a weighted sum)", registry="loss"),
@@ -141,7 +144,10 @@ OPERATIONAL = {"threads", "stop_after_epoch", "cache_dir", "device", "loader", "
 # their hash (checkpoints resume).
 VARIANT_KEYS = ("single_weight", "phase1_epochs", "center_loss", "tiles", "tile_combine", "cells", "cell_pooling",
                 "cells_per_image", "cell_params", "attention_maps", "train_eval_rows", "kind", "task",
-                "inner_val_fraction", "image_format", "extra_image_format", "skip_missing")
+                "inner_val_fraction", "image_format", "extra_image_format", "skip_missing", "pretrained")
+# Keys added after folds recorded their configs: left at their defaults they are not written (config.yaml,
+# meta.json params) nor fingerprinted, so earlier outputs keep their bytes and finished folds stay current.
+UNRECORDED_AT_DEFAULT = ("pretrained",)
 
 
 def check_known_keys(keys, valid, source: str) -> None:
@@ -273,6 +279,9 @@ def check_combinations(config: dict) -> None:
                                          or config["cells"]):
         raise ParameterError("The 'attention_maps' parameter needs 'head: attention' (or attention8) on whole "
                              "images (no tiles or cells).")
+    if config["pretrained"] and config["weights"]:
+        raise ParameterError("The 'pretrained' and 'weights' parameters cannot be combined: the model starts from "
+                             "timm's ImageNet weights or from the weights file. Got both instead.")
     if config["cell_params"] is not None:
         from .segment import CellParams
 
@@ -290,6 +299,10 @@ def check_names_exist(config: dict) -> None:
     HEADS.check(config["head"])
     SAMPLERS.check(config["sampler"])
     check_backbone(config["backbone"])
+    if config["pretrained"]:
+        from .pretrained import pretrained_source
+
+        pretrained_source(config["backbone"])  # refuses a backbone timm has no weights for
     load_task(config["task"])
     # Building the loss checks names, weights and options; class frequencies are a placeholder here.
     k = load_task(config["task"]).n_classes
@@ -309,10 +322,16 @@ def result_record(config: Mapping) -> dict:
     ``epochs`` and ``patience`` are in it: a fold trained for 4 epochs is not current for a config
     that asks for 6.
     """
-    return {k: v for k, v in sorted(config.items()) if k not in OPERATIONAL}
+    return {k: v for k, v in sorted(recorded(config).items()) if k not in OPERATIONAL}
+
+
+def recorded(config: Mapping) -> dict:
+    """The config as written and fingerprinted: :data:`UNRECORDED_AT_DEFAULT` keys left out at their defaults."""
+    return {k: v for k, v in config.items() if not (k in UNRECORDED_AT_DEFAULT and v == DEFAULTS[k])}
 
 
 def dump_config(config: Mapping) -> str:
-    return yaml.safe_dump(dict(config), sort_keys=False)
+    """The resolved config as YAML (``config.yaml`` of a fold), in :data:`SPEC` order; see :func:`recorded`."""
+    return yaml.safe_dump(recorded(config), sort_keys=False)
 
 

@@ -27,7 +27,7 @@ from hpa_ens.images import composite_rgb
 from hpa_ens.report import save_figure
 from hpa_ens.task import DEFAULT_TASK
 
-from .models import IN_CHANS, N_OUT, check_backbone
+from .models import IN_CHANS, N_OUT, create_backbone
 from .registry import HEADS
 
 
@@ -73,12 +73,9 @@ class AttentionModel(nn.Module):
     """
 
     def __init__(self, backbone: str, n_classes: int = N_OUT, dropout: float = 0.0,
-                 attention_size: int | None = None, in_chans: int = IN_CHANS):
-        import timm  # imported when a model is built (see base_models.models)
-
+                 attention_size: int | None = None, in_chans: int = IN_CHANS, pretrained: bool = False):
         super().__init__()
-        self.backbone = timm.create_model(check_backbone(backbone), pretrained=False, in_chans=in_chans,
-                                          num_classes=0, global_pool="")
+        self.backbone = create_backbone(backbone, pretrained, in_chans, num_classes=0, global_pool="")
         self.num_features = int(self.backbone.num_features)
         self.head = SpatialAttentionPool(self.num_features, n_classes, attention_size, dropout)
         self.last_features: torch.Tensor | None = None
@@ -94,15 +91,18 @@ class AttentionModel(nn.Module):
 
 
 @HEADS.register("attention")
-def attention_head(backbone: str, n_classes: int = N_OUT, dropout: float = 0.0, in_chans: int = IN_CHANS) -> nn.Module:
+def attention_head(backbone: str, n_classes: int = N_OUT, dropout: float = 0.0, in_chans: int = IN_CHANS,
+                   pretrained: bool = False) -> nn.Module:
     """pudae-style spatial attention on the backbone's last feature map (``head: attention``)."""
-    return AttentionModel(backbone, n_classes=n_classes, dropout=dropout, in_chans=in_chans)
+    return AttentionModel(backbone, n_classes=n_classes, dropout=dropout, in_chans=in_chans, pretrained=pretrained)
 
 
 @HEADS.register("attention8")
-def attention8_head(backbone: str, n_classes: int = N_OUT, dropout: float = 0.0, in_chans: int = IN_CHANS) -> nn.Module:
+def attention8_head(backbone: str, n_classes: int = N_OUT, dropout: float = 0.0, in_chans: int = IN_CHANS,
+                    pretrained: bool = False) -> nn.Module:
     """As ``attention``, the map pooled to 8x8 first (pudae's ``attention_size: 8``, for >= 512 px inputs)."""
-    return AttentionModel(backbone, n_classes=n_classes, dropout=dropout, attention_size=8, in_chans=in_chans)
+    return AttentionModel(backbone, n_classes=n_classes, dropout=dropout, attention_size=8, in_chans=in_chans,
+                          pretrained=pretrained)
 
 
 # ------------------------------------------------------------------------------ pooled features

@@ -16,6 +16,8 @@ from torch import nn
 from hpa_ens.validation import ParameterError
 from hpa_ens.task import DEFAULT_TASK
 
+from .models import create_backbone
+
 POOLINGS = ("max", "mean", "noisy_or", "lse", "attention")
 
 def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -130,14 +132,12 @@ class CellMILModel(nn.Module):
     """
 
     def __init__(self, backbone: str, n_classes: int = DEFAULT_TASK.n_classes, pooling: str = "attention", dropout: float = 0.0,
-                 in_chans: int = 4):
+                 in_chans: int = 4, pretrained: bool = False):
         super().__init__()
-        import timm
-
         if pooling not in POOLINGS:
             raise ParameterError(f"The 'pooling' parameter must be one of {', '.join(POOLINGS)}. Got {pooling!r} instead.")
         self.pooling_name = pooling
-        self.backbone = timm.create_model(backbone, pretrained=False, in_chans=in_chans, num_classes=0)
+        self.backbone = create_backbone(backbone, pretrained, in_chans, num_classes=0)
         width = feature_dim(self.backbone)
         self.dropout = nn.Dropout(dropout)
         if pooling == "attention":

@@ -1,7 +1,7 @@
 """Inference alone: trained checkpoints in, an ``Id,0..K-1`` probability CSV out, images/s printed.
 
 :func:`predict_checkpoints` is the library entry point; the command is ``python -m base_models.predict
---checkpoint oof/resnet18/fold0 [more ...] --data DIR [--split test|train] [--batch-size 128] [--threads N]
+--checkpoint oof/resnet18/fold0 [more ...] --data DIR [--split test|train] [--batch-size 128] [--n-jobs N]
 [--tta none|flips|d8] [--out probs.csv]``, also ``hpa-ens predict`` (:mod:`base_models.commands.predict`).
 
 Without ``--out`` the probabilities go to ``predict_{split}.csv`` beside the first checkpoint's fold

@@ -2,10 +2,9 @@
 
 :func:`run_all` is the library entry point; the command is ``python -m base_models.run_all [--data DIR]
 [--configs PATH ...] [--names NAME ...] [--folds FILE] [--fold K ...] [--out DIR] [--n-jobs N] [--task T]
-[--epochs N] [--image-size S] [--resume] ...``, also ``hpa-ens base-models``
-(:mod:`base_models.commands.base_models`, where every flag's environment fallback lives: ``DATA``,
-``MODELS``, ``FOLDS``, ``FOLDS_FILE``, ``OUT``, ``EPOCHS``, ``IMAGE_SIZE``, ``CACHE_DIR``,
-``CHANNEL_STATS``, ``RESUME=1``, ``JOBS``, so ``DATA=/data/hpa make base-models`` works).
+[--epochs N] [--image-size S] [--pretrained] [--resume] ...``, also ``hpa-ens base-models`` and
+``make base-models ARGS="--data DIR ..."`` (:mod:`base_models.commands.base_models`; flags only, no
+environment variable is read).
 
 Configs come from any path (files, or folders of ``*.yaml``; default: the package's
 ``base_models/configs/``). A config with ``kind: features`` is not a CNN: it is handed to
@@ -119,6 +118,29 @@ def split_kinds(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return [p for p in paths if p not in features], features
 
 
+def load_cnn_configs(configs: Sequence, names: Sequence[str] | None = None, overrides: Mapping | None = None,
+                     n_jobs: int = 1, check_names: bool = True) -> tuple[list[tuple[Path, dict]], list[Path]]:
+    """Every CNN config resolved and checked, and the feature-model config files.
+
+    Parameters
+    ----------
+    configs, names, overrides : as in :func:`run_all`
+    n_jobs : resolved fold jobs (> 1: one thread per job, :func:`job_overrides`)
+    check_names : also check registry names and the backbone (imports timm; see
+        :func:`base_models.config.load_config`)
+
+    Returns
+    -------
+    cnn : list of (path, config)
+    features : list of Path, the ``kind: features`` configs
+    """
+    from .config import load_config
+
+    cnn_paths, feature_paths = split_kinds(config_paths([Path(c) for c in configs], names))
+    cnn = [(p, load_config(p, job_overrides(overrides, n_jobs), check_names=check_names)) for p in cnn_paths]
+    return cnn, feature_paths
+
+
 def _train_job(config: dict, data_dir: Path, folds_path: Path, fold: int, out_root: Path, resume: bool,
                path: Path, make_progress, log: Line | None) -> dict:
     """Train one (config, fold); runs in a worker process when n-jobs > 1. Returns its metrics."""
@@ -222,16 +244,14 @@ def run_all(data_dir, configs: Sequence = (CONFIG_DIR,), names: Sequence[str] | 
     from hpa_ens.utils import resolve_n_jobs
 
     from .collect import collect
-    from .config import load_config
     from .freshness import fold_is_current
 
     data_dir = Path(data_dir)
     ensure_data(data_dir, explicit=explicit_data, echo=echo)
     folds_path = Path(folds_path) if folds_path else data_dir / "folds.csv"
-    cnn_paths, feature_paths = split_kinds(config_paths([Path(c) for c in configs], names))
     n_jobs = resolve_n_jobs(n_jobs)
     # Every config is checked (types, ranges, names, backbone) before any cache or output is touched.
-    configs = [(p, load_config(p, job_overrides(overrides, n_jobs))) for p in cnn_paths]
+    configs, feature_paths = load_cnn_configs(configs, names, overrides, n_jobs)
     task = load_task(task)
     ensure_folds(data_dir, folds_path)
     n_folds = int(read_folds(folds_path).max()) + 1

@@ -318,7 +318,8 @@ def build_trainer(config: dict, data: FoldData, device, dist, normalizer: Normal
     torch.manual_seed(config["seed"])
     n_classes, in_chans = data.labels.shape[1], data.train_images.shape[1]
     model = build_model(config["backbone"], config["head"], config["dropout"], config["weights"],
-                        n_classes=n_classes, global_pool=config["global_pool"], in_chans=in_chans).to(device)
+                        n_classes=n_classes, global_pool=config["global_pool"], in_chans=in_chans,
+                        pretrained=config["pretrained"]).to(device)
     model = wrappers.wrap_model(model, config, n_classes, in_chans).to(device)  # tiles / cells / center loss
     if config["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
@@ -501,6 +502,10 @@ def write_fold(config, data: FoldData, fold, out_dir: Path, oof_probs, test_prob
         "command": list(argv) if argv is not None else None,
     }
     metrics.update(extra)
+    if config["pretrained"]:  # which ImageNet weights timm resolved (its default tag for the backbone)
+        from .pretrained import pretrained_source
+
+        metrics["pretrained_weights"] = pretrained_source(config["backbone"]).label
     if fingerprint:
         metrics["distill"] = fingerprint
     write_fold_metrics(out_dir / "metrics.json", metrics)

@@ -137,13 +137,14 @@ def wrap_model(model: nn.Module, config: dict, n_classes: int, in_chans: int = 4
     """The trainer's model for a variant config (``model`` as built by ``build_model``).
 
     ``cells`` replaces it by a :class:`CellMILModel` of the same backbone (``cell_pooling``:
-    max / mean / noisy_or fixed, lse / attention learned); ``weights``, if any, go to its backbone.
+    max / mean / noisy_or fixed, lse / attention learned); its backbone starts from ImageNet weights with
+    ``pretrained``, or from ``weights``.
     """
     if not is_active(config):
         return model
     if config["cells"]:
         inner = CellMILModel(config["backbone"], n_classes=n_classes, pooling=config["cell_pooling"],
-                             dropout=config["dropout"], in_chans=in_chans)
+                             dropout=config["dropout"], in_chans=in_chans, pretrained=config["pretrained"])
         if config["weights"]:
             from .models import load_weights
 

@@ -95,3 +95,76 @@ def test_every_python_dash_m_form_reaches_its_command(name):
                           env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"usage: python -m {FORMS[name]} [-h] [--debug] [-q | -v]")
+
+
+# ------------------------------------------------------------------------------------- flags only
+_HIDDEN_INPUTS = {"DATA": "/nonexistent/data", "OUT": "/nonexistent/out", "MODELS": "no_such_config", "FOLDS": "3",
+                  "FOLDS_FILE": "/nonexistent/folds.csv", "JOBS": "7", "EPOCHS": "99", "IMAGE_SIZE": "17",
+                  "CACHE_DIR": "/nonexistent/cache", "CHANNEL_STATS": "/nonexistent/stats.json", "RESUME": "1"}
+
+
+def test_base_models_reads_flags_only_not_the_environment():
+    """The shell variables it once read change nothing: what run_all receives is the flags' defaults."""
+    code = ("import json\n"
+            "from base_models.commands import base_models as cmd\n"
+            "seen = {}\n"
+            "def fake_run_all(data_dir, configs, **kwargs):\n"
+            "    seen.update(kwargs, data_dir=data_dir, configs=configs)\n"
+            "    return []\n"
+            "cmd.run_all = fake_run_all\n"
+            "assert cmd.main([]) == 0\n"
+            "print(json.dumps({k: v for k, v in seen.items() if k not in ('echo', 'log', 'make_progress')},"
+            " default=str))")
+    plain = _python(code)
+    hidden = _python(code, **_HIDDEN_INPUTS)
+    assert plain.returncode == 0 and hidden.returncode == 0, plain.stderr + hidden.stderr
+    received = json.loads(hidden.stdout.strip().splitlines()[-1])
+    assert received == json.loads(plain.stdout.strip().splitlines()[-1])
+    assert received["data_dir"] == "data/synth" and received["explicit_data"] is False
+    assert received["names"] is None and received["folds_path"] is None and received["folds"] is None
+    assert received["out_root"] == "oof" and received["n_jobs"] == -1 and received["resume"] is False
+    assert received["overrides"] == {"task": "hpa2018"}
+
+
+def test_base_models_help_names_no_environment_variable():
+    proc = subprocess.run([sys.executable, "-m", "base_models.run_all", "--help"], capture_output=True, text=True,
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), **_HIDDEN_INPUTS), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "env" not in proc.stdout.lower()
+    assert "(default: oof)" in proc.stdout and "--pretrained" in proc.stdout and "--models" in proc.stdout
+
+
+def test_base_models_flags_become_config_keys():
+    from base_models.commands import base_models as cmd
+
+    args = cmd.build_parser().parse_args(["--pretrained", "--epochs", "2", "--image-size", "48", "--models", "a", "b",
+                                          "--fold", "0", "1"])
+    assert cmd.config_overrides(args) == {"epochs": 2, "image_size": 48, "pretrained": True, "task": "hpa2018"}
+    assert args.names == ["a", "b"] and args.fold == [0, 1]
+
+
+def test_predict_says_n_jobs_and_keeps_threads_as_a_hidden_alias():
+    from base_models.commands import predict as cmd
+
+    ap = cmd.build_parser()
+    base = ["--checkpoint", "c", "--data", "d"]
+    assert ap.parse_args(base).n_jobs == -1
+    assert ap.parse_args(base + ["--n-jobs", "3"]).n_jobs == 3
+    assert ap.parse_args(base + ["--threads", "2"]).n_jobs == 2
+    text = ap.format_help()
+    assert "--n-jobs" in text and "--threads" not in text
+
+
+def test_the_demo_passes_flags_to_the_base_model_stage(tmp_path):
+    from hpa_ens.commands import demo
+
+    args = demo.build_parser().parse_args(["--epochs", "2", "--image-size", "32"])
+    stages = demo.build_stages(Path("data"), Path("work"), Path("reports"), Path("oof"),
+                               ["features", "regnetx_002", "resnet10t"], args)
+    stage = next(s for s in stages if s.name == "base_models")
+    command = stage.command[stage.command.index("base_models.run_all") + 1:]
+    assert command == ["--data", "data", "--out", "oof", "--names", "regnetx_002", "resnet10t", "--channel-stats",
+                       str(Path("reports/eda/channel_stats.json")), "--folds", str(Path("data/folds.csv")),
+                       "--n-jobs", "2", "--epochs", "2", "--image-size", "32"]
+    assert set(stage.env) == {"HF_HUB_OFFLINE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}
+    assert not set(_HIDDEN_INPUTS) & set(stage.env)

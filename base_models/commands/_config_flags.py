@@ -24,14 +24,18 @@ def parse_value(text: str):
 
 
 def add_config_flags(ap: argparse.ArgumentParser, skip: tuple = ()) -> None:
-    """One ``--key-name`` flag (also accepted as ``--key_name``) per config key, default: not given."""
+    """One ``--key-name`` flag (also accepted as ``--key_name``) per config key, default: not given.
+
+    A true/false key's flag alone means true (``--pretrained`` = ``--pretrained true``).
+    """
     group = ap.add_argument_group("config keys (flags override the YAML; values parsed as YAML)")
     for key, spec in SPEC.items():
         if key in skip or key == "kind":
             continue
         flags = [f"--{key.replace('_', '-')}"] + ([f"--{key}"] if "_" in key else [])
+        switch = {"nargs": "?", "const": True} if spec.kind == "bool" else {}
         group.add_argument(*flags, dest=f"cfg_{key}", type=parse_value, default=argparse.SUPPRESS,
-                           metavar=spec.kind.rstrip("?").upper(), help=spec.describe().replace("%", "%%"))
+                           metavar=spec.kind.rstrip("?").upper(), help=spec.describe().replace("%", "%%"), **switch)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:

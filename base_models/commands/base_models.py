@@ -4,61 +4,53 @@ Trains every CNN config on every fold that is not current, runs the ``kind: feat
 each into a prediction set (:func:`base_models.run_all.run_all`), then prints the models' OOF macro F1.
 One plain line per finished or kept fold goes to stdout as it happens, also into a log file.
 
-Every flag falls back to an environment variable (``DATA``, ``MODELS``, ``FOLDS`` = fold numbers,
-``FOLDS_FILE``, ``OUT``, ``EPOCHS``, ``IMAGE_SIZE``, ``CACHE_DIR``, ``CHANNEL_STATS``, ``RESUME=1``,
-``JOBS``), so ``DATA=/data/hpa make base-models`` works. Without ``--data`` (or ``DATA``) the default
-``data/synth`` is used, and filled with the demo's synthetic set when absent.
+Flags only: no environment variable changes what it trains (``make base-models ARGS="--data DIR ..."``).
+Without ``--data`` the default ``data/synth`` is used, and filled with the demo's synthetic set when
+absent. ``--pretrained`` (or ``pretrained: true`` in a config) starts the CNNs from timm's ImageNet
+weights; whether the run may reach the hub is decided before any data is read (:func:`._env.offline_hub`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Sequence
 
 from hpa_ens.commands._cli import add_n_jobs_argument, add_task_argument, parser, progress
 
-from ..run_all import CONFIG_DIR, DEFAULT_DATA, run_all
-from ._env import offline_hub
+from ..run_all import CONFIG_DIR, DEFAULT_DATA, load_cnn_configs, run_all
+from ._env import offline_hub, pretrained_backbones
 from ._output import echo, note
 
 NAME = "base-models"
 
 
-def _env_list(name: str) -> list[str] | None:
-    value = os.environ.get(name, "").strip()
-    return [v.strip() for v in value.split(",") if v.strip()] or None
-
-
 def build_parser() -> argparse.ArgumentParser:
-    env = os.environ.get
     ap = parser(NAME, "``make base-models``: train every config on every fold, then collect each into a "
                       "prediction set.")
-    ap.add_argument("--data", type=Path, default=None, help="Kaggle-layout folder (env DATA; default data/synth, "
-                    "the demo's synthetic set, generated there if absent)")
+    ap.add_argument("--data", type=Path, default=None, help=f"Kaggle-layout folder (default {DEFAULT_DATA}, the "
+                    "demo's synthetic set, generated there if absent)")
     ap.add_argument("--configs", nargs="+", type=Path, default=[CONFIG_DIR], help="config files or folders of *.yaml")
-    ap.add_argument("--names", "--models", nargs="+", default=_env_list("MODELS"),
-                    help="train only these config names (file stems) (env MODELS=a,b)")
-    ap.add_argument("--folds", type=Path, default=env("FOLDS_FILE"), help="Id,fold csv (env FOLDS_FILE; default "
-                    "DATA/folds.csv, made with hpa_ens.folds if absent)")
-    ap.add_argument("--fold", nargs="+", type=int, default=[int(f) for f in _env_list("FOLDS") or []] or None,
-                    help="train only these folds (env FOLDS=0,1); collecting needs every fold")
-    ap.add_argument("--out", type=Path, default=Path(env("OUT", "oof")), help="OOF root (env OUT)")
-    ap.add_argument("--epochs", type=int, default=int(env("EPOCHS")) if env("EPOCHS") else None,
-                    help="override every config's epochs (env EPOCHS)")
-    ap.add_argument("--image-size", type=int, default=int(env("IMAGE_SIZE")) if env("IMAGE_SIZE") else None,
-                    help="override every config's image size (env IMAGE_SIZE)")
-    ap.add_argument("--cache-dir", default=env("CACHE_DIR"), help="image caches (env CACHE_DIR; default DATA/.cache)")
-    ap.add_argument("--channel-stats", default=env("CHANNEL_STATS"), help="EDA channel stats JSON (env CHANNEL_STATS)")
+    ap.add_argument("--names", "--models", nargs="+", default=None,
+                    help="train only these config names (file stems)")
+    ap.add_argument("--folds", type=Path, default=None, help="Id,fold csv (default DATA/folds.csv, made with "
+                    "hpa_ens.folds if absent)")
+    ap.add_argument("--fold", nargs="+", type=int, default=None,
+                    help="train only these fold numbers; collecting needs every fold")
+    ap.add_argument("--out", type=Path, default=Path("oof"), help="OOF root")
+    ap.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
+    ap.add_argument("--image-size", type=int, default=None, help="override every config's image size")
+    ap.add_argument("--pretrained", action="store_true", help="start every CNN from timm's ImageNet weights "
+                    "(config key pretrained: true; downloaded once into the Hugging Face cache)")
+    ap.add_argument("--cache-dir", default=None, help="image caches (default DATA/.cache)")
+    ap.add_argument("--channel-stats", default=None, help="EDA channel stats JSON")
     ap.add_argument("--extra-images", default=None, help="folder of extra labelled images (HPAv18; channels as "
                     "separate files {Id}_{red,green,blue,yellow}.{png,jpg,tif})")
     ap.add_argument("--extra-labels", default=None, help="their Id,Target csv (e.g. HPAv18RBGY_wodpl.csv)")
     ap.add_argument("--skip-missing", action="store_true", help="skip extra-label Ids without images "
                     "(default: refuse, naming the count and the first ones)")
-    ap.add_argument("--resume", action="store_true", default=env("RESUME") == "1",
-                    help="continue interrupted folds from their checkpoints (env RESUME=1)")
+    ap.add_argument("--resume", action="store_true", help="continue interrupted folds from their checkpoints")
     add_n_jobs_argument(ap)
     add_task_argument(ap)
     return ap
@@ -72,21 +64,24 @@ def config_overrides(args: argparse.Namespace) -> dict:
     overrides = {k: v for k, v in keys.items() if v is not None}
     if args.skip_missing:
         overrides["skip_missing"] = True
+    if args.pretrained:
+        overrides["pretrained"] = True
     if args.task is not None:
         overrides["task"] = args.task
     return overrides
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    offline_hub()
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    data_dir = args.data or Path(os.environ.get("DATA") or DEFAULT_DATA)
-    n_jobs = int(os.environ["JOBS"]) if os.environ.get("JOBS") and args.n_jobs == -1 else args.n_jobs
-    summaries = run_all(data_dir, args.configs, names=args.names, folds_path=args.folds, folds=args.fold,
-                        out_root=args.out, overrides=config_overrides(args), task=args.task, n_jobs=n_jobs,
-                        resume=args.resume, explicit_data=args.data is not None or bool(os.environ.get("DATA")),
-                        echo=echo, log=note, make_progress=progress)
+    overrides = config_overrides(args)
+    # Before any data is read and before timm is imported: may this run reach the hub?
+    configs, _ = load_cnn_configs(args.configs, args.names, overrides, check_names=False)
+    offline_hub(pretrained_backbones(config for _, config in configs))
+    summaries = run_all(args.data or DEFAULT_DATA, args.configs, names=args.names, folds_path=args.folds,
+                        folds=args.fold, out_root=args.out, overrides=overrides, task=args.task, n_jobs=args.n_jobs,
+                        resume=args.resume, explicit_data=args.data is not None, echo=echo, log=note,
+                        make_progress=progress)
     print(f"base models done in {time.perf_counter() - started:.1f} s", flush=True)
     for s in summaries:
         f1 = s.get("oof_macro_f1_best_thresholds", s.get("oof_macro_f1", float("nan")))

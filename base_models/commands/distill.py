@@ -17,7 +17,7 @@ from hpa_ens.commands._cli import console, parser, progress
 from hpa_ens.validation import ParameterError
 
 from ._config_flags import add_config_flags, overrides_from_args
-from ._env import offline_hub, require_train_extra
+from ._env import offline_hub, pretrained_backbones, require_train_extra
 from ._output import echo, note, warn
 
 NAME = "distill"
@@ -44,10 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    offline_hub()
-    from .. import distributed
-    from ..config import load_config
-    from ..distill import distill
+    from ..config import check_names_exist, load_config
 
     args = build_parser().parse_args(argv)
     if args.fold != "all" and not str(args.fold).isdigit():
@@ -55,7 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = overrides_from_args(args)
     if "name" not in overrides:
         overrides["name"] = f"{Path(args.student).stem}_student"
-    config = load_config(args.student, overrides)
+    # Types, ranges and combinations first (no timm); then the hub setting, then the names (timm).
+    config = load_config(args.student, overrides, check_names=False)
+    offline_hub(pretrained_backbones([config]))
+    check_names_exist(config)
+    from .. import distributed
+    from ..distill import distill
+
     rank = distributed.from_env()
     with progress() if rank.is_main else contextlib.nullcontext() as bar:
         summary = distill(config, args.teacher, args.data, args.folds, args.fold, args.out, args.alpha,

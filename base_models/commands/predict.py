@@ -1,6 +1,6 @@
 """``hpa-ens predict`` (``python -m base_models.predict``): predict images with trained checkpoints.
 
-``--checkpoint oof/resnet18/fold0 [more ...] --data DIR [--split test|train] [--batch-size 128] [--threads N]
+``--checkpoint oof/resnet18/fold0 [more ...] --data DIR [--split test|train] [--batch-size 128] [--n-jobs N]
 [--tta none|flips|d8] [--out probs.csv]``: several checkpoints are averaged in probability space
 (:func:`base_models.predict.predict_checkpoints`). Writes an ``Id,0..K-1`` CSV (default
 ``predict_{split}.csv`` beside the first checkpoint's fold folder), prints the model's images/s on the
@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from hpa_ens.commands._cli import console, parser, progress
+from hpa_ens.commands._cli import add_n_jobs_argument, console, parser, progress, resolve_n_jobs
 
 from ._env import offline_hub, require_train_extra
 
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "train.csv + train/)")
     ap.add_argument("--split", default="test", choices=["test", "train"])
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
+    add_n_jobs_argument(ap)  # torch's CPU threads on the CPU
+    ap.add_argument("--threads", dest="n_jobs", type=int, help=argparse.SUPPRESS)  # old name of --n-jobs
     ap.add_argument("--tta", default="flips", choices=sorted(TTA_ALIASES), help="d8 = all 8 flips/rotations")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--cache-dir", default=None, help="default DATA/.cache")
@@ -50,9 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     out = args.out or default_out(args.checkpoint, args.split)
+    threads = resolve_n_jobs(args.n_jobs)  # torch's CPU threads
     with progress(transient=True) as bar:
         ids, probs, seconds, cache_seconds, device = predict_checkpoints(
-            args.checkpoint, args.data, args.split, args.batch_size, args.threads, args.tta, args.device,
+            args.checkpoint, args.data, args.split, args.batch_size, threads, args.tta, args.device,
             args.cache_dir, progress=bar)
     write_probs(out, probs_frame(ids, probs))
     rate = len(ids) / max(seconds, 1e-9)

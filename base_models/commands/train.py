@@ -15,7 +15,7 @@ from typing import Sequence
 from hpa_ens.commands._cli import parser, progress
 
 from ._config_flags import add_config_flags, overrides_from_args
-from ._env import offline_hub, require_train_extra
+from ._env import offline_hub, pretrained_backbones, require_train_extra
 from ._output import echo, note
 
 NAME = "train"
@@ -37,13 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    offline_hub()
-    from .. import distributed
-    from ..config import load_config
-    from ..train import fit_fold, fold_line
+    from ..config import check_names_exist, load_config
 
     args = build_parser().parse_args(argv)
-    config = load_config(args.config, overrides_from_args(args))
+    # Types, ranges and combinations first (no timm); then the hub setting, then the names (timm).
+    config = load_config(args.config, overrides_from_args(args), check_names=False)
+    offline_hub(pretrained_backbones([config]))
+    check_names_exist(config)
+    from .. import distributed
+    from ..train import fit_fold, fold_line
+
     rank = distributed.from_env()
     # One progress bar per torchrun job, not one per rank.
     with progress() if rank.is_main else contextlib.nullcontext() as bar:

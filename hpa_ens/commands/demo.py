@@ -28,13 +28,14 @@ NAME = "demo"
 #: The hpa_ens package folder: the stages' source files are among their inputs.
 PACKAGE = Path(__file__).resolve().parents[1]
 
-#: Environment of every training stage: one BLAS/OpenMP thread per process and a fixed number of fold
-#: jobs, so the same seed gives the same bytes whatever the machine's core count.
+#: Environment of every training stage (one BLAS/OpenMP thread per process) and its fixed number of fold
+#: jobs (``--n-jobs``), so the same seed gives the same bytes whatever the machine's core count.
 #: The demo's members (docs/recipe.md): two CNN families on a fixed 12-epoch schedule and the torch-free
 #: image-feature model; 3 folds each.
 DEFAULT_MODELS = ("features", "regnetx_002", "resnet10t")
 
-FIXED_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "JOBS": "2"}
+FIXED_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+FOLD_JOBS = 2
 
 
 def _base_models_dir() -> Path:
@@ -107,12 +108,12 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     blend_dir, stack_dir = oof_root / "blend_mean", oof_root / "stack"
     thresholds, duplicates = work / "thresholds.json", work / "duplicates.csv"
     base_models_dir = _base_models_dir()
-    base_env = {"DATA": str(data), "OUT": str(oof_root), "MODELS": ",".join(cnns), "HF_HUB_OFFLINE": "1",
-                "CHANNEL_STATS": str(stats), "FOLDS_FILE": str(folds), **FIXED_THREADS}
+    base_flags = ["--data", data, "--out", oof_root, "--names", *cnns, "--channel-stats", stats, "--folds", folds,
+                  "--n-jobs", FOLD_JOBS]
     if args.epochs:
-        base_env["EPOCHS"] = str(args.epochs)
+        base_flags += ["--epochs", args.epochs]
     if args.image_size:
-        base_env["IMAGE_SIZE"] = str(args.image_size)
+        base_flags += ["--image-size", args.image_size]
     stages = [
         Stage("synth", py("hpa_ens.synth", "--out", data, "--n-train", args.n_train, "--n-test", args.n_test,
                           "--size", args.size, "--seed", args.seed, "--target-dist", target, "--overwrite"),
@@ -130,15 +131,16 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         stages.append(Stage(
             f"features_{m}",
             py("base_models.features", "--config", config_dir / f"{m}.yaml", "--data", data, "--folds", folds,
-               "--out", oof_root, "--n-jobs", 2),
+               "--out", oof_root, "--n-jobs", FOLD_JOBS),
             inputs=[base_models_dir / "features.py", base_models_dir / "commands" / "features.py", *_src("images"),
                     config_dir / f"{m}.yaml", train_csv, folds, sample_sub],
             outputs=[oof_root / m / "meta.json"], env=dict(FIXED_THREADS)))
     if cnns:
         code = sorted(p for p in base_models_dir.rglob("*.py") if p.name != "features.py")  # commands/ too
-        stages.append(Stage("base_models", py("base_models.run_all"),
+        stages.append(Stage("base_models", py("base_models.run_all", *base_flags),
                             inputs=code + [config_dir / f"{m}.yaml" for m in cnns] + [train_csv, folds, sample_sub, stats],
-                            outputs=[oof_root / m / "meta.json" for m in cnns], env=base_env))
+                            outputs=[oof_root / m / "meta.json" for m in cnns],
+                            env={"HF_HUB_OFFLINE": "1", **FIXED_THREADS}))
     stages += [
         Stage("blend", py("hpa_ens.blend", "--labels", train_csv, "--pred", *model_dirs, "--method", "mean",
                           "--out", blend_dir),
