@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ from hpa_ens import thresholds as T
 from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.commands._cli import run
 from hpa_ens.commands.thresholds import main
-from hpa_ens.contract import probs_frame, read_prediction_set, write_prediction_set
+from hpa_ens.contract import probs_frame, write_prediction_set
 from hpa_ens.contract.thresholds import (ThresholdsRecord, check_share_estimable, check_thresholds_match,
                                          read_target_shares, read_thresholds, write_thresholds)
 from hpa_ens.io import sha256_file
@@ -27,8 +26,6 @@ from hpa_ens.testing.label_noise import simulate_label_noise_models
 from hpa_ens.thresholds import Posterior, apply_thresholds, no_positive_rule, open_storage, resolve_method
 
 REPO = Path(__file__).resolve().parents[1]
-NEW_CONTRACT = "require_oof" in inspect.signature(read_prediction_set).parameters
-needs_new_contract = pytest.mark.skipif(not NEW_CONTRACT, reason="the contract before tasks/test-only sets (main)")
 
 
 def _data(n=600, K=4, seed=0, prevalence=(0.05, 0.15, 0.3, 0.5)):
@@ -292,10 +289,8 @@ def test_target_shares_bad_input(tmp_path, text, match):
         read_target_shares(f, TASK6)
 
 
-def test_real_lb_file_reads_as_hpa_shares():
-    lb = REPO.parent / "shared" / "hpa" / "lb_label_distribution.csv"
-    if not lb.exists():
-        pytest.skip("../shared not present")
+def test_real_lb_file_reads_as_hpa_shares(shared_hpa):
+    lb = shared_hpa / "lb_label_distribution.csv"
     shares = read_target_shares(lb, load_task("hpa2018"))
     assert shares.shape == (28,) and shares[0] == pytest.approx(0.36239782)
     with pytest.raises(ContractError, match="28 share rows for a task of 19"):
@@ -534,7 +529,6 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert len(complete) == 8 and len({t.number for t in complete}) == 8
 
 
-@needs_new_contract
 def test_cli_test_only_set_match_and_refusal(tmp_path, capsys):
     labels, pred, target, y, oof, test = _hpa_set(tmp_path)
     only = tmp_path / "only"
@@ -550,14 +544,13 @@ def test_cli_test_only_set_match_and_refusal(tmp_path, capsys):
     assert "test-only" in err and "out-of-fold" in err and not (tmp_path / "e.json").exists()
 
 
-@needs_new_contract
 @pytest.mark.parametrize("name", ["yeast", "emotions"])
 def test_cli_mulan_task_through_command_line(tmp_path, name):
     sys.path.insert(0, str(REPO / "benchmarks"))
     from mulan_data import MULAN_DIR, load_mulan
 
     if not (MULAN_DIR / name).exists():
-        pytest.skip("../shared/multilabel not present")
+        pytest.skip(f"../shared/multilabel/{name} is not present (the MULAN data beside the checkout)")
     data = load_mulan(name)
     K = data.n_classes
     task_csv = tmp_path / "task.csv"
