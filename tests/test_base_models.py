@@ -297,6 +297,41 @@ def test_run_all_never_generates_into_a_named_folder(tmp_path):
         run_all_lib.ensure_data(user, explicit=False)
 
 
+def test_run_all_makes_folds_only_for_the_synthetic_set(tiny_data, tmp_path, capsys):
+    """Real data without folds.csv is refused in one line saying how to make folds with duplicate groups;
+    the synthetic set (the generator's marker) gets its folds made."""
+    import shutil
+
+    from base_models import run_all as run_all_lib
+    from base_models.commands import base_models as run_all
+    from hpa_ens.contract import read_folds
+    from hpa_ens.synth import MARKER
+
+    real = tmp_path / "real"
+    shutil.copytree(tiny_data, real, ignore=shutil.ignore_patterns("folds*"))
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("backbone: mobilenetv3_small_050\nbatch_size: 8\n")
+    before = sorted(p.name for p in real.iterdir())
+    assert cli.run(run_all.main, ["--data", str(real), "--configs", str(cfg), "--out", str(tmp_path / "o"),
+                                  "--epochs", "1", "--image-size", "32", "--n-jobs", "1"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith(f"error: {real / 'folds.csv'}: no folds file")
+    assert f"hpa-ens folds --labels {real / 'train.csv'} --groups DUPLICATES.csv --out {real / 'folds.csv'}" in err[0]
+    assert "hpa-ens dedup --train-dir" in err[0]
+    assert sorted(p.name for p in real.iterdir()) == before and not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="not the synthetic set"):  # a folds file named elsewhere: the same rule
+        run_all_lib.ensure_folds(real, tmp_path / "elsewhere.csv")
+    assert not (tmp_path / "elsewhere.csv").exists()
+
+    synth = tmp_path / "synth"
+    shutil.copytree(real, synth)
+    (synth / MARKER).write_text("written by hpa_ens.synth\n")
+    run_all_lib.ensure_folds(synth, synth / "folds.csv")
+    folds = read_folds(synth / "folds.csv")
+    assert sorted(folds.unique()) == list(range(run_all_lib.DEMO_FOLDS))
+    assert folds.index.tolist() == pd.read_csv(synth / "train.csv")["Id"].tolist()
+
+
 def test_bad_config_fails_before_any_cache_or_output(tiny_data, tmp_path):
     out, cache = tmp_path / "oof", tmp_path / "cache"
     argv = ["--data", str(tiny_data), "--folds", str(tiny_data / "folds.csv"), "--fold", "0", "--out", str(out),

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--names", "--models", nargs="+", default=_env_list("MODELS"),
                     help="train only these config names (file stems) (env MODELS=a,b)")
     ap.add_argument("--folds", type=Path, default=env("FOLDS_FILE"), help="Id,fold csv (env FOLDS_FILE; default "
-                    "DATA/folds.csv, made with hpa_ens.folds if absent)")
+                    "DATA/folds.csv; made with hpa_ens.folds if absent from the synthetic set, refused on real data)")
     ap.add_argument("--fold", nargs="+", type=int, default=[int(f) for f in _env_list("FOLDS") or []] or None,
                     help="train only these folds (env FOLDS=0,1); collecting needs every fold")
     ap.add_argument("--out", type=Path, default=Path(env("OUT", "oof")), help="OOF root (env OUT)")
