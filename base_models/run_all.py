@@ -16,7 +16,8 @@ The same seed and n-jobs give the same bytes.
 
 Data is never generated into a folder you name: a named data folder without ``train.csv`` is refused;
 only the default ``data/synth`` is filled with the demo's synthetic set, and only when it is absent,
-empty, or carries the generator's marker.
+empty, or carries the generator's marker. Folds are made only for that synthetic set: real data without
+its folds file is refused (:func:`ensure_folds`), since folds made here know no duplicate groups.
 """
 
 from __future__ import annotations
@@ -72,10 +73,26 @@ def ensure_data(data_dir: Path, explicit: bool, echo: Line | None = None) -> Non
 
 
 def ensure_folds(data_dir: Path, folds_path: Path) -> None:
-    if not folds_path.exists():
-        subprocess.run([sys.executable, "-m", "hpa_ens.folds", "--labels", str(data_dir / "train.csv"),
-                        "--out", str(folds_path), "--n-folds", str(DEMO_FOLDS), "--seed", str(DEMO_SEED),
-                        "--no-plot"], check=True)
+    """Make a missing folds file, but only for the synthetic set (:data:`hpa_ens.synth.MARKER`).
+
+    Folds made here carry no duplicate groups: on real data near-duplicate images would land in
+    different folds and leak between training and OOF rows, so a real data folder without its folds
+    file is refused, in one line saying how to make folds with the duplicate groups.
+    """
+    if folds_path.exists():
+        return
+    from hpa_ens.synth import MARKER
+
+    if not (data_dir / MARKER).is_file():
+        raise ContractError(
+            f"{folds_path}: no folds file, and {data_dir} is not the synthetic set (no {MARKER}); base_models.run_all "
+            f"makes folds only for the synthetic set, without duplicate groups. Make folds that keep duplicates in "
+            f"one fold: hpa-ens folds --labels {data_dir / 'train.csv'} --groups DUPLICATES.csv --out {folds_path} "
+            f"(duplicate pairs from hpa-ens dedup --train-dir {data_dir / 'train'} --test-dir {data_dir / 'test'} "
+            f"--out DUPLICATES.csv).")
+    subprocess.run([sys.executable, "-m", "hpa_ens.folds", "--labels", str(data_dir / "train.csv"),
+                    "--out", str(folds_path), "--n-folds", str(DEMO_FOLDS), "--seed", str(DEMO_SEED), "--no-plot"],
+                   check=True)
 
 
 def config_paths(paths: Sequence[Path], names: Sequence[str] | None) -> list[Path]:
@@ -225,7 +242,8 @@ def run_all(data_dir, configs: Sequence = (CONFIG_DIR,), names: Sequence[str] | 
     data_dir : Kaggle-layout folder (``train.csv``, ``sample_submission.csv``, ``train/``, ``test/``)
     configs : config files or folders of ``*.yaml`` (CNN configs, and ``kind: features`` ones)
     names : train only these configs (file stems)
-    folds_path : the ``Id,fold`` file (default ``DATA/folds.csv``, made with ``hpa_ens.folds`` if absent)
+    folds_path : the ``Id,fold`` file (default ``DATA/folds.csv``; made with ``hpa_ens.folds`` if absent from the
+        synthetic set, refused if absent from real data: see :func:`ensure_folds`)
     folds : train only these fold numbers (collecting needs every fold)
     out_root : the OOF root; each config writes ``OUT/NAME/``
     overrides : config keys every CNN config gets (e.g. ``epochs``, ``image_size``, ``task``)

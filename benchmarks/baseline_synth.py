@@ -1,8 +1,8 @@
 """How hard is the synthetic set? A simple baseline: logistic regression on downsampled pixels.
 
 Features (``--features quantiles``, the default): position-free statistics of the pixels at full and
-half resolution (quantiles of green, green x each reference stain, green's local contrast and gradient;
-110 numbers); ``--features pixels``: each channel block-averaged to ``--grid`` x ``--grid`` (1,024
+half resolution (quantiles of green, green x each reference stain, green's local contrast and gradient,
+and the channel means; 104 numbers); ``--features pixels``: each channel block-averaged to ``--grid`` x ``--grid`` (1,024
 numbers), which a linear model cannot use because the cells sit at random places. Standardised. One L2 logistic regression per class, 5-fold out-of-fold probabilities on train, the
 per-class threshold that maximises each class's OOF F1 (exact search over the OOF probabilities), then
 a model refit on all of train scores the held-out test truth with ``decision.apply_thresholds``
@@ -146,7 +146,8 @@ def evaluate(data: Path, features: str, grid: int, C: float, n_folds: int) -> di
         print(f"{k:>2} {CLASS_NAMES[k]:<31}{int(y_train[:, k].sum()):>8}{int(y_test[:, k].sum()):>7}"
               f"{f1_oof[k]:>8.3f}{f1_test[k]:>8.3f}")
     common = y_train.sum(axis=0) >= 50
-    out = {"oof": macro_f1(y_train, oof_pred), "test": macro_f1(y_test, test_pred),
+    out = {"oof": macro_f1(y_train, oof_pred), "test": macro_f1(y_test, test_pred), "test_per_class": f1_test,
+           "n_train_per_class": y_train.sum(axis=0),
            "test_common": float(f1_test[common].mean()), "n_common": int(common.sum()),
            "n_features": x_train.shape[1], "n_train": len(y_train), "n_test": len(y_test),
            "seconds": time.perf_counter() - start}
@@ -200,6 +201,14 @@ def main(argv=None) -> int:
                            ("test macro F1, classes with ≥ 50 train images", r["test_common"])):
             emit(f"synth baseline: {row}, {col}", value, "macro F1", table="synth-baseline", row=row, col=col,
                  bold=name == "quantiles" and col == "test macro F1", note=note)
+        # Per class (docs/synth.md: which patterns are easy, which look alike): pivot table "synth-baseline-classes".
+        for k in range(N_CLASSES):
+            cls = f"{k} {CLASS_NAMES[k]}"
+            if name == features[0]:
+                emit(f"synth baseline per class: {cls}, train images", int(r["n_train_per_class"][k]), "",
+                     table="synth-baseline-classes", row=cls, col="train images", note=note)
+            emit(f"synth baseline per class: {cls}, test F1 ({row})", r["test_per_class"][k], "F1",
+                 table="synth-baseline-classes", row=cls, col=f"test F1, {row}", note=note)
     return 0
 
 

@@ -39,6 +39,53 @@ def hpa_like_labels(n: int = 31072, seed: int = 0) -> np.ndarray:
     return Y
 
 
+def measure(Y: np.ndarray, K: int, seeds, codes) -> dict:
+    """Per strategy (KFold first): fastest seconds and the split-quality means over ``seeds``."""
+    rows = {}
+    for name in ("kfold",) + STRATEGIES:
+        seconds, quality = [], []
+        for seed in seeds:
+            start = time.perf_counter()
+            if name == "kfold":
+                folds = kfold_assign(len(Y), K, seed)
+            else:
+                folds = make_folds(Y, K, seed, codes, name)
+            seconds.append(time.perf_counter() - start)
+            quality.append(split_quality(Y, folds, K, codes))
+        spread = np.mean([np.max(np.asarray(q["pos_max"]) - np.asarray(q["pos_min"])) for q in quality])
+        rare = np.mean([q["pos_max"][27] - q["pos_min"][27] for q in quality])
+        rows[name] = {
+            # min over seeds: the machine is shared, and the fastest run is the least disturbed one.
+            "seconds": float(np.min(seconds)),
+            "LD": float(np.mean([q["LD"] for q in quality])),
+            # the seeds' extremes: how much one split's LD varies with the seed
+            "LD_low": float(np.min([q["LD"] for q in quality])),
+            "LD_high": float(np.max([q["LD"] for q in quality])),
+            "LPD": float(np.mean([q["LPD"] for q in quality])),
+            "ED": float(np.mean([q["ED"] for q in quality])),
+            "max_rel_dev": float(np.mean([q["max_rel_dev"] for q in quality])),
+            "FZLP": float(np.mean([q["FZLP"] for q in quality])),
+            "groups_split": float(np.mean([q.get("groups_split", 0) for q in quality])),
+            "spread27": float(rare),
+            "max_spread": float(spread),
+        }
+    return rows
+
+
+def emit_table(rows: dict, table: str, suffix: str, note: str) -> None:
+    """One pivot table: a row per strategy, KFold first; ratios against KFold."""
+    base = rows["kfold"]
+    for name, r in rows.items():
+        row = "KFold" if name == "kfold" else name
+        for col, value, unit in (("seconds", r["seconds"], "s"), ("LD", r["LD"], ""),
+                                 ("LD / KFold", r["LD"] / base["LD"], "×"), ("LPD", r["LPD"], ""),
+                                 ("LPD / KFold", r["LPD"] / base["LPD"], "×"), ("ED", r["ED"], ""),
+                                 ("groups split", r["groups_split"], ""),
+                                 ("class 27 spread", r["spread27"], ""),
+                                 ("LD, lowest seed", r["LD_low"], ""), ("LD, highest seed", r["LD_high"], "")):
+            emit(f"folds table: {row}, {col}{suffix}", value, unit, table=table, row=row, col=col, note=note)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed (< 60 s)")
@@ -70,32 +117,7 @@ def main(argv=None) -> int:
     for name in STRATEGIES:
         make_folds(Y[:500], K, 0, None, name)
 
-    rows = {}
-    for name in ("kfold",) + STRATEGIES:
-        seconds, quality = [], []
-        for seed in seeds:
-            start = time.perf_counter()
-            if name == "kfold":
-                folds = kfold_assign(len(Y), K, seed)
-            else:
-                folds = make_folds(Y, K, seed, codes, name)
-            seconds.append(time.perf_counter() - start)
-            quality.append(split_quality(Y, folds, K, codes))
-        spread = np.mean([np.max(np.asarray(q["pos_max"]) - np.asarray(q["pos_min"])) for q in quality])
-        rare = np.mean([q["pos_max"][27] - q["pos_min"][27] for q in quality])
-        rows[name] = {
-            # min over seeds: the machine is shared, and the fastest run is the least disturbed one.
-            "seconds": float(np.min(seconds)),
-            "LD": float(np.mean([q["LD"] for q in quality])),
-            "LPD": float(np.mean([q["LPD"] for q in quality])),
-            "ED": float(np.mean([q["ED"] for q in quality])),
-            "max_rel_dev": float(np.mean([q["max_rel_dev"] for q in quality])),
-            "FZLP": float(np.mean([q["FZLP"] for q in quality])),
-            "groups_split": float(np.mean([q.get("groups_split", 0) for q in quality])),
-            "spread27": float(rare),
-            "max_spread": float(spread),
-        }
-
+    rows = measure(Y, K, seeds, codes)
     base = rows["kfold"]
     header = (f"{'strategy':<13}{'seconds':>9}{'LD':>10}{'LD/KFold':>10}{'LPD':>10}{'LPD/KFold':>10}"
               f"{'ED':>8}{'maxreldev':>10}{'FZLP':>7}{'split grp':>10}{'c27 spread':>11}")
@@ -108,16 +130,11 @@ def main(argv=None) -> int:
     print(f"rarest / iterative LD: {ra['LD'] / it['LD']:.2f}x, LPD: {ra['LPD'] / it['LPD']:.2f}x; "
           f"single-first / iterative LD: {sf['LD'] / it['LD']:.2f}x, LPD: {sf['LPD'] / it['LPD']:.2f}x")
     print(f"iterative runtime: {it['seconds']:.2f} s ({it['seconds'] / max(base['seconds'], 1e-9):.0f}x KFold)")
-    n_seeds = len(seeds)
-    for name, r in rows.items():
-        row = "KFold" if name == "kfold" else name
-        note = f"{len(Y):,} rows, {K} folds, mean over {n_seeds} seed(s); seconds = fastest run"
-        for col, value, unit in (("seconds", r["seconds"], "s"), ("LD", r["LD"], ""),
-                                 ("LD / KFold", r["LD"] / base["LD"], "×"), ("LPD", r["LPD"], ""),
-                                 ("LPD / KFold", r["LPD"] / base["LPD"], "×"), ("ED", r["ED"], ""),
-                                 ("groups split", r["groups_split"], ""),
-                                 ("class 27 spread", r["spread27"], "")):
-            emit(f"folds table: {row}, {col}{suffix}", value, unit, table=table, row=row, col=col, note=note)
+    note = f"{len(Y):,} rows, {K} folds, mean over {len(seeds)} seed(s); seconds = fastest run"
+    emit_table(rows, table, suffix, note)
+    if codes is not None:
+        # The same strategies without the duplicate groups (docs/folds_eda.md compares the two).
+        emit_table(measure(Y, K, seeds, None), f"{table}-no-groups", f"{suffix} (no groups)", note + "; no groups")
     for name in STRATEGIES:
         emit(f"folds: {name} label-distribution deviation (LD) vs KFold{suffix}", rows[name]["LD"], "LD",
              baseline=base["LD"], baseline_name="KFold", ratio=rows[name]["LD"] / base["LD"],

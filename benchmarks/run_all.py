@@ -34,9 +34,9 @@ are smoke runs, not results):
 - ``bench_scale``: every stage at competition size, 5/10/20 prediction sets;
 - ``bench_variants``: the variants table of ``benchmarks/variants.md`` (1,200 images at 64 px, 3 folds,
   3 epochs, the 11 variants of :data:`FULL_ARGS`; about 15 min on 2 idle CPUs);
-- ``bench_distill``: the distillation table of ``docs/scale_out.md`` (teachers regnetx_002 and resnet18,
-  students mobilenetv3_small_100 and regnetx_002 with and without the teacher, 1,000 images at 64 px, 3 folds;
-  about 10 min on 2 idle CPUs);
+- ``bench_distill``: the distillation table of ``docs/scale_out.md`` (teacher: the demo's members features,
+  regnetx_002 and resnet10t as their blend or stack, whichever has the higher OOF F1; students
+  mobilenetv3_small_100 and lcnet_075 with and without the teacher, 1,000 images at 64 px, 3 folds);
 - ``bench_folds``: the strategy table of ``docs/folds_eda.md`` as a mean over 5 seeds (quick: 1 seed);
 - ``bench_loader``: 48 images instead of 16, and the resnet18 forward + backward row;
 - ``bench_cells``: 8 synthetic images and 4 real ones for the two watersheds (quick: 8 and 2);
@@ -72,10 +72,10 @@ FULL_ARGS = {
     "bench_variants": ["--epochs", "3", "--threads", "2", "--only", "plain", "cells_max", "cells_attention",
                        "tiles_max", "tiles_noisy_or", "single_label_first", "attention", "lovasz", "center_loss",
                        "reg_none", "reg_strong"],
-    # docs/scale_out.md: both students of its table (mobilenetv3_small_100, regnetx_002), self-training on, and
-    # each student's config trained without the teacher (alpha 0) beside it; about 10 min on 2 idle CPUs.
+    # docs/scale_out.md: both students of its table (mobilenetv3_small_100, lcnet_075: smaller backbones than the
+    # teacher's members), self-training on, and each student's config trained without the teacher (alpha 0).
     "bench_distill": ["--self-train", "--plain-student", "--student", "base_models/configs/mobilenetv3_small_100.yaml",
-                      "base_models/configs/regnetx_002.yaml"],
+                      "base_models/configs/lcnet_075.yaml"],
     # docs/thresholds.md: 20 seeds of shift.py's stacks (about 30 min from scratch); the cache folder is made if
     # missing and its entries are keyed by the fingerprint of the code that made the stacks, so a rerun with the
     # same stack code takes about a minute.

@@ -15,5 +15,5 @@ SHARED_HPA = REPO.parent / "shared" / "hpa"
 def shared_hpa() -> Path:
     """The real competition files beside the checkout (tests may read them; the product never does)."""
     if not (SHARED_HPA / "train.csv").exists():
-        pytest.skip("../shared/hpa is not present")
+        pytest.skip("../shared/hpa/train.csv is not present (the real competition files beside the checkout)")
     return SHARED_HPA

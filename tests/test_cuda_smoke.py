@@ -7,10 +7,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("timm")
+torch = pytest.importorskip("torch", reason="needs the [train] extra (torch)")
+pytest.importorskip("timm", reason="needs the [train] extra (timm)")
 if not torch.cuda.is_available():
-    pytest.skip("no CUDA device", allow_module_level=True)
+    pytest.skip("no CUDA device (a GPU smoke test)", allow_module_level=True)
 
 from base_models.config import load_config  # noqa: E402
 from base_models.infer import Normalizer  # noqa: E402

@@ -8,8 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("timm")
+torch = pytest.importorskip("torch", reason="needs the [train] extra (torch)")
+pytest.importorskip("timm", reason="needs the [train] extra (timm)")
 
 from scipy.special import expit, logit  # noqa: E402
 
@@ -141,3 +141,31 @@ def test_teacher_whose_epochs_were_chosen_on_held_out_rows_is_refused(tmp_path):
     honest = dict(old, epoch_selection=["last_epoch"])
     write_prediction_set(tmp_path / "new", probs_frame(train_ids, oof), probs_frame(test_ids, test), honest)
     assert distill.teacher_targets(tmp_path / "new", data, config, 1.0, False)[0].shape[0] == len(train_ids)
+
+
+def test_distill_benchmark_picks_its_teacher_on_oof_rows_and_a_smaller_student():
+    """benchmarks/bench_distill.py: the teacher is the demo ensemble (blend or stack) with the higher OOF F1,
+    whatever the test rows say (their scores are never read); a student with a member's backbone is refused."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_distill", repo / "benchmarks" / "bench_distill.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.choose_teacher({"blend_mean": {"oof_f1": 0.50, "test_f1": 0.60},
+                                 "stack": {"oof_f1": 0.52, "test_f1": 0.40}}) == "stack"
+    assert bench.choose_teacher({"blend_mean": {"oof_f1": 0.52, "test_f1": 0.10},
+                                 "stack": {"oof_f1": 0.50, "test_f1": 0.90}}) == "blend_mean"
+    assert bench.choose_teacher({"blend_mean": {"oof_f1": 0.4}, "stack": {"oof_f1": 0.3}}) == "blend_mean"  # no test
+
+    configs = repo / "base_models" / "configs"
+    args = SimpleNamespace(student_name="student", teacher_models=["features", "regnetx_002", "resnet10t"],
+                           student=[str(configs / "regnetx_002.yaml")])
+    with pytest.raises(SystemExit, match="backbone is a teacher member's"):
+        bench.student_sets(args)
+    args.student = [str(configs / "mobilenetv3_small_100.yaml"), str(configs / "lcnet_075.yaml")]
+    assert bench.student_sets(args) == [("student", args.student[0]), ("student_lcnet_075", args.student[1])]

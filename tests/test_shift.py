@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from hpa_ens import thresholds as T
 from hpa_ens.validation import ContractError, ParameterError
 from hpa_ens.commands._cli import run
 from hpa_ens.commands.thresholds import main
-from hpa_ens.contract import probs_frame, read_prediction_set, write_prediction_set
+from hpa_ens.contract import probs_frame, write_prediction_set
 from hpa_ens.contract.thresholds import (ThresholdsRecord, check_share_estimable, check_thresholds_match,
                                          read_target_shares, read_thresholds, write_thresholds)
 from hpa_ens.io import sha256_file
@@ -27,8 +28,6 @@ from hpa_ens.testing.label_noise import simulate_label_noise_models
 from hpa_ens.thresholds import Posterior, apply_thresholds, no_positive_rule, open_storage, resolve_method
 
 REPO = Path(__file__).resolve().parents[1]
-NEW_CONTRACT = "require_oof" in inspect.signature(read_prediction_set).parameters
-needs_new_contract = pytest.mark.skipif(not NEW_CONTRACT, reason="the contract before tasks/test-only sets (main)")
 
 
 def _data(n=600, K=4, seed=0, prevalence=(0.05, 0.15, 0.3, 0.5)):
@@ -91,8 +90,64 @@ def test_em_recovers_a_known_prior_shift():
     # Exact posterior under the train prior (calibrated for it).
     lik = np.exp(-0.5 * (x - 1.5) ** 2) / (np.exp(-0.5 * (x - 1.5) ** 2) + np.exp(-0.5 * (x + 1.5) ** 2))
     p = lik * train_prior / (lik * train_prior + (1 - lik) * (1 - train_prior))
-    est = T.em_priors(p[:, None], np.array([train_prior]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", T.EMConvergenceWarning)  # converges: not a word
+        est = T.em_priors(p[:, None], np.array([train_prior]))
     assert est[0] == pytest.approx(y.mean(), abs=0.01)
+
+
+def _weak_probs(seed=0):
+    """Probabilities that barely tell the classes apart: EM's fixed point pulls slowly (still moving after 200)."""
+    return np.clip(0.3 + 0.05 * np.random.default_rng(seed).standard_normal((500, 1)), 0.01, 0.99)
+
+
+def test_em_that_stops_before_converging_warns_with_count_and_last_change():
+    p = _weak_probs()
+    # the iterates by hand: the estimate is the 200th, the last change the step from the 199th
+    iterates = [np.array([0.3])]
+    for _ in range(200):
+        iterates.append(np.clip(T.adjust_priors(p, [0.3], iterates[-1]).mean(axis=0), 1e-6, 1 - 1e-6))
+    last = abs(iterates[-1][0] - iterates[-2][0])
+    assert last > 1e-7
+    with pytest.warns(T.EMConvergenceWarning, match=re.escape(
+            f"did not converge in 200 iterations: the last one still moved the estimated test shares by {last:.3g} "
+            "(class 0; tol 1e-07)")):
+        est = T.em_priors(p, [0.3])
+    np.testing.assert_array_equal(est, iterates[-1])
+    with pytest.warns(T.EMConvergenceWarning, match=r"in 3 iterations: .* by 0\.00[0-9]+ \(class 0; tol 1e-07\)"):
+        T.em_priors(p, [0.3], max_iter=3)
+    # given the iterations, it settles far from where it stopped: the warning was due
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", T.EMConvergenceWarning)
+        settled = T.em_priors(p, [0.3], max_iter=5000)
+    assert abs(settled[0] - est[0]) > 0.01
+    for bad, match in [(dict(max_iter=0), "'max_iter' parameter of em_priors must be an int >= 1. Got 0"),
+                       (dict(tol=0.0), "'tol' parameter of em_priors must be a float > 0. Got 0.0")]:
+        with pytest.raises(ParameterError, match=match):
+            T.em_priors(p, [0.3], **bad)
+
+
+def test_cli_unconverged_em_is_one_warning_line_and_a_note(tmp_path, capsys):
+    """plugin without a target estimates the test shares by EM; when it stops early the command says so once."""
+    K, n, n_test = 28, 150, 90
+    rng = np.random.default_rng(0)
+    y = (rng.random((n, K)) < np.linspace(0.04, 0.4, K)).astype(np.uint8)
+    y[np.arange(n), rng.integers(0, K, n)] = 1
+    ids, test_ids = [f"tr{i}" for i in range(n)], [f"te{i}" for i in range(n_test)]
+    oof = np.clip(0.3 * y + 0.7 * rng.random(y.shape), 0, 1)
+    test = 0.45 + 0.1 * rng.random((n_test, K))  # a narrow band: calibrated, it barely moves the shares
+    write_labels(tmp_path / "train.csv", ids, y)
+    write_prediction_set(tmp_path / "pred", probs_frame(ids, oof), probs_frame(test_ids, test), {"name": "toy"})
+    out = tmp_path / "thr.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", T.EMConvergenceWarning)  # the command turns it into its own line
+        assert run(main, ["--labels", str(tmp_path / "train.csv"), "--pred", str(tmp_path / "pred"), "--out", str(out),
+                          "--method", "plugin"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "em_priors" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("warning: em_priors did not converge in 200 iterations: the last one still moved "
+                               "the estimated test shares by ")
+    assert read_thresholds(out).report["warnings"] == [lines[0].removeprefix("warning: ")]
 
 
 def test_plugin_maximises_expected_f1_brute_force():
@@ -292,10 +347,8 @@ def test_target_shares_bad_input(tmp_path, text, match):
         read_target_shares(f, TASK6)
 
 
-def test_real_lb_file_reads_as_hpa_shares():
-    lb = REPO.parent / "shared" / "hpa" / "lb_label_distribution.csv"
-    if not lb.exists():
-        pytest.skip("../shared not present")
+def test_real_lb_file_reads_as_hpa_shares(shared_hpa):
+    lb = shared_hpa / "lb_label_distribution.csv"
     shares = read_target_shares(lb, load_task("hpa2018"))
     assert shares.shape == (28,) and shares[0] == pytest.approx(0.36239782)
     with pytest.raises(ContractError, match="28 share rows for a task of 19"):
@@ -534,7 +587,6 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert len(complete) == 8 and len({t.number for t in complete}) == 8
 
 
-@needs_new_contract
 def test_cli_test_only_set_match_and_refusal(tmp_path, capsys):
     labels, pred, target, y, oof, test = _hpa_set(tmp_path)
     only = tmp_path / "only"
@@ -550,14 +602,13 @@ def test_cli_test_only_set_match_and_refusal(tmp_path, capsys):
     assert "test-only" in err and "out-of-fold" in err and not (tmp_path / "e.json").exists()
 
 
-@needs_new_contract
 @pytest.mark.parametrize("name", ["yeast", "emotions"])
 def test_cli_mulan_task_through_command_line(tmp_path, name):
     sys.path.insert(0, str(REPO / "benchmarks"))
     from mulan_data import MULAN_DIR, load_mulan
 
     if not (MULAN_DIR / name).exists():
-        pytest.skip("../shared/multilabel not present")
+        pytest.skip(f"../shared/multilabel/{name} is not present (the MULAN data beside the checkout)")
     data = load_mulan(name)
     K = data.n_classes
     task_csv = tmp_path / "task.csv"

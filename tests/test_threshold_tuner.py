@@ -170,7 +170,6 @@ def test_every_parameter_is_honoured_or_refused():
 
 
 def test_optuna_rule_sets_the_label_rule_it_found():
-    pytest.importorskip("optuna")
     probs, y = _data(seed=8)
     test, _ = _test_rows(seed=9)
     tuner = ThresholdTuner(method="optuna", min_labels=1, max_labels=3, rule_params={"n_trials": 5}).fit(

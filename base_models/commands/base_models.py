@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--configs", nargs="+", type=Path, default=[CONFIG_DIR], help="config files or folders of *.yaml")
     ap.add_argument("--names", "--models", nargs="+", default=None,
                     help="train only these config names (file stems)")
-    ap.add_argument("--folds", type=Path, default=None, help="Id,fold csv (default DATA/folds.csv, made with "
-                    "hpa_ens.folds if absent)")
+    ap.add_argument("--folds", type=Path, default=None, help="Id,fold csv (default DATA/folds.csv; made with "
+                    "hpa_ens.folds if absent from the synthetic set, refused on real data)")
     ap.add_argument("--fold", nargs="+", type=int, default=None,
                     help="train only these fold numbers; collecting needs every fold")
     ap.add_argument("--out", type=Path, default=Path("oof"), help="OOF root")

@@ -19,6 +19,7 @@ The legacy rules ``blend``, ``gated``, ``prior`` and ``reweight`` still run unde
 from __future__ import annotations
 
 import argparse
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from ..thresholds import (DEFAULT_WITH_TARGET, DEFAULT_WITHOUT_TARGET, RANK_RULE
                           check_rule_inputs, choose, cross_fitted_predictions, distribution_gap, f1_curves, fold_parts,
                           get_rule, oof_predictions, open_storage, resolve_fill_rule, resolve_method,
                           save_threshold_plots, study_name_for)
+from ..thresholds import EMConvergenceWarning
 from ..validation import ParameterError
 from ._cli import add_deprecated_pred_alias, add_task_argument, parser, progress, prog, say, warn
 
@@ -221,8 +223,15 @@ def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
         if bar is not None:  # a search reports each trial
             job = bar.add_task(f"{rule.name} trials", total=args.trials)
             params["progress"] = lambda done, total: bar.update(job, completed=done)
-        thresholds, report = choose(args.method, inp.oof, inp.y, inp.test, inp.target, class_names=task.class_names,
-                                    labels_name="--labels", **params)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EMConvergenceWarning)
+            thresholds, report = choose(args.method, inp.oof, inp.y, inp.test, inp.target,
+                                        class_names=task.class_names, labels_name="--labels", **params)
+    # An unconverged test-share estimate becomes one warning line (and a note in thresholds.json); others pass on.
+    em_notes = [str(w.message) for w in caught if issubclass(w.category, EMConvergenceWarning)]
+    for w in caught:
+        if not issubclass(w.category, EMConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     settings = {"n_boot": args.n_boot, "seed": args.seed, "blend_floor": args.blend_floor, "robust": args.robust}
     recorded = {"target_dist": args.target_dist, "target_column": args.target_column, "tolerance": args.tolerance}
     recorded |= {key: settings[key] for key in rule.recorded(params)}
@@ -233,7 +242,7 @@ def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
         raise ParameterError(f"The '--rank-by' parameter of {prog(NAME)} must name a rule other than posterior for a "
                              f"test-only prediction set: posterior calibrates on OOF rows. Got 'posterior' instead.")
     rank_by, posterior = resolve_fill_rule(args.rank_by, inp.oof, inp.y, inp.target)
-    notes = list(inp.stage.warnings) + report["warnings"]
+    notes = list(inp.stage.warnings) + report["warnings"] + em_notes
     out = _report(inp, thresholds, min_labels, max_labels, rank_by, notes, posterior)
     if inp.oof is not None:
         out |= _cross_fitted_report(inp, args, rule, rank_by)

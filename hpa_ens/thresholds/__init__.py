@@ -15,7 +15,8 @@ rules and, where classes couple, a small Optuna search (:func:`tune_coupled`).
 - **Decision**: :func:`apply_thresholds` (thresholds, then at least/at most so many labels per row, topped up
   by a fill rule of :data:`RANK_RULES`), the single implementation ``submit`` uses too.
 - **Calibration**: :class:`Posterior` (isotonic on OOF rows, corrected to target shares), what the
-  ``posterior`` fill ranks by; :func:`adjust_priors`, :func:`em_priors`.
+  ``posterior`` fill ranks by; :func:`adjust_priors`, :func:`em_priors` (an :class:`EMConvergenceWarning`
+  when it stops before the shares settle).
 - :class:`ThresholdTuner`: all of it as a scikit-learn transformer.
 
 Arrays: ``probs`` ``(n_samples, K)`` in [0, 1]; labels the same shape, 0/1; shares ``(K,)``. Class k is
@@ -38,7 +39,7 @@ from ._cuts import (
     shrink_thresholds,
     sorted_cuts,
 )
-from ._calibration import Posterior, adjust_priors, calibrate, em_priors
+from ._calibration import EMConvergenceWarning, Posterior, adjust_priors, calibrate, em_priors
 from ._decision import (
     DEFAULT_RANK_RULE,
     RANK_RULES,
@@ -80,7 +81,7 @@ __all__ = [
     "NEVER", "CutCurves", "SortedCuts", "sorted_cuts", "f1_curves", "exact_thresholds", "exact_macro_f1",
     "match_thresholds", "match_thresholds_within", "predicted_share", "distribution_gap", "bootstrap_thresholds",
     "shrink_thresholds", "robust_thresholds",
-    "Posterior", "adjust_priors", "em_priors", "calibrate",
+    "Posterior", "adjust_priors", "em_priors", "EMConvergenceWarning", "calibrate",
     "RANK_RULES", "DEFAULT_RANK_RULE", "default_rank_rule", "rank_scores", "apply_thresholds", "resolve_fill_rule",
     "oof_predictions",
     "GATE_SCALE", "GATED_FLOOR", "FALL_SCALE", "BootCuts", "bootstrap_cuts", "matched_spread", "logit_blend",

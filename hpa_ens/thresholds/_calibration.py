@@ -16,15 +16,21 @@ Arrays: ``probs`` ``(n_samples, K)`` in [0, 1]; shares ``(K,)`` in (0, 1).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
 
 from ..contract.thresholds import read_posterior
-from ..validation import ParameterError
+from ..validation import ParameterError, check_param
 from ._cuts import check_probs
 
-__all__ = ["Posterior", "adjust_priors", "em_priors", "calibrate"]
+__all__ = ["Posterior", "adjust_priors", "em_priors", "calibrate", "EMConvergenceWarning"]
+
+
+class EMConvergenceWarning(RuntimeWarning):
+    """:func:`em_priors` stopped at ``max_iter`` before the shares settled: the estimate it returns may be off."""
 
 #: Shares are kept inside [1e-6, 1 - 1e-6] so that odds stay finite.
 _SHARE_CLIP = 1e-6
@@ -63,21 +69,31 @@ def em_priors(test_probs, train_share, max_iter: int = 200, tol: float = 1e-7) -
     ----------
     test_probs : array-like of shape (n_test, K), calibrated probabilities
     train_share : array-like of shape (K,)
-    max_iter : int
-    tol : float
+    max_iter : int >= 1
+    tol : float > 0
 
     Returns
     -------
     shares : ndarray of shape (K,)
+        The last iterate; when the shares still moved by ``tol`` or more after ``max_iter`` iterations it
+        comes with an :class:`EMConvergenceWarning` naming the iteration count and the last change.
     """
+    check_param("max_iter", max_iter, "an int >= 1", isinstance(max_iter, Integral) and not isinstance(max_iter, bool)
+                and max_iter >= 1, "em_priors")
+    check_param("tol", tol, "a float > 0", isinstance(tol, Real) and not isinstance(tol, bool) and tol > 0, "em_priors")
     p = np.asarray(test_probs, dtype=np.float64)
     train = np.clip(np.asarray(train_share, dtype=np.float64), _SHARE_CLIP, 1 - _SHARE_CLIP)
     pi = train.copy()
     for _ in range(max_iter):
         new = np.clip(adjust_priors(p, train, pi).mean(axis=0), _SHARE_CLIP, 1 - _SHARE_CLIP)
-        if np.max(np.abs(new - pi)) < tol:
+        change = np.abs(new - pi)
+        if np.max(change) < tol:
             return new
         pi = new
+    worst = int(np.argmax(change))
+    warnings.warn(f"em_priors did not converge in {max_iter} iterations: the last one still moved the estimated "
+                  f"test shares by {change[worst]:.3g} (class {worst}; tol {tol:g}); the estimate may be off",
+                  EMConvergenceWarning, stacklevel=2)
     return pi
 
 
