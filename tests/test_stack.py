@@ -61,6 +61,30 @@ def test_shared_dataset_with_set_label_equals_fresh_dataset():
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
 
+def test_a_class_copy_of_the_fold_bins_equals_a_fresh_dataset():
+    """The speed trick now: the fold's features binned once (inner rows with the same edges); each class
+    trains on a ``subset`` copy of those bins with its own label: the same models as Datasets binned
+    afresh per class, early stopping on the inner rows included."""
+    from hpa_ens.ensemble._stacker import _FoldPlan, _bins_with_label, _fold_bins
+
+    rng = np.random.default_rng(0)
+    X = rng.random((500, 6)).astype(np.float32)
+    plan = _FoldPlan(0, np.arange(400), np.arange(400, 500), np.arange(300, 400), np.arange(300))
+    params = default_params(0) | {"min_data_in_leaf": 5}
+    fit_bins, es_bins = _fold_bins(X, plan, params)
+    for j in range(3):
+        y = (X[:, j] + 0.3 * rng.random(500) > 0.7).astype(float)
+        a = lgb.train(params, _bins_with_label(fit_bins, y[plan.fit_rows], params), num_boost_round=30,
+                      valid_sets=[_bins_with_label(es_bins, y[plan.es_rows], params)],
+                      callbacks=[lgb.early_stopping(5, verbose=False)])
+        fresh = lgb.Dataset(X[plan.fit_rows], label=y[plan.fit_rows], params=params)
+        b = lgb.train(params, fresh, num_boost_round=30,
+                      valid_sets=[lgb.Dataset(X[plan.es_rows], label=y[plan.es_rows], reference=fresh)],
+                      callbacks=[lgb.early_stopping(5, verbose=False)])
+        assert a.best_iteration == b.best_iteration
+        np.testing.assert_allclose(a.predict(X[plan.score_rows]), b.predict(X[plan.score_rows]), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("dynamic", [False, True], ids=["always-stack", "dynamic (the default)"])
 def test_stack_is_honest_and_deterministic(small, dynamic):
     """Honest with the dynamic default too: every choice (per class and per fold) reads fold k's inner

@@ -353,9 +353,11 @@ def _stack_core(X, Y, folds, blend_oof, test_inputs, *, params, n_rounds, early_
                 min_positives, rare, dynamic, seed, keep_models, n_jobs, progress):
     """Fit every (fold, class) model, ``n_jobs`` side by side; predict fold k's rows and the test inputs.
 
-    ``test_inputs`` is None or (X_test, blend_test). Returns (StackResult without params, models | None)
-    with ``models[fold_index][class]``. Every unit is a pure function of its inputs and results are
-    gathered in (fold, class) order, so the output does not depend on ``n_jobs``.
+    ``test_inputs`` is None or (X_test, blend_test). Returns (result, stack_oof, models): the StackResult
+    (``params`` and ``oof_macro`` left to the caller), the OOF of the per-class choices before the
+    set-level rule, and ``models[fold_index][class]`` (None without ``keep_models``). Every unit is a pure
+    function of its inputs and the results are gathered in (fold, class) order, so the output does not
+    depend on ``n_jobs``.
     """
     import lightgbm as lgb
 
