@@ -445,7 +445,7 @@ def test_cli_same_bytes_for_any_n_jobs_and_the_per_class_record(tmp_path):
             if method == "mean" and gain is not None:
                 assert gain <= 0
     for fold in report["folds"]:
-        assert fold["kept"] in ("stack", "blend", "no class stacked")
+        assert fold["kept"] in ("stack", "blend", "no LightGBM model")
         assert (fold["kept"] == "blend") == (fold["set_gain"] is not None and fold["set_gain"] <= 0)
     meta = json.loads((tmp_path / "j1" / "meta.json").read_text())
     assert meta["params"]["dynamic"] is True and meta["class_uses"] == [c["uses"] for c in report["classes"]]

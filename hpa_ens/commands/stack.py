@@ -127,7 +127,7 @@ def fold_lines(report: dict) -> list[str]:
     """One line per fold: the set-level rule's gain on its inner split and what the fold kept."""
     lines = []
     for fold in report["folds"]:
-        gain = "no class stacked" if fold["set_gain"] is None else f"macro F1 gain {fold['set_gain']:+.4f}"
+        gain = "not measured" if fold["set_gain"] is None else f"macro F1 gain {fold['set_gain']:+.4f}"
         lines.append(f"fold {fold['fold']}: {fold['kept']} ({gain} on its inner split; "
                      f"{fold['classes_stacked']} classes stacked)")
     return lines

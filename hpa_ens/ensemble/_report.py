@@ -111,8 +111,7 @@ def stack_summary(Y, result: StackResult, oof_list, names) -> dict:
                         "mean_inner_gain": float(np.mean(measured)) if measured else None,
                         "why": _why(per_fold, class_gains)})
     folds = [{"fold": fold_ids[k], "set_gain": _number(fold_gain[k]),
-              "kept": "blend" if k in kept_blend else ("stack" if (result.method[k] == "lgbm").any() else
-                                                       "no class stacked"),
+              "kept": "blend" if k in kept_blend else ("stack" if np.isfinite(fold_gain[k]) else "no LightGBM model"),
               "classes_stacked": int((result.method[k] == "lgbm").sum())} for k in range(n_folds)]
     return {**report, "single_models": scores, "verdict": verdict, "stack_minus_blend": gain,
             "set_fallback": result.fallback, "stack_oof_before_fallback": before,
@@ -147,7 +146,8 @@ def plot_stack_report(report: dict, path) -> Path:
             for r in report.get("classes", [])]
     ticks = [f"{c}\n{uses[c]}" if uses else str(c) for c in range(n_classes)]
     ax.set_xticks(np.arange(n_classes) + 0.4 - width / 2, ticks)
-    ax.set_xlabel("class (S: stack, B: blend, S/B: stack in some folds, R: rare-class fallback)" if uses else "class")
+    ax.set_xlabel("class (S: stack, B: blend, S/B: stack in some folds, R: logistic rare-class fallback)" if uses
+                  else "class")
     ax.set_ylabel("OOF F1 at exact threshold")
     ax.set_ylim(0, 1)
     ax.legend(loc="lower left", fontsize=8)
