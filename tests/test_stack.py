@@ -482,3 +482,24 @@ def test_no_dynamic_restores_the_old_per_class_behaviour(tmp_path):
     np.testing.assert_allclose(read_prediction_set(tmp_path / "plain").oof.to_numpy(), lib.oof, rtol=0, atol=1e-12)
     assert (lib.method == "lgbm").sum() > (np.array([c["methods"] for c in json.loads(
         (tmp_path / "default" / "stack_report.json").read_text())["classes"]]) == "lgbm").sum()
+
+
+def test_parallel_map_keeps_input_order_and_reports_progress_in_the_calling_thread():
+    """What the stacker's workers rest on (hpa_ens.utils.parallel_map): results in input order whatever the
+    finishing order, and progress() called once per result, in the thread that called parallel_map."""
+    import threading
+    import time
+
+    from hpa_ens.utils import parallel_map
+
+    caller, seen = threading.get_ident(), []
+
+    def slow_first(i):
+        time.sleep(0.05 if i == 0 else 0.0)  # the first item finishes last
+        return i * i
+
+    for n_jobs in (1, 2, 3):
+        seen.clear()
+        assert parallel_map(slow_first, range(6), n_jobs, progress=lambda: seen.append(threading.get_ident())) \
+            == [i * i for i in range(6)]
+        assert seen == [caller] * 6
