@@ -6,7 +6,8 @@ sets from ``hpa_ens.testing.label_noise``; 5 folds. Stages, each in its own fork
 memory is its own (peak RSS includes the inputs it inherits):
 
 - ``stack``: ``hpa_ens.ensemble.Stacker(keep_models=False).fit(oof, Y, folds, X_test=test)`` at its defaults
-  (every CPU; OOF and test in one pass, as ``hpa-ens stack`` runs it);
+  (dynamic; every CPU as workers, one LightGBM thread per (fold, class) model; OOF and test in one pass,
+  as ``hpa-ens stack`` runs it);
 - ``blend-mean|rank|weighted|caruana``: ``hpa_ens.ensemble.Blender(method).fit(oof, Y, folds).predict(test)``;
 - ``thresholds-exact|match|bootstrap|coupled``: ``hpa_ens.thresholds`` on the mean blend
   (``exact_thresholds``, ``match_thresholds`` to the train shares, ``robust_thresholds(method="bootstrap")``,

@@ -16,8 +16,11 @@ prediction sets through the contract. Then, exactly as a user would, every stage
     python -m hpa_ens.score --truth test_truth.csv --submission sub.csv --task task.csv --json …
 
 and the test macro F1 of each prediction set at 0.5 and at its per-class OOF-F1 thresholds is printed
-beside the reference figures of ``../shared/multilabel/README.md`` (logistic regression). A command that
-fails is reported with its one-line error and the table goes on.
+beside the reference figures of ``../shared/multilabel/README.md`` (logistic regression). The mean blend
+and the stack are also scored with ``hpa-ens thresholds`` at its defaults (no flag but the inputs), and
+issue 26's check is printed and emitted per set: **the stack and the thresholds at their defaults vs
+the mean blend with exact per-class cuts** (target: no more than 0.002 below). A command that fails is
+reported with its one-line error and the table goes on.
 """
 
 from __future__ import annotations
@@ -127,6 +130,21 @@ def score_set(run: Runner, files: dict, pred: str, folder: Path, label: str) -> 
     return figures[0], figures[1]
 
 
+def score_default(run: Runner, files: dict, pred: str, folder: Path, label: str) -> float | None:
+    """Test macro F1 of one prediction set with ``hpa-ens thresholds`` at its defaults (rule, label rule)."""
+    thr, sub, scored = (folder / f"{label}.default{ext}" for ext in (".thresholds.json", ".csv", ".score.json"))
+    ok = run("tune_thresholds", "--pred", pred, "--labels", files["labels"], "--task", files["task"], "--out", thr) and \
+        run("submit", "--pred", pred, "--thresholds", thr, "--sample-submission", files["sample"], "--out", sub,
+            "--task", files["task"]) and \
+        run("score", "--truth", files["truth"], "--submission", sub, "--n-boot", 0, "--json", scored,
+            "--task", files["task"])
+    return json.loads(scored.read_text())["macro_f1"] if ok else None
+
+
+#: The prediction sets also scored with the thresholds command at its defaults.
+DEFAULT_RULE_SETS = ("mean blend", "LightGBM stack")
+
+
 def run_set(name: str, work: Path, seed: int, n_jobs: int, workers: int, run: Runner) -> list[dict]:
     start = time.perf_counter()
     files, sets = prepare(name, work, seed, workers)
@@ -144,7 +162,11 @@ def run_set(name: str, work: Path, seed: int, n_jobs: int, workers: int, run: Ru
         candidates += [(label, str(d)) for ok, label, d in zip(made, ("mean blend", "LightGBM stack"),
                                                                  (blend_dir, stack_dir)) if ok]
         scored = list(pool.map(lambda c: score_set(run, files, c[1], folder, c[0].replace(" ", "_")), candidates))
-    rows = [{"set": name, "K": files["K"], "model": label, "at 0.5": half, "OOF thresholds": exact}
+        defaults = dict(zip((label for label, _ in candidates if label in DEFAULT_RULE_SETS), pool.map(
+            lambda c: score_default(run, files, c[1], folder, c[0].replace(" ", "_")),
+            [c for c in candidates if c[0] in DEFAULT_RULE_SETS])))
+    rows = [{"set": name, "K": files["K"], "model": label, "at 0.5": half, "OOF thresholds": exact,
+             **({"default thresholds": defaults[label]} if label in defaults else {})}
             for (label, _), (half, exact) in zip(candidates, scored)]
     ref = REFERENCE[name]
     rows.append({"set": name, "K": files["K"], "model": "reference (README, logreg)", "at 0.5": ref[0],
@@ -174,15 +196,27 @@ def main(argv=None) -> int:
     run = Runner(work / "commands.log")
     start = time.perf_counter()
     rows = [row for name in args.sets for row in run_set(name, work, args.seed, args.n_jobs, args.workers, run)]
-    table = pd.DataFrame(rows).fillna({"note": ""})
 
-    def fmt(v):
-        return "failed" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
+    def fmt(v, digits=3):
+        return "failed" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
-    print("\nTest macro F1 (official MULAN test split), per stage; thresholds = per-class OOF-F1 (exact), no label rule")
-    print("| set | K | model | at 0.5 | OOF thresholds | |\n|---|---:|---|---:|---:|---|")
-    for r in table.itertuples(index=False):
-        print(f"| {r.set} | {r.K} | {r.model} | {fmt(r[3])} | {fmt(r[4])} | {r.note} |")
+    def fmt4(v):
+        return fmt(v, 4)
+
+    print("\nTest macro F1 (official MULAN test split), per stage; OOF thresholds = per-class OOF-F1 (exact), no label "
+          "rule; default thresholds = hpa-ens thresholds with no flag")
+    print("| set | K | model | at 0.5 | OOF thresholds | default thresholds | |\n|---|---:|---|---:|---:|---:|---|")
+    for r in rows:
+        default = fmt(r["default thresholds"]) if "default thresholds" in r else ""
+        print(f"| {r['set']} | {r['K']} | {r['model']} | {fmt(r['at 0.5'])} | {fmt(r['OOF thresholds'])} | {default} | "
+              f"{r.get('note', '')} |")
+    print("\nIssue 26's check: the stack and the thresholds at their defaults vs the mean blend with exact cuts "
+          "(target: >= the blend - 0.002)")
+    for name, stack, blend in default_check(rows):
+        gap = None if stack is None or blend is None else stack - blend
+        verdict = "failed" if gap is None else ("MET" if gap >= -0.002 else "NOT MET")
+        print(f"  {name:9s} stack + default thresholds {fmt4(stack)}  mean blend + exact cuts {fmt4(blend)}  "
+              f"difference {'' if gap is None else f'{gap:+.4f}'}  {verdict}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\ntotal {time.perf_counter() - start:.1f} s on {os.cpu_count()} CPUs (n_jobs {args.n_jobs}, workers "
           f"{args.workers}, load average {load:.1f} at the end); commands and their output: {run.log}")
@@ -197,15 +231,35 @@ def main(argv=None) -> int:
 HEADLINE = ("logreg", "mean blend", "LightGBM stack")
 
 
+def default_check(rows: list[dict]) -> list[tuple[str, float | None, float | None]]:
+    """Per set: (name, stack + default thresholds, mean blend + exact cuts): issue 26's comparison."""
+    out = []
+    for name in dict.fromkeys(r["set"] for r in rows):
+        by_model = {r["model"]: r for r in rows if r["set"] == name}
+        stack, blend = by_model.get("LightGBM stack", {}), by_model.get("mean blend", {})
+        out.append((name, stack.get("default thresholds"), blend.get("OOF thresholds")))
+    return out
+
+
 def emit_figures(rows: list[dict]) -> None:
     """Pivot tables for ``scripts/update_figures.py``: "mulan" (set x {logreg, mean blend, stack} x rule) and
     "mulan-sets" (set and prediction set x rule; the best OOF-threshold figure of each set in bold)."""
     measured = [r for r in rows if not r["model"].startswith("reference")]
+    for name, stack, blend in default_check(measured):
+        if stack is not None and blend is not None:
+            emit(f"mulan: {name}, the stack and the thresholds at their defaults vs mean blend + exact cuts", stack,
+                 "macro F1", baseline=blend, baseline_name="mean blend + exact per-class cuts (no label rule)",
+                 differs="method and threshold rule: hpa-ens stack and hpa-ens thresholds at their defaults vs the "
+                         "mean blend with exact per-class OOF-F1 cuts; same base models, folds and test rows",
+                 gain=stack - blend, met=stack - blend >= -0.002,
+                 note=f"test macro F1, official MULAN test split; {stack - blend:+.4f} (target: >= -0.002)")
     for name in dict.fromkeys(r["set"] for r in measured):
         of_set = [r for r in measured if r["set"] == name]
         best = max((r["OOF thresholds"] for r in of_set if r["OOF thresholds"] is not None), default=None)
         for r in of_set:
-            for rule, value in (("at 0.5", r["at 0.5"]), ("OOF thresholds", r["OOF thresholds"])):
+            rules = [("at 0.5", r["at 0.5"]), ("OOF thresholds", r["OOF thresholds"])]
+            rules += [("default thresholds", r["default thresholds"])] if "default thresholds" in r else []
+            for rule, value in rules:
                 emit(f"mulan-sets: {name}, {r['model']}, {rule}", value, "macro F1", table="mulan-sets",
                      row=f"{name} (K = {r['K']}): {r['model']}", col=rule,
                      bold=rule == "OOF thresholds" and value is not None and value == best,

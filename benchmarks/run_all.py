@@ -30,7 +30,8 @@ Which figures only a full run gives (``update_figures`` shows the full figure wh
 else the quick one when current, and each table says which; quick figures of the model-training benchmarks
 are smoke runs, not results):
 
-- ``bench_stack``: the stack vs the plain loop on the full 31,072 + 11,702 rows x 10 sets;
+- ``bench_stack``: the stack (1 and every worker, --no-dynamic) vs the same-work and plain loops on the full
+  31,072 + 11,702 rows x 4 and 10 sets;
 - ``bench_scale``: every stage at competition size, 5/10/20 prediction sets;
 - ``bench_variants``: the variants table of ``benchmarks/variants.md`` (1,200 images at 64 px, 3 folds,
   3 epochs, the 11 variants of :data:`FULL_ARGS`; about 15 min on 2 idle CPUs);

@@ -112,16 +112,29 @@ def resolve_n_jobs(n_jobs: int | None) -> int:
     return int(n_jobs)
 
 
-def parallel_map(func: Callable[[T], R], items: Iterable[T], n_jobs: int | None = 1) -> list[R]:
+def parallel_map(func: Callable[[T], R], items: Iterable[T], n_jobs: int | None = 1,
+                 progress: Callable[[], None] | None = None) -> list[R]:
     """``[func(x) for x in items]`` in up to ``n_jobs`` threads (joblib), results in input order.
 
     Threads suit work that releases the GIL (numpy sorts, BLAS, LightGBM); the result never depends
-    on ``n_jobs``. One job (or one item) runs in this thread, with no pool.
+    on ``n_jobs``. One job (or one item) runs in this thread, with no pool. ``progress``, if given, is
+    called with no argument after each result, in the calling thread (results arrive in input order).
     """
     items = list(items)
     n_jobs = resolve_n_jobs(n_jobs)
     if n_jobs <= 1 or len(items) <= 1:
-        return [func(x) for x in items]
+        results = []
+        for x in items:
+            results.append(func(x))
+            if progress is not None:
+                progress()
+        return results
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=min(n_jobs, len(items)), backend="threading")(delayed(func)(x) for x in items)
+    pool = Parallel(n_jobs=min(n_jobs, len(items)), backend="threading", return_as="generator")
+    results = []
+    for result in pool(delayed(func)(x) for x in items):
+        results.append(result)
+        if progress is not None:
+            progress()
+    return results

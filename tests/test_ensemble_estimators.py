@@ -138,7 +138,10 @@ def test_every_lightgbm_parameter_reaches_lightgbm(world):
         == (0.3, 4, 7, 1, 10)
     assert used["objective"] == "binary" and used["max_bin"] == 63  # the defaults under the extra keys stay
     # They change the models: the same stack with LightGBM's min_data_in_leaf left at the default differs.
-    base = Stacker(learning_rate=0.3, num_leaves=4, seed=7, **QUICK).fit(sets, Y, folds)
+    # (dynamic=False on both sides: on these 240 rows the dynamic default keeps the blend in every fold.)
+    stacker = Stacker(learning_rate=0.3, num_leaves=4, seed=7, n_jobs=1, lgb_params={"min_data_in_leaf": 10},
+                      dynamic=False, **{k: v for k, v in QUICK.items() if k != "n_jobs"}).fit(sets, Y, folds)
+    base = Stacker(learning_rate=0.3, num_leaves=4, seed=7, dynamic=False, **QUICK).fit(sets, Y, folds)
     assert (base.result_.method == "lgbm").any() and not np.array_equal(base.oof_, stacker.oof_)
 
 

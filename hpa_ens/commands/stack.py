@@ -5,9 +5,12 @@
     hpa-ens stack --labels train.csv --folds folds.csv --pred oof/a oof/b oof/c --out oof/stack
 
 Reads the labels, the shared ``folds.csv`` and the prediction sets (each with OOF rows) through the
-contract, fits :class:`hpa_ens.ensemble.Stacker` fold by fold without keeping the boosters, and writes
-an ordinary prediction set plus ``stack_report.json`` and ``stack_report.png`` (per-class and macro OOF
-F1 at exact thresholds of the best single set, the mean blend and the stack, and the verdict).
+contract, fits :class:`hpa_ens.ensemble.Stacker` (dynamic by default: the stack only where it beats the
+mean blend, every choice nested in the folds; ``--no-dynamic`` stacks every class) with ``--n-jobs``
+(fold, class) models side by side, without keeping the boosters, and writes an ordinary prediction set
+plus ``stack_report.json`` and ``stack_report.png`` (per-class and macro OOF F1 at exact thresholds of
+the best single set, the mean blend and the stack; which classes and folds use the stack and which the
+blend, with the inner-split gains; and the verdict).
 """
 
 from __future__ import annotations
@@ -55,9 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", dest="n_jobs", type=int, help=argparse.SUPPRESS)  # old name of --n-jobs
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--features", choices=FEATURES, default="probs")
-    ap.add_argument("--dynamic", action="store_true",
-                    help="keep the mean blend per (fold, class) where the stack loses on the inner split, and for the "
-                         "whole set where the stack does not beat the mean blend on OOF")
+    ap.add_argument("--dynamic", action="store_true", default=True,
+                    help="the default: keep the calibrated mean blend per (fold, class) where the stack does not beat "
+                         "it on the fold's inner split, and in every class of a fold where the stack does not beat it "
+                         "there as a whole (each choice reads rows of the other folds only)")
+    ap.add_argument("--no-dynamic", "--always-stack", dest="dynamic", action="store_false",
+                    help="stack every class with enough positives, whatever the inner split says (the old default)")
     ap.add_argument("--rare", choices=RARE_FALLBACKS, default="mean", help="fallback for classes with few positives")
     ap.add_argument("--min-positives", type=int, default=20,
                     help="positives a class needs in a fold's training rows to get a LightGBM model")
@@ -83,11 +89,13 @@ def _meta(args, argv, inputs, result: StackResult, report: dict) -> dict:
     params = {"features": args.features, "dynamic": args.dynamic, "rare": args.rare,
               "min_positives": args.min_positives, "n_rounds": args.n_rounds, "early_stopping": args.early_stopping,
               "inner_fraction": args.inner_fraction, "seed": args.seed, "lightgbm": result.params}
+    folds_kept = {str(f["fold"]): f["kept"] for f in report["folds"]}
     trees = result.n_trees[result.n_trees > 0]
     return build_meta("hpa_ens.stack", meta_inputs(inputs), folds=args.folds, params=params,
                       argv=argv, name=args.name or Path(args.out).name, task=inputs.task.to_meta(),
                       oof_macro_f1_exact_thresholds=report["macro"], verdict=report["verdict"],
                       set_fallback=result.fallback, fallback_classes=report["fallback_classes"],
+                      class_uses=[c["uses"] for c in report["classes"]], folds_kept=folds_kept,
                       mean_trees=float(trees.mean()) if len(trees) else 0.0)
 
 
@@ -103,14 +111,27 @@ def report_table(report: dict, class_names):
     table.add_column("support", justify="right", footer=str(int(np.sum(support))))
     for name in names:
         table.add_column(name, justify="right", footer=f"{report['macro'][name]:.4f}")
-    table.add_column("stack used", footer="")
+    table.add_column("uses", footer="")
+    table.add_column("inner gain", justify="right", footer="")
     for c in range(len(support)):
         row = [report["per_class"][n][c] for n in names]
         best = int(np.argmax(row))
         cells = [f"[bold]{v:.4f}[/bold]" if i == best else f"{v:.4f}" for i, v in enumerate(row)]
+        record = report["classes"][c]
+        gain = record["mean_inner_gain"]
         table.add_row(str(c), class_names[c] if c < len(class_names) else str(c), str(int(support[c])), *cells,
-                      report["class_methods"][c])
+                      record["uses"], "" if gain is None else f"{gain:+.4f}")
     return table
+
+
+def fold_lines(report: dict) -> list[str]:
+    """One line per fold: the set-level rule's gain on its inner split and what the fold kept."""
+    lines = []
+    for fold in report["folds"]:
+        gain = "not measured" if fold["set_gain"] is None else f"macro F1 gain {fold['set_gain']:+.4f}"
+        lines.append(f"fold {fold['fold']}: {fold['kept']} ({gain} on its inner split; "
+                     f"{fold['classes_stacked']} classes stacked)")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_json(out / "stack_report.json", report)
         plot_stack_report(report, out / "stack_report.png")
     console.print(report_table(report, inputs.task.class_names))
+    console.print("inner gain: the stack's F1 minus the blend's on the fold's inner split (rows of the other folds), "
+                  "mean over folds")
+    for line in fold_lines(report):
+        console.print(line)
     if report["fallback_classes"]:
         console.print("fallback used for classes " + ", ".join(f"{c} ({m})" for c, m in report["fallback_classes"].items()))
     console.print(f"[bold]{report['verdict']}[/bold]  (report: {out / 'stack_report.json'})")
