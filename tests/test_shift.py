@@ -367,11 +367,11 @@ def test_resolve_method():
 
 # ------------------------------------------------------------------------------------- registry
 def test_registry_menu_legacy_names_and_errors():
-    assert T.available_rules() == ("exact", "boot", "match", "directional", "plugin", "optuna")
+    assert T.available_rules() == ("exact", "boot", "match", "directional", "trusted", "plugin", "optuna")
     assert set(T.available_rules(include_legacy=True)) - set(T.available_rules()) == {"blend", "gated", "prior", "reweight"}
     assert all(T.get_rule(n).summary and T.get_rule(n).legacy == (n not in T.available_rules())
                for n in T.available_rules(include_legacy=True))
-    with pytest.raises(ParameterError, match=r"one of exact, boot, match, directional, plugin, optuna "
+    with pytest.raises(ParameterError, match=r"one of exact, boot, match, directional, trusted, plugin, optuna "
                                              r"\(or a legacy rule: blend, gated, prior, reweight\)\. Got 'nope' instead"):
         T.get_rule("nope")
     # The metadata says what each rule reads; choose refuses in one line what a rule cannot run without.
@@ -414,7 +414,7 @@ def test_choose_checks_params_columns_and_applies_the_no_positive_rule():
     np.testing.assert_array_equal(cuts, T.match_thresholds(test, target))
     assert report["warnings"] == []
     # Without a method: the default with a target, boot without, match for test rows alone.
-    assert T.choose(None, probs, y, test, target, n_boot=5)[1]["method"] == "directional"
+    assert T.choose(None, probs, y, test, target, n_boot=5)[1]["method"] == "trusted"
     assert T.choose(None, probs, y, n_boot=5)[1]["method"] == "boot"
     assert T.choose(None, None, None, test, target)[1]["method"] == "match"
 
@@ -482,7 +482,7 @@ def test_cli_legacy_method_still_runs_but_is_not_in_the_usage(tmp_path):
     from hpa_ens.commands.thresholds import build_parser
 
     usage = build_parser().format_usage()
-    assert "{exact,boot,match,directional,plugin,optuna}" in usage and "gated" not in usage
+    assert "{exact,boot,match,directional,trusted,plugin,optuna}" in usage and "gated" not in usage
     labels, pred, target, y, oof, test = _hpa_set(tmp_path)
     out = tmp_path / "gated.json"
     assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(target),

@@ -44,7 +44,7 @@ NAME = "thresholds"
 FLAG_PARAMS = {"robust": "robust", "rare_max": "rare_max", "n_boot": "n_boot", "shrink_strength": "strength",
                "seed": "seed", "blend_floor": "floor", "tolerance": "tolerance", "trials": "n_trials",
                "offset_range": "offset_range", "class_offsets": "class_offsets", "storage": "storage",
-               "min_labels": "min_labels", "max_labels": "max_labels"}
+               "min_labels": "min_labels", "max_labels": "max_labels", "target_n": "target_n"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target class shares on test: 'train' (shares of --labels) or a CSV, one row per class "
                         "(class column optional, share column 'lb' or 'share')")
     p.add_argument("--target-column", default=None, help="share column of --target-dist (default: lb, else share)")
+    p.add_argument("--target-n", type=int, default=None,
+                   help="rows behind the --target-dist shares (a leaderboard probe's row count): the rules that take "
+                        "it trust a share only as far as its sampling error sqrt(p(1-p)/N) allows (default: exact shares)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="match: relative band |test share - target| <= T*target; optuna: feasible when "
                         "sum|test share - target| / sum(target) <= T")
@@ -116,6 +119,8 @@ def check_args(args, task: Task) -> None:
             bad(name.replace("_", "-"), f"an int >= {low}", getattr(args, name))
     if args.storage is not None and args.method != "optuna":
         bad("storage", "given only with --method optuna", args.storage)
+    if args.target_n is not None and (args.target_n < 1 or args.target_dist in (None, "train")):
+        bad("target-n", "an int >= 1, given only with a --target-dist file", args.target_n)
 
 
 def rule_params(args, rule) -> dict:
@@ -155,6 +160,10 @@ def load_inputs(args, task: Task) -> TuningInputs:
     test_only = not has_oof(pred)
     args.method = resolve_method(args.method, args.target_dist is not None, not test_only)
     rule = get_rule(args.method)
+    if args.target_n is not None and "target_n" not in rule.params:
+        raise ParameterError(f"The '--target-n' parameter of {prog(NAME)} must be given only with a rule that takes it "
+                             f"({', '.join(r for r in available_rules() if 'target_n' in get_rule(r).params)}): "
+                             f"{args.method} reads no sampling error. Got {args.target_n!r} instead.")
     needs_oof = rule.reads_oof(rule_params(args, rule)) or args.target_dist == "train"
     if needs_oof and args.labels is None:
         raise ParameterError(f"The '--labels' parameter of {prog(NAME)} must be given for --method {args.method}"
@@ -207,7 +216,8 @@ def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
             params["progress"] = lambda done, total: bar.update(job, completed=done)
         thresholds, report = choose(args.method, inp.oof, inp.y, inp.test, inp.target, class_names=task.class_names,
                                     labels_name="--labels", **params)
-    settings = {"n_boot": args.n_boot, "seed": args.seed, "blend_floor": args.blend_floor, "robust": args.robust}
+    settings = {"n_boot": args.n_boot, "seed": args.seed, "blend_floor": args.blend_floor, "robust": args.robust,
+                "target_n": args.target_n}
     recorded = {"target_dist": args.target_dist, "target_column": args.target_column, "tolerance": args.tolerance}
     recorded |= {key: settings[key] for key in rule.recorded(params)}
     recorded |= {key: _jsonable(value) for key, value in report["info"].items()}
