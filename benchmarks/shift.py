@@ -1,11 +1,12 @@
 """Thresholds under label shift: test macro F1 of every rule on benchmarks the project did not make.
 
     .venv/bin/python benchmarks/shift.py [--quick] [--seeds S ...] [--sets hpa yeast emotions scene]
-                                         [--cache DIR] [--rows N]
+                                         [--blocks lb shaping heldout] [--cache DIR] [--rows N] [--stacks-only]
 
-``--quick`` runs seeds 0 1 2 (issue 15's protocol, what ``make bench`` records); without it, seeds 0..9 (what
-``make bench-full`` records, and what the docs show when present: three seeds proved too few, see
-docs/thresholds.md). ``--rows N`` subsamples the HPA label matrix for a smoke run.
+``--quick`` runs the LB table on seeds 0 1 2 (issue 15's protocol, what ``make bench`` records) and nothing else;
+without it, the LB table on seeds 0..9 and the two pattern blocks below (what ``make bench-full`` records, and
+what the docs show when present: three seeds proved too few, see docs/thresholds.md). ``--rows N`` subsamples the
+HPA label matrix for a smoke run.
 
 Cases (one column each; mean ± spread (max - min) over the seeds):
 
@@ -20,6 +21,45 @@ Cases (one column each; mean ± spread (max - min) over the seeds):
 - ``NAME-shift``: the same stack, its test part redrawn (60 % of the rows) toward train shares times a
   seeded log-normal factor (sd 0.5); the announced target is the drawn rows' shares.
 - ``NAME-none``: as-is, no target given (the rules that need none; EM estimates the shares).
+
+These are the **LB table** (``--blocks lb``, seeds ``--seeds``). Every one of them reuses the one leaderboard
+target (hpa-lb) or one seeded log-normal draw per seed; fresh seeds only redraw the noise. So two further blocks
+score the threshold rules on **shift patterns no rule was shaped on** (issue 26). The patterns were written down
+here, and committed, before any rule was changed or any result on them was read:
+
+- Each (data set, seed) is stacked once, exactly as above (HPA: the stack of ``hpa-lb``, whose test part is the
+  25 % drawn toward the leaderboard shares; MULAN: the official split), and every pattern draws its test rows
+  from that seed's test part, never from the rows the stack was fitted on. A pattern's generator is seeded by
+  ``(seed, data set, pattern)``.
+- ``D-ln0.5`` and ``D-ln1``: wanted shares = the train shares times independent log-normal factors
+  ``exp(N(0, sigma))``, sigma 0.5 and 1.0 (capped at 0.9); ``PATTERN_FRACTION`` (50 %) of the test part drawn
+  toward them with :func:`hpa_ens.testing.simulate.draw_toward_distribution`; announced = the drawn rows' shares.
+- ``D-rev``: a reversed shift, rare classes made common: wanted share of the class of train-share rank ``r``
+  (ascending) = the train share of rank ``K - 1 - r`` (the rank reversal of the train shares); 50 % of the test
+  part drawn toward it; announced = the drawn rows' shares. (A 50 % draw can at most double a share, so the
+  realised shift is "common classes fall far, rare classes rise up to 2x".)
+- ``D-probe``: the leaderboard target announced with probe noise. The test rows are those of ``hpa-lb``
+  (HPA) or of ``NAME-shift`` (MULAN: its 60 % draw toward train x log-normal(0.5)); a public-leaderboard probe
+  of ``PROBE_FRACTION`` (30 %) of those rows is drawn at random, and *its* label shares are announced (a class
+  the probe did not see at half a row); ``target_n`` = the probe's row count is handed to the rules that take
+  it. Scored on every test row, as the other cases.
+
+Case names: ``hpa-ln0.5``, ``hpa-ln1``, ``hpa-rev``, ``hpa-probe``, and the same for yeast, emotions, scene
+(16 cases). Two seed blocks, reported separately:
+
+- **shaping** (``--blocks shaping``): seeds 0..4 (``SHAPING_SEEDS``), read as often as needed to shape a rule;
+- **held-out** (``--blocks heldout``): seeds 100..109 (``HELDOUT_SEEDS``: other patterns and other draws), run
+  only on a rule frozen (committed) before the run; every such run is listed in
+  ``benchmarks/shift_heldout_log.md``.
+
+Per block: test macro F1 of ``exact``, ``match``, ``directional`` (the default before issue 26), the package
+default with a target when it is another rule, and the oracle, per case (mean ± spread over the block's seeds);
+each rule's gap to the better of ``exact`` and ``match`` per case (means over seeds, as in the LB table); and
+issue 26's three target numbers: the rule's mean over the cases minus the better of exact's and match's means
+(asked >= 0), the mean over the cases of the per-case gap (asked >= -0.001), and the worst case's gap (asked
+>= -0.008). Tables ``shift_patterns``/``shift_patterns_gap`` (shaping) and ``shift_heldout``/
+``shift_heldout_gap`` (held-out), rows = cases; ``shift_targets``, rows = rules. ``--stacks-only`` builds the
+blocks' cached stacks and scores nothing (so the held-out stacks can be made without reading a result).
 
 Rows: OOF-optimal (``exact``), ``match``, every rule of :data:`hpa_ens.thresholds.RULES` but the ``optuna`` search
 (the legacy rules too: this is the table that retired them), and the oracle
@@ -39,6 +79,7 @@ import functools
 import hashlib
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +98,10 @@ SHARED = ROOT.parent / "shared"
 HPA_TRAIN = SHARED / "hpa" / "train.csv"
 HPA_LB = SHARED / "hpa" / "lb_label_distribution.csv"
 RULES = ("exact", "match", "boot", "blend", "gated", "directional", "prior", "reweight", "plugin")
+RULES += tuple(r for r in (T.default_method(True),) if r not in RULES)  # the default with a target, always a row
+#: The rows of the pattern blocks: the two baselines, the default before issue 26, the default now (if another).
+PATTERN_RULES = ("exact", "match", "directional") + tuple(r for r in (T.default_method(True),)
+                                                           if r not in ("exact", "match", "directional"))
 NEEDS_TARGET = tuple(r for r in RULES if T.get_rule(r).needs_target)
 FILLS = ("ratio", "margin", "logit", "prob", "calibrated", "posterior")
 
@@ -91,13 +136,13 @@ def _stack_key() -> str:
     The fingerprint of the library modules the cached computation runs (the stacker, the simulated base
     models, the test draw, the MULAN learners, the target shares' reader; with every module they import)
     and of the benchmark's own functions feeding it. Any change there misses the cache instead of reading
-    stacks made by other code; a change elsewhere (this report's tables) keeps it.
+    stacks made by other code; a change elsewhere (this report's cases and tables) keeps it.
     """
     import inspect
 
     modules = ("hpa_ens.ensemble", "hpa_ens.testing.label_noise", "hpa_ens.testing.simulate", "hpa_ens.labels",
                "hpa_ens.contract.thresholds", "hpa_ens.task", "mulan_data")
-    sources = [inspect.getsource(f) for f in (run_stack, _cached, hpa_case, mulan_cases)]
+    sources = [inspect.getsource(f) for f in (run_stack, _cached, hpa_stack, mulan_stack)]
     return f"code-{code_fingerprint(modules, sources)}-es{EARLY_STOPPING_ROUNDS}"
 
 
@@ -106,8 +151,13 @@ def _share_for_rules(share: np.ndarray, n: int) -> np.ndarray:
     return np.clip(share, 0.5 / n, 1 - 0.5 / n)
 
 
-# ---------------------------------------------------------------------------------------- cases
-def hpa_case(seed: int, cache: Path | None, rows: int | None = None):
+# ---------------------------------------------------------------------------------------- stacks
+def hpa_stack(seed: int, cache: Path | None, rows: int | None = None):
+    """The HPA stack of one seed: ``(Y, train_idx, test_idx, lb, oof, test)``.
+
+    ``Y`` the real label matrix (a random ``rows``-row subset when given), ``test_idx`` its 25 % drawn toward
+    the leaderboard shares ``lb``, ``oof``/``test`` the stacked probabilities of the train and test parts.
+    """
     from hpa_ens.contract.thresholds import read_target_shares
     from hpa_ens.labels import read_labels
     from hpa_ens.task import load_task
@@ -128,11 +178,11 @@ def hpa_case(seed: int, cache: Path | None, rows: int | None = None):
         return run_stack(list(probs[:, train_idx]), list(probs[:, test_idx]), Y[train_idx], folds, seed)
 
     oof, test = _cached(cache, f"hpa-{seed}-{rows}-{_stack_key()}", compute)
-    return {"hpa-lb": (oof, Y[train_idx], test, Y[test_idx], lb, 1)}
+    return Y, train_idx, test_idx, lb, oof, test
 
 
-def mulan_cases(name: str, seed: int, cache: Path | None):
-    from hpa_ens.testing.simulate import draw_toward_distribution
+def mulan_stack(name: str, seed: int, cache: Path | None):
+    """The stack of one MULAN set and seed on its official split: ``(data, oof, test)``."""
     from mulan_data import LEARNERS, load_mulan, multilabel_folds, oof_and_test
 
     data = load_mulan(name)
@@ -143,18 +193,101 @@ def mulan_cases(name: str, seed: int, cache: Path | None):
         return run_stack([p[0] for p in pairs], [p[1] for p in pairs], data.Y_train, folds, seed)
 
     oof, test = _cached(cache, f"{name}-{seed}-{_stack_key()}", compute)
-    y, yt = data.Y_train, data.Y_test
-    min_labels = int(y.sum(axis=1).min() >= 1)
-    train_share = _share_for_rules(y.mean(axis=0), len(y))
+    return data, oof, test
+
+
+def stack_of(name: str, seed: int, cache: Path | None, rows: int | None = None):
+    """``(oof, y, test, yt, min_labels)`` of the seed's stack of data set ``name``, and its announced target for
+    the LB table (HPA: the leaderboard shares; MULAN: None, the cases choose)."""
+    if name == "hpa":
+        Y, train_idx, test_idx, lb, oof, test = hpa_stack(seed, cache, rows)
+        return (oof, Y[train_idx], test, Y[test_idx], 1), lb
+    data, oof, test = mulan_stack(name, seed, cache)
+    y = data.Y_train
+    return (oof, y, test, data.Y_test, int(y.sum(axis=1).min() >= 1)), None
+
+
+# ---------------------------------------------------------------------------------------- cases
+def hpa_case(seed: int, cache: Path | None, rows: int | None = None):
+    (oof, y, test, yt, min_labels), lb = stack_of("hpa", seed, cache, rows)
+    return {"hpa-lb": (oof, y, test, yt, lb, min_labels)}
+
+
+def _mulan_shift_rows(y: np.ndarray, yt: np.ndarray, seed: int) -> np.ndarray:
+    """The rows of ``NAME-shift``: 60 % of the test part drawn toward train shares x log-normal(0.5)."""
+    from hpa_ens.testing.simulate import draw_toward_distribution
+
     rng = np.random.default_rng(1000 + seed)
     wanted = np.clip(y.mean(axis=0) * np.exp(rng.normal(0.0, 0.5, y.shape[1])), 0.005, 0.9)
-    drawn = draw_toward_distribution(yt, wanted, int(0.6 * len(yt)), seed=seed)
+    return draw_toward_distribution(yt, wanted, int(0.6 * len(yt)), seed=seed)
+
+
+def mulan_cases(name: str, seed: int, cache: Path | None):
+    (oof, y, test, yt, min_labels), _ = stack_of(name, seed, cache)
+    train_share = _share_for_rules(y.mean(axis=0), len(y))
+    drawn = _mulan_shift_rows(y, yt, seed)
     announced = _share_for_rules(yt[drawn].mean(axis=0), len(drawn))
     return {
         name: (oof, y, test, yt, train_share, min_labels),
         f"{name}-shift": (oof, y, test[drawn], yt[drawn], announced, min_labels),
         f"{name}-none": (oof, y, test, yt, None, min_labels),
     }
+
+
+# ------------------------------------------------------------------------- shift patterns (issue 26)
+#: Seed blocks of the shift patterns: shaping (read freely) and held-out (only for frozen rules; see the log).
+SHAPING_SEEDS = tuple(range(5))
+HELDOUT_SEEDS = tuple(range(100, 110))
+#: The patterns, in table order; the share of a seed's test part a pattern draws; the probe's share of test rows.
+PATTERNS = ("ln0.5", "ln1", "rev", "probe")
+PATTERN_FRACTION = 0.5
+PROBE_FRACTION = 0.3
+
+
+def _pattern_rng(seed: int, name: str, pattern: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(f"{name}/{pattern}".encode())])
+
+
+def wanted_shares(pattern: str, train: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The shares a pattern draws its test rows toward (``ln0.5``, ``ln1``, ``rev``), shape (K,)."""
+    if pattern in ("ln0.5", "ln1"):
+        sigma = {"ln0.5": 0.5, "ln1": 1.0}[pattern]
+        return np.minimum(train * np.exp(rng.normal(0.0, sigma, len(train))), 0.9)
+    if pattern == "rev":
+        order = np.argsort(train, kind="stable")  # ascending: order[r] is the class of rank r
+        wanted = np.empty_like(train)
+        wanted[order] = train[order[::-1]]
+        return wanted
+    raise ValueError(f"The 'pattern' parameter must be one of {PATTERNS[:3]}. Got {pattern!r} instead.")
+
+
+def pattern_cases(name: str, seed: int, cache: Path | None, rows: int | None = None) -> dict:
+    """The shift patterns of one data set and seed: ``{case: (oof, y, test, yt, announced, min_labels, target_n)}``.
+
+    ``target_n`` is the probe's row count for ``probe`` (the announced shares are a probe's), else None (the
+    announced shares are the drawn rows' own).
+    """
+    from hpa_ens.testing.simulate import draw_toward_distribution
+
+    (oof, y, test, yt, min_labels), _ = stack_of(name, seed, cache, rows)
+    train = y.mean(axis=0)
+    out = {}
+    for pattern in PATTERNS:
+        rng = _pattern_rng(seed, name, pattern)
+        if pattern == "probe":
+            # The test rows of the LB case (HPA) or of NAME-shift (MULAN); the announcement is a 30 % probe's.
+            rows_ = np.arange(len(yt)) if name == "hpa" else _mulan_shift_rows(y, yt, seed)
+            probe = rng.choice(len(rows_), size=max(1, round(PROBE_FRACTION * len(rows_))), replace=False)
+            announced = _share_for_rules(yt[rows_][probe].mean(axis=0), len(probe))
+            target_n = len(probe)
+        else:
+            wanted = wanted_shares(pattern, train, rng)
+            rows_ = draw_toward_distribution(yt, wanted, int(PATTERN_FRACTION * len(yt)),
+                                             seed=int(rng.integers(2 ** 31)))
+            announced = _share_for_rules(yt[rows_].mean(axis=0), len(rows_))
+            target_n = None
+        out[f"{name}-{pattern}"] = (oof, y, test[rows_], yt[rows_], announced, min_labels, target_n)
+    return out
 
 
 # ------------------------------------------------------------------------------------ scoring
@@ -274,42 +407,149 @@ def report(results: dict, fills: dict, seeds) -> None:
         print(f"best {label}: {best} ({means[best]:.4f}); " + ", ".join(f"{r} {v:.4f}" for r, v in means.items()))
 
 
+def rule_thresholds(rule: str, oof, y, test, target, target_n, n_boot: int, seed: int) -> np.ndarray:
+    """The rule's cuts; ``target_n`` (the probed rows behind ``target``) goes to the rules that take it."""
+    extra = {"target_n": target_n} if target_n is not None and "target_n" in T.get_rule(rule).params else {}
+    return T.choose(rule, oof, y, test, target, n_boot=n_boot, seed=seed, **extra)[0]
+
+
+def evaluate_pattern(case, seed: int, n_boot: int) -> dict:
+    """Test macro F1 of :data:`PATTERN_RULES` and the oracle on one pattern case (the default fill, as above)."""
+    oof, y, test, yt, target, min_labels, target_n = case
+    posterior = Posterior.fit(oof, y, target)
+    fill = default_rank_rule(has_oof=True, has_target=True)
+    out = {}
+    for rule in PATTERN_RULES + ("oracle",):
+        thr = (T.exact_thresholds(yt, test)[0] if rule == "oracle"
+               else rule_thresholds(rule, oof, y, test, target, target_n, n_boot, seed))
+        out[rule] = score(test, yt, thr, min_labels, fill_scores(fill, test, thr, posterior))
+    return out
+
+
+def pattern_targets(results: dict, rule: str) -> dict:
+    """Issue 26's three numbers for ``rule`` over the cases of ``results`` (``{case: [per-seed dicts]}``).
+
+    ``mean - better mean``: the rule's mean over the cases minus the better of exact's and match's means over the
+    cases (asked >= 0); ``mean gap``: the mean over the cases of the rule's gap to the better of exact and match
+    (:func:`gaps_over_better`, asked >= -0.001); ``worst gap``: the smallest of those gaps (asked >= -0.008).
+    """
+    means = {r: float(np.mean([_mean(runs, r) for runs in results.values()])) for r in (rule, "exact", "match")}
+    gaps = gaps_over_better(results, rule)
+    worst = min(gaps, key=gaps.get)
+    return {"mean": means[rule], "mean - better mean": means[rule] - max(means["exact"], means["match"]),
+            "mean gap": float(np.mean(list(gaps.values()))), "worst gap": gaps[worst], "worst case": worst}
+
+
+#: Issue 26's bounds on the three numbers of :func:`pattern_targets`.
+TARGETS = {"mean - better mean": 0.0, "mean gap": -0.001, "worst gap": -0.008}
+
+
+def report_patterns(results: dict, block: str, seeds) -> None:
+    """Print and emit one pattern block: F1 per case and rule, gaps per case, the three target numbers."""
+    default = T.default_method(True)
+    label = {"shaping": "shaping", "heldout": "held-out"}[block]
+    table = {"shaping": "shift_patterns", "heldout": "shift_heldout"}[block]
+    note = f"{label} block, mean ± spread (max - min) over seeds {' '.join(map(str, seeds))}"
+    rows = PATTERN_RULES + ("oracle",)
+    print(f"Shift patterns, {label} block (seeds {' '.join(map(str, seeds))}): test macro F1, mean ± spread")
+    print("| case | " + " | ".join(rows) + " |")
+    for case, runs in results.items():
+        cells = []
+        for rule in rows:
+            vals = [r[rule] for r in runs]
+            cells.append(f"{np.mean(vals):.4f} ± {np.ptp(vals):.4f}")
+            emit(f"{label}: {rule} on {case}", float(np.mean(vals)), "macro F1", note=note, table=table,
+                 row=case, col=rule, spread=float(np.ptp(vals)), bold=rule == default)
+        print(f"| {case} | " + " | ".join(cells) + " |")
+    print()
+    print(f"Gap to the better of exact and match (means over seeds), {label} block:")
+    gap_rules = PATTERN_RULES
+    per_rule = {rule: gaps_over_better(results, rule) for rule in gap_rules}
+    print("| case | " + " | ".join(gap_rules) + " |")
+    for case in results:
+        for rule in gap_rules:
+            emit(f"{label}: {rule}: gap to the better of exact and match on {case}", per_rule[rule][case],
+                 "macro F1", note=note, table=f"{table}_gap", row=case, col=rule, bold=rule == default)
+        print(f"| {case} | " + " | ".join(f"{per_rule[r][case]:+.4f}" for r in gap_rules) + " |")
+    print()
+    print(f"Issue 26's targets, {label} block: mean - better mean >= 0 | mean gap >= -0.001 | worst gap >= -0.008")
+    for rule in gap_rules:
+        t = pattern_targets(results, rule)
+        held = [t[k] >= bound for k, bound in TARGETS.items()]
+        print(f"  {rule:12s} mean {t['mean']:.4f} | {t['mean - better mean']:+.4f} | {t['mean gap']:+.4f} | "
+              f"{t['worst gap']:+.4f} ({t['worst case']}) | targets held: {sum(held)}/3")
+        emit(f"{label}: {rule}: mean over the cases", t["mean"], "macro F1", note=note, table="shift_targets",
+             row=rule, col=f"{label}: mean", bold=rule == default)
+        for key in TARGETS:
+            emit(f"{label}: {rule}: {key}", t[key], "macro F1",
+                 note=(f"{t['worst case']}; " if key == "worst gap" else "") + note, table="shift_targets",
+                 row=rule, col=f"{label}: {key}", bold=rule == default)
+    print()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2 with --quick, else 0..9")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="seeds of the LB table; default: 0 1 2 with --quick, else 0..9")
     ap.add_argument("--sets", nargs="+", default=["hpa", "yeast", "emotions", "scene"])
+    ap.add_argument("--blocks", nargs="+", choices=("lb", "shaping", "heldout"), default=None,
+                    help="what to run: the LB table, the shaping block of shift patterns (seeds 0..4), the held-out "
+                         "block (seeds 100..109: only for a rule frozen before the run, see the module doc); "
+                         "default: lb with --quick, else all three")
     ap.add_argument("--cache", default=None, help="folder caching the stacked probabilities per case and seed "
                     "(keyed by the fingerprint of the code that made them)")
     ap.add_argument("--n-boot", type=int, default=50)
     ap.add_argument("--quick", action="store_true", help="seeds 0 1 2 (issue 15's protocol) instead of 0..9")
     ap.add_argument("--rows", type=int, default=None, help="HPA: a random subset of this many label rows (smoke runs)")
+    ap.add_argument("--stacks-only", action="store_true",
+                    help="build the blocks' (cached) stacks and score nothing")
     args = ap.parse_args(argv)
     args.seeds = args.seeds or ([0, 1, 2] if args.quick else list(range(10)))
+    blocks = args.blocks or (["lb"] if args.quick else ["lb", "shaping", "heldout"])
     cache = Path(args.cache) if args.cache else None
-    results: dict = {}
-    fills: dict = {}
+    sets = list(args.sets)
+    if "hpa" in sets and not (HPA_TRAIN.exists() and HPA_LB.exists()):
+        print(f"{HPA_TRAIN} not found: HPA cases skipped.")
+        sets.remove("hpa")
     t0 = time.perf_counter()
-    for seed in args.seeds:
-        for name in args.sets:
-            if name == "hpa":
-                if not (HPA_TRAIN.exists() and HPA_LB.exists()):
-                    print(f"{HPA_TRAIN} not found: HPA case skipped.")
-                    continue
-                cases = hpa_case(seed, cache, args.rows)
-            else:
-                cases = mulan_cases(name, seed, cache)
-            for case_name, case in cases.items():
-                res, fill = evaluate(case, seed, args.n_boot)
-                results.setdefault(case_name, []).append(res)
-                if fill:
-                    fills.setdefault(case_name, []).append(fill)
-            print(f"seed {seed} {name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
-    print()
-    print(_table(results, RULES + ("oracle",), f"Test macro F1, mean ± spread (max - min) over seeds {args.seeds}"))
-    print()
-    print(_table(fills, FILLS, "Rows left without a label: fill rule (default method's thresholds)"))
-    print()
-    report(results, fills, args.seeds)
+    if args.stacks_only:
+        seeds = sorted(set((args.seeds if "lb" in blocks else []) + (list(SHAPING_SEEDS) if "shaping" in blocks else [])
+                           + (list(HELDOUT_SEEDS) if "heldout" in blocks else [])))
+        for seed in seeds:
+            for name in sets:
+                stack_of(name, seed, cache, args.rows)
+                print(f"seed {seed} {name}: stacked ({time.perf_counter() - t0:.0f} s)", flush=True)
+        return 0
+    if "lb" in blocks:
+        results: dict = {}
+        fills: dict = {}
+        for seed in args.seeds:
+            for name in sets:
+                cases = hpa_case(seed, cache, args.rows) if name == "hpa" else mulan_cases(name, seed, cache)
+                for case_name, case in cases.items():
+                    res, fill = evaluate(case, seed, args.n_boot)
+                    results.setdefault(case_name, []).append(res)
+                    if fill:
+                        fills.setdefault(case_name, []).append(fill)
+                print(f"seed {seed} {name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print()
+        print(_table(results, RULES + ("oracle",), f"Test macro F1, mean ± spread (max - min) over seeds {args.seeds}"))
+        print()
+        print(_table(fills, FILLS, "Rows left without a label: fill rule (default method's thresholds)"))
+        print()
+        report(results, fills, args.seeds)
+    for block, seeds in (("shaping", SHAPING_SEEDS), ("heldout", HELDOUT_SEEDS)):
+        if block not in blocks:
+            continue
+        patterns: dict = {}
+        for seed in seeds:
+            for name in sets:
+                for case_name, case in pattern_cases(name, seed, cache, args.rows).items():
+                    patterns.setdefault(case_name, []).append(evaluate_pattern(case, seed, args.n_boot))
+                print(f"{block} seed {seed} {name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+        # Cases in table order: pattern by pattern, the data sets within each.
+        order = [f"{name}-{p}" for p in PATTERNS for name in sets]
+        report_patterns({c: patterns[c] for c in order if c in patterns}, block, seeds)
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -203,6 +203,115 @@ def test_directional_blend_is_gated_where_the_share_rises_and_leans_on_match_whe
         T.directional_blend(oof, spread, matched, spread, train, target, fall_scale=0.0)
 
 
+def test_share_logit_se_is_the_probe_sampling_error_on_the_logit_scale():
+    np.testing.assert_allclose(T.share_logit_se([0.5, 0.1, 0.01], 400),
+                               [1 / np.sqrt(400 * p * (1 - p)) for p in (0.5, 0.1, 0.01)])
+    # Delta method: sd of the logit of a binomial share, by simulation, for a share well inside (0, 1).
+    rng = np.random.default_rng(0)
+    share = rng.binomial(2000, 0.2, size=20000) / 2000
+    assert np.std(np.log(share / (1 - share))) == pytest.approx(T.share_logit_se([0.2], 2000)[0], rel=0.03)
+    np.testing.assert_array_equal(T.share_logit_se([0.3, 0.2]), [0.0, 0.0])  # no probe: exact shares
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ParameterError, match="'target_n'.*Got"):
+            T.share_logit_se([0.3], bad)
+
+
+def test_bootstrap_share_is_the_f1_best_count_under_the_target():
+    rng = np.random.default_rng(11)
+    n = 2000
+    y = (rng.random((n, 2)) < [0.3, 0.3]).astype(np.uint8)
+    probs = np.column_stack([np.where(y[:, 0] == 1, 0.6 + 0.4 * rng.random(n), 0.5 * rng.random(n)),  # separable
+                             1 / (1 + np.exp(-rng.normal(0.5 * y[:, 1], 1.0)))])  # weak: best count >> positives
+    train = y.mean(0)
+    target = np.array([0.1, 0.1])
+    boot = T.bootstrap_cuts(y, probs, n_boot=30, seed=2, train_share=train, target_share=target)
+    # A separable class: the best cut predicts exactly its positives, i.e. the target share of the re-weighted rows.
+    assert boot.share[0] == pytest.approx(0.1, rel=0.05)
+    # A weak class predicts more rows than it has positives, further so at a lower share (F1 rewards recall).
+    assert boot.share[1] > 2 * target[1]
+    # Without re-weighting, the separable class's best share is its own share; the cuts are unchanged by ``share``.
+    plain = T.bootstrap_cuts(y, probs, n_boot=30, seed=2)
+    assert plain.share[0] == pytest.approx(train[0], rel=0.05)
+    np.testing.assert_array_equal(plain.exact, T.exact_thresholds(y, probs)[0])
+    y[:, 1] = 0
+    assert T.bootstrap_cuts(y, probs, n_boot=5).share[1] == 0.0  # no positives: no count
+
+
+def test_trusted_blend_discounts_matching_by_the_count_error():
+    oof, matched = np.full(5, 0.2), np.array([0.6, 0.05, 0.05, 0.05, 0.6])
+    spread = np.array([0.3, 0.2, 0.0, 0.0, 0.1])
+    train = np.full(5, 0.1)
+    target = np.array([0.3, 0.05, 0.01, 0.01, 0.1])  # rises, falls, falls a lot (twice), unshifted
+    _, w_dir = T.directional_blend(oof, spread, matched, spread, train, target)
+    # The F1-best count equals the announced count: exactly directional's weights.
+    thr, w = T.trusted_blend(oof, spread, matched, spread, train, target, best_share=target)
+    np.testing.assert_allclose(w, w_dir, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(thr, T.directional_blend(oof, spread, matched, spread, train, target)[0], rtol=1e-12)
+    # A best count 2x (or 1/2 of) the announced one: the matched weight times exp(-log 2 / COUNT_SCALE).
+    best = target * np.array([2.0, 0.5, 1.0, 3.0, 2.0])
+    thr, w = T.trusted_blend(oof, spread, matched, spread, train, target, best_share=best)
+    b = np.abs(np.log(best / target))
+    np.testing.assert_allclose(1 - w, (1 - w_dir) * np.exp(-b / T.COUNT_SCALE), rtol=1e-12)
+    assert w[3] > w[2]  # same fall, the class whose best count is 3x the announced one keeps more of its OOF cut
+    assert thr[4] == 0.2 and w[4] == 1.0  # unshifted: the OOF cut, bit for bit, whatever the count
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(logit(thr[:4]), w[:4] * logit(0.2) + (1 - w[:4]) * logit(matched[:4]), rtol=1e-9)
+    # A best cut that predicts nothing gives no count to trust: the OOF cut.
+    thr, w = T.trusted_blend(oof, spread, matched, spread, train, target, best_share=np.zeros(5))
+    assert (w == 1.0).all() and (thr == 0.2).all()
+    with pytest.raises(ParameterError, match="'count_scale'.*Got 0"):
+        T.trusted_blend(oof, spread, matched, spread, train, target, target, count_scale=0)
+
+
+def test_trusted_blend_trusts_a_probed_share_only_beyond_its_sampling_error():
+    oof, matched, spread = np.full(3, 0.2), np.full(3, 0.05), np.zeros(3)
+    train = np.full(3, 0.2)
+    target = np.array([0.19, 0.05, 0.05])  # a fall inside a small probe's noise; a large fall (twice)
+    exact_shares = T.trusted_blend(oof, spread, matched, spread, train, target, target)[1]
+    _, w = T.trusted_blend(oof, spread, matched, spread, train, target, target, target_n=100)
+    se = T.share_logit_se(target, 100)
+    assert se[0] > 0.2 > abs(np.log(0.19 / 0.81) - np.log(0.2 / 0.8))
+    assert 1 - w[0] < 0.1 * (1 - exact_shares[0])  # the small fall is mostly noise: (almost) no matching
+    # A large fall is trusted, less by the matched count's own error: the weight times exp(-se / COUNT_SCALE).
+    d = np.log(0.05 / 0.95) - np.log(0.2 / 0.8)
+    shrunk = 1 / (1 + np.exp(-(np.log(0.2 / 0.8) + d ** 3 / (d ** 2 + se[1] ** 2))))
+    w_dir = T.directional_blend(oof, spread, matched, spread, train, np.array([shrunk]))[1]
+    np.testing.assert_allclose(1 - w[1], (1 - w_dir[0]) * np.exp(-se[1] / T.COUNT_SCALE), rtol=1e-12)
+    # A huge probe is (almost) the exact shares.
+    np.testing.assert_allclose(T.trusted_blend(oof, spread, matched, spread, train, target, target,
+                                               target_n=10 ** 12)[1], exact_shares, atol=1e-4)
+    with pytest.raises(ParameterError, match="'target_n'"):
+        T.trusted_blend(oof, spread, matched, spread, train, target, target, target_n=0)
+
+
+def test_trusted_rule_keeps_a_weak_class_off_the_matched_count():
+    """Planted: two classes whose share falls from 0.3 to 0.1; one separable, one weak. ``directional`` matches
+    both; ``trusted`` matches the separable one (its best count is the announced count) and keeps the weak one
+    near its OOF cut (its best count is far above the announced one)."""
+    rng = np.random.default_rng(5)
+    n, n_test = 3000, 1500
+    def draw(rows, share):
+        y = (rng.random((rows, 2)) < share).astype(np.uint8)
+        p = np.column_stack([np.where(y[:, 0] == 1, 0.55 + 0.45 * rng.random(rows), 0.5 * rng.random(rows)),
+                             1 / (1 + np.exp(-rng.normal(0.5 * y[:, 1], 1.0)))])
+        return y, p
+    y, oof = draw(n, 0.3)
+    yt, test = draw(n_test, 0.1)
+    target = yt.mean(0)
+    cuts, report = T.choose("trusted", oof, y, test, target, n_boot=20, seed=0)
+    _, dir_report = T.choose("directional", oof, y, test, target, n_boot=20, seed=0)
+    w, w_dir = report["info"]["trust_weight"], dir_report["info"]["trust_weight"]
+    assert w[0] == pytest.approx(w_dir[0], abs=0.05)  # separable: best count = announced count, as directional
+    assert report["info"]["best_share"][1] > 2 * target[1] and w[1] > w_dir[1] + 0.3  # weak: mostly its OOF cut
+    f1 = lambda thr: f1_score(yt[:, 1], test[:, 1] > thr, zero_division=0)  # noqa: E731
+    assert f1(cuts[1]) > f1(T.choose("directional", oof, y, test, target, n_boot=20, seed=0)[0][1])
+    # target_n goes to the rule (and only to rules that take it).
+    noisy, noisy_report = T.choose("trusted", oof, y, test, target, n_boot=20, seed=0, target_n=50)
+    assert (noisy_report["info"]["trust_weight"] >= w - 1e-12).all() and noisy_report["params"]["target_n"] == 50
+    with pytest.raises(ParameterError, match="'target_n' parameter of choose\\('directional'\\)"):
+        T.choose("directional", oof, y, test, target, target_n=50)
+
+
 @pytest.mark.parametrize("method", T.available_rules(include_legacy=True))
 def test_every_rule_returns_valid_thresholds(method):
     y, probs = _data(seed=7)
@@ -420,11 +529,11 @@ def test_resolve_method():
 
 # ------------------------------------------------------------------------------------- registry
 def test_registry_menu_legacy_names_and_errors():
-    assert T.available_rules() == ("exact", "boot", "match", "directional", "plugin", "optuna")
+    assert T.available_rules() == ("exact", "boot", "match", "directional", "trusted", "plugin", "optuna")
     assert set(T.available_rules(include_legacy=True)) - set(T.available_rules()) == {"blend", "gated", "prior", "reweight"}
     assert all(T.get_rule(n).summary and T.get_rule(n).legacy == (n not in T.available_rules())
                for n in T.available_rules(include_legacy=True))
-    with pytest.raises(ParameterError, match=r"one of exact, boot, match, directional, plugin, optuna "
+    with pytest.raises(ParameterError, match=r"one of exact, boot, match, directional, trusted, plugin, optuna "
                                              r"\(or a legacy rule: blend, gated, prior, reweight\)\. Got 'nope' instead"):
         T.get_rule("nope")
     # The metadata says what each rule reads; choose refuses in one line what a rule cannot run without.
@@ -467,7 +576,7 @@ def test_choose_checks_params_columns_and_applies_the_no_positive_rule():
     np.testing.assert_array_equal(cuts, T.match_thresholds(test, target))
     assert report["warnings"] == []
     # Without a method: the default with a target, boot without, match for test rows alone.
-    assert T.choose(None, probs, y, test, target, n_boot=5)[1]["method"] == "directional"
+    assert T.choose(None, probs, y, test, target, n_boot=5)[1]["method"] == "trusted"
     assert T.choose(None, probs, y, n_boot=5)[1]["method"] == "boot"
     assert T.choose(None, None, None, test, target)[1]["method"] == "match"
 
@@ -516,6 +625,26 @@ def test_cli_default_with_target_is_benchmark_winner(tmp_path):
     check_thresholds_match(rec, pred)
 
 
+def test_cli_target_n_goes_to_the_default_rule_and_is_recorded(tmp_path, capsys):
+    labels, pred, target, y, oof, test = _hpa_set(tmp_path)
+    out = tmp_path / "thr.json"
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(target),
+                      "--n-boot", "10", "--target-n", "120"]) == 0
+    rec = read_thresholds(out)
+    shares = read_target_shares(target, load_task("hpa2018"))
+    expected, report = T.choose("trusted", oof, y, test, shares, n_boot=10, target_n=120)
+    assert rec.method == "trusted" and rec.params["target_n"] == 120
+    np.testing.assert_array_equal(rec.thresholds, expected)
+    np.testing.assert_array_equal(rec.params["trust_weight"], report["info"]["trust_weight"])
+    capsys.readouterr()
+    # A rule that reads no sampling error refuses the flag in one line naming the rules that take it.
+    assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(tmp_path / "x.json"),
+                      "--target-dist", str(target), "--method", "directional", "--target-n", "120"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'--target-n'" in err and "(trusted)" in err and "Got 120 instead" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_cli_bad_target_file_writes_nothing(tmp_path, capsys):
     labels, pred, target, *_ = _hpa_set(tmp_path)
     bad = tmp_path / "bad.csv"
@@ -535,7 +664,7 @@ def test_cli_legacy_method_still_runs_but_is_not_in_the_usage(tmp_path):
     from hpa_ens.commands.thresholds import build_parser
 
     usage = build_parser().format_usage()
-    assert "{exact,boot,match,directional,plugin,optuna}" in usage and "gated" not in usage
+    assert "{exact,boot,match,directional,trusted,plugin,optuna}" in usage and "gated" not in usage
     labels, pred, target, y, oof, test = _hpa_set(tmp_path)
     out = tmp_path / "gated.json"
     assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(target),
@@ -551,7 +680,7 @@ def test_cli_legacy_method_still_runs_but_is_not_in_the_usage(tmp_path):
 @pytest.mark.parametrize("flags, name", [
     (["--n-boot", "0"], "--n-boot"), (["--trials", "0"], "--trials"), (["--blend-floor", "0"], "--blend-floor"),
     (["--tolerance", "-1"], "--tolerance"), (["--min-labels", "29"], "--min-labels"),
-    (["--storage", "x.journal"], "--storage"),
+    (["--storage", "x.journal"], "--storage"), (["--target-n", "0"], "--target-n"), (["--target-n", "50"], "--target-n"),
 ])
 def test_cli_bad_flags_say_got_instead(tmp_path, capsys, flags, name):
     labels, pred, *_ = _hpa_set(tmp_path)

@@ -50,7 +50,7 @@ OOF_SCORE_PARTS = 5
 FLAG_PARAMS = {"robust": "robust", "rare_max": "rare_max", "n_boot": "n_boot", "shrink_strength": "strength",
                "seed": "seed", "blend_floor": "floor", "tolerance": "tolerance", "trials": "n_trials",
                "offset_range": "offset_range", "class_offsets": "class_offsets", "storage": "storage",
-               "min_labels": "min_labels", "max_labels": "max_labels"}
+               "min_labels": "min_labels", "max_labels": "max_labels", "target_n": "target_n"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(shares of --labels) or a CSV, one row per class (class column optional, share column "
                         f"'lb' or 'share')")
     p.add_argument("--target-column", default=None, help="share column of --target-dist (default: lb, else share)")
+    p.add_argument("--target-n", type=int, default=None,
+                   help="rows behind the --target-dist shares (a leaderboard probe's row count): the rules that take "
+                        "it trust a share only as far as its sampling error sqrt(p(1-p)/N) allows (default: exact shares)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="match: relative band |test share - target| <= T*target; optuna: feasible when "
                         "sum|test share - target| / sum(target) <= T")
@@ -130,6 +133,8 @@ def check_args(args, task: Task) -> None:
     if args.pred is None:
         raise ParameterError(f"The '--pred' parameter of {prog(NAME)} is required: a prediction-set folder. Got None "
                              f"instead.")
+    if args.target_n is not None and (args.target_n < 1 or args.target_dist in (None, "train")):
+        bad("target-n", "an int >= 1, given only with a --target-dist file or built-in name", args.target_n)
 
 
 def rule_params(args, rule) -> dict:
@@ -169,6 +174,10 @@ def load_inputs(args, task: Task) -> TuningInputs:
     test_only = not has_oof(pred)
     args.method = resolve_method(args.method, args.target_dist is not None, not test_only)
     rule = get_rule(args.method)
+    if args.target_n is not None and "target_n" not in rule.params:
+        raise ParameterError(f"The '--target-n' parameter of {prog(NAME)} must be given only with a rule that takes it "
+                             f"({', '.join(r for r in available_rules() if 'target_n' in get_rule(r).params)}): "
+                             f"{args.method} reads no sampling error. Got {args.target_n!r} instead.")
     needs_oof = rule.reads_oof(rule_params(args, rule)) or args.target_dist == "train"
     if needs_oof and args.labels is None:
         raise ParameterError(f"The '--labels' parameter of {prog(NAME)} must be given for --method {args.method}"
@@ -232,7 +241,8 @@ def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
     for w in caught:
         if not issubclass(w.category, EMConvergenceWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    settings = {"n_boot": args.n_boot, "seed": args.seed, "blend_floor": args.blend_floor, "robust": args.robust}
+    settings = {"n_boot": args.n_boot, "seed": args.seed, "blend_floor": args.blend_floor, "robust": args.robust,
+                "target_n": args.target_n}
     recorded = {"target_dist": args.target_dist, "target_column": args.target_column, "tolerance": args.tolerance}
     recorded |= {key: settings[key] for key in rule.recorded(params)}
     recorded |= {key: _jsonable(value) for key, value in report["info"].items()}

@@ -15,7 +15,7 @@ from ._calibration import adjust_priors, calibrate, em_priors
 from ._coupled import tune_coupled
 from ._cuts import ROBUST_METHODS, f1_curves, match_thresholds, match_thresholds_within, robust_thresholds
 from ._registry import register_rule
-from ._shift import GATED_FLOOR, bootstrap_cuts, directional_blend, matched_spread, plugin_thresholds
+from ._shift import GATED_FLOOR, bootstrap_cuts, directional_blend, matched_spread, plugin_thresholds, trusted_blend
 
 __all__ = ["SHIFT_RECORD", "oof_and_matched", "target_or_estimate"]
 
@@ -75,13 +75,26 @@ def _match(oof, y, test, target, *, tolerance):
 
 
 @register_rule("directional", summary="gated blend where the target share rises, the matched cut where it falls "
-               "(the default with a target)", needs_test=True, needs_target=True, reads_target=True,
+               "(the default with a target before trusted)", needs_test=True, needs_target=True, reads_target=True,
                params=dict(n_boot=50, seed=0, floor=None), records=SHIFT_RECORD)
 def _directional(oof, y, test, target, *, n_boot, seed, floor):
     train, side, matched, spread = oof_and_matched(oof, y, test, target, n_boot, seed)
     thr, w = directional_blend(side.median, side.spread, matched, spread, train, target,
                                floor=GATED_FLOOR if floor is None else floor)
     return thr, {"trust_weight": w, "oof_spread": side.spread}
+
+
+@register_rule("trusted", summary="directional, the matched cut trusted only as far as the F1-best count under the "
+               "target is the announced count and the shares' sampling error allows (the default with a target)",
+               needs_test=True, needs_target=True, reads_target=True,
+               params=dict(n_boot=50, seed=0, floor=None, target_n=None), records=SHIFT_RECORD + ("target_n",))
+def _trusted(oof, y, test, target, *, n_boot, seed, floor, target_n):
+    train, side, matched, spread = oof_and_matched(oof, y, test, target, n_boot, seed)
+    # The F1-best share of each class on the OOF rows re-weighted to the target (the same resamples' seed).
+    best = bootstrap_cuts(y, oof, n_boot, seed, train_share=train, target_share=target).share
+    thr, w = trusted_blend(side.median, side.spread, matched, spread, train, target, best, target_n=target_n,
+                           floor=GATED_FLOOR if floor is None else floor)
+    return thr, {"trust_weight": w, "oof_spread": side.spread, "best_share": best}
 
 
 @register_rule("plugin", summary="the expected-F1 cut of calibrated, prior-corrected test rows (best single rule on "

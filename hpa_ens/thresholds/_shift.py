@@ -13,8 +13,12 @@ pieces sit between the two (docs/thresholds.md has the benchmark that chose amon
   inverse of each one's bootstrap variance plus a common floor;
 - :func:`gated_blend`: the same blend, opened per class only as far as the target share differs from the
   train share -- no announced shift, no move away from the OOF cut;
-- :func:`directional_blend` (the default rule with a target): ``gated`` for classes whose share rises, the
-  matched cut (weighted up with the size of the fall, without the trust cap) for classes whose share falls;
+- :func:`directional_blend`: ``gated`` for classes whose share rises, the matched cut (weighted up with the
+  size of the fall, without the trust cap) for classes whose share falls;
+- :func:`trusted_blend` (the default rule with a target): ``directional``'s matched weight, discounted where
+  matching cannot be right -- where the F1-best count under the announced shares is not the announced count (a
+  weak class's best cut predicts more rows than it has positives), and by the announced shares' own sampling
+  error when they come from a probe of ``target_n`` rows;
 - :func:`plugin_thresholds`: the plug-in rule of Jansche (2007), Lipton et al. (2014) and Koyejo et al.
   (2014): calibrated (and prior-corrected) test probabilities, cut where the *expected* F1 on the test rows
   is highest (the cut sits near F1*/2 of the calibrated probabilities).
@@ -32,8 +36,9 @@ from ..utils import expit, logit
 from ..validation import check_param
 from ._cuts import NEVER, check_probs, check_shares, sorted_cuts
 
-__all__ = ["GATE_SCALE", "GATED_FLOOR", "BLEND_FLOOR", "FALL_SCALE", "BootCuts", "bootstrap_cuts", "matched_spread",
-           "logit_blend", "trust_blend", "gated_blend", "directional_blend", "plugin_thresholds"]
+__all__ = ["GATE_SCALE", "GATED_FLOOR", "BLEND_FLOOR", "FALL_SCALE", "COUNT_SCALE", "BootCuts", "bootstrap_cuts",
+           "matched_spread", "share_logit_se", "logit_blend", "trust_blend", "gated_blend", "directional_blend",
+           "trusted_blend", "plugin_thresholds"]
 
 #: ``gated``: logit distance between target and train share at which the gate is 63 % open, and the
 #: trust floor (docs/thresholds.md: both read off the benchmark, so say so when quoting its figures).
@@ -44,6 +49,9 @@ BLEND_FLOOR = 0.25
 #: ``directional``: logit distance at which a class whose share *falls* gives the matched cut 63 % of the weight
 #: (read off ``benchmarks/shift_gates.py``'s seeds 0..9; checked on seeds 20..29, drawn after it was chosen).
 FALL_SCALE = 0.5
+#: ``trusted``: log count ratio (F1-best count under the target / announced count) at which the matched weight
+#: falls to 1/e (a round value: 0.7, 1.0 and 1.5 did alike on the shaping block of ``benchmarks/shift.py``).
+COUNT_SCALE = 1.0
 
 
 def _robust_spread(values: np.ndarray) -> float:
@@ -62,11 +70,14 @@ class BootCuts:
     median : ndarray of shape (K,), median threshold over resamples (NEVER for a class without positives)
     spread : ndarray of shape (K,), robust standard deviation (IQR / 1.349) of the logit threshold
     exact : ndarray of shape (K,), the cut on the full (weighted) OOF rows
+    share : ndarray of shape (K,), median over resamples of the (weighted) share of rows the best cut predicts
+        (0 for a class without positives)
     """
 
     median: np.ndarray
     spread: np.ndarray
     exact: np.ndarray
+    share: np.ndarray
 
 
 def _best_cut(tp: np.ndarray, fp: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -114,7 +125,7 @@ def bootstrap_cuts(y_true, probs, n_boot: int = 50, seed: int = 0, train_share=N
     cuts = sorted_cuts(probs, y)
     (y_desc,) = cuts.aligned
     rng = np.random.default_rng(seed)
-    median, spread, exact = np.full(K, NEVER), np.zeros(K), np.full(K, NEVER)
+    median, spread, exact, share = np.full(K, NEVER), np.zeros(K), np.full(K, NEVER), np.zeros(K)
     for k in range(K):
         yk = y_desc[k].astype(np.float64)
         if yk.sum() == 0:
@@ -126,14 +137,18 @@ def bootstrap_cuts(y_true, probs, n_boot: int = 50, seed: int = 0, train_share=N
         np.cumsum(weights * ((1.0 - yk) * neg_w[k]), axis=1, out=fp[:, 1:])
         best = _best_cut(tp, fp, cuts.valid[k])
         class_cuts = cuts.thresholds[k, best]
+        rows = np.arange(n_boot + 1)
+        class_shares = (tp[rows, best] + fp[rows, best]) / (tp[:, -1] + fp[:, -1])
         exact[k] = class_cuts[0]
-        boot = class_cuts[1:][tp[1:, -1] > 0]  # a resample that drew no positive says nothing
+        drew = tp[1:, -1] > 0  # a resample that drew no positive says nothing
+        boot = class_cuts[1:][drew]
         if len(boot) == 0:
-            median[k] = class_cuts[0]
+            median[k], share[k] = class_cuts[0], class_shares[0]
             continue
         median[k] = float(np.median(boot))
         spread[k] = _robust_spread(boot)
-    return BootCuts(median=median, spread=spread, exact=exact)
+        share[k] = float(np.median(class_shares[1:][drew]))
+    return BootCuts(median=median, spread=spread, exact=exact, share=share)
 
 
 def matched_spread(test_probs, target_share, n_boot: int = 50, seed: int = 0) -> np.ndarray:
@@ -165,6 +180,34 @@ def matched_spread(test_probs, target_share, n_boot: int = 50, seed: int = 0) ->
         distance[:, ~cuts.valid[k]] = np.inf
         out[k] = _robust_spread(cuts.thresholds[k, np.argmin(distance, axis=1)])
     return out
+
+
+def share_logit_se(target_share, target_n=None) -> np.ndarray:
+    """Standard error of the logit of shares estimated from ``target_n`` rows: ``1 / sqrt(N p (1 - p))``.
+
+    The sampling error of a share ``p`` probed on ``N`` rows is ``sqrt(p (1 - p) / N)``; on the logit scale the
+    blends work in (delta method) it is the value returned. Zeros without ``target_n`` (shares taken as exact).
+
+    Parameters
+    ----------
+    target_share : array-like of shape (K,), in (0, 1)
+    target_n : int >= 1, optional
+
+    Returns
+    -------
+    se : ndarray of shape (K,)
+
+    Examples
+    --------
+    >>> share_logit_se([0.5, 0.1], 100).round(3).tolist()
+    [0.2, 0.333]
+    """
+    target = np.asarray(target_share, dtype=np.float64)
+    if target_n is None:
+        return np.zeros_like(target)
+    check_param("target_n", target_n, "an int >= 1",
+                isinstance(target_n, (int, np.integer)) and not isinstance(target_n, bool) and target_n >= 1)
+    return 1.0 / np.sqrt(target_n * target * (1.0 - target))
 
 
 # ------------------------------------------------------------------------------------ blends
@@ -263,6 +306,55 @@ def directional_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_s
     _, w_gated = gated_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share, target_share, scale, floor)
     target, train = np.asarray(target_share, dtype=np.float64), np.asarray(train_share, dtype=np.float64)
     w = np.where(target < train, np.exp(-np.abs(logit(target) - logit(train)) / fall_scale), w_gated)
+    return logit_blend(oof_cut, matched_cut, w), w
+
+
+def trusted_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share, target_share, best_share,
+                  target_n=None, count_scale: float = COUNT_SCALE, scale: float = GATE_SCALE,
+                  floor: float = GATED_FLOOR, fall_scale: float = FALL_SCALE) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`directional_blend`, its matched weight discounted by the evidence that matching is wrong.
+
+    Matching predicts the announced count ``target * n``; the F1-best count is another wherever the model is
+    imperfect (a weak class's best cut predicts more rows than it has positives). ``best_share`` is that
+    best count as a share, measured on the OOF rows re-weighted to the announced shares (the ``share`` of
+    :func:`bootstrap_cuts` with ``target_share``); ``b = |log(best_share / target)|`` is how far off the
+    matched count is. A class whose OOF cut already predicts about the announced share gains nothing from
+    matching, and a class whose best count is far from it loses by matching, so the matched weight is
+    ``directional``'s times ``exp(-b' / count_scale)``.
+
+    With ``target_n`` (the announced shares are a probe of that many rows) each share carries a logit sampling
+    error ``se`` (:func:`share_logit_se`): the announced shift ``d = logit target - logit train`` is shrunk to
+    ``d^3 / (d^2 + se^2)`` before ``directional``'s weights are taken (a shift inside the noise opens no
+    gate), and the matched count's error grows to ``b' = sqrt(b^2 + se^2)``. Without ``target_n``, ``b' = b``.
+
+    Parameters
+    ----------
+    oof_cut, oof_spread, matched_cut, matched_spread_, train_share, target_share : array-like of shape (K,)
+        As :func:`directional_blend`.
+    best_share : array-like of shape (K,), the F1-best share under the target (0: never predict, ``b`` infinite)
+    target_n : int >= 1, optional, the rows behind ``target_share``
+    count_scale : float > 0, log count ratio at which the matched weight falls to 1/e
+    scale, floor, fall_scale : see :func:`directional_blend`
+
+    Returns
+    -------
+    thresholds : ndarray of shape (K,)
+    weight : ndarray of shape (K,), the OOF side's weight
+    """
+    check_param("count_scale", count_scale, "a float > 0", np.isscalar(count_scale) and count_scale > 0)
+    target, train = np.asarray(target_share, dtype=np.float64), np.asarray(train_share, dtype=np.float64)
+    se = share_logit_se(target, target_n)
+    gate_target = target
+    if target_n is not None:  # the announced shift, shrunk by its signal-to-noise ratio
+        d = logit(target) - logit(train)
+        gate_target = expit(logit(train) + np.divide(d ** 3, d ** 2 + se ** 2, out=np.zeros_like(d), where=d != 0))
+    _, w_directional = directional_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train, gate_target,
+                                         scale, floor, fall_scale)
+    best = np.asarray(best_share, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        b = np.abs(np.log(best / target))  # inf where the best cut predicts nothing: no trust in a count
+    w_match = (1.0 - w_directional) * np.exp(-np.sqrt(b ** 2 + se ** 2) / count_scale)
+    w = 1.0 - w_match
     return logit_blend(oof_cut, matched_cut, w), w
 
 
