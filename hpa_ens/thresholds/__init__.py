@@ -11,6 +11,8 @@ rules and, where classes couple, a small Optuna search (:func:`tune_coupled`).
   :func:`choose` runs one with the post-rules every rule shares; :func:`resolve_method` picks the default.
 - **Cuts**: :func:`sorted_cuts` (every cut of every column), :func:`f1_curves`, :func:`match_thresholds`,
   robust rare-class variants, :func:`bootstrap_cuts` and the blends the label-shift rules are made of.
+- **Cross-fitted cuts**: :func:`cross_fitted_predictions` (each fold at the exact cuts tuned on the other
+  folds) and :func:`cross_fitted_macro_f1`, the OOF score no set earns on its own tuning rows.
 - **Decision**: :func:`apply_thresholds` (thresholds, then at least/at most so many labels per row, topped up
   by a fill rule of :data:`RANK_RULES`), the single implementation ``submit`` uses too.
 - **Calibration**: :class:`Posterior` (isotonic on OOF rows, corrected to target shares), what the
@@ -37,6 +39,7 @@ from ._cuts import (
     shrink_thresholds,
     sorted_cuts,
 )
+from ._crossfit import cross_fitted_exact_f1, cross_fitted_macro_f1, cross_fitted_predictions, cross_fitted_thresholds
 from ._calibration import Posterior, adjust_priors, calibrate, em_priors
 from ._decision import (
     DEFAULT_RANK_RULE,
@@ -78,6 +81,7 @@ __all__ = [
     "NEVER", "CutCurves", "SortedCuts", "sorted_cuts", "f1_curves", "exact_thresholds", "exact_macro_f1",
     "match_thresholds", "match_thresholds_within", "predicted_share", "distribution_gap", "bootstrap_thresholds",
     "shrink_thresholds", "robust_thresholds",
+    "cross_fitted_thresholds", "cross_fitted_predictions", "cross_fitted_exact_f1", "cross_fitted_macro_f1",
     "Posterior", "adjust_priors", "em_priors", "calibrate",
     "RANK_RULES", "DEFAULT_RANK_RULE", "default_rank_rule", "rank_scores", "apply_thresholds", "resolve_fill_rule",
     "oof_predictions",
