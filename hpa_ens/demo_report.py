@@ -1,24 +1,27 @@
 """Score every demo stage on the synthetic test truth and write ``reports/demo/index.html``.
 
-:func:`build_report` computes the stage table and writes the report; the demo command
-(:mod:`hpa_ens.commands.demo`) prints the tables (:data:`HEADER`, :func:`format_row`).
+:func:`build_report` computes the stage table and writes the report: the demo's own rows (every stage
+scored on the synthetic test truth, per-class F1 bars, example images, the thresholds stage's curves,
+the EDA pictures) around the sections of ``hpa-ens report`` (:mod:`hpa_ens.set_report`) over the base
+models and the stack (leaderboard at cross-fitted cuts, correlation, per-class F1, stack vs blend).
+The demo command (:mod:`hpa_ens.commands.demo`) prints the tables (:data:`HEADER`, :func:`format_row`).
 """
 
 from __future__ import annotations
 
 import html
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write_json
+from .io import atomic_write_json, sha256_file
 from .classes import CLASS_NAMES
-from .contract import align, read_prediction_set
+from .contract import align, read_prediction_set, read_stage_inputs
 from .labels import read_labels, read_sample_submission, read_submission
 from .metrics import bootstrap_macro_f1, macro_f1, per_class_f1
 from .report import html_image, html_table, plot_per_class_f1, save_figure, write_html
+from .set_report import build_set_report, report_sections
 
 #: Columns of the stage tables (printed by the command, and in the HTML report).
 HEADER = ("stage", "test macro F1", "95% CI", "OOF macro F1", "wall s")
@@ -31,14 +34,12 @@ def _score(y_true, y_pred, seed):
 
 def _composites_figure(data: Path, ids, truth, predicted, path: Path) -> None:
     """A few test images (RGB composite as HPA shows them) with true and predicted labels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from .images import composite_rgb, read_image
 
-    fig, axes = plt.subplots(2, 4, figsize=(12, 7.2))
+    fig = Figure(figsize=(12, 7.2))
+    axes = fig.subplots(2, 4)
     for ax, image_id in zip(axes.ravel(), ids):
         ax.imshow(composite_rgb(read_image(data / "test", image_id)))
         ax.axis("off")
@@ -99,7 +100,8 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     Returns
     -------
     results : dict with ``rows`` and ``members`` (stage, macro_f1, ci, oof_macro_f1, seconds, per_class),
-        ``models``, ``best_single``, ``timings`` and ``threshold_rule`` (also written as ``results.json``)
+        ``models``, ``best_single``, ``timings``, ``threshold_rule`` and ``sets`` (the members' and the stack's
+        :class:`~hpa_ens.set_report.SetReport`, as JSON); also written as ``results.json``
     """
     from .contract import read_target_distribution
 
@@ -151,24 +153,23 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     rng = np.random.default_rng(seed)
     _composites_figure(data, list(rng.choice(np.asarray(test_ids), 8, replace=False)), truth, final,
                        reports / "examples.png")
-    for src_dir, name in ((oof_root / "stack", "stack_report.png"),):
-        if (src_dir / name).exists():
-            shutil.copyfile(src_dir / name, reports / name)
 
+    sets = _members_report(data, oof_root, models, truth, seed)
     table_html = html_table(list(HEADER), [format_row(r) for r in rows],
                             caption=f"{len(labels)} train / {len(test_ids)} test synthetic images; models: "
                                     f"{', '.join(models)}; every row at the same threshold rule (tuned on OOF rows)")
     members_html = html_table(list(HEADER), [format_row(r) for r in members], caption="Each base model at the same rule")
     sections = [("Stages", table_html), ("Base models", members_html),
                 ("Per-class F1", html_image("per_class_f1.png", "Per-class F1 on the test truth"))]
+    # hpa-ens report's sections over the members and the stack (pictures named sets_*.png), with the stack
+    # command's own verdict in its panel.
+    verdict = ""
     stack_json = oof_root / "stack" / "stack_report.json"
     if stack_json.exists():
-        sr = json.loads(stack_json.read_text())
-        verdict = html.escape(str(sr.get("verdict", "")))
-        inner = f"<p><b>{verdict}</b></p>"
-        if (reports / "stack_report.png").exists():
-            inner += html_image("stack_report.png", "OOF F1 per class at exact thresholds: best single, mean blend, stack")
-        sections.append(("Stack vs blend (OOF)", inner))
+        verdict = html.escape(str(json.loads(stack_json.read_text()).get("verdict", "")))
+        verdict = f"<p>The stack command's verdict (OOF, cuts tuned on the same rows): <b>{verdict}</b></p>"
+    sections += [(h, verdict + inner if h == "Stack vs blend" else inner)
+                 for h, inner in report_sections(sets, reports, prefix="sets_")]
     for folder, heading in ((reports / "thresholds", "Thresholds"), (reports / "eda", "Exploration (train labels)")):
         pngs = sorted(folder.glob("*.png")) if folder.exists() else []
         if pngs:
@@ -176,6 +177,24 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     sections.append(("Examples", html_image("examples.png", "Test images: true labels and final predictions")))
     write_html(reports / "index.html", "hpa-ens demo report", sections)
     results = {"rows": rows, "members": members, "models": models, "best_single": best, "timings": timings,
-               "threshold_rule": {"method": "match", "tolerance": tolerance, "min_labels": 1, "max_labels": 5}}
+               "threshold_rule": {"method": "match", "tolerance": tolerance, "min_labels": 1, "max_labels": 5},
+               "sets": sets.to_json()}
     atomic_write_json(reports / "results.json", results)
     return results
+
+
+def _members_report(data: Path, oof_root: Path, models: list[str], truth, seed: int):
+    """``hpa-ens report``'s numbers for the demo's members and its stack (OOF at cross-fitted cuts, test truth).
+
+    ``truth`` is the test truth as an Id-indexed frame (aligned here to the sets' test rows).
+    """
+    folds = data / "folds.csv"
+    inputs = read_stage_inputs([oof_root / m for m in models] + [oof_root / "stack"], data / "train.csv", folds,
+                               needs_oof="the demo's report")
+    n = len(models)
+    return build_set_report(inputs.names[:n], inputs.oof_list[:n], inputs.Y, inputs.folds,
+                            test_list=inputs.test_list[:n],
+                            truth=align(truth, inputs.test_ids, "truth/test_labels.csv", "the sets' test rows").to_numpy(),
+                            stack=(inputs.names[n], inputs.oof_list[n], inputs.test_list[n], inputs.sets[n].meta),
+                            metas=[ps.meta for ps in inputs.sets[:n]], folds_sha256=sha256_file(folds),
+                            class_names=inputs.task.class_names, with_curves=False, n_boot=500, seed=seed)

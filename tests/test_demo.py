@@ -67,6 +67,19 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path):
     for link in links:
         assert (tmp_path / "reports" / link).stat().st_size > 1000, link
     assert "test macro F1" in page
+    # The demo's own rows around hpa-ens report's sections over its members and stack.
+    headings = [h for h in page.split("<h2>")[1:]]
+    headings = [h[:h.index("</h2>")] for h in headings]
+    for heading in ("Stages", "Base models", "Per-class F1", "Leaderboard", "Correlation between sets",
+                    "Per-class F1 per set", "Stack vs blend", "Thresholds", "Exploration (train labels)", "Examples"):
+        assert heading in headings, heading
+    assert {"per_class_f1.png", "sets_leaderboard.png", "sets_correlation.png", "sets_blend_stack.png",
+            "thresholds/f1_curves.png", "examples.png"} <= set(links)
+    assert any(link.startswith("eda/") for link in links)
+    kinds = {row["name"]: row["kind"] for row in results["sets"]["leaderboard"]}
+    assert kinds == {"features": "set", "regnetx_002": "set", "mean blend": "mean blend", "stack": "stack"}
+    for row in results["sets"]["leaderboard"]:
+        assert row["oof_ci"][0] <= row["oof_macro_f1"] <= row["oof_ci"][1]
     _screenshot_if_possible(tmp_path / "reports" / "index.html", tmp_path / "shot.png")
 
     # The report's threshold rule (used for the blend and best-single rows) is the CLI chain's rule:

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dedup": ("hpa_ens.commands.dedup", "near-duplicate images between train, external and test"),
     "submit": ("hpa_ens.commands.submit", "thresholds, duplicates and leaks -> submission.csv"),
     "score": ("hpa_ens.commands.score", "macro F1 of a submission against a truth file"),
+    "report": ("hpa_ens.commands.report", "HTML report of your prediction sets: leaderboard, correlation, per-class F1"),
     "demo": ("hpa_ens.commands.demo", "the whole pipeline on the synthetic set, with a report"),
 }
 

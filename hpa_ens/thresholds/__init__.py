@@ -12,6 +12,8 @@ rules and, where classes couple, a small Optuna search (:func:`tune_coupled`).
   :func:`cross_fitted_predictions` tunes one per fold on the other folds, for an honest OOF score.
 - **Cuts**: :func:`sorted_cuts` (every cut of every column), :func:`f1_curves`, :func:`match_thresholds`,
   robust rare-class variants, :func:`bootstrap_cuts` and the blends the label-shift rules are made of.
+- **Cross-fitted cuts**: :func:`cross_fitted_predictions` (each fold at the exact cuts tuned on the other
+  folds) and :func:`cross_fitted_macro_f1`, the OOF score no set earns on its own tuning rows.
 - **Decision**: :func:`apply_thresholds` (thresholds, then at least/at most so many labels per row, topped up
   by a fill rule of :data:`RANK_RULES`), the single implementation ``submit`` uses too.
 - **Calibration**: :class:`Posterior` (isotonic on OOF rows, corrected to target shares), what the
@@ -77,13 +79,15 @@ from ._choose import (
     no_positive_rule,
     resolve_method,
 )
-from ._crossfit import cross_fitted_predictions, fold_parts
+from ._crossfit import (cross_fitted_exact_f1, cross_fitted_macro_f1, cross_fitted_predictions,
+                       cross_fitted_thresholds, fold_parts)
 from ._plots import save_threshold_plots
 
 __all__ = [
     "NEVER", "CutCurves", "SortedCuts", "sorted_cuts", "f1_curves", "exact_thresholds", "exact_macro_f1",
     "match_thresholds", "match_thresholds_within", "predicted_share", "distribution_gap", "bootstrap_thresholds",
     "shrink_thresholds", "robust_thresholds",
+    "cross_fitted_thresholds", "cross_fitted_exact_f1", "cross_fitted_macro_f1",
     "Posterior", "adjust_priors", "em_priors", "EMConvergenceWarning", "calibrate",
     "RANK_RULES", "DEFAULT_RANK_RULE", "default_rank_rule", "rank_scores", "apply_thresholds", "resolve_fill_rule",
     "oof_predictions",

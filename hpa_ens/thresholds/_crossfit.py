@@ -1,22 +1,30 @@
 """Cross-fitted OOF label sets: what a rule's thresholds score on OOF rows they were not tuned on.
 
 Thresholds tuned on every OOF row and scored on those same rows flatter the rule (the exact cut is the
-best cut *for those rows*). :func:`cross_fitted_predictions` tunes the rule once per fold on the other
-folds' OOF rows (and the test rows and target, as given) and applies those cuts, with the same fill rule, to
-the held fold: the OOF macro F1 of its output is an honest estimate of the rule's F1 on new rows.
+best cut *for those rows*), and rare classes most (a class with 11 positives can nearly always be separated
+by some cut). :func:`cross_fitted_predictions` tunes the rule once per fold on the other folds' OOF rows (and
+the test rows and target, as given) and applies those cuts, with the same fill rule, to the held fold: the OOF
+macro F1 of its output is an honest estimate of the rule's F1 on new rows.
+
+The exact-cut shortcuts :func:`cross_fitted_thresholds`, :func:`cross_fitted_exact_f1` and
+:func:`cross_fitted_macro_f1` take ``(y_true, probs, folds)`` like their in-sample counterparts
+(:func:`~hpa_ens.thresholds.exact_thresholds`, :func:`~hpa_ens.thresholds.exact_macro_f1`): the numbers
+``hpa-ens report`` ranks prediction sets by.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import per_class_f1
 from ..validation import ParameterError, check_param
 from ._choose import choose, resolve_method
 from ._cuts import check_probs
 from ._decision import apply_thresholds, resolve_fill_rule
 from ._registry import RULES
 
-__all__ = ["cross_fitted_predictions", "fold_parts"]
+__all__ = ["cross_fitted_predictions", "fold_parts", "cross_fitted_thresholds", "cross_fitted_exact_f1",
+           "cross_fitted_macro_f1"]
 
 #: Rule parameters a cross-fitted run never takes over: a shared Optuna study holds the search on every OOF
 #: row (each fold's search is its own, in memory), and the caller's progress bar counts that search only.
@@ -44,9 +52,11 @@ def fold_parts(n_rows: int, folds=5) -> np.ndarray:
                     "cross_fitted_predictions")
         return np.arange(n_rows) % int(folds)
     parts = np.asarray(folds)
-    if parts.shape != (n_rows,):
+    if parts.dtype.kind == "f" and np.array_equal(parts, np.round(parts)):
+        parts = parts.astype(np.int64)  # fold ids read as floats (a CSV column with gaps) are still fold ids
+    if parts.shape != (n_rows,) or parts.dtype.kind not in "iu":
         raise ParameterError(f"The 'folds' parameter of cross_fitted_predictions must hold one fold id per OOF row "
-                             f"({n_rows}). Got shape {parts.shape} instead.")
+                             f"({n_rows}), as ints. Got {parts.dtype} of shape {parts.shape} instead.")
     if len(np.unique(parts)) < 2:
         raise ParameterError(f"The 'folds' parameter of cross_fitted_predictions must hold at least two folds. Got "
                              f"{np.unique(parts).tolist()} instead.")
@@ -122,3 +132,43 @@ def cross_fitted_predictions(method, oof_probs, y, folds=5, test_probs=None, tar
                                         rank_by=fill, posterior=posterior)
         cuts_by_fold[j] = cuts
     return (y_pred, cuts_by_fold) if return_thresholds else y_pred
+
+
+def cross_fitted_thresholds(y_true, probs, folds) -> np.ndarray:
+    """For each fold, the exact per-class cuts tuned on the rows of every other fold.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_classes), 0/1
+    probs : array-like of shape (n_samples, n_classes), in [0, 1]
+    folds : array-like of shape (n_samples,), int, at least two distinct values
+
+    Returns
+    -------
+    thresholds : ndarray of shape (n_folds, n_classes)
+        Row i holds the cuts for the rows of fold ``np.unique(folds)[i]``.
+    """
+    return cross_fitted_predictions("exact", probs, y_true, _fold_ids(folds), min_labels=0, return_thresholds=True)[1]
+
+
+def cross_fitted_exact_f1(y_true, probs, folds) -> np.ndarray:
+    """Per-class F1 of every row at the exact cuts tuned on the other folds, all folds pooled (scored once).
+
+    Returns
+    -------
+    f1 : ndarray of shape (n_classes,)
+    """
+    y_pred = cross_fitted_predictions("exact", probs, y_true, _fold_ids(folds), min_labels=0)
+    return per_class_f1(np.asarray(y_true).astype(bool), y_pred)
+
+
+def cross_fitted_macro_f1(y_true, probs, folds) -> float:
+    """Macro F1 at cross-fitted exact cuts: the honest counterpart of :func:`exact_macro_f1`."""
+    return float(cross_fitted_exact_f1(y_true, probs, folds).mean())
+
+
+def _fold_ids(folds):
+    # The exact shortcuts take a fold per row only: an int here is more likely a mistake than a request for parts.
+    if np.ndim(folds) == 0:
+        raise ParameterError(f"The 'folds' parameter must hold one fold id per row. Got {folds!r} instead.")
+    return folds
