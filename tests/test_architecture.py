@@ -212,7 +212,7 @@ def test_importing_the_library_leaves_the_environment_alone():
 
 
 def test_importing_base_models_leaves_the_environment_alone():
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="needs the [train] extra")
     changed = _environ_changed_by("", "import base_models, base_models.models, base_models.heads, base_models.mil, "
                                       "base_models.train")
     assert changed == [], f"importing base_models changed os.environ: {changed}"

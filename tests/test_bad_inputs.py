@@ -199,7 +199,7 @@ def test_missing_or_corrupt_png_channel_in_eda(world, tmp_path, problem):
 
 
 def test_user_data_folder_without_train_csv_is_never_generated_into(tmp_path):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="needs the [train] extra")
     data = tmp_path / "hpa"
     (data / "train").mkdir(parents=True)
     (data / "train.csv.zip").write_bytes(b"PK\x03\x04 zipped")
@@ -211,7 +211,7 @@ def test_user_data_folder_without_train_csv_is_never_generated_into(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # the point: a foreign pickle
 def test_pickled_checkpoint_is_refused_without_running_it(tmp_path):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="needs the [train] extra")
     marker = tmp_path / "pwned"
 
     class Evil:

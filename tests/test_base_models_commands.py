@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("timm")
+pytest.importorskip("torch", reason="needs the [train] extra")
+pytest.importorskip("timm", reason="needs the [train] extra")
 
 REPO = Path(__file__).resolve().parents[1]
 #: subcommand -> the module whose ``python -m`` form runs it.

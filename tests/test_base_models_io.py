@@ -10,8 +10,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("timm")
+torch = pytest.importorskip("torch", reason="needs the [train] extra")
+pytest.importorskip("timm", reason="needs the [train] extra")
 
 from base_models import data as bm_data  # noqa: E402
 from base_models import train as train_mod  # noqa: E402

@@ -144,7 +144,7 @@ def test_moved_commands_keep_their_python_dash_m_form(name, module):
 def test_every_command_names_itself_in_its_usage(name, capsys):
     """`hpa-ens NAME --help` starts with `usage: hpa-ens NAME` (the dispatcher passes the name it was given)."""
     if name in ("base-models", "train", "predict", "distill"):
-        pytest.importorskip("torch")
+        pytest.importorskip("torch", reason="needs the [train] extra")
     with pytest.raises(SystemExit) as stop:
         main([name, "--help"])
     assert stop.value.code == 0

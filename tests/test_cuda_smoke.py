@@ -7,8 +7,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("timm")
+torch = pytest.importorskip("torch", reason="needs the [train] extra")
+pytest.importorskip("timm", reason="needs the [train] extra")
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 

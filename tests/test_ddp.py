@@ -11,8 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("timm")
+torch = pytest.importorskip("torch", reason="needs the [train] extra")
+pytest.importorskip("timm", reason="needs the [train] extra")
 
 from base_models import distributed  # noqa: E402
 from base_models.collect import collect  # noqa: E402

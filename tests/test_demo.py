@@ -10,7 +10,7 @@ import pytest
 
 from hpa_ens.report import image_links
 
-pytest.importorskip("torch")
+pytest.importorskip("torch", reason="needs the [train] extra")
 
 REPO = Path(__file__).resolve().parents[1]
 

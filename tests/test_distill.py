@@ -8,8 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("timm")
+torch = pytest.importorskip("torch", reason="needs the [train] extra")
+pytest.importorskip("timm", reason="needs the [train] extra")
 
 from scipy.special import expit, logit  # noqa: E402
 

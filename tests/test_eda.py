@@ -275,7 +275,7 @@ def test_array_channel_stats_floors_the_std_only_when_asked():
 def test_base_models_normalisation_is_the_one_channel_stats_core():
     """base_models.data.channel_stats: evenly spaced images, std floored at 1e-3, numbers of the one core
     (the sums of pixels and of their squares it used before agree to rounding)."""
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="needs the [train] extra")
     from base_models.data import channel_stats as base_channel_stats
 
     rng = np.random.default_rng(11)

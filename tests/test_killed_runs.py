@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch", reason="needs the [train] extra")
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["--data", "data", "--work", "work", "--reports", "reports", "--oof", "oof", "--n-train", "72", "--n-test",

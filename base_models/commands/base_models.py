@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from hpa_ens.commands._cli import add_n_jobs_argument, add_task_argument, parser, progress
+from hpa_ens.commands._cli import add_n_jobs_argument, add_task_argument, parser, prog, progress, train_extra_message
+from hpa_ens.validation import ContractError
 
-from ..run_all import CONFIG_DIR, DEFAULT_DATA, run_all
-from ._env import offline_hub
+from ..run_all import CONFIG_DIR, DEFAULT_DATA, config_paths, run_all, split_kinds
+from ._env import offline_hub, require_train_extra
 from ._output import echo, note
 
 NAME = "base-models"
@@ -77,9 +78,23 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def require_train_extra_for_cnns(args: argparse.Namespace) -> None:
+    """Refuse CNN configs, before any data is touched, when torch or timm is not installed.
+
+    ``kind: features`` configs need neither, so ``--names features`` runs on the torch-free install.
+    """
+    cnn_paths, _ = split_kinds(config_paths(args.configs, args.names))
+    if cnn_paths:
+        try:
+            require_train_extra()
+        except ModuleNotFoundError as err:
+            raise ContractError(train_extra_message(err.name, prog(NAME))) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     offline_hub()
     args = build_parser().parse_args(argv)
+    require_train_extra_for_cnns(args)
     started = time.perf_counter()
     data_dir = args.data or Path(os.environ.get("DATA") or DEFAULT_DATA)
     n_jobs = int(os.environ["JOBS"]) if os.environ.get("JOBS") and args.n_jobs == -1 else args.n_jobs
