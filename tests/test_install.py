@@ -150,7 +150,8 @@ def _labels(n: int, seed: int) -> np.ndarray:
     return Y
 
 
-#: The post-processing pipeline: (command, arguments), run in a folder holding the simulated world.
+#: The post-processing pipeline: (command, arguments), run in a folder holding the simulated world. Another
+#: stage (e.g. ``report``) is one more line; its outputs compared byte for byte go in OUTPUTS.
 PIPELINE = [
     ("stack", ["--labels", "train.csv", "--folds", "folds.csv", "--pred", "oof/model_0", "oof/model_1",
                "oof/model_2", "--n-rounds", "15", "--early-stopping", "5", "--min-positives", "8",
