@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MPLBACKEND := Agg
 
-.PHONY: install test demo base-models bench bench-full clean
+.PHONY: install install-post test test-floors demo base-models bench bench-full clean
 
 install: $(STAMP)
 
@@ -21,8 +21,33 @@ $(STAMP): pyproject.toml
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
+# The torch-free install (`pip install .`: every post-processing command, no torch), with the parquet and dev
+# extras, into .venv-post/; base-model commands that need torch refuse there with a one-line error.
+POST_VENV := .venv-post
+install-post: $(POST_VENV)/.installed
+
+$(POST_VENV)/.installed: pyproject.toml
+	test -x $(POST_VENV)/bin/python || $(PYTHON) -m venv $(POST_VENV)
+	$(POST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(POST_VENV)/bin/python -m pip install -q -e '.[parquet,dev]'
+	touch $@
+
+# The torch-free suite on the floors: every core and [parquet] dependency at the lowest version pyproject.toml
+# allows (its ">=" read as "=="), in a fresh .venv-floors/ (docs/install.md; tests needing torch skip).
+FLOORS_VENV := .venv-floors
+test-floors:
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	    print("\n".join(r.replace(">=", "==") for r in p["dependencies"] + p["optional-dependencies"]["parquet"]))' \
+	    > $(FLOORS_VENV)/floors.txt
+	$(FLOORS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(FLOORS_VENV)/bin/python -m pip install -q -c $(FLOORS_VENV)/floors.txt -e '.[parquet,dev]'
+	$(FLOORS_VENV)/bin/python -m pip list
+	$(FLOORS_VENV)/bin/python -m pytest -q -n 2 --dist loadgroup -rs
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(POST_VENV) $(FLOORS_VENV) build *.egg-info
 
 # Base models on the embedded synthetic set, or flags through ARGS: ARGS="--data DIR --names a b --fold 0 1".
 base-models: install

@@ -23,6 +23,13 @@ The student is trained per fold through ``base_models.train.fit_fold`` (its ``ma
 
 from __future__ import annotations
 
+# python -m base_models.distill: the command lives in base_models.commands.distill. Its guard comes first, before
+# this module imports torch, so that without the [train] extra it ends in the one-line error, not a traceback.
+if __name__ == "__main__":
+    from hpa_ens.commands import launch
+
+    launch("distill", __spec__.name)
+
 import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
@@ -264,8 +271,3 @@ def distill(config: dict, teacher_dir, data_dir, folds_path, folds="all", out_ro
         write_prediction_set(folder, student.oof, student.test, meta, task=load_task(config["task"]))
     return summary
 
-
-if __name__ == "__main__":  # python -m base_models.distill: the command lives in base_models.commands.distill
-    from hpa_ens.commands import launch
-
-    launch("distill", __spec__.name)

@@ -16,6 +16,13 @@ images/s is the model time alone (decoding is reported separately, and is cached
 
 from __future__ import annotations
 
+# python -m base_models.predict: the command lives in base_models.commands.predict. Its guard comes first, before
+# this module imports torch, so that without the [train] extra it ends in the one-line error, not a traceback.
+if __name__ == "__main__":
+    from hpa_ens.commands import launch
+
+    launch("predict", __spec__.name)
+
 import os
 import time
 from dataclasses import dataclass
@@ -193,8 +200,3 @@ def predict_checkpoints(checkpoints: Sequence, data_dir, split: str = "test", ba
     probs, seconds = predict_ensemble(predictors, images_by_size, tta, batch_size)
     return ids, probs, seconds, cache_seconds, device
 
-
-if __name__ == "__main__":  # python -m base_models.predict: the command lives in base_models.commands.predict
-    from hpa_ens.commands import launch
-
-    launch("predict", __spec__.name)

@@ -181,6 +181,8 @@ def train_folds(jobs: list, data_dir: Path, folds_path: Path, out_root: Path, re
     :func:`base_models.train.fit_fold`. With ``n_jobs > 1`` the jobs run in other processes, so
     ``log`` and ``make_progress`` must pickle (module-level functions do).
     """
+    if not jobs:  # nothing to train (e.g. only kind: features configs): no torch needed
+        return []
     from .train import fold_line
 
     done = []

@@ -18,6 +18,13 @@ hashes of inputs and outputs, and the fingerprint that makes it the fold's fresh
 
 from __future__ import annotations
 
+# python -m base_models.train: the command lives in base_models.commands.train. Its guard comes first, before
+# this module imports torch, so that without the [train] extra it ends in the one-line error, not a traceback.
+if __name__ == "__main__":
+    from hpa_ens.commands import launch
+
+    launch("train", __spec__.name)
+
 import os
 import platform
 import time
@@ -524,8 +531,3 @@ def fold_line(metrics: dict) -> str:
             f"(kept {metrics['best_epoch']}, {metrics['epoch_selection']}), fold macro F1 "
             f"{metrics['fold_macro_f1']:.4f}, {metrics['timing']['total_seconds']:.1f} s")
 
-
-if __name__ == "__main__":  # python -m base_models.train: the command lives in base_models.commands.train
-    from hpa_ens.commands import launch
-
-    launch("train", __spec__.name)

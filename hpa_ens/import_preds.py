@@ -304,6 +304,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     if suffix in (".parquet", ".pq"):
         try:
             df = pd.read_parquet(path)
+        except ImportError:  # no parquet engine: pandas reads parquet through pyarrow, an extra
+            raise ContractError(f"{path}: reading parquet needs the [parquet] extra (pyarrow is not installed); "
+                                f"run `pip install 'hpa-ens[parquet]'`.") from None
         except Exception as err:  # pyarrow raises several types; name the file, keep the reason
             raise ContractError(f"{path}: not a readable parquet file ({type(err).__name__}: "
                                 f"{str(err).splitlines()[0] if str(err) else ''}).") from None

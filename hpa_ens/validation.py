@@ -6,6 +6,7 @@ Parameter errors follow scikit-learn's shape: "The 'x' parameter of f must be â€
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -154,12 +155,13 @@ def read_csv_checked(path, expected: str, binary_hint: str = "Binary formats (.n
                      "hpa_ens.import_preds.", **read_csv_kwargs):
     """``pandas.read_csv`` with its failures (empty, malformed, not text) as one-line ContractErrors naming the file.
 
-    ``expected`` describes the header for the messages; ``read_csv_kwargs`` go to pandas unchanged.
+    ``expected`` describes the header for the messages; ``read_csv_kwargs`` go to pandas, and floats are
+    parsed exactly (the bits that were written) on every supported pandas.
     """
     import pandas as pd
 
     try:
-        return pd.read_csv(path, **read_csv_kwargs)
+        return pd.read_csv(path, **_exact_floats(pd.__version__), **read_csv_kwargs)
     except pd.errors.EmptyDataError:
         raise ContractError(f"{path}: the file is empty; expected {expected}.") from None
     except pd.errors.ParserError as err:
@@ -167,6 +169,13 @@ def read_csv_checked(path, expected: str, binary_hint: str = "Binary formats (.n
     except UnicodeDecodeError:
         raise ContractError(f"{path}: not a text CSV file (cannot decode it as UTF-8); expected {expected}. "
                             f"{binary_hint}") from None
+
+
+def _exact_floats(pandas_version: str) -> dict:
+    """The ``read_csv`` keywords that parse floats exactly: before pandas 3.1 the default parser can be an ulp
+    off, so ``round_trip`` is asked for; from 3.1 on exact parsing is the default and the keyword deprecated."""
+    major, minor = (int(part) for part in re.match(r"(\d+)\.(\d+)", pandas_version).groups())
+    return {"float_precision": "round_trip"} if (major, minor) < (3, 1) else {}
 
 
 def read_json_object(path, what: str) -> dict:

@@ -28,6 +28,7 @@ from hpa_ens.commands import _cli as cli  # noqa: E402
 from hpa_ens.classes import N_CLASSES  # noqa: E402
 from hpa_ens.contract import read_prediction_set  # noqa: E402
 from hpa_ens.metrics import macro_f1  # noqa: E402
+from hpa_ens.validation import read_csv_checked  # noqa: E402
 
 TINY = "mobilenetv3_small_050"
 
@@ -245,7 +246,8 @@ def test_train_resume_collect_end_to_end(tiny_data, tmp_path):
     fold_tests = [pd.read_csv(full / "tiny" / f"fold{k}" / "test.csv", index_col="Id") for k in (0, 1)]
     np.testing.assert_allclose(pset.test.to_numpy(), (fold_tests[0].loc[test_ids].to_numpy()
                                                       + fold_tests[1].loc[test_ids].to_numpy()) / 2)
-    fold0 = pd.read_csv(fold_dir / "oof.csv", index_col="Id")
+    # read as exactly as the contract reads it (pandas before 3.1 parses within an ulp by default)
+    fold0 = read_csv_checked(fold_dir / "oof.csv", "a fold's oof.csv", index_col="Id")
     np.testing.assert_array_equal(pset.oof.loc[fold0.index].to_numpy(), fold0.to_numpy())
     assert pset.meta["folds_sha256"]
 

@@ -58,6 +58,7 @@ def test_roundtrip_full_precision_and_by_id(tmp_path):
 
 
 def test_parquet_read(tmp_path):
+    pytest.importorskip("pyarrow", reason="needs the [parquet] extra")
     frame = _frame()
     write_probs(tmp_path / "p.parquet", frame)
     np.testing.assert_array_equal(read_probs(tmp_path / "p.parquet", IDS).to_numpy(), frame.to_numpy())

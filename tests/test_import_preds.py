@@ -97,6 +97,7 @@ def test_npy_with_id_list_and_npz_with_embedded_ids(team, capsys):
 
 
 def test_parquet_with_id_index(team):
+    pytest.importorskip("pyarrow", reason="needs the [parquet] extra")
     tmp, ids, probs, _ = team
     frame = pd.DataFrame(probs, index=pd.Index(ids, name="Id"), columns=[f"P{k:02d}" for k in range(K)])
     frame.to_parquet(tmp / "t.parquet")

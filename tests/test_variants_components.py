@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
+torch = pytest.importorskip("torch", reason="needs the [train] extra")  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from hpa_ens.commands._cli import add_n_jobs_argument, add_task_argument, parser, progress
+from hpa_ens.commands._cli import add_n_jobs_argument, add_task_argument, parser, prog, progress, train_extra_message
+from hpa_ens.validation import ContractError
 
-from ..run_all import CONFIG_DIR, DEFAULT_DATA, load_cnn_configs, run_all
-from ._env import offline_hub, pretrained_backbones
+from ..run_all import CONFIG_DIR, DEFAULT_DATA, config_paths, load_cnn_configs, run_all, split_kinds
+from ._env import offline_hub, pretrained_backbones, require_train_extra
 from ._output import echo, note
 
 NAME = "base-models"
@@ -71,8 +72,22 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def require_train_extra_for_cnns(args: argparse.Namespace) -> None:
+    """Refuse CNN configs, before any data is touched, when torch or timm is not installed.
+
+    ``kind: features`` configs need neither, so ``--names features`` runs on the torch-free install.
+    """
+    cnn_paths, _ = split_kinds(config_paths(args.configs, args.names))
+    if cnn_paths:
+        try:
+            require_train_extra()
+        except ModuleNotFoundError as err:
+            raise ContractError(train_extra_message(err.name, prog(NAME))) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    require_train_extra_for_cnns(args)
     started = time.perf_counter()
     overrides = config_overrides(args)
     # Before any data is read and before timm is imported: may this run reach the hub?

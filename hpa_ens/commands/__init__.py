@@ -56,15 +56,13 @@ def _import_command(name: str, prog: str):
     """The command's module, or None after a one-line error when the [train] extra is missing."""
     from rich.markup import escape
 
-    from ._cli import errors
+    from ._cli import errors, train_extra_message
 
     try:
         return importlib.import_module(COMMANDS[name][0])
     except ModuleNotFoundError as err:
         if err.name and err.name.split(".")[0] in _TRAIN_EXTRA:
-            message = (f"`{prog}` needs the [train] extra ({err.name} is not installed); run "
-                       f"`pip install 'hpa-ens[train]'` (or `make install`).")
-            errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+            errors.print(f"[red]error:[/red] {escape(train_extra_message(err.name, prog))}", soft_wrap=True)
             return None
         raise
 

@@ -31,6 +31,7 @@ from ..utils import available_cpus, resolve_n_jobs
 
 __all__ = ["console", "errors", "progress", "progress_callback", "run", "parser", "prog", "warn", "say", "verbosity",
            "add_task_argument", "add_n_jobs_argument", "add_deprecated_pred_alias", "resolve_n_jobs", "available_cpus",
+           "train_extra_message",
            "EXIT_BAD_INPUT", "EXIT_FAILURE"]
 
 EXIT_BAD_INPUT = 2
@@ -51,6 +52,12 @@ def prog(default: str | None = None) -> str:
     if name:
         return name
     return default if default is None or " " in default else f"hpa-ens {default}"
+
+
+def train_extra_message(missing: str, command: str | None = None) -> str:
+    """The one-line error of a command that needs the [train] extra; ``missing`` is the absent package."""
+    return (f"`{command or prog()}` needs the [train] extra ({missing} is not installed); run "
+            f"`pip install 'hpa-ens[train]'` (or `make install`).")
 
 
 def verbosity() -> int:

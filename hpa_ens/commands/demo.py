@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..validation import ContractError, ParameterError
-from ._cli import console, parser
+from ._cli import console, parser, prog, train_extra_message
 from ._stages import Stage, py, run_stage
 
 NAME = "demo"
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_models(spec: str | None) -> list[str]:
     """The demo's members: ``spec`` (comma-separated config names) or the default recipe; unknown names refused."""
     if importlib.util.find_spec("torch") is None:
-        raise ContractError("The base-model stage needs the [train] extra (torch, timm). Got no torch installed instead; run `make install`.")
+        raise ContractError(train_extra_message("torch", prog(NAME)))
     models = [m.strip() for m in spec.split(",") if m.strip()] if spec else list(DEFAULT_MODELS)
     known = default_models()
     unknown = [m for m in models if m not in known]

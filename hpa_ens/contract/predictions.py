@@ -131,6 +131,9 @@ def _read_table(path: Path, source: str, task: Task) -> pd.DataFrame:
     if path.suffix == ".parquet":
         try:
             df = pd.read_parquet(path)
+        except ImportError:  # no parquet engine: pandas reads parquet through pyarrow, an extra
+            raise ContractError(f"{source}: reading parquet needs the [parquet] extra (pyarrow is not installed); "
+                                f"run `pip install 'hpa-ens[parquet]'`.") from None
         except Exception as err:  # pyarrow raises several unrelated types for a bad file
             raise ContractError(f"{source}: cannot read this parquet file ({type(err).__name__}).") from None
         if "Id" not in df.columns and df.index.name == "Id":
@@ -139,7 +142,7 @@ def _read_table(path: Path, source: str, task: Task) -> pd.DataFrame:
     if path.suffix in (".npy", ".npz", ".pkl", ".pickle"):
         raise ContractError(f"{source}: a {path.suffix} file is not a prediction CSV; convert it with "
                             f"`python -m hpa_ens.import_preds --test {path} --ids IDS.csv --out DIR`.")
-    # pandas parses floats round-trip exactly by default (tested).
+    # Floats are parsed exactly, on every supported pandas (read_csv_checked; tested).
     return read_csv_checked(path, expected, dtype={"Id": str}, keep_default_na=False,
                             na_values=["", "nan", "NaN", "NA"])
 
