@@ -252,10 +252,20 @@ def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
         raise ParameterError(f"The '--rank-by' parameter of {prog(NAME)} must name a rule other than posterior for a "
                              f"test-only prediction set: posterior calibrates on OOF rows. Got 'posterior' instead.")
     rank_by, posterior = resolve_fill_rule(args.rank_by, inp.oof, inp.y, inp.target)
-    notes = list(inp.stage.warnings) + report["warnings"] + em_notes
-    out = _report(inp, thresholds, min_labels, max_labels, rank_by, notes, posterior)
+    crossfit = {}
     if inp.oof is not None:
-        out |= _cross_fitted_report(inp, args, rule, rank_by)
+        with warnings.catch_warnings(record=True) as fold_caught:
+            warnings.simplefilter("always", EMConvergenceWarning)
+            crossfit = _cross_fitted_report(inp, args, rule, rank_by)
+        for w in fold_caught:
+            if not issubclass(w.category, EMConvergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        unconverged = sum(issubclass(w.category, EMConvergenceWarning) for w in fold_caught)
+        if unconverged and not em_notes:  # the fit itself converged: say so once for the folds' refits
+            em_notes.append(f"the cross-fitted OOF score's per-fold refits: em_priors did not converge "
+                            f"{unconverged} time(s); that score may be a little off")
+    notes = list(inp.stage.warnings) + report["warnings"] + em_notes
+    out = _report(inp, thresholds, min_labels, max_labels, rank_by, notes, posterior) | crossfit
     return ThresholdsRecord(thresholds=[float(t) for t in thresholds], method=args.method,
                             class_names=list(task.class_names), task_name=task.name, min_labels=min_labels,
                             max_labels=None if max_labels is None else int(max_labels), rank_by=rank_by,

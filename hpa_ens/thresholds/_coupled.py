@@ -11,6 +11,7 @@ import hashlib
 import json
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Callable
 
 import numpy as np
@@ -231,12 +232,12 @@ def _sqlite_file(spec: str) -> Path | None:
     """The database file of a ``sqlite:///…`` URL (None for another URL, a journal file or an in-memory db)."""
     if not spec.startswith("sqlite:"):
         return None
-    from sqlalchemy.engine import make_url
-
-    try:
-        database = make_url(spec).database
-    except Exception:  # noqa: BLE001 - a malformed URL: open_storage names it
+    # sqlite://[host]/DATABASE[?query], read as SQLAlchemy's make_url reads it (optuna's storage is SQLAlchemy),
+    # without importing SQLAlchemy here: "sqlite:///x.db" is x.db, "sqlite:////abs/x.db" is /abs/x.db.
+    rest = spec[len("sqlite:"):]
+    if not rest.startswith("//") or "/" not in rest[2:]:
         return None
+    database = unquote(rest[2:].split("/", 1)[1].split("?", 1)[0])
     return None if not database or database == ":memory:" or database.startswith("file:") else Path(database)
 
 
