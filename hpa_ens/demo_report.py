@@ -17,7 +17,7 @@ import numpy as np
 
 from .io import atomic_write_json, sha256_file
 from .classes import CLASS_NAMES
-from .contract import align, read_prediction_set, read_stage_inputs
+from .contract import align, read_folds, read_prediction_set, read_stage_inputs
 from .labels import read_labels, read_sample_submission, read_submission
 from .metrics import bootstrap_macro_f1, macro_f1, per_class_f1
 from .report import html_image, html_table, plot_per_class_f1, save_figure, write_html
@@ -50,37 +50,41 @@ def _composites_figure(data: Path, ids, truth, predicted, path: Path) -> None:
     save_figure(fig, path, dpi=80)
 
 
-def tuned_prediction(oof, y_true, test, target, tolerance: float, min_labels: int = 1, max_labels: int | None = 5):
-    """The demo's threshold rule on any prediction set: what ``tune_thresholds --method match
-    --tolerance T`` then ``submit`` do to the stack, so that every "+ thresholds" row is comparable.
+def tuned_prediction(oof, y_true, test, target, folds, method: str | None = None, min_labels: int = 1,
+                     max_labels: int | None = 5, **params):
+    """The demo's threshold rule on any prediction set: what ``hpa-ens thresholds`` then ``submit`` do to the
+    stack, so that every "+ thresholds" row is comparable.
 
-    Per class, among the cuts whose test share is within ``tolerance`` of the target share, the one
-    with the best OOF F1; then at least ``min_labels`` and at most ``max_labels`` labels per image
-    (:func:`hpa_ens.thresholds.apply_thresholds`, ranked by ``tune_thresholds``' default fill rule: the
-    posterior calibrated on the OOF rows and corrected to ``target``; cross-fitted for the OOF score). Tuned on
-    OOF rows and test probabilities only; never on the test truth.
+    The rule ``method`` (default: the package's default with a target, :func:`hpa_ens.thresholds.resolve_method`)
+    tuned on the OOF rows and the test probabilities with the announced ``target`` (and its ``params``, e.g.
+    ``target_n``); then at least ``min_labels`` and at most ``max_labels`` labels per image
+    (:func:`hpa_ens.thresholds.apply_thresholds`, ranked by the command's default fill rule: the posterior
+    calibrated on the OOF rows and corrected to ``target``). The OOF score is cross-fitted over ``folds``
+    (:func:`hpa_ens.thresholds.cross_fitted_predictions`), as the command reports it. Never tuned on test truth.
 
     Parameters
     ----------
     oof : ndarray (n_train, K); y_true : ndarray (n_train, K) of 0/1; test : ndarray (n_test, K)
-    target : ndarray (K,), target shares of the test labels
+    target : ndarray (K,), the announced target shares of the test labels
+    folds : ndarray (n_train,), the fold of each OOF row
 
     Returns
     -------
     test_pred : ndarray (n_test, K) of bool
-    oof_macro_f1 : float, macro F1 of the OOF rows under the same thresholds and label rule
+    oof_macro_f1 : float, macro F1 of the OOF rows, each fold at the cuts tuned on the other folds
     """
     from . import thresholds as T
-    from .thresholds import apply_thresholds
-    from .thresholds import oof_predictions, resolve_fill_rule
 
-    thresholds = T.match_thresholds_within(T.f1_curves(oof, y_true), test, target, tolerance)
-    share = np.clip(np.asarray(target, dtype=np.float64), 0.5 / len(oof), 1 - 0.5 / len(oof))  # a 0 share: half a row
-    rank_by, posterior = resolve_fill_rule(None, oof, y_true, share)  # the fill rule tune_thresholds defaults to
-    # The OOF score cross-fits the fill's calibration, as tune_thresholds' report does.
-    oof_pred = oof_predictions(oof, y_true, share, thresholds, min_labels, max_labels, rank_by)
-    return (apply_thresholds(test, thresholds, min_labels, max_labels, rank_by, posterior).astype(bool),
-            float(macro_f1(np.asarray(y_true, bool), oof_pred.astype(bool))))
+    y_true = np.asarray(y_true).astype(np.uint8)
+    method = T.resolve_method(method, True)
+    rule = T.get_rule(method)
+    params = {k: v for k, v in params.items() if v is not None and k in rule.params}
+    cuts, report = T.choose(method, oof, y_true, test, target, **params)
+    rank_by, posterior = T.resolve_fill_rule(None, oof, y_true, target)  # the fill rule the command defaults to
+    test_pred = T.apply_thresholds(test, cuts, min_labels, max_labels, rank_by, posterior).astype(bool)
+    oof_pred = T.cross_fitted_predictions(method, oof, y_true, folds, test, target, min_labels=min_labels,
+                                          max_labels=max_labels, **params)
+    return test_pred, float(macro_f1(y_true.astype(bool), oof_pred.astype(bool)))
 
 
 def format_row(r: dict) -> list[str]:
@@ -90,7 +94,8 @@ def format_row(r: dict) -> list[str]:
 
 
 def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: list[str], timings: dict,
-                 seed: int = 0, target_dist: Path | None = None, tolerance: float = 0.3) -> dict:
+                 seed: int = 0, target_dist: Path | None = None, target_n: int | None = None,
+                 method: str | None = None, tolerance: float | None = None) -> dict:
     """Compute the stage table and write the HTML report (``index.html``, its plots, ``results.json``).
 
     Rows: the best single model (chosen by its OOF macro F1), the mean blend and the stack, each at the
@@ -103,6 +108,7 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         ``models``, ``best_single``, ``timings``, ``threshold_rule`` and ``sets`` (the members' and the stack's
         :class:`~hpa_ens.set_report.SetReport`, as JSON); also written as ``results.json``
     """
+    from . import thresholds as T
     from .contract import read_target_distribution
 
     labels = read_labels(data / "train.csv")
@@ -110,9 +116,11 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     truth = align(read_labels(data / "truth" / "test_labels.csv"), test_ids, "truth/test_labels.csv", "the sample submission")
     y_train, y_test = labels.to_numpy().astype(bool), truth.to_numpy().astype(bool)
     target = read_target_distribution(target_dist, labels=labels) if target_dist else y_train.mean(axis=0)
+    folds = read_folds(data / "folds.csv", labels.index).to_numpy()
+    rule = {"method": T.resolve_method(method, True), "target_n": target_n, "tolerance": tolerance}
 
     def tuned(pset):
-        return tuned_prediction(pset.oof.to_numpy(), y_train, pset.test.to_numpy(), target, tolerance)
+        return tuned_prediction(pset.oof.to_numpy(), y_train, pset.test.to_numpy(), target, folds, **rule)
 
     def add(into, stage, y_pred, seconds, oof_f1=None):
         result = _score(y_test, y_pred, seed)
@@ -136,7 +144,7 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     blend_pred, blend_oof = tuned(blend)
     add(rows, "mean blend + thresholds", blend_pred, timings.get("blend", 0.0), blend_oof)
     for stage, name, keys in (
-        ("stack + thresholds (matched, min 1 label)", "submit_thresholds", ("stack", "thresholds", "submit_thresholds")),
+        (f"stack + thresholds ({rule['method']}, min 1 label)", "submit_thresholds", ("stack", "thresholds", "submit_thresholds")),
         ("+ duplicates", "submit_duplicates", ("dedup", "submit_duplicates")),
         ("+ leak", "submit_leak", ("submit_leak",)),
     ):
@@ -177,7 +185,7 @@ def build_report(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     sections.append(("Examples", html_image("examples.png", "Test images: true labels and final predictions")))
     write_html(reports / "index.html", "hpa-ens demo report", sections)
     results = {"rows": rows, "members": members, "models": models, "best_single": best, "timings": timings,
-               "threshold_rule": {"method": "match", "tolerance": tolerance, "min_labels": 1, "max_labels": 5},
+               "threshold_rule": {**rule, "target": str(target_dist), "min_labels": 1, "max_labels": 5},
                "sets": sets.to_json()}
     atomic_write_json(reports / "results.json", results)
     return results

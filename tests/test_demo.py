@@ -50,8 +50,16 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path):
     results = json.loads((tmp_path / "reports" / "results.json").read_text())
     stages = [row["stage"] for row in results["rows"]]
     assert stages[0].startswith("best single model (") and stages[0].endswith(") + thresholds")
-    assert stages[1:] == ["mean blend + thresholds", "stack + thresholds (matched, min 1 label)", "+ duplicates",
-                          "+ leak"]
+    from hpa_ens.thresholds import DEFAULT_WITH_TARGET
+
+    assert stages[1:] == ["mean blend + thresholds", f"stack + thresholds ({DEFAULT_WITH_TARGET}, min 1 label)",
+                          "+ duplicates", "+ leak"]
+    # The demo runs the thresholds command at its default, told the probe and its row count, never the file the
+    # test labels were drawn toward.
+    record = json.loads((tmp_path / "work" / "thresholds.json").read_text())
+    assert record["method"] == DEFAULT_WITH_TARGET and record["params"]["target_dist"].endswith("lb_probe.csv")
+    assert record["params"]["target_n"] == 18
+    assert results["threshold_rule"]["target_n"] == 18 and results["threshold_rule"]["method"] == DEFAULT_WITH_TARGET
     assert [r["stage"] for r in results["members"]] == ["features + thresholds", "regnetx_002 + thresholds"]
     best = max(results["members"], key=lambda r: r["oof_macro_f1"])
     assert results["rows"][0]["macro_f1"] == best["macro_f1"]  # chosen on OOF, scored on test
@@ -87,17 +95,21 @@ def test_tiny_demo_end_to_end_then_skips(tmp_path):
     import numpy as np
     from importlib import resources
 
-    from hpa_ens.contract import align, read_prediction_set
+    from hpa_ens.contract import align, read_folds, read_prediction_set, read_target_distribution
     from hpa_ens.demo_report import tuned_prediction
-    from hpa_ens.contract import read_target_distribution
     from hpa_ens.labels import read_labels, read_sample_submission, read_submission
 
     labels = read_labels(tmp_path / "data" / "train.csv")
     test_ids = read_sample_submission(tmp_path / "data" / "sample_submission.csv")
     stack = read_prediction_set(tmp_path / "oof" / "stack", labels.index, test_ids)
-    target = read_target_distribution(Path(str(resources.files("hpa_ens").joinpath("data/lb_label_distribution.csv"))),
-                                      labels=labels)
-    predicted, _ = tuned_prediction(stack.oof.to_numpy(), labels.to_numpy(), stack.test.to_numpy(), target, 0.3)
+    target = read_target_distribution(tmp_path / "data" / "lb_probe.csv", labels=labels)
+    lb = read_target_distribution(Path(str(resources.files("hpa_ens").joinpath("data/lb_label_distribution.csv"))),
+                                  labels=labels)
+    assert not np.allclose(target, lb, atol=1e-3)
+    folds = read_folds(tmp_path / "data" / "folds.csv", labels.index).to_numpy()
+    predicted, oof_f1 = tuned_prediction(stack.oof.to_numpy(), labels.to_numpy(), stack.test.to_numpy(), target, folds,
+                                         target_n=18)
+    assert oof_f1 == pytest.approx(next(r for r in results["rows"] if r["stage"].startswith("stack"))["oof_macro_f1"])
     submitted = align(read_submission(tmp_path / "work" / "submit_thresholds.csv"), test_ids, "submission")
     np.testing.assert_array_equal(predicted, submitted.to_numpy().astype(bool))
 

@@ -61,7 +61,29 @@ def test_layout_and_files_follow_the_contract(dataset):
         assert frame.sum(axis=1).between(1, 5).all()
     # no staging folder left behind
     assert sorted(p.name for p in dataset.iterdir()) == sorted(
-        ["train", "test", "truth", "train.csv", "sample_submission.csv", "leak.csv", synth.MARKER])
+        ["train", "test", "truth", "train.csv", "sample_submission.csv", "leak.csv", "lb_probe.csv", synth.MARKER])
+
+
+def test_the_leaderboard_probe_is_a_random_30_percent_of_the_test_rows(dataset):
+    """lb_probe.csv: the shares of probe_rows(n_test) test rows (a sampling error the rules are told about), read
+    by the thresholds' target reader as it is; a class the probe missed at half a row."""
+    from hpa_ens.contract import read_target_distribution
+
+    truth = read_labels(dataset / "truth" / "test_labels.csv").to_numpy()
+    n = synth.probe_rows(len(truth))
+    assert n == 9 == round(synth.PROBE_FRACTION * 30)
+    shares = read_target_distribution(dataset / "lb_probe.csv")
+    np.testing.assert_array_equal(shares, synth.leaderboard_probe(truth, seed=7))
+    counts = np.where(shares == 0.5 / n, 0, shares * n)
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)  # whole rows of n
+    counts = np.round(counts).astype(int)
+    assert (counts <= truth.sum(axis=0)).all() and counts.sum() >= n  # every probed row has a label
+    # Some set of n test rows has exactly these counts: the probe is rows of this test set.
+    rng = np.random.default_rng(np.random.SeedSequence([7, 5]))
+    rows = np.sort(rng.choice(len(truth), size=n, replace=False))
+    np.testing.assert_array_equal(truth[rows].sum(axis=0), counts)
+    assert not np.allclose(shares, truth.mean(axis=0))  # a noisy estimate, not the test shares themselves
+    assert synth.leaderboard_probe(truth, seed=8).tolist() != shares.tolist()
 
 
 def test_leak_labels_are_the_truth(dataset):

@@ -22,6 +22,7 @@ from typing import Sequence
 
 from ..validation import ContractError, ParameterError
 from ._cli import console, parser, prog, train_extra_message
+from ..synth import probe_rows
 from ._stages import Stage, py, run_stage
 
 NAME = "demo"
@@ -96,8 +97,13 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
                  args: argparse.Namespace) -> list[Stage]:
     """The demo's stages, in order, with their inputs and outputs (paths relative to the working directory)."""
     lb_dist = _packaged("lb_label_distribution.csv")  # what the built-in target name stands for: a stage input
-    target = "hpa2018-lb"
+    lb_target = "hpa2018-lb"  # the synthetic test labels are drawn toward it; no rule is ever told it
     train_csv, sample_sub = data / "train.csv", data / "sample_submission.csv"
+    # What the rules are told: a public-leaderboard probe of 30 % of the test rows, with its sampling error.
+    probe, probe_n = data / "lb_probe.csv", probe_rows(args.n_test)
+    rule_flags = [] if args.method is None else ["--method", args.method]
+    if args.tolerance is not None:
+        rule_flags += ["--tolerance", args.tolerance]
     folds = data / "folds.csv"
     stats = reports / "eda" / "channel_stats.json"
     model_dirs = [oof_root / m for m in models]
@@ -116,15 +122,15 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         base_flags += ["--image-size", args.image_size]
     stages = [
         Stage("synth", py("hpa_ens.synth", "--out", data, "--n-train", args.n_train, "--n-test", args.n_test,
-                          "--size", args.size, "--seed", args.seed, "--target-dist", target, "--overwrite"),
+                          "--size", args.size, "--seed", args.seed, "--target-dist", lb_target, "--overwrite"),
               inputs=_src("synth/generate", "synth/draw", "commands/synth") + [lb_dist],
-              outputs=[train_csv, sample_sub, data / "truth" / "test_labels.csv"]),
+              outputs=[train_csv, sample_sub, data / "truth" / "test_labels.csv", probe]),
         Stage("folds", py("hpa_ens.folds", "--labels", train_csv, "--out", folds, "--n-folds", args.n_folds,
                           "--seed", args.seed),
               inputs=_src("folds", "groups", "commands/folds") + [train_csv], outputs=[folds]),
-        Stage("eda", py("hpa_ens.eda", "--labels", train_csv, "--target-dist", target, "--images", data / "train",
+        Stage("eda", py("hpa_ens.eda", "--labels", train_csv, "--target-dist", probe, "--images", data / "train",
                         "--n-jobs", 2, "--out", reports / "eda"),
-              inputs=_src("eda", "channel_stats", "commands/eda") + [train_csv, lb_dist],
+              inputs=_src("eda", "channel_stats", "commands/eda") + [train_csv, probe],
               outputs=[reports / "eda" / "index.html", stats]),
     ]
     for m in feature_models:
@@ -149,16 +155,16 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
                           "--out", stack_dir, "--seed", args.seed),
               inputs=_src("ensemble", "commands/stack") + [folds] + [d / "meta.json" for d in model_dirs], outputs=[stack_dir / "meta.json"]),
         Stage("thresholds", py("hpa_ens.tune_thresholds", "--labels", train_csv, "--pred", stack_dir, "--out", thresholds,
-                               "--folds", folds, "--method", "match", "--target-dist", target, "--tolerance",
-                               args.tolerance, "--min-labels", 1, "--max-labels", 5, "--plots", reports / "thresholds"),
-              inputs=_src("thresholds", "commands/thresholds") + [stack_dir / "meta.json", folds, lb_dist],
+                               "--folds", folds, "--target-dist", probe, "--target-n", probe_n, *rule_flags,
+                               "--min-labels", 1, "--max-labels", 5, "--plots", reports / "thresholds"),
+              inputs=_src("thresholds", "commands/thresholds") + [stack_dir / "meta.json", folds, probe],
               outputs=[thresholds]),
         Stage("dedup", py("hpa_ens.dedup", "--train-dir", data / "train", "--test-dir", data / "test",
                           "--out", duplicates, "--n-jobs", 2, "--cache", work / "hashes.npz"),
               inputs=_src("dedup", "commands/dedup") + [train_csv, sample_sub], outputs=[duplicates]),
     ]
     submit = py("hpa_ens.submit", "--pred", stack_dir, "--thresholds", thresholds, "--sample-submission", sample_sub,
-                "--target-dist", target)
+                "--target-dist", probe)
     for name, extra in (
         ("submit_thresholds", []),
         ("submit_duplicates", ["--duplicates", duplicates, "--labels", train_csv]),
@@ -167,7 +173,7 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
         out = work / f"{name}.csv"
         stages.append(Stage(name, submit + ["--out", str(out)] + [str(e) for e in extra],
                             inputs=_src("submit", "groups", "leak", "thresholds", "commands/submit")
-                            + [thresholds, duplicates, stack_dir / "meta.json", data / "leak.csv", lb_dist],
+                            + [thresholds, duplicates, stack_dir / "meta.json", data / "leak.csv", probe],
                             outputs=[out]))
     return stages
 
@@ -190,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--size", type=int, default=64, help="synthetic image side in pixels")
     ap.add_argument("--n-folds", type=int, default=3, help="folds of every base model (3: fewer, better fits in "
                     "the CPU budget; see docs/recipe.md)")
-    ap.add_argument("--tolerance", type=float, default=0.3, help="thresholds: relative band around the target share")
+    ap.add_argument("--method", default=None, help="thresholds: the rule (default: the package's default with a "
+                    "target, told the synthetic leaderboard probe lb_probe.csv and its row count)")
+    ap.add_argument("--tolerance", type=float, default=None, help="thresholds: the rule's tolerance, where it has one")
     ap.add_argument("--epochs", type=int, default=None, help="override every base-model config's epochs (quick runs)")
     ap.add_argument("--image-size", type=int, default=None, help="override every base-model config's image size")
     ap.add_argument("--seed", type=int, default=0)
@@ -226,7 +234,8 @@ def run_demo(args: argparse.Namespace, models: list[str]) -> dict[str, float]:
     from ..demo_report import build_report
 
     results = build_report(args.data, args.work, args.reports, args.oof, models, timings, seed=args.seed,
-                           target_dist=_packaged("lb_label_distribution.csv"), tolerance=args.tolerance)
+                           target_dist=args.data / "lb_probe.csv", target_n=probe_rows(args.n_test),
+                           method=args.method, tolerance=args.tolerance)
     _print_tables(results)
     return timings
 

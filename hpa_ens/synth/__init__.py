@@ -5,4 +5,4 @@
 """
 
 from .generate import *  # noqa: F401,F403
-from .generate import MARKER, SPLIT_TRAIN, check_generated_folder, encode_png, generate, image_rng, load_label_sets, make_plan, render_image  # noqa: F401
+from .generate import MARKER, PROBE_FRACTION, SPLIT_TRAIN, leaderboard_probe, probe_rows, check_generated_folder, encode_png, generate, image_rng, load_label_sets, make_plan, render_image  # noqa: F401

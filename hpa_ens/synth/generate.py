@@ -8,6 +8,9 @@
     DIR/train.csv                 Id,Target
     DIR/sample_submission.csv     Id,Predicted ("0" everywhere, like Kaggle's)
     DIR/leak.csv                  Id,Target for ~2% of the test Ids (like the teams' leak files)
+    DIR/lb_probe.csv              class,share: the class shares of a random 30% of the test rows, as a public
+                                  leaderboard probe gives them (a noisy estimate of the test shares; its row
+                                  count is :func:`probe_rows`)
     DIR/truth/test_labels.csv     Id,Target for every test Id
     DIR/truth/duplicates.csv      Id_a,Id_b,kind,transform (planted near-copies; kind train-test / test-test)
 
@@ -43,7 +46,7 @@ from ..utils import resolve_n_jobs
 from ..validation import ContractError, check_param
 from .draw import render, transform_copy
 
-SPLIT_TRAIN, SPLIT_TEST, _STREAM_LABELS, _STREAM_COPY, _STREAM_PREVIEW = 0, 1, 2, 3, 4
+SPLIT_TRAIN, SPLIT_TEST, _STREAM_LABELS, _STREAM_COPY, _STREAM_PREVIEW, _STREAM_PROBE = 0, 1, 2, 3, 4, 5
 #: The fixed tail of every Kaggle HPA Id (uuid1 with the organisers' node); we keep it for realism.
 _ID_NODE = "ac1f6b6435d0"
 
@@ -221,7 +224,38 @@ def _render_chunk(jobs, staging: str, size: int, seed: int, compress_level: int)
 # the public entry point
 
 
-_OUTPUTS = ("train", "test", "truth", "train.csv", "sample_submission.csv", "leak.csv")
+_OUTPUTS = ("train", "test", "truth", "train.csv", "sample_submission.csv", "leak.csv", "lb_probe.csv")
+#: The public leaderboard's share of the test rows (Kaggle's HPA 2018: 29 % public, 71 % private).
+PROBE_FRACTION = 0.3
+
+
+def probe_rows(n_test: int, fraction: float = PROBE_FRACTION) -> int:
+    """The row count of a leaderboard probe of ``fraction`` of ``n_test`` test rows (at least one)."""
+    return max(1, int(round(fraction * n_test)))
+
+
+def leaderboard_probe(y_test: np.ndarray, seed: int, fraction: float = PROBE_FRACTION) -> np.ndarray:
+    """The class shares a public-leaderboard probe announces: those of a random ``fraction`` of the test rows.
+
+    What a competitor learns by probing the public leaderboard, with its sampling error; never the shares the
+    test labels were drawn toward. A class the probe did not see is announced at half a row (shares lie in
+    (0, 1)). Drawn from its own stream ``SeedSequence([seed, 5])``, so the images and labels do not depend on it.
+
+    Parameters
+    ----------
+    y_test : ndarray of shape (n_test, K), 0/1
+    seed : int
+    fraction : float in (0, 1]
+
+    Returns
+    -------
+    shares : ndarray of shape (K,)
+    """
+    y_test = np.asarray(y_test)
+    n = probe_rows(len(y_test), fraction)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_PROBE]))
+    rows = np.sort(rng.choice(len(y_test), size=n, replace=False))
+    return np.clip(y_test[rows].mean(axis=0), 0.5 / n, 1 - 0.5 / n)
 #: Written into every folder this generator fills; only such a folder (or an empty one) is ever written to.
 MARKER = ".hpa_ens_synth"
 
@@ -310,7 +344,7 @@ def generate(out_dir, n_train: int, n_test: int, size: int = 128, seed: int = 0,
         (staging / folder).mkdir(parents=True)
     try:
         transforms = _run_jobs(jobs, staging, int(size), int(seed), n_jobs, compress_level, progress)
-        _write_tables(staging, plan, transforms)
+        _write_tables(staging, plan, transforms, seed)
         for name in _OUTPUTS:
             target = out_dir / name
             if target.is_dir():
@@ -347,7 +381,7 @@ def _run_jobs(jobs, staging: Path, size: int, seed: int, n_jobs: int, compress_l
     return transforms
 
 
-def _write_tables(staging: Path, plan: Plan, transforms: dict[int, str]) -> None:
+def _write_tables(staging: Path, plan: Plan, transforms: dict[int, str], seed: int) -> None:
     def csv(frame: pd.DataFrame) -> str:
         return frame.to_csv(index=False, lineterminator="\n")
 
@@ -356,6 +390,8 @@ def _write_tables(staging: Path, plan: Plan, transforms: dict[int, str]) -> None
     atomic_write_text(staging / "truth" / "test_labels.csv", csv(labels_frame(plan.test_ids, plan.y_test)))
     leak_ids = [plan.test_ids[i] for i in plan.leak_index]
     atomic_write_text(staging / "leak.csv", csv(labels_frame(leak_ids, plan.y_test[plan.leak_index])))
+    probe = leaderboard_probe(plan.y_test, seed)
+    atomic_write_text(staging / "lb_probe.csv", csv(pd.DataFrame({"class": np.arange(len(probe)), "share": probe})))
     rows = []
     for kind, split, source, copy in plan.duplicates:
         id_a = plan.train_ids[source] if split == SPLIT_TRAIN else plan.test_ids[source]
