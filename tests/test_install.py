@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from hpa_ens.commands import main as hpa_ens_main
+from hpa_ens.report import image_links
 from hpa_ens.testing.simulate import write_simulated_sets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,6 +162,9 @@ PIPELINE = [
     ("submit", ["--pred", "stack", "--thresholds", "thresholds.json", "--sample-submission",
                 "sample_submission.csv", "--out", "submission.csv"]),
     ("score", ["--truth", "truth/test_labels.csv", "--submission", "submission.csv", "--json", "score.json"]),
+    ("report", ["--pred", "oof/model_0", "oof/model_1", "oof/model_2", "--labels", "train.csv", "--folds",
+                "folds.csv", "--stack", "stack", "--truth", "truth/test_labels.csv", "--n-boot", "50",
+                "--out", "report"]),
 ]
 #: What the pipeline writes, compared byte for byte with the same commands where torch is installed.
 OUTPUTS = ["stack/oof.csv", "stack/test.csv", "submission.csv"]
@@ -176,6 +180,10 @@ def test_stack_thresholds_submit_run_without_torch_and_write_the_same_bytes(torc
         assert proc.returncode == 0, f"hpa-ens {name}: {proc.stderr[-3000:]}"
     score = json.loads((world / "score.json").read_text())
     assert 0.3 < score["macro_f1"] <= 1
+    page = (world / "report" / "index.html").read_text()
+    for name in ("model_0", "model_1", "model_2", "stack", "mean blend"):
+        assert name in page, name
+    assert all((world / "report" / link).stat().st_size > 1000 for link in image_links(page))
     # The same commands in this process, where torch may be importable: the same numbers, to the byte.
     monkeypatch.chdir(reference)
     for name, args in PIPELINE:
@@ -184,6 +192,12 @@ def test_stack_thresholds_submit_run_without_torch_and_write_the_same_bytes(torc
         assert (world / output).read_bytes() == (reference / output).read_bytes(), output
     thresholds = [json.loads((folder / "thresholds.json").read_text())["thresholds"] for folder in (world, reference)]
     assert thresholds[0] == thresholds[1]
+    # The report's numbers too (its provenance quotes each set's creation time, which differs between the runs).
+    reports = [json.loads((folder / "report" / "report.json").read_text()) for folder in (world, reference)]
+    for report in reports:
+        for row in report["leaderboard"]:
+            row.pop("provenance", None)
+    assert reports[0] == reports[1]
 
 
 #: Every way to start a command that needs torch (base-models and demo: with their CNN configs).
