@@ -20,8 +20,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-torch = pytest.importorskip("torch")
-timm = pytest.importorskip("timm")
+torch = pytest.importorskip("torch", reason="needs the [train] extra (torch)")
+timm = pytest.importorskip("timm", reason="needs the [train] extra (timm)")
 
 from timm.models import adapt_input_conv  # noqa: E402
 
