@@ -25,7 +25,7 @@ import pytest
 
 from hpa_ens.commands import main as hpa_ens_main
 from hpa_ens.report import image_links
-from hpa_ens.testing.simulate import write_simulated_sets
+from hpa_ens.testing.simulate import simulated_labels, write_simulated_sets
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -144,11 +144,7 @@ print(json.dumps({{"n_modules": len(modules), "blend": blend.shape, "labels": la
 
 
 def _labels(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    prevalence = np.r_[0.4, 0.25, 0.15, np.full(22, 0.06), 0.02, 0.01, 0.005]
-    Y = (rng.random((n, 28)) < prevalence).astype(np.uint8)
-    Y[Y.sum(1) == 0, 0] = 1
-    return Y
+    return simulated_labels(n, seed)
 
 
 #: The post-processing pipeline: (command, arguments), run in a folder holding the simulated world. Another

@@ -10,15 +10,11 @@ from hpa_ens.io import sha256_file
 from hpa_ens.commands.stack import main
 from hpa_ens.contract import read_prediction_set
 from hpa_ens.ensemble import Stacker, default_params, mean_blend, stack_features, stack_summary
-from hpa_ens.testing.simulate import simple_folds, simulate_base_models, write_simulated_sets
+from hpa_ens.testing.simulate import simple_folds, simulate_base_models, simulated_labels, write_simulated_sets
 
 
 def _labels(n, seed=0):
-    rng = np.random.default_rng(seed)
-    prevalence = np.r_[0.4, 0.25, 0.15, np.full(22, 0.06), 0.02, 0.01, 0.005]
-    Y = (rng.random((n, 28)) < prevalence).astype(np.uint8)
-    Y[Y.sum(1) == 0, 0] = 1
-    return Y
+    return simulated_labels(n, seed)
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,8 @@ LOOK_ALIKES: tuple[tuple[int, ...], ...] = (
 
 __all__ = [
     "LOOK_ALIKES",
+    "HPA_LIKE_PREVALENCE",
+    "simulated_labels",
     "simulate_base_models",
     "draw_toward_distribution",
     "holdout_split",
@@ -233,6 +235,19 @@ def holdout_split(Y, test_fraction: float = 0.25, target_shares=None, seed: int 
     mask = np.ones(len(Y), dtype=bool)
     mask[test_idx] = False
     return np.flatnonzero(mask), test_idx
+
+
+#: Per-class positive rates of a small HPA-shaped label matrix: three common classes, 22 at 6 %, three rare ones.
+HPA_LIKE_PREVALENCE = np.r_[0.4, 0.25, 0.15, np.full(22, 0.06), 0.02, 0.01, 0.005]
+
+
+def simulated_labels(n: int, seed: int = 0, prevalence=HPA_LIKE_PREVALENCE) -> np.ndarray:
+    """An ``(n, K)`` 0/1 uint8 label matrix with independent classes at ``prevalence`` and at least one label per row
+    (a row drawn empty gets class 0), K = ``len(prevalence)``."""
+    prevalence = np.asarray(prevalence, dtype=np.float64)
+    labels = (np.random.default_rng(seed).random((n, len(prevalence))) < prevalence).astype(np.uint8)
+    labels[labels.sum(1) == 0, 0] = 1
+    return labels
 
 
 def simple_folds(n: int, n_folds: int = 5, seed: int = 0) -> np.ndarray:
