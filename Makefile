@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The pair that imports together (see README): pinned here and in pyproject's [train] extra.
+	# The pair that imports together (docs/install.md): pinned here and in pyproject's [train] extra.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[train,parquet,dev]'
 	touch $(STAMP)

@@ -1,7 +1,7 @@
 """The real-data walk-through, run line by line with its real flags on a small synthetic world.
 
-The block between ``<!-- walkthrough:begin -->`` and ``<!-- walkthrough:end -->`` (docs/walkthrough.md; the
-README carries the same block between the same markers) starts by naming its folders (``DATA``, ``LEAKS``,
+The block between ``<!-- walkthrough:begin -->`` and ``<!-- walkthrough:end -->`` of README.md (docs/walkthrough.md
+explains it and carries the same block between the same markers) starts by naming its folders (``DATA``, ``LEAKS``,
 ``PREDS``, ``WORK``, ``SETS``). This test redefines those five variables to a synthetic world with the same
 file names and formats and runs every other line exactly as written, ``hpa-ens`` being ``python -m hpa_ens``
 of the interpreter under test.
@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-#: Where the block lives (the integrator copies it into the README between the same markers).
-SOURCE = REPO / "docs" / "walkthrough.md"
+#: Where the block lives: the README's "your own prediction files" walk-through.
+SOURCE = REPO / "README.md"
+#: The longer explanation, which carries the same block.
+EXPLAINED = REPO / "docs" / "walkthrough.md"
 VARIABLES = ("DATA", "LEAKS", "PREDS", "WORK", "SETS")
 
 
@@ -113,6 +115,11 @@ def test_the_block_names_its_folders_first_and_uses_only_real_commands():
     assert commands and all(c.split()[0] in ("hpa-ens", "awk") for c in commands)
     used = set(re.findall(r"\$([A-Z_]+)", " ".join(commands)))
     assert used <= set(VARIABLES), f"undefined variables {used - set(VARIABLES)}"
+
+
+def test_the_explanation_carries_the_readme_block():
+    assert walkthrough_block(EXPLAINED) == walkthrough_block(SOURCE), \
+        "docs/walkthrough.md's block differs from the README's: copy the README's block between the markers"
 
 
 def test_walkthrough_runs_on_a_synthetic_world(tmp_path):
