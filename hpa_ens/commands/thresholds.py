@@ -8,7 +8,10 @@ benchmark that ranks them and says when to pick each):
 - ``match``: the cut whose predicted share on the test rows meets the target share (needs no OOF rows: a
   test-only prediction set is accepted); ``--tolerance T``: the OOF-F1-best cut within ±T (relative) of it;
 - ``directional``: a blend of the bootstrap OOF cut and the matched cut where the target share rises, the matched
-  cut (weighted up with the size of the fall) where it falls (the default with ``--target-dist``);
+  cut (weighted up with the size of the fall) where it falls;
+- ``trusted``: ``directional`` with the matched cut trusted less where the OOF rows' F1-best count under the target
+  disagrees with the announced count, and by the announced shares' sampling error (``--target-n``, a
+  leaderboard probe's row count) (the default with ``--target-dist``);
 - ``plugin``: the expected-F1 cut of the calibrated, prior-corrected test rows (known target, or an EM estimate);
 - ``optuna``: TPE over what couples the classes (exact→matched mix, global logit offset, min/max labels,
   optional per-class offsets), on a journal file or an RDB storage URL.

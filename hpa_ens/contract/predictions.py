@@ -413,20 +413,20 @@ def read_meta(folder) -> dict:
 def _verify_seal(folder: Path, meta: dict) -> None:
     if not meta:
         raise ContractError(f"{folder}: no {META_FILE}, so the set cannot be checked against its seal (it may be "
-                            f"half-written). Rewrite it, import it with hpa_ens.import_preds, or pass --no-verify.")
+                            f"half-written). Rewrite it, or import it with hpa-ens import (in Python: verify=False skips the check).")
     outputs = meta.get("outputs")
     if not isinstance(outputs, dict) or TEST_FILE not in outputs:
         raise ContractError(f"{folder / META_FILE}: no 'outputs' hashes; the seal is incomplete. Rewrite the set "
-                            f"or pass --no-verify.")
+                            f"(in Python: verify=False skips the check).")
     for fname, digest in outputs.items():
         actual = folder / fname
         if not actual.exists() or sha256_file(actual) != digest:
             state = "is missing" if not actual.exists() else "sha256 differs from the one in " + str(folder / META_FILE)
-            raise ContractError(f"{actual}: {state}; the set was half-written or edited. Rewrite it, or read with "
-                                f"verify=False (--no-verify).")
+            raise ContractError(f"{actual}: {state}; the set was half-written or edited. Rewrite it (in Python: "
+                                f"verify=False skips the check).")
     if OOF_FILE not in outputs and (folder / OOF_FILE).exists():
         raise ContractError(f"{folder / OOF_FILE}: not in the seal of {folder / META_FILE} (a test-only set); the "
-                            f"set was edited. Rewrite it, or read with verify=False (--no-verify).")
+                            f"set was edited. Rewrite it (in Python: verify=False skips the check).")
 
 
 def read_prediction_set(
