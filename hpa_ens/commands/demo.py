@@ -52,7 +52,7 @@ _ECHOED: list[str] = []
 
 def _echo(line: str) -> None:
     """A finished fold, printed as it happens (one line, also when the output is a log file)."""
-    console.print(f"\n  {line.strip()}", end="", highlight=False, markup=False)
+    console.print(f"\n  {line.strip()}", end="", highlight=False, markup=False, soft_wrap=True)
     _ECHOED.append(line)
 
 
