@@ -269,14 +269,11 @@ def test_unverified_records_render_as_before_but_fail_check(tmp_path, capsys):
     assert "no code fingerprint" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(strict=False, reason="results.json still holds figures recorded before fingerprints (schema 1) "
-                                        "and from before the redesign: they pass once every figure is re-recorded")
 def test_every_published_figure_is_current_and_clean():
     """The real check: every figure README.md and docs/ show has a current, clean record.
 
-    The integrator removes the xfail marker after re-recording every benchmark (``make bench`` and the full
-    runs) once the redesign is merged; from then on a code change that touches a benchmarked module fails
-    here until its figures are re-recorded.
+    Every benchmark was re-recorded (``make bench`` and the full runs): from now on a code change that touches a
+    benchmarked module fails here until its figures are re-recorded.
     """
     results = _results()
     status = figures.assess(results)
