@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -235,15 +235,10 @@ def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
         if bar is not None:  # a search reports each trial
             job = bar.add_task(f"{rule.name} trials", total=args.trials)
             params["progress"] = lambda done, total: bar.update(job, completed=done)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", EMConvergenceWarning)
+        # An unconverged test-share estimate becomes one warning line (and a note in thresholds.json).
+        with _em_warnings_as_notes() as em_notes:
             thresholds, report = choose(args.method, inp.oof, inp.y, inp.test, inp.target,
                                         class_names=task.class_names, labels_name="--labels", **params)
-    # An unconverged test-share estimate becomes one warning line (and a note in thresholds.json); others pass on.
-    em_notes = [str(w.message) for w in caught if issubclass(w.category, EMConvergenceWarning)]
-    for w in caught:
-        if not issubclass(w.category, EMConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     settings = {"n_boot": args.n_boot, "seed": args.seed, "blend_floor": args.blend_floor, "robust": args.robust,
                 "target_n": args.target_n}
     recorded = {"target_dist": args.target_dist, "target_column": args.target_column, "tolerance": args.tolerance}
@@ -257,13 +252,9 @@ def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
     rank_by, posterior = resolve_fill_rule(args.rank_by, inp.oof, inp.y, inp.target)
     crossfit = {}
     if inp.oof is not None:
-        with warnings.catch_warnings(record=True) as fold_caught:
-            warnings.simplefilter("always", EMConvergenceWarning)
+        with _em_warnings_as_notes() as fold_notes:
             crossfit = _cross_fitted_report(inp, args, rule, rank_by)
-        for w in fold_caught:
-            if not issubclass(w.category, EMConvergenceWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-        unconverged = sum(issubclass(w.category, EMConvergenceWarning) for w in fold_caught)
+        unconverged = len(fold_notes)
         if unconverged and not em_notes:  # the fit itself converged: say so once for the folds' refits
             em_notes.append(f"the cross-fitted OOF score's per-fold refits: em_priors did not converge "
                             f"{unconverged} time(s); that score may be a little off")
@@ -274,6 +265,20 @@ def tune(inp: TuningInputs, args, task: Task) -> ThresholdsRecord:
                             max_labels=None if max_labels is None else int(max_labels), rank_by=rank_by,
                             posterior=None if posterior is None else posterior.to_json(),
                             prediction_set=inp.hashes["pred"], params=recorded, report=out)
+
+
+@contextmanager
+def _em_warnings_as_notes():
+    """Collect the messages of EMConvergenceWarning raised inside (the list is filled on exit); pass others on."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EMConvergenceWarning)
+        yield notes
+    for w in caught:
+        if issubclass(w.category, EMConvergenceWarning):
+            notes.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _floats(values) -> list:
