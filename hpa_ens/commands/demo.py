@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..validation import ContractError, ParameterError
-from ._cli import console, parser, prog, train_extra_message
 from ..synth import probe_rows
+from ._cli import console, parser, prog, train_extra_message
 from ._stages import Stage, py, run_stage
 
 NAME = "demo"
@@ -93,6 +93,12 @@ def config_kind(path: Path) -> str:
     return "features" if isinstance(loaded, dict) and loaded.get("kind") == "features" else "cnn"
 
 
+def announced_target(data: Path, n_test: int) -> tuple[Path, int]:
+    """What the demo's rules are told: the synthetic set's public-leaderboard probe (``lb_probe.csv``, the shares of
+    30 % of the test rows) and its row count, for ``--target-dist`` and ``--target-n``."""
+    return data / "lb_probe.csv", probe_rows(n_test)
+
+
 def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: list[str],
                  args: argparse.Namespace) -> list[Stage]:
     """The demo's stages, in order, with their inputs and outputs (paths relative to the working directory)."""
@@ -100,7 +106,7 @@ def build_stages(data: Path, work: Path, reports: Path, oof_root: Path, models: 
     lb_target = "hpa2018-lb"  # the synthetic test labels are drawn toward it; no rule is ever told it
     train_csv, sample_sub = data / "train.csv", data / "sample_submission.csv"
     # What the rules are told: a public-leaderboard probe of 30 % of the test rows, with its sampling error.
-    probe, probe_n = data / "lb_probe.csv", probe_rows(args.n_test)
+    probe, probe_n = announced_target(data, args.n_test)
     rule_flags = [] if args.method is None else ["--method", args.method]
     if args.tolerance is not None:
         rule_flags += ["--tolerance", args.tolerance]
@@ -233,8 +239,9 @@ def run_demo(args: argparse.Namespace, models: list[str]) -> dict[str, float]:
         console.print(f"{prefix}{'done' if ran else 'fresh, skipped'} ({seconds:.1f} s)")
     from ..demo_report import build_report
 
+    probe, probe_n = announced_target(args.data, args.n_test)
     results = build_report(args.data, args.work, args.reports, args.oof, models, timings, seed=args.seed,
-                           target_dist=args.data / "lb_probe.csv", target_n=probe_rows(args.n_test),
+                           target_dist=probe, target_n=probe_n,
                            method=args.method, tolerance=args.tolerance)
     _print_tables(results)
     return timings
