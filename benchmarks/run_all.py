@@ -44,6 +44,8 @@ are smoke runs, not results):
 - ``bench_dedup``: 112 planted base images instead of 56, pair search at 31,072 x 11,702;
 - ``stacking_report``: the full HPA rows (a report: run only when named or with ``--with-reports``);
 - ``shift_gates``: docs/thresholds.md's gate shapes, chosen on seeds 0..9 and checked on 10..19 (a report);
+- ``shift_candidate``: a candidate threshold rule, outside the library, on shift.py's shaping and held-out blocks
+  (a report; every run is logged in ``benchmarks/shift_heldout_log.md``);
 - ``baseline_synth``: the baseline of ``docs/synth.md`` on 2,500 + 1,000 images, raw pixels too (a report);
 - ``bench_gpu``: needs a CUDA device (prints "no CUDA device" and emits nothing elsewhere).
 """
@@ -81,9 +83,12 @@ FULL_ARGS = {
     # missing and its entries are keyed by the fingerprint of the code that made the stacks, so a rerun with the
     # same stack code takes about a minute.
     "shift_gates": ["--cache", "/tmp/hpa_shift_cache"],
+    # benchmarks/shift_heldout_log.md: a candidate threshold rule on shift.py's shaping and held-out stacks (the
+    # cache shift.py's held-out runs used; made if missing, about 30 min from scratch, 10 min when cached).
+    "shift_candidate": ["--cache", "/tmp/t_shift_cache"],
 }
 #: Scripts run only when named or with --with-reports (long reports, not `bench_*.py`).
-REPORTS = ("stacking_report", "baseline_synth", "shift_gates")
+REPORTS = ("stacking_report", "baseline_synth", "shift_gates", "shift_candidate")
 #: Scripts beside `bench_*.py` that `make bench` runs too (shift: the threshold-rule tables of README.md and
 #: docs/thresholds.md, with --quick on 8,000 HPA rows).
 ALSO = ("multilabel", "shift")
