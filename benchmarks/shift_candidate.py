@@ -26,7 +26,10 @@ the five-point grid and the one-standard-error choice (over the plain best weigh
 
 It reports, per block, the test macro F1 of ``exact``, ``match``, ``trusted`` (the library's default with a
 target) and ``simulated``, per case (means over the seeds), each rule's gap to the better of exact and match, and
-issue 26's three target numbers (tables ``candidate_gap`` and ``candidate_targets``). Blocks: ``shaping`` (seeds
+issue 26's three target numbers (tables ``candidate_{block}_gap`` and ``candidate_targets``). Blocks: ``lb``
+(``shift.py``'s LB table with a target, seeds 0..9, the targets the default already meets: a gain of at least 0.008
+on hpa-lb and no MULAN case more than 0.003 below the better of exact and match; table ``candidate_lb_gap``;
+added after the held-out run, to say whether the candidate may become the default), ``shaping`` (seeds
 0..9: ``shift.py``'s shaping seeds 0..4 and its LB seeds 5..9, all read while shaping this rule) and ``heldout``
 (seeds 100..109, ``shift.py``'s held-out block: run only with this file frozen in a commit; logged in
 ``benchmarks/shift_heldout_log.md``).
@@ -56,6 +59,8 @@ REPS = 20
 POOL_FRACTION = 0.5
 SHAPING = tuple(range(10))
 HELDOUT = S.HELDOUT_SEEDS
+#: The seeds of ``shift.py``'s full LB table (its leaderboard target, MULAN at train and log-normal shares).
+LB_SEEDS = tuple(range(10))
 RULES = ("exact", "match", "trusted", "simulated")
 
 
@@ -164,9 +169,36 @@ def report(results: dict, block: str, seeds) -> None:
     print()
 
 
+def lb_cases(name: str, seed: int, cache) -> dict:
+    """``shift.py``'s LB-table cases with a target, in the pattern cases' shape (``target_n`` None)."""
+    cases = S.hpa_case(seed, cache) if name == "hpa" else S.mulan_cases(name, seed, cache)
+    return {c: (*case, None) for c, case in cases.items() if case[4] is not None}
+
+
+def report_lb(results: dict, seeds) -> None:
+    """The LB table's gaps and its two standing targets: the gain on hpa-lb (>= 0.008) and the worst MULAN case
+    (>= -0.003), each against the better of exact and match."""
+    note = f"LB table, means over seeds {seeds[0]}..{seeds[-1]}"
+    gaps = {rule: S.gaps_over_better(results, rule) for rule in RULES}
+    print("LB table: gap to the better of exact and match per case (means over seeds)")
+    print("| case | " + " | ".join(RULES) + " |")
+    for case in results:
+        print(f"| {case} | " + " | ".join(f"{gaps[r][case]:+.4f}" for r in RULES) + " |")
+        for rule in RULES:
+            emit(f"candidate, LB table: {rule}: gap to the better of exact and match on {case}", gaps[rule][case],
+                 "macro F1", note=note, table="candidate_lb_gap", row=case, col=rule, bold=rule == "simulated")
+    for rule in RULES:
+        mulan = {c: g for c, g in gaps[rule].items() if not c.startswith("hpa")}
+        worst = min(mulan, key=mulan.get) if mulan else None
+        print(f"  {rule:10s} hpa-lb {gaps[rule].get('hpa-lb', float('nan')):+.4f} (>= +0.008) | worst MULAN "
+              + (f"{mulan[worst]:+.4f} ({worst}) (>= -0.003)" if worst else "-"))
+    print()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--blocks", nargs="+", choices=("shaping", "heldout"), default=["shaping", "heldout"])
+    ap.add_argument("--blocks", nargs="+", choices=("lb", "shaping", "heldout"),
+                    default=["lb", "shaping", "heldout"])
     ap.add_argument("--sets", nargs="+", default=["hpa", "yeast", "emotions", "scene"])
     ap.add_argument("--cache", default=None, help="shift.py's stack cache folder")
     ap.add_argument("--quick", action="store_true", help="smoke run: seed 0 of the shaping block, MULAN sets only")
@@ -174,15 +206,20 @@ def main(argv=None) -> int:
     register()
     cache = Path(args.cache) if args.cache else None
     sets = [s for s in args.sets if s != "hpa" or (S.HPA_TRAIN.exists() and not args.quick)]
-    blocks = [("shaping", (0,))] if args.quick else [(b, SHAPING if b == "shaping" else HELDOUT) for b in args.blocks]
+    seeds_of = {"lb": LB_SEEDS, "shaping": SHAPING, "heldout": HELDOUT}
+    blocks = [("shaping", (0,))] if args.quick else [(b, seeds_of[b]) for b in args.blocks]
     t0 = time.perf_counter()
     for block, seeds in blocks:
         results: dict = {}
         for seed in seeds:
             for name in sets:
-                for case_name, case in S.pattern_cases(name, seed, cache).items():
+                cases = lb_cases(name, seed, cache) if block == "lb" else S.pattern_cases(name, seed, cache)
+                for case_name, case in cases.items():
                     results.setdefault(case_name, []).append(evaluate(case, seed))
                 print(f"{block} seed {seed} {name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if block == "lb":
+            report_lb(results, seeds)
+            continue
         order = [f"{name}-{p}" for p in S.PATTERNS for name in sets]
         report({c: results[c] for c in order if c in results}, block, seeds)
     print(f"total {time.perf_counter() - t0:.0f} s")
