@@ -32,7 +32,9 @@ on hpa-lb and no MULAN case more than 0.003 below the better of exact and match;
 added after the held-out run, to say whether the candidate may become the default), ``shaping`` (seeds
 0..9: ``shift.py``'s shaping seeds 0..4 and its LB seeds 5..9, all read while shaping this rule) and ``heldout``
 (seeds 100..109, ``shift.py``'s held-out block: run only with this file frozen in a commit; logged in
-``benchmarks/shift_heldout_log.md``).
+``benchmarks/shift_heldout_log.md``), and ``fresh`` (seeds 200..209: a second held-out block, added after the
+first was spent by runs 1-4, whose stacks were built with ``shift.py --stacks-only`` before any score on it was
+read; it scores the two frozen rules, ``trusted`` and ``simulated``, side by side on patterns no one has read).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ REPS = 20
 POOL_FRACTION = 0.5
 SHAPING = tuple(range(10))
 HELDOUT = S.HELDOUT_SEEDS
+FRESH = tuple(range(200, 210))
 #: The seeds of ``shift.py``'s full LB table (its leaderboard target, MULAN at train and log-normal shares).
 LB_SEEDS = tuple(range(10))
 RULES = ("exact", "match", "trusted", "simulated")
@@ -144,7 +147,7 @@ def evaluate(case, seed: int) -> dict:
 
 
 def report(results: dict, block: str, seeds) -> None:
-    label = {"shaping": "shaping", "heldout": "held-out"}[block]
+    label = {"shaping": "shaping", "heldout": "held-out", "fresh": "fresh held-out"}[block]
     note = f"{label} block, means over seeds {seeds[0]}..{seeds[-1]}"
     print(f"{label} block: gap to the better of exact and match per case (means over seeds)")
     gaps = {rule: S.gaps_over_better(results, rule) for rule in RULES}
@@ -197,8 +200,8 @@ def report_lb(results: dict, seeds) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--blocks", nargs="+", choices=("lb", "shaping", "heldout"),
-                    default=["lb", "shaping", "heldout"])
+    ap.add_argument("--blocks", nargs="+", choices=("lb", "shaping", "heldout", "fresh"),
+                    default=["lb", "shaping", "heldout", "fresh"])
     ap.add_argument("--sets", nargs="+", default=["hpa", "yeast", "emotions", "scene"])
     ap.add_argument("--cache", default=None, help="shift.py's stack cache folder")
     ap.add_argument("--quick", action="store_true", help="smoke run: seed 0 of the shaping block, MULAN sets only")
@@ -206,7 +209,7 @@ def main(argv=None) -> int:
     register()
     cache = Path(args.cache) if args.cache else None
     sets = [s for s in args.sets if s != "hpa" or (S.HPA_TRAIN.exists() and not args.quick)]
-    seeds_of = {"lb": LB_SEEDS, "shaping": SHAPING, "heldout": HELDOUT}
+    seeds_of = {"lb": LB_SEEDS, "shaping": SHAPING, "heldout": HELDOUT, "fresh": FRESH}
     blocks = [("shaping", (0,))] if args.quick else [(b, seeds_of[b]) for b in args.blocks]
     t0 = time.perf_counter()
     for block, seeds in blocks:
