@@ -1,11 +1,15 @@
-"""A candidate threshold rule, kept out of the library until the held-out shift block has scored it.
+"""The candidate threshold rule ``simulated`` on every block of shift patterns, beside ``trusted``.
+
+Since the rule moved into the library (``hpa_ens.thresholds``: :func:`~hpa_ens.thresholds.simulated_f1`,
+:func:`~hpa_ens.thresholds.one_se_weight`, the rule ``simulated``, the default with a target), this script runs the
+library's rule; until then it held its own copy, frozen at ``b46d8dd``, the same computation draw for draw.
 
     .venv/bin/python benchmarks/shift_candidate.py [--blocks shaping heldout] [--cache DIR] [--sets ...]
 
 The rule, ``simulated`` (candidate 2 of ``benchmarks/shift_heldout_log.md``), answers the question ``trusted``
 could not: how far to trust the announced shares *on this data*. It cuts every class at
 ``expit(w logit(exact) + (1 - w) logit(matched))`` -- the OOF-F1-best cut and the matched cut of the test rows --
-with **one** weight ``w`` for the whole set, chosen from :data:`GRID` by simulating the decision on the OOF rows:
+with **one** weight ``w`` for the whole set, chosen from :data:`hpa_ens.thresholds.SIMULATION_GRID` by simulating the decision on the OOF rows:
 
 1. split the OOF rows at random in two halves: a pseudo-train half and a pool;
 2. per class, draw a pseudo-test of ``n_test`` rows from the pool with replacement, its positives
@@ -13,7 +17,7 @@ with **one** weight ``w`` for the whole set, chosen from :data:`GRID` by simulat
    assumption, not the benchmark's joint row draw); its announced share is the drawn share, or, with
    ``target_n``, a probe of ``target_n`` rows of it (``Binomial(target_n, share) / target_n``);
 3. cut the pseudo-train half at its F1-best cut and the pseudo-test at its matched cut, and score every blend of
-   :data:`GRID` on the pseudo-test;
+   :data:`hpa_ens.thresholds.SIMULATION_GRID` on the pseudo-test;
 4. repeat ``reps`` times; ``w`` is the largest grid weight whose F1 (summed over classes, mean over the
    repetitions) is within one standard error of the best weight's (Breiman's one-standard-error rule, leaning
    to the exact cut: the choice that trusts nothing announced).
@@ -51,86 +55,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from hpa_ens import thresholds as T  # noqa: E402
-from hpa_ens.thresholds import Posterior, default_rank_rule, exact_thresholds, logit_blend, match_thresholds  # noqa: E402
+from hpa_ens.thresholds import Posterior, default_rank_rule  # noqa: E402
 from results import emit  # noqa: E402
 import shift as S  # noqa: E402
 
-#: The OOF side's weights the simulation chooses among (1: the exact cut, 0: the matched cut).
-GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
-REPS = 20
-POOL_FRACTION = 0.5
 SHAPING = tuple(range(10))
 HELDOUT = S.HELDOUT_SEEDS
 FRESH = tuple(range(200, 210))
 #: The seeds of ``shift.py``'s full LB table (its leaderboard target, MULAN at train and log-normal shares).
 LB_SEEDS = tuple(range(10))
 RULES = ("exact", "match", "trusted", "simulated")
-
-
-def _f1(scores: np.ndarray, y: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """F1 of ``scores > cut`` against 0/1 ``y`` for every cut, shape (len(cuts),)."""
-    pred = scores[:, None] > cuts[None, :]
-    tp = (pred & y[:, None]).sum(axis=0)
-    denom = pred.sum(axis=0) + y.sum()
-    return np.divide(2.0 * tp, denom, out=np.zeros(len(cuts)), where=denom > 0)
-
-
-def simulated_f1(oof, y, n_test: int, target, target_n=None, reps: int = REPS, seed: int = 0,
-                 pool_fraction: float = POOL_FRACTION) -> np.ndarray:
-    """F1 of every :data:`GRID` blend on simulated shifts, summed over classes: shape (reps, len(GRID))."""
-    rng = np.random.default_rng(seed)
-    n, K = oof.shape
-    grid = np.asarray(GRID)
-    per_rep = np.zeros((reps, len(grid)))
-    n_pool = int(round(pool_fraction * n))
-    for rep in range(reps):
-        order = rng.permutation(n)
-        pool, part = order[:n_pool], order[n_pool:]
-        exact_part = exact_thresholds(y[part], oof[part])[0]
-        for k in range(K):
-            yk = y[:, k].astype(bool)
-            pos, neg = pool[yk[pool]], pool[~yk[pool]]
-            n_pos = rng.binomial(n_test, target[k])
-            if len(pos) == 0 or len(neg) == 0 or not yk[part].any() or n_pos == 0:
-                continue  # nothing to learn about this class from these rows
-            rows = np.concatenate([rng.choice(pos, n_pos), rng.choice(neg, n_test - n_pos)])
-            scores, labels = oof[rows, k], yk[rows]
-            announced = n_pos / n_test
-            if target_n is not None:
-                announced = max(rng.binomial(target_n, announced), 0.5) / target_n
-            matched = match_thresholds(scores[:, None], [announced])[0]
-            cuts = logit_blend(np.full(len(grid), exact_part[k]), np.full(len(grid), matched), grid)
-            per_rep[rep] += _f1(scores, labels, cuts)
-    return per_rep
-
-
-def one_se_weight(per_rep: np.ndarray) -> float:
-    """The largest :data:`GRID` weight whose mean simulated F1 is within one standard error of the best one's.
-
-    Breiman's one-standard-error rule, leaning to the OOF cut (the rule that trusts nothing announced): the
-    standard error is that of the paired per-repetition difference to the best weight.
-    """
-    mean = per_rep.mean(axis=0)
-    diff = per_rep - per_rep[:, [int(np.argmax(mean))]]
-    se = diff.std(axis=0, ddof=1) / np.sqrt(len(per_rep)) if len(per_rep) > 1 else np.zeros(len(mean))
-    return float(np.asarray(GRID)[np.flatnonzero(diff.mean(axis=0) >= -se).max()])
-
-
-def simulated_rule(oof, y, test, target, *, reps, seed, pool_fraction, target_n):
-    per_rep = simulated_f1(oof, y, len(test), target, target_n, reps, seed, pool_fraction)
-    w = one_se_weight(per_rep)
-    K = oof.shape[1]
-    thr = logit_blend(exact_thresholds(y, oof)[0], match_thresholds(test, target), np.full(K, w))
-    return thr, {"trust_weight": np.full(K, w), "simulated_f1": per_rep.mean(axis=0) / K}
-
-
-def register() -> None:
-    """Register :func:`simulated_rule` as the rule ``simulated`` in this process (once; legacy: off the menu)."""
-    if "simulated" not in T.available_rules(include_legacy=True):
-        T.register_rule("simulated", summary="candidate: one weight between the exact and the matched cut, chosen "
-                        "by simulating label shifts on the OOF rows", needs_test=True, needs_target=True,
-                        reads_target=True, params=dict(reps=REPS, seed=0, pool_fraction=POOL_FRACTION, target_n=None),
-                        legacy=True)(simulated_rule)
 
 
 def evaluate(case, seed: int) -> dict:
@@ -206,7 +140,6 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None, help="shift.py's stack cache folder")
     ap.add_argument("--quick", action="store_true", help="smoke run: seed 0 of the shaping block, MULAN sets only")
     args = ap.parse_args(argv)
-    register()
     cache = Path(args.cache) if args.cache else None
     sets = [s for s in args.sets if s != "hpa" or (S.HPA_TRAIN.exists() and not args.quick)]
     seeds_of = {"lb": LB_SEEDS, "shaping": SHAPING, "heldout": HELDOUT, "fresh": FRESH}

@@ -51,7 +51,7 @@ def test_fit_does_not_overwrite_or_add_public_attributes():
 
     probs, y = _data()
     test, _ = _test_rows()
-    tuner = ThresholdTuner(target=np.array([0.2, 0.2, 0.3, 0.3]), rule_params={"floor": 0.5}, n_boot=10)
+    tuner = ThresholdTuner(target=np.array([0.2, 0.2, 0.3, 0.3]), rule_params={"reps": 5}, n_boot=10)
     before = tuner.__dict__.copy()
     hashes = {k: joblib.hash(v) for k, v in tuner.get_params().items()}
     tuner.fit(probs, y, test_probs=test)

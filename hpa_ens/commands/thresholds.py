@@ -11,7 +11,10 @@ benchmark that ranks them and says when to pick each):
   cut (weighted up with the size of the fall) where it falls;
 - ``trusted``: ``directional`` with the matched cut trusted less where the OOF rows' F1-best count under the target
   disagrees with the announced count, and by the announced shares' sampling error (``--target-n``, a
-  leaderboard probe's row count) (the default with ``--target-dist``);
+  leaderboard probe's row count) (the default with ``--target-dist`` before ``simulated``);
+- ``simulated``: one weight between the OOF-F1-best cut and the matched cut for the whole set, chosen by
+  simulating label shifts toward the target on the OOF rows (with ``--target-n``, through a probe of that many
+  rows) (the default with ``--target-dist``);
 - ``plugin``: the expected-F1 cut of the calibrated, prior-corrected test rows (known target, or an EM estimate);
 - ``optuna``: TPE over what couples the classes (exact→matched mix, global logit offset, min/max labels,
   optional per-class offsets), on a journal file or an RDB storage URL.

@@ -109,6 +109,10 @@ class RuleRegistry(Mapping):
                                  + (f" (or a legacy rule: {', '.join(legacy)})" if legacy else "")
                                  + f". Got {name!r} instead.") from None
 
+    def __contains__(self, name) -> bool:
+        # Mapping's own __contains__ catches only KeyError; __getitem__ raises the listing error instead.
+        return name in self._rules
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._rules)
 

@@ -13,9 +13,10 @@ import numpy as np
 from ..validation import check_param
 from ._calibration import adjust_priors, calibrate, em_priors
 from ._coupled import tune_coupled
-from ._cuts import ROBUST_METHODS, f1_curves, match_thresholds, match_thresholds_within, robust_thresholds
+from ._cuts import ROBUST_METHODS, exact_thresholds, f1_curves, match_thresholds, match_thresholds_within, robust_thresholds
 from ._registry import register_rule
-from ._shift import GATED_FLOOR, bootstrap_cuts, directional_blend, matched_spread, plugin_thresholds, trusted_blend
+from ._shift import (GATED_FLOOR, POOL_FRACTION, SIMULATION_REPS, bootstrap_cuts, directional_blend, logit_blend,
+                     matched_spread, one_se_weight, plugin_thresholds, simulated_f1, trusted_blend)
 
 __all__ = ["SHIFT_RECORD", "oof_and_matched", "target_or_estimate"]
 
@@ -85,7 +86,7 @@ def _directional(oof, y, test, target, *, n_boot, seed, floor):
 
 
 @register_rule("trusted", summary="directional, the matched cut trusted only as far as the F1-best count under the "
-               "target is the announced count and the shares' sampling error allows (the default with a target)",
+               "target is the announced count and the shares' sampling error allows (the default before simulated)",
                needs_test=True, needs_target=True, reads_target=True,
                params=dict(n_boot=50, seed=0, floor=None, target_n=None), records=SHIFT_RECORD + ("target_n",))
 def _trusted(oof, y, test, target, *, n_boot, seed, floor, target_n):
@@ -95,6 +96,19 @@ def _trusted(oof, y, test, target, *, n_boot, seed, floor, target_n):
     thr, w = trusted_blend(side.median, side.spread, matched, spread, train, target, best, target_n=target_n,
                            floor=GATED_FLOOR if floor is None else floor)
     return thr, {"trust_weight": w, "oof_spread": side.spread, "best_share": best}
+
+
+@register_rule("simulated", summary="one weight between the exact and the matched cut for the whole set, chosen by "
+               "simulating label shifts toward the target on the OOF rows (the default with a target)",
+               needs_test=True, needs_target=True, reads_target=True,
+               params=dict(reps=SIMULATION_REPS, seed=0, pool_fraction=POOL_FRACTION, target_n=None),
+               records=("seed", "target_n"))
+def _simulated(oof, y, test, target, *, reps, seed, pool_fraction, target_n):
+    per_rep = simulated_f1(y, oof, len(test), target, target_n, reps, seed, pool_fraction)
+    w = np.full(oof.shape[1], one_se_weight(per_rep))
+    thr = logit_blend(exact_thresholds(y, oof)[0], match_thresholds(test, target), w)
+    return thr, {"trust_weight": w, "simulated_f1": per_rep.mean(axis=0) / oof.shape[1], "reps": reps,
+                 "pool_fraction": pool_fraction}
 
 
 @register_rule("plugin", summary="the expected-F1 cut of calibrated, prior-corrected test rows (best single rule on "

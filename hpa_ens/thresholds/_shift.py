@@ -19,6 +19,9 @@ pieces sit between the two (docs/thresholds.md has the benchmark that chose amon
   matching cannot be right -- where the F1-best count under the announced shares is not the announced count (a
   weak class's best cut predicts more rows than it has positives), and by the announced shares' own sampling
   error when they come from a probe of ``target_n`` rows;
+- :func:`simulated_f1` / :func:`one_se_weight` (the default rule with a target, ``simulated``): one weight between
+  the OOF-F1-best cut and the matched cut for the whole set, chosen by simulating label shifts toward the target
+  on the OOF rows themselves -- how far the announced shares can be trusted *on this data*;
 - :func:`plugin_thresholds`: the plug-in rule of Jansche (2007), Lipton et al. (2014) and Koyejo et al.
   (2014): calibrated (and prior-corrected) test probabilities, cut where the *expected* F1 on the test rows
   is highest (the cut sits near F1*/2 of the calibrated probabilities).
@@ -34,11 +37,12 @@ import numpy as np
 
 from ..utils import expit, logit
 from ..validation import check_param
-from ._cuts import NEVER, check_probs, check_shares, sorted_cuts
+from ._cuts import NEVER, check_probs, check_shares, exact_thresholds, match_thresholds, sorted_cuts
 
 __all__ = ["GATE_SCALE", "GATED_FLOOR", "BLEND_FLOOR", "FALL_SCALE", "COUNT_SCALE", "BootCuts", "bootstrap_cuts",
            "matched_spread", "share_logit_se", "logit_blend", "trust_blend", "gated_blend", "directional_blend",
-           "trusted_blend", "plugin_thresholds"]
+           "trusted_blend", "SIMULATION_GRID", "SIMULATION_REPS", "POOL_FRACTION", "simulated_f1", "one_se_weight",
+           "plugin_thresholds"]
 
 #: ``gated``: logit distance between target and train share at which the gate is 63 % open, and the
 #: trust floor (docs/thresholds.md: both read off the benchmark, so say so when quoting its figures).
@@ -52,6 +56,12 @@ FALL_SCALE = 0.5
 #: ``trusted``: log count ratio (F1-best count under the target / announced count) at which the matched weight
 #: falls to 1/e (a round value: 0.7, 1.0 and 1.5 did alike on the shaping block of ``benchmarks/shift.py``).
 COUNT_SCALE = 1.0
+#: ``simulated``: the OOF side's weights it chooses among (1: the exact cut, 0: the matched cut), the simulated
+#: repetitions and the share of the OOF rows drawn into the pseudo-test pool (chosen on the shaping seeds 0..9 of
+#: ``benchmarks/shift.py``'s patterns; benchmarks/shift_heldout_log.md, runs 3-5).
+SIMULATION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+SIMULATION_REPS = 20
+POOL_FRACTION = 0.5
 
 
 def _robust_spread(values: np.ndarray) -> float:
@@ -356,6 +366,105 @@ def trusted_blend(oof_cut, oof_spread, matched_cut, matched_spread_, train_share
     w_match = (1.0 - w_directional) * np.exp(-np.sqrt(b ** 2 + se ** 2) / count_scale)
     w = 1.0 - w_match
     return logit_blend(oof_cut, matched_cut, w), w
+
+
+# ---------------------------------------------------------------------------------- simulated
+def _f1_at_cuts(scores: np.ndarray, y: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """F1 of ``scores > cut`` against boolean ``y`` for every cut, shape (len(cuts),)."""
+    pred = scores[:, None] > cuts[None, :]
+    tp = (pred & y[:, None]).sum(axis=0)
+    denom = pred.sum(axis=0) + y.sum()
+    return np.divide(2.0 * tp, denom, out=np.zeros(len(cuts)), where=denom > 0)
+
+
+def simulated_f1(y_true, probs, n_test: int, target_share, target_n=None, reps: int = SIMULATION_REPS,
+                 seed: int = 0, pool_fraction: float = POOL_FRACTION) -> np.ndarray:
+    """F1 of every :data:`SIMULATION_GRID` blend of the exact and the matched cut on label shifts simulated on OOF rows.
+
+    Each repetition splits the rows at random: ``1 - pool_fraction`` of them give the exact cut, and per class a
+    pseudo-test of ``n_test`` rows is drawn from the rest with replacement, its positives
+    ``Binomial(n_test, target_k)`` (a pure label shift toward the announced share, class by class). Its announced
+    share is the drawn share, or with ``target_n`` a probe of that many rows of it
+    (``Binomial(target_n, share) / target_n``, at least half a row). The matched cut is taken on the pseudo-test
+    and every blend ``expit(w logit(exact) + (1 - w) logit(matched))`` is scored there. A class whose pool or
+    whose other part has no positive, or whose draw has none, adds nothing to that repetition.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, K), 0/1
+    probs : array-like of shape (n_samples, K), the OOF probabilities
+    n_test : int >= 1, the test rows the cuts are for
+    target_share : array-like of shape (K,), in (0, 1)
+    target_n : int >= 1, optional, the rows behind ``target_share``
+    reps : int >= 1
+    seed : int
+    pool_fraction : float in (0, 1)
+
+    Returns
+    -------
+    f1 : ndarray of shape (reps, len(SIMULATION_GRID)), F1 summed over classes, per repetition and weight
+    """
+    probs, y = check_probs(probs, y_true)
+    n, K = probs.shape
+    target = check_shares(target_share, K, "target_share", open_interval=True)
+    check_param("n_test", n_test, "an int >= 1", isinstance(n_test, (int, np.integer)) and n_test >= 1)
+    check_param("reps", reps, "an int >= 1", isinstance(reps, (int, np.integer)) and reps >= 1)
+    check_param("pool_fraction", pool_fraction, "a float in (0, 1)",
+                np.isscalar(pool_fraction) and 0 < pool_fraction < 1)
+    share_logit_se(target, target_n)  # checks target_n
+    rng = np.random.default_rng(seed)
+    grid = np.asarray(SIMULATION_GRID)
+    per_rep = np.zeros((reps, len(grid)))
+    n_pool = int(round(pool_fraction * n))
+    y = y.astype(bool)
+    for rep in range(reps):
+        order = rng.permutation(n)
+        pool, part = order[:n_pool], order[n_pool:]
+        exact_part = exact_thresholds(y[part], probs[part])[0]
+        for k in range(K):
+            pos, neg = pool[y[pool, k]], pool[~y[pool, k]]
+            n_pos = rng.binomial(n_test, target[k])
+            if len(pos) == 0 or len(neg) == 0 or not y[part, k].any() or n_pos == 0:
+                continue  # nothing to learn about this class from these rows
+            rows = np.concatenate([rng.choice(pos, n_pos), rng.choice(neg, n_test - n_pos)])
+            scores, labels = probs[rows, k], y[rows, k]
+            announced = n_pos / n_test
+            if target_n is not None:
+                announced = max(rng.binomial(target_n, announced), 0.5) / target_n
+            matched = match_thresholds(scores[:, None], [announced])[0]
+            cuts = logit_blend(np.full(len(grid), exact_part[k]), np.full(len(grid), matched), grid)
+            per_rep[rep] += _f1_at_cuts(scores, labels, cuts)
+    return per_rep
+
+
+def one_se_weight(per_rep) -> float:
+    """The largest :data:`SIMULATION_GRID` weight whose mean simulated F1 is within one standard error of the best.
+
+    Breiman's one-standard-error rule, leaning to the exact cut (the choice that trusts nothing announced); the
+    standard error is that of the paired per-repetition difference to the best weight.
+
+    Parameters
+    ----------
+    per_rep : array-like of shape (reps, len(SIMULATION_GRID)), :func:`simulated_f1`
+
+    Returns
+    -------
+    weight : float, the OOF side's weight
+
+    Examples
+    --------
+    >>> one_se_weight([[3.0, 2.0, 1.0, 0.5, 0.0], [3.1, 2.1, 1.1, 0.6, 0.1]])
+    0.0
+    >>> one_se_weight([[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    1.0
+    """
+    per_rep = np.asarray(per_rep, dtype=np.float64)
+    check_param("per_rep", per_rep, f"a 2-d array with {len(SIMULATION_GRID)} columns",
+                per_rep.ndim == 2 and per_rep.shape[1] == len(SIMULATION_GRID) and len(per_rep) >= 1)
+    mean = per_rep.mean(axis=0)
+    diff = per_rep - per_rep[:, [int(np.argmax(mean))]]
+    se = diff.std(axis=0, ddof=1) / np.sqrt(len(per_rep)) if len(per_rep) > 1 else np.zeros(len(mean))
+    return float(np.asarray(SIMULATION_GRID)[np.flatnonzero(diff.mean(axis=0) >= -se).max()])
 
 
 # ------------------------------------------------------------------------------------ plug-in
