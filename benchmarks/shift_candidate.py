@@ -1,18 +1,20 @@
-"""The default threshold rule ``simulated`` and candidate 3, ``checked``, on every block of shift patterns.
+"""The threshold rules ``simulated`` and ``checked`` (the default with a target) on every block of shift patterns.
 
-Candidate 3 (``checked``, section 6 of ``benchmarks/shift_heldout_log.md``; it lives here only, registered in this
-process as a legacy rule) is ``simulated`` with one more step: a per-class label-shift check. Under a pure label
+Candidate 3 (``checked``, section 6 of ``benchmarks/shift_heldout_log.md``; since it met the targets on the third
+block it is the library's rule ``checked`` and the default with a target; until then this file held its own copy,
+the same computation) is ``simulated`` with one more step: a per-class label-shift check. Under a pure label
 shift to the announced share ``t``, class ``k``'s test scores have mean ``t mu_pos + (1 - t) mu_neg`` (the OOF
-positives' and negatives' means); :func:`label_shift_z` says how many standard errors the real test mean lies from
-that. A class further than :data:`CHECK_Z` (2) keeps the exact cut, whatever weight the simulation chose: its
-test rows are not the OOF rows under the announced shift, so neither the matched count nor a simulation built on
-that assumption is to be trusted there. The spent blocks showed why (emotions-rev: one class whose test ranking
+positives' and negatives' means); :func:`hpa_ens.thresholds.label_shift_z` says how many standard errors the real
+test mean lies from that. A class further than :data:`hpa_ens.thresholds.SHIFT_CHECK_Z` (2) keeps the exact cut,
+whatever weight the simulation chose: its test rows are not the OOF rows under the announced shift, so neither
+the matched count nor a simulation built on that assumption is to be trusted there. The spent blocks showed why (emotions-rev: one class whose test ranking
 is far weaker than its OOF ranking, which the simulation cannot see); the rule is judged on a third held-out block,
 ``third`` (seeds 300..309).
 
-Since the rule moved into the library (``hpa_ens.thresholds``: :func:`~hpa_ens.thresholds.simulated_f1`,
-:func:`~hpa_ens.thresholds.one_se_weight`, the rule ``simulated``, the default with a target), this script runs the
-library's rule; until then it held its own copy, frozen at ``b46d8dd``, the same computation draw for draw.
+Since ``simulated`` moved into the library (``hpa_ens.thresholds``: :func:`~hpa_ens.thresholds.simulated_f1`,
+:func:`~hpa_ens.thresholds.one_se_weight`, the rule ``simulated``, the default with a target before ``checked``),
+this script runs the library's rule; until then it held its own copy, frozen at ``b46d8dd``, the same computation
+draw for draw.
 
     .venv/bin/python benchmarks/shift_candidate.py [--blocks shaping heldout] [--cache DIR] [--sets ...]
 
@@ -79,76 +81,6 @@ THIRD = tuple(range(300, 310))
 #: The seeds of ``shift.py``'s full LB table (its leaderboard target, MULAN at train and log-normal shares).
 LB_SEEDS = tuple(range(10))
 RULES = ("exact", "match", "trusted", "simulated", "checked")
-#: Candidate 3's bound, in standard errors: a class whose test scores' mean lies further than this from what a pure
-#: label shift to the announced share predicts keeps the exact cut. Two standard errors, the conventional 95 %
-#: bound, chosen before the third block was scored (on the 30 read seeds, 1.5 and 2 met all three targets on every
-#: block; 2.5 and above left emotions-rev at -0.0099 on the first held-out block).
-CHECK_Z = 2.0
-
-
-def label_shift_z(y_true, probs, test_probs, target_share, target_n=None) -> np.ndarray:
-    """Per class, how many standard errors the mean test score lies from what a label shift predicts.
-
-    Under a pure label shift to the announced share ``t``, a test score of class ``k`` is drawn from the OOF
-    positives' scores with probability ``t`` and from the OOF negatives' otherwise, so its mean is
-    ``t mu_pos + (1 - t) mu_neg``. The standard error adds the test mean's sampling variance (the mixture's
-    variance over ``n_test``), the OOF means' own (``t^2 var_pos / n_pos + (1 - t)^2 var_neg / n_neg``) and, with
-    ``target_n``, the announced share's (``(mu_pos - mu_neg)^2 t (1 - t) / target_n``). A class without OOF
-    positives or negatives, or with no spread, gives 0 (no evidence either way).
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples, K), 0/1
-    probs : array-like of shape (n_samples, K), the OOF probabilities
-    test_probs : array-like of shape (n_test, K)
-    target_share : array-like of shape (K,), in (0, 1)
-    target_n : int >= 1, optional, the rows behind ``target_share``
-
-    Returns
-    -------
-    z : ndarray of shape (K,)
-    """
-    y = np.asarray(y_true).astype(bool)
-    probs = np.asarray(probs, dtype=np.float64)
-    test = np.asarray(test_probs, dtype=np.float64)
-    t = np.asarray(target_share, dtype=np.float64)
-    n_test = len(test)
-    z = np.zeros(probs.shape[1])
-    for k in range(probs.shape[1]):
-        pos, neg = probs[y[:, k], k], probs[~y[:, k], k]
-        if len(pos) == 0 or len(neg) == 0:
-            continue
-        gap = pos.mean() - neg.mean()
-        expected = t[k] * pos.mean() + (1 - t[k]) * neg.mean()
-        var = (t[k] * pos.var() + (1 - t[k]) * neg.var() + t[k] * (1 - t[k]) * gap ** 2) / n_test
-        var += t[k] ** 2 * pos.var() / len(pos) + (1 - t[k]) ** 2 * neg.var() / len(neg)
-        if target_n is not None:
-            var += gap ** 2 * t[k] * (1 - t[k]) / target_n
-        if var > 0:
-            z[k] = (test[:, k].mean() - expected) / np.sqrt(var)
-    return z
-
-
-def checked_rule(oof, y, test, target, *, reps, seed, pool_fraction, target_n, check_z):
-    """Candidate 3: ``simulated``, except that a class whose test scores disagree with the announced share
-    (``|label_shift_z| > check_z``) keeps the exact cut (the cut that trusts nothing announced)."""
-    per_rep = T.simulated_f1(y, oof, len(test), target, target_n, reps, seed, pool_fraction)
-    z = label_shift_z(y, oof, test, target, target_n)
-    w = np.where(np.abs(z) > check_z, 1.0, T.one_se_weight(per_rep))
-    thr = T.logit_blend(T.exact_thresholds(y, oof)[0], T.match_thresholds(test, target), w)
-    return thr, {"trust_weight": w, "shift_z": z, "simulated_f1": per_rep.mean(axis=0) / oof.shape[1]}
-
-
-def register() -> None:
-    """Register :func:`checked_rule` as the rule ``checked`` in this process (once; legacy: off the menu)."""
-    if "checked" not in T.available_rules(include_legacy=True):
-        T.register_rule("checked", summary="candidate 3: simulated, with a per-class label-shift check that keeps "
-                        "the exact cut where the test scores disagree with the announced share", needs_test=True,
-                        needs_target=True, reads_target=True,
-                        params=dict(reps=T.SIMULATION_REPS, seed=0, pool_fraction=T.POOL_FRACTION, target_n=None,
-                                    check_z=CHECK_Z), legacy=True)(checked_rule)
-
-
 def evaluate(case, seed: int) -> dict:
     """Test macro F1 of :data:`RULES` on one pattern case (the default fill, as ``shift.py`` scores)."""
     oof, y, test, yt, target, min_labels, target_n = case
@@ -225,7 +157,6 @@ def main(argv=None) -> int:
     cache = Path(args.cache) if args.cache else None
     sets = [s for s in args.sets if s != "hpa" or (S.HPA_TRAIN.exists() and not args.quick)]
     seeds_of = {"lb": LB_SEEDS, "shaping": SHAPING, "heldout": HELDOUT, "fresh": FRESH, "third": THIRD}
-    register()
     blocks = [("shaping", (0,))] if args.quick else [(b, seeds_of[b]) for b in args.blocks]
     t0 = time.perf_counter()
     for block, seeds in blocks:

@@ -529,11 +529,12 @@ def test_resolve_method():
 
 # ------------------------------------------------------------------------------------- registry
 def test_registry_menu_legacy_names_and_errors():
-    assert T.available_rules() == ("exact", "boot", "match", "directional", "trusted", "simulated", "plugin", "optuna")
+    assert T.available_rules() == ("exact", "boot", "match", "directional", "trusted", "simulated", "checked", "plugin",
+                                     "optuna")
     assert set(T.available_rules(include_legacy=True)) - set(T.available_rules()) == {"blend", "gated", "prior", "reweight"}
     assert all(T.get_rule(n).summary and T.get_rule(n).legacy == (n not in T.available_rules())
                for n in T.available_rules(include_legacy=True))
-    with pytest.raises(ParameterError, match=r"one of exact, boot, match, directional, trusted, simulated, plugin, optuna "
+    with pytest.raises(ParameterError, match=r"one of exact, boot, match, directional, trusted, simulated, checked, plugin, optuna "
                                              r"\(or a legacy rule: blend, gated, prior, reweight\)\. Got 'nope' instead"):
         T.get_rule("nope")
     # The metadata says what each rule reads; choose refuses in one line what a rule cannot run without.
@@ -576,7 +577,7 @@ def test_choose_checks_params_columns_and_applies_the_no_positive_rule():
     np.testing.assert_array_equal(cuts, T.match_thresholds(test, target))
     assert report["warnings"] == []
     # Without a method: the default with a target, boot without, match for test rows alone.
-    assert T.choose(None, probs, y, test, target, n_boot=5)[1]["method"] == "simulated"
+    assert T.choose(None, probs, y, test, target, n_boot=5)[1]["method"] == "checked"
     assert T.choose(None, probs, y, n_boot=5)[1]["method"] == "boot"
     assert T.choose(None, None, None, test, target)[1]["method"] == "match"
 
@@ -632,8 +633,8 @@ def test_cli_target_n_goes_to_the_default_rule_and_is_recorded(tmp_path, capsys)
                       "--n-boot", "10", "--target-n", "120"]) == 0
     rec = read_thresholds(out)
     shares = read_target_shares(target, load_task("hpa2018"))
-    expected, report = T.choose("simulated", oof, y, test, shares, n_boot=10, target_n=120)
-    assert rec.method == "simulated" and rec.params["target_n"] == 120
+    expected, report = T.choose("checked", oof, y, test, shares, n_boot=10, target_n=120)
+    assert rec.method == "checked" and rec.params["target_n"] == 120
     np.testing.assert_array_equal(rec.thresholds, expected)
     np.testing.assert_array_equal(rec.params["trust_weight"], report["info"]["trust_weight"])
     capsys.readouterr()
@@ -641,7 +642,7 @@ def test_cli_target_n_goes_to_the_default_rule_and_is_recorded(tmp_path, capsys)
     assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(tmp_path / "x.json"),
                       "--target-dist", str(target), "--method", "directional", "--target-n", "120"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "'--target-n'" in err and "(trusted, simulated)" in err and "Got 120 instead" in err and len(err.splitlines()) == 1
+    assert "'--target-n'" in err and "(trusted, simulated, checked)" in err and "Got 120 instead" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x.json").exists()
 
 
@@ -664,7 +665,7 @@ def test_cli_legacy_method_still_runs_but_is_not_in_the_usage(tmp_path):
     from hpa_ens.commands.thresholds import build_parser
 
     usage = build_parser().format_usage()
-    assert "{exact,boot,match,directional,trusted,simulated,plugin,optuna}" in usage and "gated" not in usage
+    assert "{exact,boot,match,directional,trusted,simulated,checked,plugin,optuna}" in usage and "gated" not in usage
     labels, pred, target, y, oof, test = _hpa_set(tmp_path)
     out = tmp_path / "gated.json"
     assert run(main, ["--labels", str(labels), "--pred", str(pred), "--out", str(out), "--target-dist", str(target),

@@ -68,8 +68,8 @@ def test_simulated_f1_of_separable_scores_is_perfect_at_every_weight():
     np.testing.assert_allclose(per_rep, 3.0)
 
 
-def test_rule_is_the_blend_at_the_simulated_weight_and_the_default_with_a_target():
-    assert T.default_method(True) == "simulated" and "simulated" in T.available_rules()
+def test_rule_is_the_blend_at_the_simulated_weight():
+    assert T.default_method(True) == "checked" and "simulated" in T.available_rules()
     assert "simulated" in T.RULES and "no such rule" not in T.RULES  # membership, not the listing error
     oof, y, test, target = _set(500, 250, 2, 0.4)
     thr, report = T.choose("simulated", oof, y, test, target, seed=3, reps=6)

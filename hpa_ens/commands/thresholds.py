@@ -14,7 +14,10 @@ benchmark that ranks them and says when to pick each):
   leaderboard probe's row count) (the default with ``--target-dist`` before ``simulated``);
 - ``simulated``: one weight between the OOF-F1-best cut and the matched cut for the whole set, chosen by
   simulating label shifts toward the target on the OOF rows (with ``--target-n``, through a probe of that many
-  rows) (the default with ``--target-dist``);
+  rows) (the default with ``--target-dist`` before ``checked``);
+- ``checked``: ``simulated``, except that a class whose test scores disagree with the announced share under a
+  label shift (their mean more than two standard errors from what the OOF rows and the share predict) keeps the
+  OOF-F1-best cut (the default with ``--target-dist``);
 - ``plugin``: the expected-F1 cut of the calibrated, prior-corrected test rows (known target, or an EM estimate);
 - ``optuna``: TPE over what couples the classes (exact→matched mix, global logit offset, min/max labels,
   optional per-class offsets), on a journal file or an RDB storage URL.

@@ -6,7 +6,7 @@ classes (the min/max-labels rule, a pull toward announced test shares) is handle
 rules and, where classes couple, a small Optuna search (:func:`tune_coupled`).
 
 - **Rules** (:data:`RULES`, one signature ``(oof_probs, y, test_probs, target, **params) -> (cuts, info)``):
-  ``exact``, ``boot``, ``match``, ``simulated``, ``trusted``, ``directional``, ``plugin``, ``optuna`` (docs/thresholds.md says when to
+  ``exact``, ``boot``, ``match``, ``checked``, ``simulated``, ``trusted``, ``directional``, ``plugin``, ``optuna`` (docs/thresholds.md says when to
   pick each; the legacy ``blend``, ``gated``, ``prior``, ``reweight`` still run under their names).
   :func:`choose` runs one with the post-rules every rule shares; :func:`resolve_method` picks the default;
   :func:`cross_fitted_predictions` tunes one per fold on the other folds, for an honest OOF score.
@@ -71,6 +71,8 @@ from ._shift import (
     POOL_FRACTION,
     simulated_f1,
     one_se_weight,
+    SHIFT_CHECK_Z,
+    label_shift_z,
 )
 from ._coupled import coupled_thresholds, evaluate_thresholds, journal_storage, open_storage, study_name_for, tune_coupled
 from ._registry import RULES, Rule, RuleRegistry, available_rules, get_rule, register_rule
@@ -98,7 +100,8 @@ __all__ = [
     "oof_predictions",
     "GATE_SCALE", "GATED_FLOOR", "FALL_SCALE", "COUNT_SCALE", "BootCuts", "bootstrap_cuts", "matched_spread",
     "share_logit_se", "logit_blend", "trust_blend", "gated_blend", "directional_blend", "trusted_blend",
-    "SIMULATION_GRID", "SIMULATION_REPS", "POOL_FRACTION", "simulated_f1", "one_se_weight",
+    "SIMULATION_GRID", "SIMULATION_REPS", "POOL_FRACTION", "simulated_f1", "one_se_weight", "SHIFT_CHECK_Z",
+    "label_shift_z",
     "plugin_thresholds",
     "coupled_thresholds", "evaluate_thresholds", "tune_coupled", "journal_storage", "open_storage", "study_name_for",
     "Rule", "RuleRegistry", "RULES", "register_rule", "get_rule", "available_rules",

@@ -16,7 +16,7 @@ __all__ = ["DEFAULT_WITH_TARGET", "DEFAULT_WITHOUT_TARGET", "COMMON_PARAMS", "de
            "check_rule_inputs", "no_positive_rule", "choose"]
 
 #: The defaults chosen by ``benchmarks/shift.py`` (docs/thresholds.md has the table).
-DEFAULT_WITH_TARGET = "simulated"
+DEFAULT_WITH_TARGET = "checked"
 DEFAULT_WITHOUT_TARGET = "boot"
 #: Parameters every rule accepts (as scikit-learn estimators accept ``random_state``): handed to the rules that
 #: take them (those that resample), without effect on the others.
@@ -127,7 +127,7 @@ def choose(method: str | None = None, oof_probs=None, y=None, test_probs=None, t
     ----------
     method : str or None
         A name of :data:`RULES` (:func:`available_rules`; legacy names too); None: :func:`resolve_method`
-        (``simulated`` with a target, ``boot`` without, ``match`` for a test-only set).
+        (``checked`` with a target, ``boot`` without, ``match`` for a test-only set).
     oof_probs, y : array-like of shape (n_oof, K), optional for ``match``
     test_probs : array-like of shape (n_test, K), optional for the rules that read no test rows
     target : array-like of shape (K,) in (0, 1), optional

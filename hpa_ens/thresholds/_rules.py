@@ -15,8 +15,9 @@ from ._calibration import adjust_priors, calibrate, em_priors
 from ._coupled import tune_coupled
 from ._cuts import ROBUST_METHODS, exact_thresholds, f1_curves, match_thresholds, match_thresholds_within, robust_thresholds
 from ._registry import register_rule
-from ._shift import (GATED_FLOOR, POOL_FRACTION, SIMULATION_REPS, bootstrap_cuts, directional_blend, logit_blend,
-                     matched_spread, one_se_weight, plugin_thresholds, simulated_f1, trusted_blend)
+from ._shift import (GATED_FLOOR, POOL_FRACTION, SHIFT_CHECK_Z, SIMULATION_REPS, bootstrap_cuts, directional_blend,
+                     label_shift_z, logit_blend, matched_spread, one_se_weight, plugin_thresholds, simulated_f1,
+                     trusted_blend)
 
 __all__ = ["SHIFT_RECORD", "oof_and_matched", "target_or_estimate"]
 
@@ -99,7 +100,7 @@ def _trusted(oof, y, test, target, *, n_boot, seed, floor, target_n):
 
 
 @register_rule("simulated", summary="one weight between the exact and the matched cut for the whole set, chosen by "
-               "simulating label shifts toward the target on the OOF rows (the default with a target)",
+               "simulating label shifts toward the target on the OOF rows (the default with a target before checked)",
                needs_test=True, needs_target=True, reads_target=True,
                params=dict(reps=SIMULATION_REPS, seed=0, pool_fraction=POOL_FRACTION, target_n=None),
                records=("seed", "target_n"))
@@ -109,6 +110,26 @@ def _simulated(oof, y, test, target, *, reps, seed, pool_fraction, target_n):
     thr = logit_blend(exact_thresholds(y, oof)[0], match_thresholds(test, target), w)
     return thr, {"trust_weight": w, "simulated_f1": per_rep.mean(axis=0) / oof.shape[1], "reps": reps,
                  "pool_fraction": pool_fraction}
+
+
+@register_rule("checked", summary="simulated, except that a class whose test scores disagree with the announced share "
+               "under a label shift (more than check_z standard errors) keeps the exact cut (the default with a target)",
+               needs_test=True, needs_target=True, reads_target=True,
+               params=dict(reps=SIMULATION_REPS, seed=0, pool_fraction=POOL_FRACTION, target_n=None,
+                           check_z=SHIFT_CHECK_Z),
+               records=("seed", "target_n"))
+def _checked(oof, y, test, target, *, reps, seed, pool_fraction, target_n, check_z):
+    check_param("check_z", check_z, "a number > 0 or None (no check)",
+                check_z is None or (np.isscalar(check_z) and not isinstance(check_z, (bool, str)) and check_z > 0))
+    per_rep = simulated_f1(y, oof, len(test), target, target_n, reps, seed, pool_fraction)
+    z = label_shift_z(y, oof, test, target, target_n)
+    flagged = np.zeros(len(z), dtype=bool) if check_z is None else np.abs(z) > check_z
+    # A flagged class's test rows are not its OOF rows under the announced shift: neither the matched count nor a
+    # simulation that assumes that shift speaks for it, so it keeps the cut that trusts nothing announced.
+    w = np.where(flagged, 1.0, one_se_weight(per_rep))
+    thr = logit_blend(exact_thresholds(y, oof)[0], match_thresholds(test, target), w)
+    return thr, {"trust_weight": w, "shift_z": z, "shift_flagged": flagged, "check_z": check_z,
+                 "simulated_f1": per_rep.mean(axis=0) / oof.shape[1], "reps": reps, "pool_fraction": pool_fraction}
 
 
 @register_rule("plugin", summary="the expected-F1 cut of calibrated, prior-corrected test rows (best single rule on "

@@ -42,6 +42,7 @@ from ._cuts import NEVER, check_probs, check_shares, exact_thresholds, match_thr
 __all__ = ["GATE_SCALE", "GATED_FLOOR", "BLEND_FLOOR", "FALL_SCALE", "COUNT_SCALE", "BootCuts", "bootstrap_cuts",
            "matched_spread", "share_logit_se", "logit_blend", "trust_blend", "gated_blend", "directional_blend",
            "trusted_blend", "SIMULATION_GRID", "SIMULATION_REPS", "POOL_FRACTION", "simulated_f1", "one_se_weight",
+           "SHIFT_CHECK_Z", "label_shift_z",
            "plugin_thresholds"]
 
 #: ``gated``: logit distance between target and train share at which the gate is 63 % open, and the
@@ -62,6 +63,10 @@ COUNT_SCALE = 1.0
 SIMULATION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 SIMULATION_REPS = 20
 POOL_FRACTION = 0.5
+#: The rule ``checked``'s bound, in standard errors: a class whose test scores' mean lies further than this from what
+#: a pure label shift to the announced share predicts keeps the exact cut (benchmarks/shift_heldout_log.md, section 6:
+#: the conventional two standard errors, fixed before the third held-out block was scored).
+SHIFT_CHECK_Z = 2.0
 
 
 def _robust_spread(values: np.ndarray) -> float:
@@ -465,6 +470,59 @@ def one_se_weight(per_rep) -> float:
     diff = per_rep - per_rep[:, [int(np.argmax(mean))]]
     se = diff.std(axis=0, ddof=1) / np.sqrt(len(per_rep)) if len(per_rep) > 1 else np.zeros(len(mean))
     return float(np.asarray(SIMULATION_GRID)[np.flatnonzero(diff.mean(axis=0) >= -se).max()])
+
+
+def label_shift_z(y_true, probs, test_probs, target_share, target_n=None) -> np.ndarray:
+    """Per class, how many standard errors the mean test score lies from what a pure label shift predicts.
+
+    Under a label shift to the announced share ``t``, a test score of class ``k`` comes from the OOF positives'
+    scores with probability ``t`` and from the negatives' otherwise, so its mean is ``t mu_pos + (1 - t) mu_neg``.
+    The standard error adds the test mean's sampling variance (the mixture's variance over ``n_test``), the OOF
+    means' own (``t^2 var_pos / n_pos + (1 - t)^2 var_neg / n_neg``) and, with ``target_n``, the announced share's
+    (``(mu_pos - mu_neg)^2 t (1 - t) / target_n``). A class without OOF positives or negatives, or with no
+    spread, gives 0 (no evidence either way). Test scores that no label shift to the announced share gives (a
+    class whose test rows rank differently from its OOF rows, or a wrong announcement) show as a large ``|z|``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, K), 0/1
+    probs : array-like of shape (n_samples, K), the OOF probabilities
+    test_probs : array-like of shape (n_test, K)
+    target_share : array-like of shape (K,), in (0, 1)
+    target_n : int >= 1, optional, the rows behind ``target_share``
+
+    Returns
+    -------
+    z : ndarray of shape (K,)
+
+    Examples
+    --------
+    >>> y = np.array([[1], [1], [0], [0]])
+    >>> probs = np.array([[0.9], [0.7], [0.2], [0.4]])
+    >>> float(label_shift_z(y, probs, np.array([[0.8], [0.3], [0.6]]), [0.25])[0].round(3))
+    0.953
+    """
+    probs, y = check_probs(probs, y_true)
+    test = check_probs(test_probs, name="test_probs")
+    K = probs.shape[1]
+    check_param("test_probs", test, f"an array with {K} columns", test.shape[1] == K)
+    t = check_shares(target_share, K, "target_share", open_interval=True)
+    share_logit_se(t, target_n)  # checks target_n
+    n_test = len(test)
+    z = np.zeros(K)
+    for k in range(K):
+        pos, neg = probs[y[:, k], k], probs[~y[:, k], k]
+        if len(pos) == 0 or len(neg) == 0:
+            continue
+        gap = pos.mean() - neg.mean()
+        expected = t[k] * pos.mean() + (1 - t[k]) * neg.mean()
+        var = (t[k] * pos.var() + (1 - t[k]) * neg.var() + t[k] * (1 - t[k]) * gap ** 2) / n_test
+        var += t[k] ** 2 * pos.var() / len(pos) + (1 - t[k]) ** 2 * neg.var() / len(neg)
+        if target_n is not None:
+            var += gap ** 2 * t[k] * (1 - t[k]) / target_n
+        if var > 0:
+            z[k] = (test[:, k].mean() - expected) / np.sqrt(var)
+    return z
 
 
 # ------------------------------------------------------------------------------------ plug-in

@@ -22,7 +22,7 @@ class ThresholdTuner(TransformerMixin, BaseEstimator):
     ----------
     method : str or None, default None
         A rule of :data:`hpa_ens.thresholds.RULES` (:func:`~hpa_ens.thresholds.available_rules`); None picks the
-        benchmark's winner: ``simulated`` with a ``target``, ``boot`` without (``match`` when fitted on test
+        benchmark's winner: ``checked`` with a ``target``, ``boot`` without (``match`` when fitted on test
         rows alone).
     target : array-like of shape (K,) in (0, 1), default None
         Target positive share per class on the test rows (e.g. leaderboard-probed shares).
@@ -109,7 +109,7 @@ class ThresholdTuner(TransformerMixin, BaseEstimator):
             ``match``, fitted on ``test_probs`` alone)
         y : array-like of shape (n_oof, K), their 0/1 labels
         test_probs : array-like of shape (n_test, K), optional
-            The test rows, for the rules that read them (``match``, ``directional``, ``trusted``, ``simulated``, ``plugin``, ``optuna``, …):
+            The test rows, for the rules that read them (``match``, ``directional``, ``trusted``, ``simulated``, ``checked``, ``plugin``, ``optuna``, …):
             those refuse to fit without them.
 
         Returns
