@@ -92,6 +92,10 @@ REPORTS = ("stacking_report", "baseline_synth", "shift_gates", "shift_candidate"
 #: Scripts beside `bench_*.py` that `make bench` runs too (shift: the threshold-rule tables of README.md and
 #: docs/thresholds.md, with --quick on 8,000 HPA rows).
 ALSO = ("multilabel", "shift")
+#: Scripts that read the MULAN sets of ``../shared/multilabel`` (data beside the repository, not in it): where the
+#: folder is absent they are skipped with a line, not failed, and their recorded figures are kept.
+NEEDS_MULAN = ("multilabel", "shift", "shift_gates", "shift_candidate", "stacking_report")
+MULAN_DIR = ROOT.parent / "shared" / "multilabel"
 #: Scripts with no --quick: they always run as they are and are recorded as full runs.
 NO_QUICK = {"multilabel": "three MULAN sets through every command line, about 60 s"}
 
@@ -147,7 +151,20 @@ def merge(results: dict, script: str, mode: str, figures: list[dict], run: dict)
     runs = dict(results.get("runs", {}))
     runs[f"{script} ({mode})"] = run
     ordered = sorted(kept + new, key=lambda f: (f["script"], f["mode"]))  # stable: emission order within a run
-    return {"schema": SCHEMA, "runs": dict(sorted(runs.items())), "figures": ordered}
+    failed = {k: v for k, v in results.get("failed", {}).items() if k != f"{script} ({mode})"}
+    return {"schema": SCHEMA, "runs": dict(sorted(runs.items())), "figures": ordered,
+            **({"failed": failed} if failed else {})}
+
+
+def record_failure(results: dict, script: str, mode: str, run: dict) -> dict:
+    """``results`` with a failed run of ``script`` noted under ``failed``; its recorded figures and run are kept.
+
+    A killed, crashed or unprovable run measured nothing, so it must not erase what an earlier run measured (the
+    earlier figures keep their own commit and fingerprint, and ``update_figures`` still says when they are stale).
+    """
+    failed = dict(results.get("failed", {}))
+    failed[f"{script} ({mode})"] = run
+    return {**results, "failed": dict(sorted(failed.items()))}
 
 
 def forget(results: dict, script: str, mode: str) -> dict:
@@ -250,6 +267,10 @@ def main(argv=None) -> int:
     for script in chosen:
         mode = script_mode(script, args.full)
         print(f"\n=== {script.name} ({mode}) ===", flush=True)
+        if script.stem in NEEDS_MULAN and not MULAN_DIR.is_dir():
+            print(f"--- {script.name}: skipped: it reads the MULAN sets of {MULAN_DIR}, which is not here; the "
+                  "figures recorded before are kept", flush=True)
+            continue
         extra = args.args.split()
         code, seconds, output = run_script(script, args.full, args.timeout, env, extra)
         print(f"--- {script.name}: exit {code}, {seconds:.1f} s", flush=True)
@@ -267,7 +288,10 @@ def main(argv=None) -> int:
             run["error"] = next((ln for ln in reversed(output.splitlines()) if ln.strip()), "")[:300]
         if code:
             failed.append(f"{script.name} (exit {code})")
-        save_results(merge(load_results(path), script.stem, mode, parse(output) if code == 0 else [], run), path)
+            print(f"--- {script.name}: not recorded; the figures recorded before are kept", flush=True)
+            save_results(record_failure(load_results(path), script.stem, mode, run), path)
+        else:
+            save_results(merge(load_results(path), script.stem, mode, parse(output), run), path)
     print(f"\n{len(chosen)} benchmark(s) in {time.perf_counter() - total:.0f} s; figures in {path}")
     if failed:
         print("failed: " + ", ".join(failed))

@@ -474,7 +474,42 @@ def test_run_all_refuses_a_dirty_tree_unless_allowed(tmp_path, capsys, monkeypat
     # allowed: it runs; a run that printed no provenance is not recorded (exit 1, no figures)
     assert run_all.main(["--results", str(path), "--allow-dirty", "bench_metrics"]) == 1
     assert ran and run_all.load_results(path)["figures"] == []
-    assert "no @@run line" in run_all.load_results(path)["runs"]["bench_metrics (quick)"]["error"]
+    assert "no @@run line" in run_all.load_results(path)["failed"]["bench_metrics (quick)"]["error"]
+
+
+def test_a_failed_run_keeps_the_figures_recorded_before(tmp_path, capsys, monkeypatch):
+    """A killed or crashed run measured nothing: the earlier run's figures and record stay; the failure is noted."""
+    monkeypatch.setattr(run_all, "git_state", lambda: ("abc123", False))
+    monkeypatch.setattr(run_all, "run_script", lambda *a, **k: (124, 0.1, "working\nkilled: over the 600 s timeout\n"))
+    path = tmp_path / "r.json"
+    before = {"schema": 2, "runs": {"bench_metrics (quick)": {"commit": "old", "fingerprint": "f" * 64}},
+              "figures": [_fig("bench_metrics", "x", 1.0)]}
+    run_all.save_results(before, path)
+    assert run_all.main(["--results", str(path), "bench_metrics"]) == 1
+    after = run_all.load_results(path)
+    assert after["figures"] == before["figures"] and after["runs"] == before["runs"]
+    assert after["failed"]["bench_metrics (quick)"]["error"] == "killed: over the 600 s timeout"
+    assert "not recorded; the figures recorded before are kept" in capsys.readouterr().out
+    # a later successful run replaces the figures and clears the failure note
+    fresh = run_all.merge(after, "bench_metrics", "quick", [], {"machine": "m", "date": "d", "commit": "new",
+                                                                  "command": "c"})
+    assert "failed" not in fresh and fresh["runs"]["bench_metrics (quick)"]["commit"] == "new"
+
+
+def test_run_all_skips_the_mulan_scripts_where_the_sets_are_absent(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run_all, "git_state", lambda: ("abc123", False))
+    monkeypatch.setattr(run_all, "MULAN_DIR", tmp_path / "no-shared" / "multilabel")
+    ran = []
+    monkeypatch.setattr(run_all, "run_script", lambda script, *a, **k: ran.append(script.stem) or (0, 0.1, ""))
+    path = tmp_path / "r.json"
+    assert run_all.main(["--results", str(path), "multilabel", "shift"]) == 0
+    out = capsys.readouterr().out
+    assert ran == [] and not path.exists()
+    assert out.count("which is not here; the figures recorded before are kept") == 2
+    # where the sets are, they run
+    monkeypatch.setattr(run_all, "MULAN_DIR", tmp_path)
+    assert run_all.main(["--results", str(path), "multilabel"]) == 1  # the stub printed no provenance
+    assert ran == ["multilabel"]
 
 
 def test_a_benchmark_prints_its_provenance_at_start_and_its_code_at_exit(tmp_path):
