@@ -65,7 +65,8 @@ ROOT = HERE.parent
 RESULTS = HERE / "results.json"
 sys.path.insert(0, str(HERE))
 
-from results import RUN_TAG, git_state, parse, parse_code, parse_run  # noqa: E402
+from mulan_data import MULAN_DIR  # noqa: E402
+from results import RUN_TAG, git_state, import_closure, parse, parse_code, parse_run  # noqa: E402
 
 #: Extra arguments a script needs to run from a fresh clone (see each entry's reason).
 EXTRA_ARGS: dict[str, list[str]] = {}
@@ -92,12 +93,15 @@ REPORTS = ("stacking_report", "baseline_synth", "shift_gates", "shift_candidate"
 #: Scripts beside `bench_*.py` that `make bench` runs too (shift: the threshold-rule tables of README.md and
 #: docs/thresholds.md, with --quick on 8,000 HPA rows).
 ALSO = ("multilabel", "shift")
-#: Scripts that read the MULAN sets of ``../shared/multilabel`` (data beside the repository, not in it): where the
-#: folder is absent they are skipped with a line, not failed, and their recorded figures are kept.
-NEEDS_MULAN = ("multilabel", "shift", "shift_gates", "shift_candidate", "stacking_report")
-MULAN_DIR = ROOT.parent / "shared" / "multilabel"
 #: Scripts with no --quick: they always run as they are and are recorded as full runs.
 NO_QUICK = {"multilabel": "three MULAN sets through every command line, about 60 s"}
+
+
+def reads_mulan(script: Path) -> bool:
+    """Whether ``script`` reads the MULAN sets of ``../shared/multilabel`` (data beside the repository, not in it):
+    ``benchmarks/mulan_data.py`` is in its import closure. Where the folder is absent such a script is skipped with
+    a line, not failed, and its recorded figures are kept."""
+    return "benchmarks/mulan_data.py" in import_closure([script.stem])
 
 
 def script_mode(script: Path, full: bool) -> str:
@@ -267,7 +271,7 @@ def main(argv=None) -> int:
     for script in chosen:
         mode = script_mode(script, args.full)
         print(f"\n=== {script.name} ({mode}) ===", flush=True)
-        if script.stem in NEEDS_MULAN and not MULAN_DIR.is_dir():
+        if not MULAN_DIR.is_dir() and reads_mulan(script):
             print(f"--- {script.name}: skipped: it reads the MULAN sets of {MULAN_DIR}, which is not here; the "
                   "figures recorded before are kept", flush=True)
             continue
